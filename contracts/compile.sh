@@ -1,0 +1,8 @@
+#!/usr/bin/env bash
+# Compile contracts/*.sol into contracts/out/<Name>.json (checked in; the Rust
+# load generator include_str!s them). Installs the test peers (solc) first.
+set -euo pipefail
+here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd -P)"
+PRIVIDIUM_PEERS="$("$here/../deploy/dev/install-peers.sh" | tail -n 1)"
+export PRIVIDIUM_PEERS
+exec node "$here/compile.js" "$@"

@@ -1,0 +1,153 @@
+//! Read side of the derived store: what the RPC answers from.
+
+use crate::codec::{self, decode_account, decode_block, decode_u64, storage_key, u64_key};
+use alloy_consensus::{Header, ReceiptEnvelope, TxEnvelope};
+use alloy_primitives::{Address, Bytes, B256, U256};
+use state_transition::{revm::state::AccountInfo, StateError, StateReader};
+use storage::{KvRead, StorageError, Table};
+
+/// A transaction as stored with its block.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredTx {
+    /// Signed transaction.
+    pub envelope: TxEnvelope,
+    /// Recovered signer.
+    pub sender: Address,
+    /// Receipt.
+    pub receipt: ReceiptEnvelope,
+    /// Gas used by this transaction.
+    pub gas_used: u64,
+    /// Deployed contract, for creations.
+    pub contract_address: Option<Address>,
+    /// Price paid per gas.
+    pub effective_gas_price: u128,
+}
+
+/// A derived block: header, hash and transactions with receipts.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredBlock {
+    /// Header as hashed.
+    pub header: Header,
+    /// Block hash.
+    pub hash: B256,
+    /// Transactions in order.
+    pub txs: Vec<StoredTx>,
+}
+
+/// A consistent read view of the derived chain.
+pub struct ChainView {
+    snap: Box<dyn KvRead + Send + Sync>,
+}
+
+impl std::fmt::Debug for ChainView {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ChainView").finish_non_exhaustive()
+    }
+}
+
+fn corrupt(table: Table, key: &[u8], message: impl Into<String>) -> StorageError {
+    StorageError::Corrupt {
+        table,
+        key: key.iter().map(|b| format!("{b:02x}")).collect(),
+        message: message.into(),
+    }
+}
+
+impl ChainView {
+    /// Wraps a store snapshot.
+    pub fn new(snap: Box<dyn KvRead + Send + Sync>) -> Self {
+        Self { snap }
+    }
+
+    /// Last fully derived block.
+    pub fn head(&self) -> Result<u64, StorageError> {
+        let raw = self.snap.get(Table::Meta, codec::META_DERIVED_HEIGHT)?;
+        match raw {
+            None => Ok(0),
+            Some(b) => decode_u64(&b)
+                .ok_or_else(|| corrupt(Table::Meta, codec::META_DERIVED_HEIGHT, "bad height")),
+        }
+    }
+
+    /// A block by number.
+    pub fn block(&self, number: u64) -> Result<Option<StoredBlock>, StorageError> {
+        let key = u64_key(number);
+        match self.snap.get(Table::Blocks, &key)? {
+            None => Ok(None),
+            Some(raw) => decode_block(&raw).map(Some).map_err(|m| corrupt(Table::Blocks, &key, m)),
+        }
+    }
+
+    /// A block number by hash.
+    pub fn block_number(&self, hash: &B256) -> Result<Option<u64>, StorageError> {
+        Ok(self
+            .snap
+            .get(Table::BlockHashes, hash.as_slice())?
+            .and_then(|b| decode_u64(&b)))
+    }
+
+    /// Where a transaction landed: (block number, index).
+    pub fn tx_location(&self, hash: &B256) -> Result<Option<(u64, usize)>, StorageError> {
+        let Some(raw) = self.snap.get(Table::TxIndex, hash.as_slice())? else {
+            return Ok(None);
+        };
+        if raw.len() != 12 {
+            return Err(corrupt(Table::TxIndex, hash.as_slice(), "bad location"));
+        }
+        let number = decode_u64(&raw[..8]).expect("8 bytes");
+        let index = u32::from_be_bytes(raw[8..].try_into().expect("4 bytes")) as usize;
+        Ok(Some((number, index)))
+    }
+
+    /// State root recorded after a block.
+    pub fn state_root(&self, number: u64) -> Result<Option<B256>, StorageError> {
+        Ok(self
+            .snap
+            .get(Table::StateRoots, &u64_key(number))?
+            .filter(|r| r.len() == 32)
+            .map(|r| B256::from_slice(&r)))
+    }
+
+    /// Account at the derived head.
+    pub fn account_info(&self, address: &Address) -> Result<Option<AccountInfo>, StorageError> {
+        match self.snap.get(Table::Accounts, address.as_slice())? {
+            None => Ok(None),
+            Some(raw) => decode_account(&raw)
+                .map(Some)
+                .ok_or_else(|| corrupt(Table::Accounts, address.as_slice(), "bad account")),
+        }
+    }
+
+    /// Storage slot at the derived head.
+    pub fn storage_slot(&self, address: &Address, slot: &U256) -> Result<U256, StorageError> {
+        Ok(self
+            .snap
+            .get(Table::Storage, &storage_key(address, slot))?
+            .map(|v| U256::from_be_slice(&v))
+            .unwrap_or_default())
+    }
+
+    /// Code by hash.
+    pub fn code_by_hash(&self, hash: &B256) -> Result<Option<Bytes>, StorageError> {
+        Ok(self.snap.get(Table::Code, hash.as_slice())?.map(Bytes::from))
+    }
+}
+
+fn state_err(e: StorageError) -> StateError {
+    StateError::Backend(e.to_string())
+}
+
+impl StateReader for ChainView {
+    fn account(&self, address: Address) -> Result<Option<AccountInfo>, StateError> {
+        self.account_info(&address).map_err(state_err)
+    }
+    fn storage(&self, address: Address, slot: U256) -> Result<U256, StateError> {
+        self.storage_slot(&address, &slot).map_err(state_err)
+    }
+    fn code(&self, code_hash: B256) -> Result<Option<Bytes>, StateError> {
+        self.code_by_hash(&code_hash).map_err(state_err)
+    }
+    fn block_hash(&self, number: u64) -> Result<B256, StateError> {
+        Ok(self.block(number).map_err(state_err)?.map(|b| b.hash).unwrap_or_default())
+    }
+}

@@ -1,0 +1,246 @@
+//! Derives state, receipts, indexes and the state root from executed blocks.
+//!
+//! Input: [`BlockOutcome`]s in block order (from the producer, or from
+//! re-executing the block log). Output: one atomic store batch per block and
+//! the state root recorded per block. The block log stays the durable
+//! record: store commits are made durable only every few blocks, and after a
+//! crash the missing tail is replayed.
+
+mod replay;
+mod roots;
+
+pub(crate) use replay::replay;
+pub use replay::ReplayReport;
+pub(crate) use roots::RootTracker;
+
+use crate::{
+    chain::{StoredBlock, StoredTx},
+    codec::{self, encode_account, encode_block, storage_key, u64_key},
+    genesis::Genesis,
+    ChainView, Result, SequencerError,
+};
+use alloy_consensus::{Header, EMPTY_OMMER_ROOT_HASH};
+use alloy_primitives::{Bloom, Bytes, B256, U256};
+use alloy_trie::EMPTY_ROOT_HASH;
+use state_transition::{BlockOutcome, ChainSpec, MemoryState, StateDiff};
+use std::sync::Arc;
+use storage::{KvStore, Table, WriteBatch};
+
+/// Applies blocks to the derived store and keeps the state root current.
+pub(crate) struct Deriver {
+    store: Arc<dyn KvStore>,
+    roots: RootTracker,
+    height: u64,
+    durable_every: u64,
+}
+
+impl Deriver {
+    /// Opens the derived store, writing genesis into it when it is empty.
+    pub(crate) fn open(
+        store: Arc<dyn KvStore>,
+        genesis: &Genesis,
+        chain: &ChainSpec,
+        durable_every: u64,
+    ) -> Result<Self> {
+        match store.get(Table::Meta, codec::META_CHAIN_ID)? {
+            Some(raw) => {
+                let found = codec::decode_u64(&raw).unwrap_or_default();
+                if found != chain.chain_id {
+                    return Err(SequencerError::ChainMismatch {
+                        expected: chain.chain_id,
+                        found,
+                    });
+                }
+            }
+            None => write_genesis(store.as_ref(), genesis, chain)?,
+        }
+        let view = ChainView::new(store.snapshot()?);
+        let height = view.head()?;
+        let state = load_state(store.as_ref(), &view, height)?;
+        Ok(Self {
+            store,
+            roots: RootTracker::new(state),
+            height,
+            durable_every: durable_every.max(1),
+        })
+    }
+
+    /// Last derived block.
+    pub(crate) fn height(&self) -> u64 {
+        self.height
+    }
+
+    /// The state after the last derived block.
+    pub(crate) fn state(&self) -> &MemoryState {
+        self.roots.state()
+    }
+
+    /// Writes one executed block and returns the state root after it.
+    pub(crate) fn apply(&mut self, outcome: &BlockOutcome) -> Result<B256> {
+        let number = outcome.context.number;
+        let mut batch = WriteBatch::new();
+        write_diff(&mut batch, &outcome.diff);
+        let root = self.roots.apply(&outcome.diff, number, outcome.header.hash);
+        let block = StoredBlock {
+            header: outcome.header.header.clone(),
+            hash: outcome.header.hash,
+            txs: outcome
+                .txs
+                .iter()
+                .map(|t| StoredTx {
+                    envelope: t.tx.clone(),
+                    sender: t.sender,
+                    receipt: t.receipt.clone(),
+                    gas_used: t.gas_used,
+                    contract_address: t.contract_address,
+                    effective_gas_price: t.effective_gas_price,
+                })
+                .collect(),
+        };
+        for (index, tx) in block.txs.iter().enumerate() {
+            let mut loc = u64_key(number).to_vec();
+            loc.extend_from_slice(&(index as u32).to_be_bytes());
+            batch.put(Table::TxIndex, tx.envelope.tx_hash().as_slice(), loc);
+        }
+        batch.put(Table::Blocks, u64_key(number), encode_block(&block));
+        batch.put(Table::BlockHashes, block.hash.as_slice(), u64_key(number));
+        batch.put(Table::StateRoots, u64_key(number), root.as_slice());
+        batch.put(Table::Meta, codec::META_DERIVED_HEIGHT, u64_key(number));
+        let durable = number % self.durable_every == 0;
+        self.store.write(batch, durable)?;
+        self.height = number;
+        Ok(root)
+    }
+
+    /// Makes everything written so far durable (clean shutdown).
+    pub(crate) fn flush(&self) -> Result<()> {
+        self.store.write(WriteBatch::new(), true)?;
+        Ok(())
+    }
+}
+
+fn write_diff(batch: &mut WriteBatch, diff: &StateDiff) {
+    for (hash, code) in &diff.codes {
+        batch.put(Table::Code, hash.as_slice(), code.to_vec());
+    }
+    for (address, change) in &diff.accounts {
+        if change.storage_cleared || change.info.is_none() {
+            batch.delete_prefix(Table::Storage, address.as_slice());
+        }
+        match &change.info {
+            None => batch.delete(Table::Accounts, address.as_slice()),
+            Some(info) => {
+                batch.put(Table::Accounts, address.as_slice(), encode_account(info));
+                for (slot, value) in &change.storage {
+                    let key = storage_key(address, slot);
+                    if value.is_zero() {
+                        batch.delete(Table::Storage, key);
+                    } else {
+                        batch.put(Table::Storage, key, value.to_be_bytes::<32>());
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// The genesis block: number 0, carrying the genesis state root.
+fn genesis_block(genesis: &Genesis, chain: &ChainSpec, root: B256) -> StoredBlock {
+    let header = Header {
+        parent_hash: B256::ZERO,
+        ommers_hash: EMPTY_OMMER_ROOT_HASH,
+        state_root: root,
+        transactions_root: EMPTY_ROOT_HASH,
+        receipts_root: EMPTY_ROOT_HASH,
+        logs_bloom: Bloom::ZERO,
+        number: 0,
+        gas_limit: chain.block_gas_limit,
+        timestamp: genesis.timestamp.unwrap_or_default(),
+        extra_data: Bytes::new(),
+        base_fee_per_gas: Some(chain.initial_base_fee()),
+        ..Default::default()
+    };
+    let hash = header.hash_slow();
+    StoredBlock {
+        header,
+        hash,
+        txs: Vec::new(),
+    }
+}
+
+fn write_genesis(store: &dyn KvStore, genesis: &Genesis, chain: &ChainSpec) -> Result<()> {
+    let state = genesis.state();
+    let mut batch = WriteBatch::new();
+    let diff = StateDiff {
+        accounts: state
+            .accounts
+            .iter()
+            .map(|(a, info)| {
+                let change = state_transition::AccountChange {
+                    info: Some(info.clone()),
+                    storage_cleared: false,
+                    storage: state.storage.get(a).cloned().unwrap_or_default(),
+                };
+                (*a, change)
+            })
+            .collect(),
+        codes: state.codes.clone(),
+    };
+    write_diff(&mut batch, &diff);
+    let root = state.state_root();
+    let block = genesis_block(genesis, chain, root);
+    batch.put(Table::Blocks, u64_key(0), encode_block(&block));
+    batch.put(Table::BlockHashes, block.hash.as_slice(), u64_key(0));
+    batch.put(Table::StateRoots, u64_key(0), root.as_slice());
+    batch.put(Table::Meta, codec::META_DERIVED_HEIGHT, u64_key(0));
+    batch.put(Table::Meta, codec::META_CHAIN_ID, u64_key(chain.chain_id));
+    store.write(batch, true)?;
+    tracing::info!(chain_id = chain.chain_id, %root, hash = %block.hash, "genesis written");
+    Ok(())
+}
+
+/// Loads the complete derived state into memory (execution works on it).
+fn load_state(store: &dyn KvStore, view: &ChainView, height: u64) -> Result<MemoryState> {
+    let mut state = MemoryState::default();
+    for_each(store, Table::Accounts, |k, v| {
+        if let (Ok(addr), Some(info)) = (<[u8; 20]>::try_from(k), codec::decode_account(v)) {
+            state.accounts.insert(addr.into(), info);
+        }
+    })?;
+    for_each(store, Table::Storage, |k, v| {
+        if k.len() == 52 && v.len() == 32 {
+            let addr = alloy_primitives::Address::from_slice(&k[..20]);
+            let slot = U256::from_be_slice(&k[20..]);
+            state.storage.entry(addr).or_default().insert(slot, U256::from_be_slice(v));
+        }
+    })?;
+    for_each(store, Table::Code, |k, v| {
+        if k.len() == 32 {
+            state.codes.insert(B256::from_slice(k), Bytes::copy_from_slice(v));
+        }
+    })?;
+    for n in height.saturating_sub(255)..=height {
+        if let Some(block) = view.block(n)? {
+            state.block_hashes.insert(n, block.hash);
+        }
+    }
+    Ok(state)
+}
+
+fn for_each(store: &dyn KvStore, table: Table, mut f: impl FnMut(&[u8], &[u8])) -> Result<()> {
+    const PAGE: usize = 10_000;
+    let mut start: Vec<u8> = Vec::new();
+    loop {
+        let page = store.range(table, &start, None, PAGE)?;
+        for (k, v) in &page {
+            f(k, v);
+        }
+        match page.last() {
+            Some((k, _)) if page.len() == PAGE => {
+                start = k.clone();
+                start.push(0);
+            }
+            _ => return Ok(()),
+        }
+    }
+}

@@ -1,0 +1,37 @@
+//! The private chain's sequencer.
+//!
+//! Data flow, one module per step:
+//! `mempool` (validated transactions, per-sender nonce queues) →
+//! `produce` (executes a block with the `state-transition` program at the
+//! configured block time) → `wal` (the ordered, fsync'd block log: the only
+//! durable record) → `derive` (state, receipts, indexes and the state root,
+//! written asynchronously to the [`storage`] backend and rebuildable by
+//! replaying the log).
+//!
+//! Read side: [`ChainView`] answers RPC queries from a consistent snapshot of
+//! the derived store. [`Sequencer`] wires the stages together.
+//!
+//! Feature flags: `test-utils` exposes helpers for benches and tests.
+
+mod chain;
+mod codec;
+mod config;
+mod derive;
+mod error;
+mod genesis;
+mod hot;
+mod intrinsic;
+pub mod mempool;
+mod node;
+mod produce;
+pub mod wal;
+#[cfg(any(test, feature = "test-utils"))]
+pub mod test_support;
+
+pub use chain::{ChainView, StoredBlock, StoredTx};
+pub use config::SequencerConfig;
+pub use derive::ReplayReport;
+pub use error::{Result, SequencerError};
+pub use genesis::Genesis;
+pub use mempool::{MempoolConfig, MempoolError};
+pub use node::{rebuild, ChainHead, Sequencer, BLOCK_LOG_FILE};

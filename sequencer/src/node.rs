@@ -1,0 +1,293 @@
+//! Wires mempool → produce → block log → derive, and exposes the handle the
+//! RPC layer talks to.
+
+use crate::{
+    derive::{replay, Deriver},
+    hot::{Hot, ProducedHead, SharedHot},
+    intrinsic::intrinsic_gas,
+    mempool::{Mempool, MempoolError, PooledTx},
+    produce::Producer,
+    wal::BlockLog,
+    ChainView, Genesis, ReplayReport, Result, SequencerConfig, SequencerError,
+};
+use alloy_consensus::{transaction::SignerRecoverable, Transaction, TxEnvelope};
+use alloy_eips::eip2718::Decodable2718;
+use alloy_primitives::{Address, B256};
+use parking_lot::{Mutex, RwLock};
+use state_transition::{ChainSpec, SUPPORTED_TX_TYPES};
+use std::{
+    path::Path,
+    sync::{
+        atomic::{AtomicBool, Ordering},
+        mpsc, Arc,
+    },
+    thread::JoinHandle,
+};
+use storage::KvStore;
+use tokio::sync::watch;
+
+/// The last fully derived block: what RPC reads are consistent with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct ChainHead {
+    /// Block number.
+    pub number: u64,
+    /// Block hash.
+    pub hash: B256,
+    /// State root after it.
+    pub state_root: B256,
+}
+
+/// A running sequencer.
+pub struct Sequencer {
+    config: SequencerConfig,
+    store: Arc<dyn KvStore>,
+    hot: SharedHot,
+    mempool: Arc<Mutex<Mempool>>,
+    head: watch::Receiver<ChainHead>,
+    stop: Arc<AtomicBool>,
+    threads: Mutex<Vec<JoinHandle<Result<()>>>>,
+}
+
+impl std::fmt::Debug for Sequencer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Sequencer")
+            .field("head", &*self.head.borrow())
+            .finish_non_exhaustive()
+    }
+}
+
+/// File name of the block log inside the data directory.
+pub const BLOCK_LOG_FILE: &str = "blocks.log";
+
+impl Sequencer {
+    /// Opens the chain in `dir` (block log + derived `store`), replays any
+    /// logged blocks the store lacks, and starts producing.
+    pub fn start(
+        dir: &Path,
+        store: Arc<dyn KvStore>,
+        genesis: &Genesis,
+        config: SequencerConfig,
+    ) -> Result<Self> {
+        let log = BlockLog::open(&dir.join(BLOCK_LOG_FILE))?;
+        let mut deriver = Deriver::open(store.clone(), genesis, &config.chain, config.durable_every)?;
+        let report = replay(&config.chain, &log, &mut deriver, |_, _| {})?;
+        if let Some(from) = report.from {
+            tracing::info!(from, to = report.to, txs = report.transactions, "replayed block log tail");
+        }
+        let view = ChainView::new(store.snapshot()?);
+        let head_block = view.block(deriver.height())?.ok_or_else(|| {
+            SequencerError::Execution(format!("derived block {} missing", deriver.height()))
+        })?;
+        let head = ChainHead {
+            number: deriver.height(),
+            hash: head_block.hash,
+            state_root: view.state_root(deriver.height())?.unwrap_or_default(),
+        };
+        let hot = Arc::new(RwLock::new(Hot {
+            state: deriver.state().clone(),
+            head: ProducedHead {
+                number: head.number,
+                hash: head.hash,
+                timestamp: head_block.header.timestamp,
+                gas_used: head_block.header.gas_used,
+                base_fee: head_block.header.base_fee_per_gas.unwrap_or_default(),
+            },
+        }));
+        let (head_tx, head_rx) = watch::channel(head);
+        let (to_derive, from_produce) = mpsc::sync_channel(256);
+        let stop = Arc::new(AtomicBool::new(false));
+        let mempool = Arc::new(Mutex::new(Mempool::new(config.mempool.clone())));
+
+        let derive_thread = std::thread::Builder::new()
+            .name("derive".into())
+            .spawn(move || -> Result<()> {
+                for outcome in from_produce {
+                    let root = deriver.apply(&outcome)?;
+                    head_tx.send_replace(ChainHead {
+                        number: outcome.context.number,
+                        hash: outcome.header.hash,
+                        state_root: root,
+                    });
+                }
+                deriver.flush()
+            })?;
+        let producer = Producer {
+            config: config.clone(),
+            hot: hot.clone(),
+            mempool: mempool.clone(),
+            log,
+            to_derive,
+            stop: stop.clone(),
+            beneficiary: Address::ZERO,
+        };
+        let stop_on_error = stop.clone();
+        let produce_thread = std::thread::Builder::new()
+            .name("produce".into())
+            .spawn(move || {
+                let result = producer.run();
+                if let Err(e) = &result {
+                    tracing::error!(error = %e, "block production stopped");
+                    stop_on_error.store(true, Ordering::Relaxed);
+                }
+                result
+            })?;
+        Ok(Self {
+            config,
+            store,
+            hot,
+            mempool,
+            head: head_rx,
+            stop,
+            threads: Mutex::new(vec![produce_thread, derive_thread]),
+        })
+    }
+
+    /// Chain rules.
+    pub fn chain(&self) -> &ChainSpec {
+        &self.config.chain
+    }
+
+    /// True while blocks are being produced.
+    pub fn is_running(&self) -> bool {
+        !self.stop.load(Ordering::Relaxed)
+    }
+
+    /// The last derived block.
+    pub fn head(&self) -> ChainHead {
+        *self.head.borrow()
+    }
+
+    /// Subscribes to derived-head changes.
+    pub fn subscribe(&self) -> watch::Receiver<ChainHead> {
+        self.head.clone()
+    }
+
+    /// A consistent read view at (or just after) the current head.
+    pub fn view(&self) -> Result<ChainView> {
+        Ok(ChainView::new(self.store.snapshot()?))
+    }
+
+    /// Base fee the next block will charge.
+    pub fn next_base_fee(&self) -> u64 {
+        let hot = self.hot.read();
+        if hot.head.number == 0 {
+            self.config.chain.initial_base_fee()
+        } else {
+            self.config
+                .chain
+                .next_base_fee(hot.head.gas_used, hot.head.base_fee)
+        }
+    }
+
+    /// Next nonce for `address`, counting pooled transactions.
+    pub fn pending_nonce(&self, address: &Address) -> u64 {
+        let account_nonce = self.hot.read().nonce_and_balance(address).0;
+        self.mempool.lock().pending_nonce(address, account_nonce)
+    }
+
+    /// A transaction still waiting in the pool.
+    pub fn pooled(&self, hash: &B256) -> Option<Arc<PooledTx>> {
+        self.mempool.lock().get(hash)
+    }
+
+    /// Number of pooled transactions.
+    pub fn pool_size(&self) -> usize {
+        self.mempool.lock().len()
+    }
+
+    /// Decodes, validates and pools a raw signed transaction.
+    pub fn submit_raw(&self, raw: &[u8]) -> Result<B256, MempoolError> {
+        let limits = &self.config.mempool;
+        if raw.len() > limits.max_tx_bytes {
+            return Err(MempoolError::TooLarge {
+                size: raw.len(),
+                limit: limits.max_tx_bytes,
+            });
+        }
+        let mut buf = raw;
+        let tx = TxEnvelope::decode_2718(&mut buf).map_err(|e| MempoolError::Decode(e.to_string()))?;
+        if !buf.is_empty() {
+            return Err(MempoolError::Decode("trailing bytes after transaction".into()));
+        }
+        self.submit(tx)
+    }
+
+    /// Validates and pools a decoded transaction.
+    pub fn submit(&self, tx: TxEnvelope) -> Result<B256, MempoolError> {
+        if !SUPPORTED_TX_TYPES.contains(&tx.tx_type()) {
+            return Err(MempoolError::UnsupportedType);
+        }
+        let chain = &self.config.chain;
+        if tx.chain_id() != Some(chain.chain_id) {
+            return Err(MempoolError::WrongChainId {
+                expected: chain.chain_id,
+                got: tx.chain_id(),
+            });
+        }
+        let want = intrinsic_gas(&tx);
+        if tx.gas_limit() < want {
+            return Err(MempoolError::IntrinsicGasTooLow {
+                have: tx.gas_limit(),
+                want,
+            });
+        }
+        if tx.gas_limit() > chain.block_gas_limit {
+            return Err(MempoolError::GasLimitTooHigh);
+        }
+        if let Some(tip) = tx.max_priority_fee_per_gas() {
+            if tip > tx.max_fee_per_gas() {
+                return Err(MempoolError::TipAboveFeeCap);
+            }
+        }
+        let base_fee = self.next_base_fee();
+        if tx.max_fee_per_gas() < base_fee as u128 {
+            return Err(MempoolError::FeeTooLow {
+                max_fee: tx.max_fee_per_gas(),
+                base_fee,
+            });
+        }
+        let sender = tx
+            .recover_signer()
+            .map_err(|e| MempoolError::InvalidSignature(e.to_string()))?;
+        let (nonce, balance) = self.hot.read().nonce_and_balance(&sender);
+        self.mempool.lock().insert(tx, sender, nonce, balance)
+    }
+
+    /// Stops producing, lets the derive stage drain, and flushes the store.
+    pub fn shutdown(&self) -> Result<()> {
+        self.stop.store(true, Ordering::Relaxed);
+        let threads = std::mem::take(&mut *self.threads.lock());
+        let mut first_err = None;
+        for t in threads {
+            match t.join() {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => {
+                    first_err.get_or_insert(e);
+                }
+                Err(_) => {
+                    first_err.get_or_insert(SequencerError::Stopped);
+                }
+            }
+        }
+        first_err.map_or(Ok(()), Err)
+    }
+}
+
+impl Drop for Sequencer {
+    fn drop(&mut self) {
+        let _ = self.shutdown();
+    }
+}
+
+/// Rebuilds the derived store from genesis by replaying the whole block log.
+pub fn rebuild(
+    dir: &Path,
+    store: Arc<dyn KvStore>,
+    genesis: &Genesis,
+    chain: &ChainSpec,
+    progress: impl FnMut(u64, u64),
+) -> Result<ReplayReport> {
+    let log = BlockLog::open(&dir.join(BLOCK_LOG_FILE))?;
+    let mut deriver = Deriver::open(store, genesis, chain, 1_000)?;
+    replay(chain, &log, &mut deriver, progress)
+}

@@ -1,0 +1,157 @@
+//! Block production.
+//!
+//! Input: the mempool's executable transactions, every block time. Output:
+//! a sealed block appended (fsync'd) to the block log, the producer's state
+//! advanced, and the executed block handed to the derive stage. Nothing is
+//! reported included before the log append returns.
+
+use crate::{
+    hot::{ProducedHead, SharedHot},
+    mempool::Mempool,
+    wal::{BlockLog, BlockLogWriter, BlockRecord},
+    SequencerConfig,
+};
+use alloy_primitives::{keccak256, Address};
+use parking_lot::Mutex;
+use state_transition::{BlockContext, BlockExecutor, BlockOutcome, TxRejection};
+use std::{
+    collections::BTreeMap,
+    sync::{
+        atomic::{AtomicBool, Ordering},
+        mpsc::SyncSender,
+        Arc,
+    },
+    time::{Duration, Instant, SystemTime, UNIX_EPOCH},
+};
+
+pub(crate) struct Producer {
+    pub(crate) config: SequencerConfig,
+    pub(crate) hot: SharedHot,
+    pub(crate) mempool: Arc<Mutex<Mempool>>,
+    pub(crate) log: BlockLog,
+    pub(crate) to_derive: SyncSender<BlockOutcome>,
+    pub(crate) stop: Arc<AtomicBool>,
+    pub(crate) beneficiary: Address,
+}
+
+impl Producer {
+    /// Runs until `stop` is set; returns the first fatal error.
+    pub(crate) fn run(mut self) -> Result<(), crate::SequencerError> {
+        let mut next_tick = Instant::now() + self.config.block_time;
+        while !self.stop.load(Ordering::Relaxed) {
+            let now = Instant::now();
+            if now < next_tick {
+                std::thread::sleep((next_tick - now).min(Duration::from_millis(5)));
+                continue;
+            }
+            next_tick += self.config.block_time;
+            if next_tick < now {
+                // Fell behind (a slow block): don't burst to catch up.
+                next_tick = now + self.config.block_time;
+            }
+            self.produce_one()?;
+        }
+        Ok(())
+    }
+
+    fn next_context(&self, parent: &ProducedHead) -> BlockContext {
+        let chain = &self.config.chain;
+        let base_fee = if parent.number == 0 {
+            chain.initial_base_fee()
+        } else {
+            chain.next_base_fee(parent.gas_used, parent.base_fee)
+        };
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_secs())
+            .unwrap_or_default();
+        BlockContext {
+            number: parent.number + 1,
+            timestamp: now.max(parent.timestamp),
+            parent_hash: parent.hash,
+            beneficiary: self.beneficiary,
+            gas_limit: chain.block_gas_limit,
+            base_fee,
+            // No beacon chain: derive it from the parent so it is deterministic.
+            prevrandao: keccak256(parent.hash),
+        }
+    }
+
+    /// Builds, logs and publishes one block (or nothing when idle).
+    pub(crate) fn produce_one(&mut self) -> Result<(), crate::SequencerError> {
+        let candidates = {
+            let hot = self.hot.read();
+            let pool = self.mempool.lock();
+            pool.best(self.config.max_block_txs, |a| hot.nonce_and_balance(a).0)
+        };
+        if candidates.is_empty() && !self.config.empty_blocks {
+            return Ok(());
+        }
+        let (outcome, dropped) = {
+            let hot = self.hot.read();
+            let ctx = self.next_context(&hot.head);
+            let mut exec = BlockExecutor::new(&self.config.chain, ctx, &hot.state);
+            let mut dropped = Vec::new();
+            for tx in candidates {
+                if exec.gas_left() < 21_000 {
+                    break;
+                }
+                match exec.execute(tx.envelope.clone(), tx.sender) {
+                    Ok(_) => {}
+                    Err(TxRejection::BlockGasExhausted) => continue,
+                    Err(e) if e.is_fatal() => {
+                        return Err(crate::SequencerError::Execution(e.to_string()))
+                    }
+                    Err(e) => {
+                        tracing::info!(hash = %tx.hash, reason = %e, "dropping transaction at execution");
+                        dropped.push(tx.hash);
+                    }
+                }
+            }
+            (exec.finish(), dropped)
+        };
+        if !dropped.is_empty() {
+            let mut pool = self.mempool.lock();
+            for hash in &dropped {
+                pool.remove_with_descendants(hash);
+            }
+        }
+        if outcome.txs.is_empty() && !self.config.empty_blocks {
+            return Ok(());
+        }
+        let record = BlockRecord {
+            number: outcome.context.number,
+            context: outcome.context.clone(),
+            transactions: outcome.txs.iter().map(|t| t.tx.clone()).collect(),
+            output_hash: outcome.output_hash,
+            block_hash: outcome.header.hash,
+        };
+        self.log.append(&record)?;
+
+        let senders: BTreeMap<Address, u64> = {
+            let mut hot = self.hot.write();
+            hot.state.apply(&outcome.diff);
+            hot.state.block_hashes.insert(record.number, record.block_hash);
+            let number = record.number;
+            hot.state.block_hashes.retain(|n, _| n + 256 >= number);
+            hot.head = ProducedHead {
+                number,
+                hash: record.block_hash,
+                timestamp: outcome.context.timestamp,
+                gas_used: outcome.header.header.gas_used,
+                base_fee: outcome.context.base_fee,
+            };
+            outcome
+                .txs
+                .iter()
+                .map(|t| (t.sender, hot.nonce_and_balance(&t.sender).0))
+                .collect()
+        };
+        self.mempool.lock().on_block(senders);
+        tracing::debug!(number = record.number, txs = outcome.txs.len(), "block sealed");
+        self.to_derive
+            .send(outcome)
+            .map_err(|_| crate::SequencerError::Stopped)?;
+        Ok(())
+    }
+}

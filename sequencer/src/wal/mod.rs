@@ -1,0 +1,289 @@
+//! The block log: the chain's only durable record.
+//!
+//! Input: sealed blocks (context + signed transactions + output hash).
+//! Output: an append-only file of framed records, each fsync'd before the
+//! block's transactions are reported included.
+//!
+//! Frame: `len: u32 BE | crc32(payload): u32 BE | payload`, where payload is
+//! `version: u8 | body`. A torn last frame (crash mid-append) is cut off on
+//! open; damage anywhere else is an error, never skipped.
+
+mod record;
+mod v1;
+
+pub use record::BlockRecord;
+
+use std::{
+    fs::{File, OpenOptions},
+    io::{Read, Seek, SeekFrom, Write},
+    path::{Path, PathBuf},
+};
+
+const MAGIC: &[u8; 8] = b"PVDLOG01";
+const FRAME_HEADER: usize = 8;
+/// Largest record accepted (a block of max size with headroom).
+pub const MAX_RECORD: usize = 256 * 1024 * 1024;
+
+/// Block log failures.
+#[derive(Debug, thiserror::Error)]
+pub enum WalError {
+    /// File I/O failed.
+    #[error("block log i/o error at {path}: {source}")]
+    Io {
+        /// File.
+        path: PathBuf,
+        /// Cause.
+        source: std::io::Error,
+    },
+    /// A record in the middle of the log is damaged.
+    #[error("block log corrupt at byte {offset}: {reason}")]
+    Corrupt {
+        /// File offset of the bad frame.
+        offset: u64,
+        /// What is wrong.
+        reason: String,
+    },
+    /// Record version this build cannot read.
+    #[error("block log record at byte {offset} has unknown version {version}")]
+    UnknownVersion {
+        /// File offset.
+        offset: u64,
+        /// Version byte.
+        version: u8,
+    },
+    /// Appended block does not follow the last one.
+    #[error("block {got} appended after block {last:?}")]
+    OutOfOrder {
+        /// Last block in the log.
+        last: Option<u64>,
+        /// Block appended.
+        got: u64,
+    },
+}
+
+type Result<T> = std::result::Result<T, WalError>;
+
+/// Appends to the block log.
+pub trait BlockLogWriter {
+    /// Appends `record` and returns once it is on disk.
+    fn append(&mut self, record: &BlockRecord) -> Result<()>;
+}
+
+/// Reads the block log.
+pub trait BlockLogReader {
+    /// Number of the last block in the log.
+    fn last_block(&self) -> Option<u64>;
+    /// Reads up to `limit` records with number `>= from`, in order.
+    fn read_from(&self, from: u64, limit: usize) -> Result<Vec<BlockRecord>>;
+}
+
+/// The block log file.
+#[derive(Debug)]
+pub struct BlockLog {
+    path: PathBuf,
+    file: File,
+    /// Offset of each record, indexed by `number - first`.
+    offsets: Vec<u64>,
+    first: Option<u64>,
+    len: u64,
+}
+
+impl BlockLog {
+    /// Opens or creates the log, validating every frame and cutting a torn tail.
+    pub fn open(path: &Path) -> Result<Self> {
+        let io = |source| WalError::Io {
+            path: path.to_path_buf(),
+            source,
+        };
+        let mut file = OpenOptions::new()
+            .read(true)
+            .append(true)
+            .create(true)
+            .open(path)
+            .map_err(io)?;
+        let mut bytes = Vec::new();
+        file.read_to_end(&mut bytes).map_err(io)?;
+        if bytes.is_empty() {
+            file.write_all(MAGIC).map_err(io)?;
+            file.sync_all().map_err(io)?;
+            sync_dir(path).map_err(io)?;
+            bytes.extend_from_slice(MAGIC);
+        } else if bytes.len() < MAGIC.len() || &bytes[..MAGIC.len()] != MAGIC {
+            return Err(WalError::Corrupt {
+                offset: 0,
+                reason: "not a prividium block log (bad magic)".into(),
+            });
+        }
+        let scan = scan(&bytes)?;
+        if scan.valid_len < bytes.len() as u64 {
+            tracing::warn!(
+                path = %path.display(),
+                dropped_bytes = bytes.len() as u64 - scan.valid_len,
+                "cutting torn tail off the block log"
+            );
+            file.set_len(scan.valid_len).map_err(io)?;
+            file.sync_all().map_err(io)?;
+        }
+        file.seek(SeekFrom::End(0)).map_err(io)?;
+        Ok(Self {
+            path: path.to_path_buf(),
+            file,
+            offsets: scan.offsets,
+            first: scan.first,
+            len: scan.valid_len,
+        })
+    }
+
+    fn read_at(&self, offset: u64) -> Result<BlockRecord> {
+        let io = |source| WalError::Io {
+            path: self.path.clone(),
+            source,
+        };
+        let mut f = File::open(&self.path).map_err(io)?;
+        f.seek(SeekFrom::Start(offset)).map_err(io)?;
+        let mut header = [0u8; FRAME_HEADER];
+        f.read_exact(&mut header).map_err(io)?;
+        let len = u32::from_be_bytes(header[..4].try_into().expect("4 bytes")) as usize;
+        let mut payload = vec![0u8; len];
+        f.read_exact(&mut payload).map_err(io)?;
+        let crc = u32::from_be_bytes(header[4..].try_into().expect("4 bytes"));
+        if crc32fast::hash(&payload) != crc {
+            return Err(WalError::Corrupt {
+                offset,
+                reason: "checksum mismatch".into(),
+            });
+        }
+        decode_payload(offset, &payload)
+    }
+}
+
+fn sync_dir(path: &Path) -> std::io::Result<()> {
+    if let Some(dir) = path.parent() {
+        File::open(dir)?.sync_all()?;
+    }
+    Ok(())
+}
+
+struct Scan {
+    offsets: Vec<u64>,
+    first: Option<u64>,
+    valid_len: u64,
+}
+
+fn scan(bytes: &[u8]) -> Result<Scan> {
+    let mut offsets = Vec::new();
+    let mut first = None;
+    let mut expected_next: Option<u64> = None;
+    let mut pos = MAGIC.len();
+    while pos < bytes.len() {
+        let offset = pos as u64;
+        let rest = &bytes[pos..];
+        if rest.len() < FRAME_HEADER {
+            break; // torn header at the tail
+        }
+        let len = u32::from_be_bytes(rest[..4].try_into().expect("4 bytes")) as usize;
+        let crc = u32::from_be_bytes(rest[4..8].try_into().expect("4 bytes"));
+        let end = FRAME_HEADER + len;
+        if len > MAX_RECORD {
+            return Err(WalError::Corrupt {
+                offset,
+                reason: format!("frame length {len} exceeds limit"),
+            });
+        }
+        if rest.len() < end {
+            break; // torn body at the tail
+        }
+        let payload = &rest[FRAME_HEADER..end];
+        if crc32fast::hash(payload) != crc {
+            if rest.len() == end {
+                break; // the last frame was half-written
+            }
+            return Err(WalError::Corrupt {
+                offset,
+                reason: "checksum mismatch".into(),
+            });
+        }
+        let record = decode_payload(offset, payload)?;
+        if let Some(next) = expected_next {
+            if record.number != next {
+                return Err(WalError::Corrupt {
+                    offset,
+                    reason: format!("block {} where {next} was expected", record.number),
+                });
+            }
+        }
+        first.get_or_insert(record.number);
+        expected_next = Some(record.number + 1);
+        offsets.push(offset);
+        pos += end;
+    }
+    Ok(Scan {
+        offsets,
+        first,
+        valid_len: pos.min(bytes.len()) as u64,
+    })
+}
+
+fn decode_payload(offset: u64, payload: &[u8]) -> Result<BlockRecord> {
+    let (&version, body) = payload.split_first().ok_or(WalError::Corrupt {
+        offset,
+        reason: "empty record".into(),
+    })?;
+    match version {
+        v1::VERSION => v1::decode(body).map_err(|reason| WalError::Corrupt { offset, reason }),
+        version => Err(WalError::UnknownVersion { offset, version }),
+    }
+}
+
+impl BlockLogWriter for BlockLog {
+    fn append(&mut self, record: &BlockRecord) -> Result<()> {
+        let last = self.last_block();
+        if last.is_some_and(|l| record.number != l + 1) {
+            return Err(WalError::OutOfOrder {
+                last,
+                got: record.number,
+            });
+        }
+        let mut payload = vec![v1::VERSION];
+        v1::encode(record, &mut payload);
+        let mut frame = Vec::with_capacity(FRAME_HEADER + payload.len());
+        frame.extend_from_slice(&(payload.len() as u32).to_be_bytes());
+        frame.extend_from_slice(&crc32fast::hash(&payload).to_be_bytes());
+        frame.extend_from_slice(&payload);
+        let io = |source| WalError::Io {
+            path: self.path.clone(),
+            source,
+        };
+        self.file.write_all(&frame).map_err(io)?;
+        // fdatasync: the record must survive power loss before anyone is told.
+        self.file.sync_data().map_err(io)?;
+        self.offsets.push(self.len);
+        self.first.get_or_insert(record.number);
+        self.len += frame.len() as u64;
+        Ok(())
+    }
+}
+
+impl BlockLogReader for BlockLog {
+    fn last_block(&self) -> Option<u64> {
+        self.first
+            .map(|f| f + self.offsets.len() as u64 - 1)
+            .filter(|_| !self.offsets.is_empty())
+    }
+
+    fn read_from(&self, from: u64, limit: usize) -> Result<Vec<BlockRecord>> {
+        let Some(first) = self.first else {
+            return Ok(Vec::new());
+        };
+        let start = from.saturating_sub(first) as usize;
+        self.offsets
+            .iter()
+            .skip(start)
+            .take(limit)
+            .map(|&off| self.read_at(off))
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests;

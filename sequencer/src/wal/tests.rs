@@ -1,0 +1,116 @@
+use super::*;
+use crate::test_support::{signed_transfer, test_context};
+use std::io::Write as _;
+
+fn record(number: u64, txs: usize) -> BlockRecord {
+    BlockRecord {
+        number,
+        context: test_context(number),
+        transactions: (0..txs as u64).map(|n| signed_transfer(n, 1)).collect(),
+        output_hash: B256::repeat_byte(number as u8),
+        block_hash: B256::repeat_byte(0xb0 ^ number as u8),
+    }
+}
+
+use alloy_primitives::B256;
+
+#[test]
+fn records_survive_reopen_in_order() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("blocks.log");
+    let mut log = BlockLog::open(&path).unwrap();
+    for n in 1..=3 {
+        log.append(&record(n, n as usize)).unwrap();
+    }
+    drop(log);
+    let log = BlockLog::open(&path).unwrap();
+    assert_eq!(log.last_block(), Some(3));
+    let back = log.read_from(2, 10).unwrap();
+    assert_eq!(back, vec![record(2, 2), record(3, 3)]);
+}
+
+#[test]
+fn out_of_order_append_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut log = BlockLog::open(&dir.path().join("blocks.log")).unwrap();
+    log.append(&record(1, 0)).unwrap();
+    assert!(matches!(log.append(&record(3, 0)), Err(WalError::OutOfOrder { .. })));
+}
+
+#[test]
+fn torn_tail_is_cut_and_appends_continue() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("blocks.log");
+    let mut log = BlockLog::open(&path).unwrap();
+    log.append(&record(1, 1)).unwrap();
+    log.append(&record(2, 1)).unwrap();
+    drop(log);
+    // Simulate a crash halfway through writing block 3.
+    let mut frame = Vec::new();
+    let mut payload = vec![v1::VERSION];
+    v1::encode(&record(3, 2), &mut payload);
+    frame.extend_from_slice(&(payload.len() as u32).to_be_bytes());
+    frame.extend_from_slice(&crc32fast::hash(&payload).to_be_bytes());
+    frame.extend_from_slice(&payload[..payload.len() / 2]);
+    OpenOptions::new().append(true).open(&path).unwrap().write_all(&frame).unwrap();
+
+    let mut log = BlockLog::open(&path).unwrap();
+    assert_eq!(log.last_block(), Some(2));
+    log.append(&record(3, 2)).unwrap();
+    drop(log);
+    assert_eq!(BlockLog::open(&path).unwrap().read_from(3, 10).unwrap(), vec![record(3, 2)]);
+}
+
+#[test]
+fn damage_before_the_tail_is_an_error_not_a_skip() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("blocks.log");
+    let mut log = BlockLog::open(&path).unwrap();
+    for n in 1..=3 {
+        log.append(&record(n, 1)).unwrap();
+    }
+    let second = log.offsets[1];
+    drop(log);
+    let mut bytes = std::fs::read(&path).unwrap();
+    bytes[second as usize + FRAME_HEADER + 5] ^= 0x01;
+    std::fs::write(&path, &bytes).unwrap();
+    let err = BlockLog::open(&path).unwrap_err();
+    assert!(
+        matches!(err, WalError::Corrupt { offset, .. } if offset == second),
+        "{err}"
+    );
+}
+
+#[test]
+fn unknown_record_version_is_reported() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("blocks.log");
+    drop(BlockLog::open(&path).unwrap());
+    let payload = [9u8, 0xc0];
+    let mut frame = (payload.len() as u32).to_be_bytes().to_vec();
+    frame.extend_from_slice(&crc32fast::hash(&payload).to_be_bytes());
+    frame.extend_from_slice(&payload);
+    OpenOptions::new().append(true).open(&path).unwrap().write_all(&frame).unwrap();
+    assert!(matches!(
+        BlockLog::open(&path),
+        Err(WalError::UnknownVersion { version: 9, .. })
+    ));
+}
+
+/// The v1 wire format must never change once released.
+#[test]
+fn v1_encoding_matches_the_golden_fixture() {
+    let fixture = concat!(env!("CARGO_MANIFEST_DIR"), "/src/wal/fixtures/v1_block.hex");
+    let mut payload = vec![v1::VERSION];
+    v1::encode(&record(7, 2), &mut payload);
+    if std::env::var_os("PRIVIDIUM_BLESS").is_some() {
+        std::fs::write(fixture, hex_encode(&payload)).unwrap();
+    }
+    let golden = std::fs::read_to_string(fixture).expect("golden fixture present");
+    assert_eq!(hex_encode(&payload), golden.trim());
+    assert_eq!(decode_payload(0, &payload).unwrap(), record(7, 2));
+}
+
+fn hex_encode(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}

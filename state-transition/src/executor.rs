@@ -1,0 +1,243 @@
+use crate::{
+    block::{BlockContext, ChainSpec, SealedHeader},
+    diff::StateDiff,
+    error::{StateError, TxRejection},
+    overlay::BlockState,
+    reader::StateReader,
+    tx_env::tx_env,
+};
+use alloc::{string::ToString, vec::Vec};
+use alloy_consensus::{
+    proofs::{calculate_receipt_root, calculate_transaction_root},
+    Eip658Value, Receipt, ReceiptEnvelope, ReceiptWithBloom, Transaction, TxEnvelope, TxType,
+};
+use alloy_primitives::{keccak256, Address, Bloom, B256};
+use revm::{
+    context::{
+        result::{EVMError, ExecutionResult, HaltReason, InvalidTransaction},
+        BlockEnv, CfgEnv, TxEnv,
+    },
+    handler::{MainnetContext, MainnetEvm},
+    primitives::hardfork::SpecId,
+    Context, ExecuteCommitEvm, MainBuilder, MainContext,
+};
+
+/// A transaction that made it into the block, with its receipt.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ExecutedTx {
+    /// The signed transaction.
+    pub tx: TxEnvelope,
+    /// Recovered signer.
+    pub sender: Address,
+    /// Typed receipt (status, cumulative gas, logs, bloom).
+    pub receipt: ReceiptEnvelope,
+    /// Gas used by this transaction alone.
+    pub gas_used: u64,
+    /// Address of the contract a creation deployed (set even if it reverted, as geth does).
+    pub contract_address: Option<Address>,
+    /// Price actually paid per gas.
+    pub effective_gas_price: u128,
+}
+
+/// Everything a block produced.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BlockOutcome {
+    /// The environment it ran in.
+    pub context: BlockContext,
+    /// Sealed header (hash binds transactions, receipts and the output hash).
+    pub header: SealedHeader,
+    /// Included transactions in order.
+    pub txs: Vec<ExecutedTx>,
+    /// Net state changes.
+    pub diff: StateDiff,
+    /// Hash over receipts root, bloom, gas used, transactions root and diff
+    /// hash: replay recomputes and compares it.
+    pub output_hash: B256,
+}
+
+type Evm<R> = MainnetEvm<MainnetContext<BlockState<R>>>;
+
+/// Executes transactions one by one into a block.
+///
+/// A rejected transaction leaves no trace; the caller decides whether that
+/// drops the transaction (block building) or fails the block (replay).
+pub struct BlockExecutor<R: StateReader> {
+    evm: Evm<R>,
+    context: BlockContext,
+    txs: Vec<ExecutedTx>,
+    cumulative_gas: u64,
+}
+
+impl<R: StateReader> core::fmt::Debug for BlockExecutor<R> {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("BlockExecutor")
+            .field("context", &self.context)
+            .field("txs", &self.txs.len())
+            .field("cumulative_gas", &self.cumulative_gas)
+            .finish()
+    }
+}
+
+impl<R: StateReader> BlockExecutor<R> {
+    /// Starts a block of `chain` with `context` over `reader`.
+    pub fn new(chain: &ChainSpec, context: BlockContext, reader: R) -> Self {
+        let block_env = context.block_env();
+        Self::with_env(chain.cfg_env(), block_env, context, reader)
+    }
+
+    /// Starts a block with explicit revm environments (conformance tests use
+    /// the fixtures' own block and fork settings).
+    pub fn with_env(cfg: CfgEnv, block_env: BlockEnv, context: BlockContext, reader: R) -> Self {
+        let state_clear = cfg.spec.is_enabled_in(SpecId::SPURIOUS_DRAGON);
+        let evm = Context::mainnet()
+            .with_db(BlockState::new(reader, state_clear))
+            .with_block(block_env)
+            .with_cfg(cfg)
+            .build_mainnet();
+        Self {
+            evm,
+            context,
+            txs: Vec::new(),
+            cumulative_gas: 0,
+        }
+    }
+
+    /// Gas still available in this block.
+    pub fn gas_left(&self) -> u64 {
+        self.context.gas_limit.saturating_sub(self.cumulative_gas)
+    }
+
+    /// Transactions included so far.
+    pub fn executed(&self) -> &[ExecutedTx] {
+        &self.txs
+    }
+
+    /// The state as the next transaction will see it.
+    pub fn state(&self) -> &BlockState<R> {
+        &self.evm.ctx.journaled_state.database
+    }
+
+    /// Executes a signed transaction from `sender` and, if valid, includes it.
+    pub fn execute(&mut self, tx: TxEnvelope, sender: Address) -> Result<&ExecutedTx, TxRejection> {
+        if tx.gas_limit() > self.gas_left() {
+            return Err(TxRejection::BlockGasExhausted);
+        }
+        let env = tx_env(&tx, sender)?;
+        let result = self.transact_env(env).map_err(rejection)?;
+        let gas_used = result.tx_gas_used();
+        self.cumulative_gas += gas_used;
+        let receipt = Receipt {
+            status: Eip658Value::Eip658(result.is_success()),
+            cumulative_gas_used: self.cumulative_gas,
+            logs: result.into_logs(),
+        };
+        let with_bloom = ReceiptWithBloom::from(receipt);
+        let receipt = match tx.tx_type() {
+            TxType::Eip2930 => ReceiptEnvelope::Eip2930(with_bloom),
+            TxType::Eip1559 => ReceiptEnvelope::Eip1559(with_bloom),
+            _ => ReceiptEnvelope::Legacy(with_bloom),
+        };
+        let contract_address = tx.kind().is_create().then(|| sender.create(tx.nonce()));
+        let effective_gas_price = tx.effective_gas_price(Some(self.context.base_fee));
+        self.txs.push(ExecutedTx {
+            tx,
+            sender,
+            receipt,
+            gas_used,
+            contract_address,
+            effective_gas_price,
+        });
+        Ok(self.txs.last().expect("just pushed"))
+    }
+
+    /// Executes a raw revm transaction environment and commits its effects.
+    ///
+    /// No receipt is recorded: this is the entry point for Ethereum's state
+    /// tests, which describe transactions as environments, not signed bytes.
+    pub fn transact_env(
+        &mut self,
+        env: TxEnv,
+    ) -> Result<ExecutionResult<HaltReason>, EVMError<StateError, InvalidTransaction>> {
+        self.evm.transact_commit(env)
+    }
+
+    /// Seals the block: roots, bloom, output hash and header.
+    pub fn finish(self) -> BlockOutcome {
+        let diff = self.evm.ctx.journaled_state.database.into_diff();
+        let receipts: Vec<&ReceiptEnvelope> = self.txs.iter().map(|t| &t.receipt).collect();
+        let envelopes: Vec<&TxEnvelope> = self.txs.iter().map(|t| &t.tx).collect();
+        let receipts_root = calculate_receipt_root(&receipts);
+        let transactions_root = calculate_transaction_root(&envelopes);
+        let mut logs_bloom = Bloom::ZERO;
+        for r in &receipts {
+            logs_bloom.accrue_bloom(r.logs_bloom());
+        }
+        let output_hash = output_hash(
+            receipts_root,
+            transactions_root,
+            &logs_bloom,
+            self.cumulative_gas,
+            diff.hash(),
+        );
+        let header = SealedHeader::seal(
+            &self.context,
+            transactions_root,
+            receipts_root,
+            logs_bloom,
+            self.cumulative_gas,
+            output_hash,
+        );
+        BlockOutcome {
+            context: self.context,
+            header,
+            txs: self.txs,
+            diff,
+            output_hash,
+        }
+    }
+}
+
+fn output_hash(
+    receipts_root: B256,
+    transactions_root: B256,
+    bloom: &Bloom,
+    gas_used: u64,
+    diff_hash: B256,
+) -> B256 {
+    let mut buf = Vec::with_capacity(32 * 3 + 256 + 8);
+    buf.extend_from_slice(receipts_root.as_slice());
+    buf.extend_from_slice(transactions_root.as_slice());
+    buf.extend_from_slice(bloom.as_slice());
+    buf.extend_from_slice(&gas_used.to_be_bytes());
+    buf.extend_from_slice(diff_hash.as_slice());
+    keccak256(&buf)
+}
+
+fn rejection(err: EVMError<StateError, InvalidTransaction>) -> TxRejection {
+    match err {
+        EVMError::Database(e) => TxRejection::State(e),
+        EVMError::Transaction(invalid) => match invalid {
+            InvalidTransaction::NonceTooLow { tx, state } => TxRejection::NonceTooLow {
+                expected: state,
+                got: tx,
+            },
+            InvalidTransaction::NonceTooHigh { tx, state } => TxRejection::NonceTooHigh {
+                expected: state,
+                got: tx,
+            },
+            InvalidTransaction::LackOfFundForMaxFee { .. }
+            | InvalidTransaction::OverflowPaymentInTransaction => TxRejection::InsufficientFunds,
+            InvalidTransaction::CallGasCostMoreThanGasLimit { .. }
+            | InvalidTransaction::GasFloorMoreThanGasLimit { .. } => {
+                TxRejection::IntrinsicGasTooLow
+            }
+            InvalidTransaction::GasPriceLessThanBasefee => TxRejection::FeeTooLow,
+            InvalidTransaction::InvalidChainId | InvalidTransaction::MissingChainId => {
+                TxRejection::WrongChainId
+            }
+            InvalidTransaction::CallerGasLimitMoreThanBlock => TxRejection::BlockGasExhausted,
+            other => TxRejection::Invalid(other.to_string()),
+        },
+        other => TxRejection::Invalid(other.to_string()),
+    }
+}

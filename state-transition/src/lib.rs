@@ -1,0 +1,39 @@
+//! The appliance's one state-transition program.
+//!
+//! Role: execute blocks of signed Ethereum transactions with revm against a
+//! [`StateReader`], producing receipts, a [`StateDiff`] and a per-block output
+//! hash. The sequencer runs it natively; the prover compiles the same source
+//! for RISC-V and runs it inside the zkVM, so this crate is `no_std` + `alloc`
+//! and holds only types and pure functions.
+//!
+//! Inputs: a [`ChainSpec`], a [`BlockContext`], a state reader, transactions.
+//! Outputs: [`BlockOutcome`] (receipts, diff, roots, output hash).
+//!
+//! Feature flags: `std` (default) enables std in revm and alloy; without it the
+//! crate builds for `riscv32im` targets.
+#![cfg_attr(not(feature = "std"), no_std)]
+
+extern crate alloc;
+
+mod block;
+mod diff;
+mod error;
+mod executor;
+mod overlay;
+mod reader;
+mod root;
+mod tx_env;
+
+pub use block::{BlockContext, ChainSpec, FeeMode, SealedHeader};
+pub use diff::{AccountChange, StateDiff};
+pub use error::{StateError, TxRejection};
+pub use executor::{BlockExecutor, BlockOutcome, ExecutedTx};
+pub use overlay::BlockState;
+pub use reader::{MemoryState, StateReader};
+pub use root::{account_leaf, state_root, storage_root, TrieAccountInput};
+pub use tx_env::{tx_env, SUPPORTED_TX_TYPES};
+
+/// Re-exported so callers name the exact revm/alloy versions this program runs.
+pub use alloy_consensus;
+pub use alloy_primitives;
+pub use revm;

@@ -1,0 +1,137 @@
+use crate::{
+    diff::{AccountChange, StateDiff},
+    error::StateError,
+    reader::StateReader,
+};
+use alloy_primitives::{Address, B256, U256};
+use revm::{
+    bytecode::Bytecode,
+    database_interface::{Database, DatabaseCommit},
+    primitives::{AddressMap, KECCAK_EMPTY},
+    state::{Account, AccountInfo},
+};
+
+/// The state as seen inside a block: the block's own writes over a reader.
+///
+/// Transactions later in the block read what earlier ones wrote; at the end
+/// the accumulated writes are the block's [`StateDiff`].
+#[derive(Debug)]
+pub struct BlockState<R> {
+    reader: R,
+    diff: StateDiff,
+    /// EIP-161: touched empty accounts are removed (Spurious Dragon onwards).
+    state_clear: bool,
+}
+
+impl<R: StateReader> BlockState<R> {
+    /// An empty overlay over `reader`.
+    pub fn new(reader: R, state_clear: bool) -> Self {
+        Self {
+            reader,
+            diff: StateDiff::default(),
+            state_clear,
+        }
+    }
+
+    /// The writes so far.
+    pub fn diff(&self) -> &StateDiff {
+        &self.diff
+    }
+
+    /// Gives back the accumulated writes.
+    pub fn into_diff(self) -> StateDiff {
+        self.diff
+    }
+
+    /// The reader underneath.
+    pub fn reader(&self) -> &R {
+        &self.reader
+    }
+
+    fn commit_account(&mut self, address: Address, account: Account) {
+        if !account.is_touched() {
+            return;
+        }
+        let created = account.is_created();
+        let removed =
+            account.is_selfdestructed() || (self.state_clear && account.is_empty());
+        let entry = self.diff.accounts.entry(address).or_default();
+        if removed {
+            *entry = AccountChange {
+                info: None,
+                storage_cleared: true,
+                storage: Default::default(),
+            };
+            return;
+        }
+        if created {
+            entry.storage_cleared = true;
+            entry.storage.clear();
+        }
+        for (slot, value) in account.storage.iter() {
+            if value.is_changed() || created {
+                entry.storage.insert(*slot, value.present_value);
+            }
+        }
+        let mut info = account.info;
+        if let Some(code) = info.code.take() {
+            // Only creation deploys code; touching an existing contract must
+            // not copy its code into every diff.
+            if created && info.code_hash != KECCAK_EMPTY {
+                self.diff
+                    .codes
+                    .insert(info.code_hash, code.original_bytes());
+            }
+        }
+        info.account_id = None;
+        entry.info = Some(info);
+    }
+}
+
+impl<R: StateReader> Database for BlockState<R> {
+    type Error = StateError;
+
+    fn basic(&mut self, address: Address) -> Result<Option<AccountInfo>, StateError> {
+        match self.diff.accounts.get(&address) {
+            Some(change) => Ok(change.info.clone()),
+            None => self.reader.account(address),
+        }
+    }
+
+    fn code_by_hash(&mut self, code_hash: B256) -> Result<Bytecode, StateError> {
+        if code_hash == KECCAK_EMPTY || code_hash == B256::ZERO {
+            return Ok(Bytecode::default());
+        }
+        if let Some(code) = self.diff.codes.get(&code_hash) {
+            return Ok(Bytecode::new_raw(code.clone()));
+        }
+        match self.reader.code(code_hash)? {
+            Some(code) => Ok(Bytecode::new_raw(code)),
+            None => Err(StateError::MissingWitness(alloc::format!("code {code_hash}"))),
+        }
+    }
+
+    fn storage(&mut self, address: Address, index: U256) -> Result<U256, StateError> {
+        if let Some(change) = self.diff.accounts.get(&address) {
+            if let Some(value) = change.storage.get(&index) {
+                return Ok(*value);
+            }
+            if change.storage_cleared || change.info.is_none() {
+                return Ok(U256::ZERO);
+            }
+        }
+        self.reader.storage(address, index)
+    }
+
+    fn block_hash(&mut self, number: u64) -> Result<B256, StateError> {
+        self.reader.block_hash(number)
+    }
+}
+
+impl<R: StateReader> DatabaseCommit for BlockState<R> {
+    fn commit(&mut self, changes: AddressMap<Account>) {
+        for (address, account) in changes {
+            self.commit_account(address, account);
+        }
+    }
+}

@@ -1,0 +1,74 @@
+use crate::Table;
+
+/// One operation of a batch.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum WriteOp {
+    /// Set `key` to `value`.
+    Put(Table, Vec<u8>, Vec<u8>),
+    /// Remove `key`.
+    Delete(Table, Vec<u8>),
+    /// Remove every key with this prefix (an account's storage, say).
+    DeletePrefix(Table, Vec<u8>),
+}
+
+/// Operations applied together or not at all.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct WriteBatch {
+    ops: Vec<WriteOp>,
+}
+
+impl WriteBatch {
+    /// An empty batch.
+    pub fn new() -> Self {
+        Self::default()
+    }
+    /// Queues a put.
+    pub fn put(&mut self, table: Table, key: impl Into<Vec<u8>>, value: impl Into<Vec<u8>>) {
+        self.ops.push(WriteOp::Put(table, key.into(), value.into()));
+    }
+    /// Queues a delete.
+    pub fn delete(&mut self, table: Table, key: impl Into<Vec<u8>>) {
+        self.ops.push(WriteOp::Delete(table, key.into()));
+    }
+    /// Queues a prefix delete.
+    pub fn delete_prefix(&mut self, table: Table, prefix: impl Into<Vec<u8>>) {
+        self.ops.push(WriteOp::DeletePrefix(table, prefix.into()));
+    }
+    /// The queued operations in order.
+    pub fn ops(&self) -> &[WriteOp] {
+        &self.ops
+    }
+    /// Takes the operations out.
+    pub fn into_ops(self) -> Vec<WriteOp> {
+        self.ops
+    }
+    /// True when nothing is queued.
+    pub fn is_empty(&self) -> bool {
+        self.ops.is_empty()
+    }
+}
+
+/// The smallest key greater than every key starting with `prefix`, or `None`
+/// when no such key exists (prefix of all 0xff).
+pub(crate) fn prefix_end(prefix: &[u8]) -> Option<Vec<u8>> {
+    let mut end = prefix.to_vec();
+    while let Some(last) = end.pop() {
+        if last < 0xff {
+            end.push(last + 1);
+            return Some(end);
+        }
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::prefix_end;
+
+    #[test]
+    fn prefix_end_rolls_over_ff_bytes() {
+        assert_eq!(prefix_end(&[1, 2]), Some(vec![1, 3]));
+        assert_eq!(prefix_end(&[1, 0xff]), Some(vec![2]));
+        assert_eq!(prefix_end(&[0xff, 0xff]), None);
+    }
+}

@@ -1,0 +1,44 @@
+//! Storage for the appliance's derived data.
+//!
+//! Role: one small key-value interface ([`KvStore`]) over named [`Table`]s,
+//! with atomic multi-table [`WriteBatch`]es and consistent snapshots. The
+//! sequencer's derived state, receipts and indexes live behind it, so the
+//! encryption layer can wrap any backend without the sequencer noticing.
+//!
+//! Backends: [`RedbStore`] (embedded, pure Rust, the default) and
+//! [`MemoryStore`] (tests and benchmarks).
+
+mod batch;
+mod error;
+mod memory;
+mod redb_store;
+mod table;
+
+pub use batch::{WriteBatch, WriteOp};
+pub use error::{Result, StorageError};
+pub use memory::MemoryStore;
+pub use redb_store::RedbStore;
+pub use table::Table;
+
+/// A key-value pair as returned by range scans.
+pub type Entry = (Vec<u8>, Vec<u8>);
+
+/// Reads from one consistent view of the store.
+pub trait KvRead {
+    /// The value under `key`, if any.
+    fn get(&self, table: Table, key: &[u8]) -> Result<Option<Vec<u8>>>;
+    /// Entries with `start <= key < end` (or to the table's end), in key
+    /// order, at most `limit` of them.
+    fn range(&self, table: Table, start: &[u8], end: Option<&[u8]>, limit: usize)
+        -> Result<Vec<Entry>>;
+}
+
+/// A store: reads, atomic batched writes and snapshots.
+pub trait KvStore: KvRead + Send + Sync + 'static {
+    /// Applies every operation of `batch` atomically. With `durable` the call
+    /// returns only once the data is on disk; without it a crash may lose
+    /// this batch (callers that can rebuild, like derived state, use that).
+    fn write(&self, batch: WriteBatch, durable: bool) -> Result<()>;
+    /// A read view that later writes do not change.
+    fn snapshot(&self) -> Result<Box<dyn KvRead + Send + Sync>>;
+}

@@ -1,0 +1,49 @@
+/// The tables of the derived store. A fixed list keeps the on-disk layout
+/// reviewable and lets the encryption layer bind each record to its table.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Table {
+    /// address → account (nonce, balance, code hash).
+    Accounts,
+    /// address ‖ slot → value.
+    Storage,
+    /// code hash → bytecode.
+    Code,
+    /// block number (BE) → stored block (header, transactions, receipts).
+    Blocks,
+    /// block hash → block number.
+    BlockHashes,
+    /// transaction hash → (block number, index).
+    TxIndex,
+    /// block number (BE) → state root after that block.
+    StateRoots,
+    /// Single values: derived height, chain identity.
+    Meta,
+}
+
+impl Table {
+    /// Every table, for creation and scans.
+    pub const ALL: [Table; 8] = [
+        Table::Accounts,
+        Table::Storage,
+        Table::Code,
+        Table::Blocks,
+        Table::BlockHashes,
+        Table::TxIndex,
+        Table::StateRoots,
+        Table::Meta,
+    ];
+
+    /// Stable on-disk name.
+    pub const fn name(self) -> &'static str {
+        match self {
+            Table::Accounts => "accounts",
+            Table::Storage => "storage",
+            Table::Code => "code",
+            Table::Blocks => "blocks",
+            Table::BlockHashes => "block_hashes",
+            Table::TxIndex => "tx_index",
+            Table::StateRoots => "state_roots",
+            Table::Meta => "meta",
+        }
+    }
+}
