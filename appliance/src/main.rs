@@ -1,1 +1,71 @@
-fn main() {}
+//! `prividium`: the private-chain appliance binary.
+//!
+//! Subcommands: `dev` (embedded defaults), `up` (production, from a config
+//! file), `replay` (rebuild derived state), `bench` (load generator).
+
+// A binary: `pub` marks what sibling modules use, nothing is exported.
+#![allow(unreachable_pub)]
+
+mod bench;
+mod chain_files;
+mod cli;
+mod config;
+mod node;
+mod rpc;
+mod tls;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Debug, Parser)]
+#[command(name = "prividium", version, about = "On-prem private EVM chain appliance")]
+struct Cli {
+    /// Log filter (tracing `EnvFilter` syntax).
+    #[arg(long, global = true, env = "APPLIANCE_LOG", default_value = "info")]
+    log: String,
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(Debug, Subcommand)]
+enum Cmd {
+    /// Run a development chain with embedded defaults.
+    Dev(cli::dev::Args),
+    /// Run the appliance from a configuration file.
+    Up(cli::up::Args),
+    /// Rebuild derived state from the block log and print the state root.
+    Replay(cli::replay::Args),
+    /// Load-generate against a running node.
+    Bench(bench::Args),
+}
+
+fn main() -> std::process::ExitCode {
+    let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::try_new(&cli.log).unwrap_or_else(|_| "info".into()))
+        .with_writer(std::io::stderr)
+        .init();
+    // Both ring and aws-lc-rs end up linked; pick one explicitly.
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start runtime: {e}");
+            return std::process::ExitCode::FAILURE;
+        }
+    };
+    let result = runtime.block_on(async move {
+        match cli.cmd {
+            Cmd::Dev(args) => cli::dev::run(args).await,
+            Cmd::Up(args) => cli::up::run(args).await,
+            Cmd::Replay(args) => tokio::task::spawn_blocking(move || cli::replay::run(args)).await?,
+            Cmd::Bench(args) => bench::run(args).await,
+        }
+    });
+    match result {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}

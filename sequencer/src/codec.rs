@@ -41,7 +41,9 @@ pub(crate) fn decode_account(bytes: &[u8]) -> Option<AccountInfo> {
         nonce: u64::from_be_bytes(bytes[..8].try_into().ok()?),
         balance: U256::from_be_slice(&bytes[8..40]),
         code_hash: B256::from_slice(&bytes[40..72]),
-        ..Default::default()
+        // Code is fetched by hash; revm's default would claim "empty code".
+        code: None,
+        account_id: None
     })
 }
 
@@ -126,7 +128,8 @@ mod tests {
             nonce: 7,
             balance: U256::from(123456789u64),
             code_hash: B256::repeat_byte(3),
-            ..Default::default()
+            code: None,
+            account_id: None,
         };
         assert_eq!(decode_account(&encode_account(&info)), Some(info));
         assert_eq!(decode_account(&[0u8; 71]), None);

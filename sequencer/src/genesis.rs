@@ -98,7 +98,9 @@ impl Genesis {
                     balance: acct.balance.unwrap_or_default(),
                     nonce: acct.nonce.unwrap_or_default(),
                     code_hash,
-                    ..Default::default()
+                    // Loaded by hash on demand (the default means empty code).
+                    code: None,
+                    account_id: None,
                 },
             );
             let slots: BTreeMap<U256, U256> = acct

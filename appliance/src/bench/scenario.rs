@@ -1,0 +1,164 @@
+//! Workloads: setup (deploy, fund) and the pre-signed measured transactions.
+
+use super::{abi, client::Client, Args};
+use alloy_consensus::{SignableTransaction, TxEip1559, TxEnvelope};
+use alloy_eips::eip2718::Encodable2718;
+use alloy_primitives::{keccak256, Address, Bytes, TxKind, B256, U256};
+use alloy_signer::SignerSync;
+use alloy_signer_local::PrivateKeySigner;
+use anyhow::{anyhow, Context, Result};
+
+/// Which workload.
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+pub enum Scenario {
+    /// Native ETH transfers among many accounts.
+    Eth,
+    /// ERC-20 transfers among (by default) 50,000 accounts.
+    Erc20,
+    /// Price updates to one oracle contract.
+    Oracle,
+}
+
+struct Fees {
+    chain_id: u64,
+    max_fee: u128,
+}
+
+fn sign(key: &PrivateKeySigner, fees: &Fees, nonce: u64, to: TxKind, value: U256, input: Bytes, gas: u64) -> TxEnvelope {
+    let tx = TxEip1559 {
+        chain_id: fees.chain_id,
+        nonce,
+        gas_limit: gas,
+        max_fee_per_gas: fees.max_fee,
+        max_priority_fee_per_gas: 0,
+        to,
+        value,
+        input,
+        access_list: Default::default(),
+    };
+    let sig = key.sign_hash_sync(&tx.signature_hash()).expect("local signing cannot fail");
+    TxEnvelope::Eip1559(tx.into_signed(sig))
+}
+
+fn bench_keys(n: usize) -> Vec<PrivateKeySigner> {
+    let derive = |i: usize| {
+        let seed = keccak256(format!("prividium-bench-{i}").as_bytes());
+        PrivateKeySigner::from_bytes(&seed).expect("hash is a valid key with overwhelming probability")
+    };
+    parallel_map(n, derive)
+}
+
+/// Maps 0..n over all cores (key derivation and signing dominate setup).
+fn parallel_map<T: Send>(n: usize, f: impl Fn(usize) -> T + Sync) -> Vec<T> {
+    let workers = std::thread::available_parallelism().map_or(1, |p| p.get());
+    let chunk = n.div_ceil(workers).max(1);
+    std::thread::scope(|s| {
+        let handles: Vec<_> = (0..n)
+            .step_by(chunk)
+            .map(|start| {
+                let f = &f;
+                s.spawn(move || (start..(start + chunk).min(n)).map(f).collect::<Vec<T>>())
+            })
+            .collect();
+        handles.into_iter().flat_map(|h| h.join().expect("worker")).collect()
+    })
+}
+
+fn artifact(json: &str) -> Result<Bytes> {
+    let v: serde_json::Value = serde_json::from_str(json)?;
+    let hex = v["bytecode"].as_str().ok_or_else(|| anyhow!("artifact without bytecode"))?;
+    Ok(hex.parse()?)
+}
+
+const BANK_TOKEN: &str = include_str!("../../../contracts/out/BankToken.json");
+const BENCH_KIT: &str = include_str!("../../../contracts/out/BenchKit.json");
+
+struct Funder<'a> {
+    client: &'a Client,
+    key: PrivateKeySigner,
+    nonce: u64,
+    fees: &'a Fees,
+}
+
+impl Funder<'_> {
+    async fn send(&mut self, to: TxKind, value: U256, input: Bytes, gas: u64) -> Result<serde_json::Value> {
+        let tx = sign(&self.key, self.fees, self.nonce, to, value, input, gas);
+        self.nonce += 1;
+        let hash = self.client.send_raw(&tx.encoded_2718().into()).await?;
+        self.client.wait_success(hash).await
+    }
+
+    async fn deploy(&mut self, code: Bytes) -> Result<Address> {
+        let receipt = self.send(TxKind::Create, U256::ZERO, code, 5_000_000).await?;
+        serde_json::from_value(receipt["contractAddress"].clone()).context("contract address")
+    }
+}
+
+/// Deploys and funds what the scenario needs; returns (hash, raw) pairs.
+pub(super) async fn prepare(client: &Client, args: &Args) -> Result<Vec<(B256, Bytes)>> {
+    let key_hex = &client.dev.accounts.first().ok_or_else(|| anyhow!("dev.json has no accounts"))?.private_key;
+    let key: PrivateKeySigner = key_hex.parse().context("funder key")?;
+    let gas_price = client.gas_price().await?;
+    let fees = Fees {
+        chain_id: client.dev.chain_id,
+        max_fee: gas_price * 2,
+    };
+    let nonce = client.nonce(&key.address()).await?;
+    let mut funder = Funder { client, key, nonce, fees: &fees };
+    let n = args.accounts.unwrap_or(match args.scenario {
+        Scenario::Erc20 => 50_000,
+        Scenario::Eth => 1_000,
+        Scenario::Oracle => 100,
+    });
+    eprintln!("deriving {n} account keys");
+    let keys = bench_keys(n);
+    let addrs: Vec<Address> = keys.iter().map(|k| k.address()).collect();
+    let per_account = args.txs.div_ceil(n) as u64;
+    let gas = match args.scenario {
+        Scenario::Eth => 21_000,
+        _ => 80_000,
+    };
+    let kit = funder.deploy(artifact(BENCH_KIT)?).await?;
+    let fund_each = match args.scenario {
+        Scenario::Eth => U256::from(10u64).pow(U256::from(18u64)),
+        _ => U256::from(fees.max_fee) * U256::from(gas) * U256::from(per_account),
+    };
+    if !fund_each.is_zero() {
+        eprintln!("funding {n} accounts");
+        for chunk in addrs.chunks(500) {
+            let value = fund_each * U256::from(chunk.len());
+            funder.send(TxKind::Call(kit), value, abi::disperse(chunk), 20_000_000).await?;
+        }
+    }
+    let target = match args.scenario {
+        Scenario::Eth => Address::ZERO,
+        Scenario::Oracle => kit,
+        Scenario::Erc20 => {
+            let mut code = artifact(BANK_TOKEN)?.to_vec();
+            code.extend(abi::token_constructor("Bench Token", "BNCH", U256::ZERO));
+            let token = funder.deploy(code.into()).await?;
+            eprintln!("minting to {n} accounts");
+            let each = U256::from(10u64).pow(U256::from(21u64));
+            for chunk in addrs.chunks(1_000) {
+                funder.send(TxKind::Call(token), U256::ZERO, abi::mint_batch(chunk, each), 40_000_000).await?;
+            }
+            token
+        }
+    };
+    eprintln!("signing {} transactions", args.txs);
+    let scenario = args.scenario;
+    let txs = parallel_map(args.txs, |i| {
+        let sender = &keys[i % n];
+        let nonce = (i / n) as u64;
+        let to_account = addrs[(i.wrapping_mul(7919) + 1) % n];
+        let (to, value, input) = match scenario {
+            Scenario::Eth => (TxKind::Call(to_account), U256::from(1u64), Bytes::new()),
+            Scenario::Erc20 => (TxKind::Call(target), U256::ZERO, abi::transfer(&to_account, U256::from(1u64))),
+            Scenario::Oracle => (TxKind::Call(target), U256::ZERO, abi::set_price((i % 16) as u64, i as u64 + 1)),
+        };
+        let tx = sign(sender, &fees, nonce, to, value, input, gas);
+        (*tx.tx_hash(), Bytes::from(tx.encoded_2718()))
+    });
+    // Index order already sends every sender's nonce 0 before its nonce 1.
+    Ok(txs)
+}

@@ -1,0 +1,126 @@
+//! `prividium dev`: a complete chain with embedded defaults.
+
+use crate::{
+    chain_files::{self, ChainFile},
+    node::{self, NodeParams},
+    rpc::RpcLimits,
+    tls::{ensure_dev_certs, write_private},
+};
+use access_control::AdminKey;
+use alloy_primitives::{Address, U256};
+use alloy_signer_local::PrivateKeySigner;
+use anyhow::{Context, Result};
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+use std::{net::SocketAddr, path::PathBuf, time::Duration};
+
+/// Arguments of `prividium dev`.
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// Data directory (created on first run, reused after).
+    #[arg(long, env = "APPLIANCE_DATA_DIR", default_value = "./prividium-data")]
+    pub data_dir: PathBuf,
+    /// Address of the HTTPS JSON-RPC endpoint.
+    #[arg(long, env = "APPLIANCE_RPC_ADDR", default_value = "127.0.0.1:8545")]
+    pub rpc_addr: SocketAddr,
+    /// Block time in milliseconds (10–2000).
+    #[arg(long, default_value_t = 100, value_parser = clap::value_parser!(u64).range(10..=2000))]
+    pub block_time_ms: u64,
+}
+
+/// Chain id of dev chains.
+pub const DEV_CHAIN_ID: u64 = 7777;
+const DEV_ACCOUNTS: usize = 10;
+const DEV_FILE: &str = "dev.json";
+const ADMIN_HASH_FILE: &str = "admin_key.sha256";
+
+#[derive(Debug, Serialize, Deserialize)]
+struct DevAccount {
+    address: Address,
+    private_key: String,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+struct DevFile {
+    rpc_url: String,
+    chain_id: u64,
+    api_key: String,
+    ca_cert: PathBuf,
+    accounts: Vec<DevAccount>,
+}
+
+/// Creates the data directory on first use: funded accounts, genesis, key.
+fn init(dir: &std::path::Path) -> Result<DevFile> {
+    let dev_path = dir.join(DEV_FILE);
+    if dev_path.exists() {
+        return serde_json::from_str(&std::fs::read_to_string(&dev_path)?)
+            .with_context(|| format!("parsing {}", dev_path.display()));
+    }
+    let accounts: Vec<DevAccount> = (0..DEV_ACCOUNTS)
+        .map(|_| {
+            let signer = PrivateKeySigner::random();
+            DevAccount {
+                address: signer.address(),
+                private_key: format!("0x{}", alloy_primitives::hex::encode(signer.to_bytes())),
+            }
+        })
+        .collect();
+    let alloc: serde_json::Map<String, serde_json::Value> = accounts
+        .iter()
+        .map(|a| {
+            let balance = U256::from(1_000_000u64) * U256::from(10u64).pow(U256::from(18u64));
+            (a.address.to_string(), json!({ "balance": balance.to_string() }))
+        })
+        .collect();
+    let chain = ChainFile {
+        chain_id: DEV_CHAIN_ID,
+        fee_mode: "zero".into(),
+        initial_base_fee: 0,
+        block_gas_limit: 60_000_000,
+    };
+    let genesis = json!({
+        "config": { "chainId": DEV_CHAIN_ID },
+        "gasLimit": format!("0x{:x}", chain.block_gas_limit),
+        "timestamp": "0x0",
+        "alloc": alloc,
+    });
+    chain_files::store(dir, &chain, &serde_json::to_string_pretty(&genesis)?)?;
+    let (api_key, admin) = AdminKey::generate();
+    std::fs::write(dir.join(ADMIN_HASH_FILE), admin.hash_hex())?;
+    Ok(DevFile {
+        rpc_url: String::new(),
+        chain_id: DEV_CHAIN_ID,
+        api_key,
+        ca_cert: PathBuf::new(),
+        accounts,
+    })
+}
+
+/// Runs `prividium dev`.
+pub async fn run(args: Args) -> Result<()> {
+    std::fs::create_dir_all(&args.data_dir)?;
+    let dir = std::fs::canonicalize(&args.data_dir)?;
+    let mut dev = init(&dir)?;
+    let tls = ensure_dev_certs(&dir)?;
+    dev.ca_cert = tls.ca.clone().expect("dev CA");
+    let admin = AdminKey::from_hash_hex(&std::fs::read_to_string(dir.join(ADMIN_HASH_FILE))?)?;
+    let block_time = Duration::from_millis(args.block_time_ms);
+    let params = NodeParams {
+        data_dir: dir.clone(),
+        rpc_addr: args.rpc_addr,
+        tls,
+        admin,
+        tune: Box::new(move |c| c.block_time = block_time),
+        limits: RpcLimits::default(),
+    };
+    node::run(params, move |addr| {
+        dev.rpc_url = format!("https://{addr}");
+        // Written only once serving, so tools can poll for the file.
+        let tmp = dir.join("dev.json.tmp");
+        write_private(&tmp, serde_json::to_string_pretty(&dev)?.as_bytes())?;
+        std::fs::rename(&tmp, dir.join(DEV_FILE))?;
+        tracing::info!(rpc_url = %dev.rpc_url, dev_file = %dir.join(DEV_FILE).display(), "dev chain ready");
+        Ok(())
+    })
+    .await
+}

@@ -1,0 +1,56 @@
+//! `prividium replay`: rebuild derived state from the block log.
+
+use crate::chain_files::{self, STATE_FILE};
+use anyhow::{bail, Context, Result};
+use indicatif::{ProgressBar, ProgressStyle};
+use sequencer::ChainView;
+use std::{path::PathBuf, sync::Arc};
+use storage::{KvStore, RedbStore};
+
+/// Arguments of `prividium replay`.
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// Data directory of a stopped node.
+    #[arg(long, env = "APPLIANCE_DATA_DIR")]
+    pub data_dir: PathBuf,
+}
+
+/// Rebuilds into a fresh store, compares with the old one, then swaps it in.
+pub fn run(args: Args) -> Result<()> {
+    let dir = args.data_dir;
+    let (chain_file, genesis) = chain_files::load(&dir)?;
+    let chain = chain_file.spec()?;
+    let old_path = dir.join(STATE_FILE);
+    let previous = if old_path.exists() {
+        let old = RedbStore::open(&old_path).context("opening the derived store (is the node still running?)")?;
+        let view = ChainView::new(old.snapshot()?);
+        let head = view.head()?;
+        Some((head, view.state_root(head)?))
+    } else {
+        None
+    };
+    let new_path = dir.join("state.redb.rebuild");
+    let _ = std::fs::remove_file(&new_path);
+    let store = Arc::new(RedbStore::open(&new_path)?);
+    let bar = ProgressBar::new(0);
+    bar.set_style(
+        ProgressStyle::with_template("replaying {bar:40} {pos}/{len} blocks ({per_sec}, eta {eta})")
+            .expect("valid template"),
+    );
+    let report = sequencer::rebuild(&dir, store.clone(), &genesis, &chain, |n, last| {
+        bar.set_length(last);
+        bar.set_position(n);
+    })?;
+    bar.finish_and_clear();
+    drop(store);
+    println!("replayed blocks: {}", report.to);
+    println!("transactions: {}", report.transactions);
+    println!("state root: {}", report.state_root);
+    if let Some((head, Some(root))) = previous {
+        if head == report.to && root != report.state_root {
+            bail!("replayed state root {} differs from the derived store's {root} at block {head}; kept the old store, rebuilt copy at {}", report.state_root, new_path.display());
+        }
+    }
+    std::fs::rename(&new_path, &old_path)?;
+    Ok(())
+}

@@ -1,0 +1,151 @@
+//! eth_call and eth_estimateGas: execute against the derived head without
+//! committing anything.
+
+use super::jsonrpc::{code, RpcError};
+use alloy_primitives::{Bytes, TxKind, U256};
+use alloy_rpc_types_eth::TransactionRequest;
+use sequencer::{ChainView, Sequencer};
+use state_transition::{
+    revm::context::{
+        result::{EVMError, ExecutionResult, HaltReason, InvalidTransaction},
+        TxEnv,
+    },
+    BlockContext, BlockExecutor, StateError,
+};
+
+/// Gas for calls that don't say (geth uses the block gas limit too).
+fn call_env(req: &TransactionRequest, gas: u64, chain_id: u64) -> TxEnv {
+    let gas_price = req.gas_price.or(req.max_fee_per_gas).unwrap_or(0);
+    TxEnv {
+        tx_type: if req.max_fee_per_gas.is_some() { 2 } else { 0 },
+        caller: req.from.unwrap_or_default(),
+        gas_limit: gas,
+        gas_price,
+        kind: req.to.unwrap_or(TxKind::Create),
+        value: req.value.unwrap_or_default(),
+        data: req.input.input().cloned().unwrap_or_default(),
+        nonce: 0,
+        chain_id: Some(chain_id),
+        access_list: req.access_list.clone().unwrap_or_default(),
+        gas_priority_fee: req.max_priority_fee_per_gas,
+        ..Default::default()
+    }
+}
+
+fn run(
+    seq: &Sequencer,
+    view: &ChainView,
+    req: &TransactionRequest,
+    gas: u64,
+) -> Result<ExecutionResult<HaltReason>, EVMError<StateError, InvalidTransaction>> {
+    let chain = seq.chain();
+    let head = view.head().map_err(|e| EVMError::Database(StateError::Backend(e.to_string())))?;
+    let block = view
+        .block(head)
+        .map_err(|e| EVMError::Database(StateError::Backend(e.to_string())))?
+        .ok_or_else(|| EVMError::Database(StateError::Backend("head block missing".into())))?;
+    let priced = req.gas_price.is_some() || req.max_fee_per_gas.is_some();
+    let ctx = BlockContext {
+        number: head + 1,
+        timestamp: block.header.timestamp,
+        parent_hash: block.hash,
+        beneficiary: block.header.beneficiary,
+        gas_limit: chain.block_gas_limit,
+        // An unpriced call runs at base fee zero, as geth does, so reads
+        // need no balance.
+        base_fee: if priced { seq.next_base_fee() } else { 0 },
+        prevrandao: block.hash,
+    };
+    let mut cfg = chain.cfg_env();
+    cfg.disable_nonce_check = true;
+    let block_env = ctx.block_env();
+    let mut exec = BlockExecutor::with_env(cfg, block_env, ctx, view);
+    exec.transact_env(call_env(req, gas, chain.chain_id))
+}
+
+fn revert_error(output: &Bytes) -> RpcError {
+    let reason = decode_revert_reason(output);
+    let mut e = RpcError::new(
+        code::EXECUTION_REVERTED,
+        match reason {
+            Some(r) => format!("execution reverted: {r}"),
+            None => "execution reverted".to_string(),
+        },
+    );
+    e.data = Some(serde_json::Value::String(output.to_string()));
+    e
+}
+
+/// Decodes `Error(string)` revert data.
+fn decode_revert_reason(output: &[u8]) -> Option<String> {
+    const ERROR_SELECTOR: [u8; 4] = [0x08, 0xc3, 0x79, 0xa0];
+    let data = output.strip_prefix(&ERROR_SELECTOR)?;
+    let len = U256::from_be_slice(data.get(32..64)?).to::<usize>();
+    let bytes = data.get(64..64usize.checked_add(len)?)?;
+    String::from_utf8(bytes.to_vec()).ok()
+}
+
+fn evm_error(e: EVMError<StateError, InvalidTransaction>) -> RpcError {
+    match e {
+        EVMError::Database(db) => RpcError::internal(db),
+        other => RpcError::server(other),
+    }
+}
+
+/// eth_call.
+pub(crate) fn call(seq: &Sequencer, req: &TransactionRequest) -> Result<Bytes, RpcError> {
+    let view = seq.view().map_err(RpcError::internal)?;
+    let gas = req.gas.unwrap_or(seq.chain().block_gas_limit);
+    match run(seq, &view, req, gas).map_err(evm_error)? {
+        ExecutionResult::Success { output, .. } => Ok(output.into_data()),
+        ExecutionResult::Revert { output, .. } => Err(revert_error(&output)),
+        ExecutionResult::Halt { reason, .. } => {
+            Err(RpcError::server(format!("execution halted: {reason:?}")))
+        }
+    }
+}
+
+/// eth_estimateGas: the smallest gas limit that succeeds, by binary search.
+pub(crate) fn estimate_gas(seq: &Sequencer, req: &TransactionRequest) -> Result<u64, RpcError> {
+    let view = seq.view().map_err(RpcError::internal)?;
+    let cap = req.gas.unwrap_or(seq.chain().block_gas_limit);
+    let used = match run(seq, &view, req, cap).map_err(evm_error)? {
+        ExecutionResult::Success { gas, .. } => gas.tx_gas_used(),
+        ExecutionResult::Revert { output, .. } => return Err(revert_error(&output)),
+        ExecutionResult::Halt { reason, .. } => {
+            return Err(RpcError::server(format!("gas required exceeds allowance ({cap}): {reason:?}")))
+        }
+    };
+    // Refunds and the 63/64 rule mean `used` may not be enough as a limit.
+    let mut lo = used.saturating_sub(1);
+    let mut hi = cap;
+    if matches!(run(seq, &view, req, used), Ok(ExecutionResult::Success { .. })) {
+        return Ok(used);
+    }
+    while lo + 1 < hi {
+        let mid = lo + (hi - lo) / 2;
+        match run(seq, &view, req, mid) {
+            Ok(ExecutionResult::Success { .. }) => hi = mid,
+            _ => lo = mid,
+        }
+    }
+    Ok(hi)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::decode_revert_reason;
+
+    #[test]
+    fn decodes_error_string_revert_data() {
+        let data = alloy_primitives::hex::decode(
+            "08c379a0\
+             0000000000000000000000000000000000000000000000000000000000000020\
+             0000000000000000000000000000000000000000000000000000000000000004\
+             6e6f706500000000000000000000000000000000000000000000000000000000",
+        )
+        .unwrap();
+        assert_eq!(decode_revert_reason(&data).as_deref(), Some("nope"));
+        assert_eq!(decode_revert_reason(&data[..40]), None);
+    }
+}

@@ -1,0 +1,334 @@
+//! Method dispatch: one arm per supported Ethereum method.
+
+use super::{
+    call,
+    convert::{first_log_index, rpc_block, rpc_logs, rpc_receipt, rpc_tx},
+    jsonrpc::{code, RpcError},
+    params::Params,
+    RpcState,
+};
+use alloy_consensus::{transaction::Recovered, Transaction as _};
+use alloy_eips::{BlockId, BlockNumberOrTag};
+use alloy_primitives::{Address, Bytes, B256, U256, U64};
+use alloy_rpc_types_eth::{
+    FeeHistory, Filter, FilterBlockOption, Log, Transaction, TransactionRequest,
+};
+use sequencer::{ChainView, StoredBlock};
+use serde::Serialize;
+use serde_json::Value;
+use std::sync::Arc;
+
+/// Client version string.
+pub(crate) const CLIENT_VERSION: &str = concat!("prividium/v", env!("CARGO_PKG_VERSION"));
+
+fn to_json<T: Serialize>(v: T) -> Result<Value, RpcError> {
+    serde_json::to_value(v).map_err(RpcError::internal)
+}
+
+fn view(state: &RpcState) -> Result<ChainView, RpcError> {
+    state.sequencer.view().map_err(RpcError::internal)
+}
+
+/// Resolves a block tag or number to a number at or below the head.
+fn resolve(view: &ChainView, tag: BlockNumberOrTag) -> Result<u64, RpcError> {
+    let head = view.head().map_err(RpcError::internal)?;
+    Ok(match tag {
+        BlockNumberOrTag::Earliest => 0,
+        BlockNumberOrTag::Number(n) => n,
+        // Blocks are final once derived: there are no reorgs on this chain.
+        _ => head,
+    })
+}
+
+/// Only the latest state is kept: a state read at an older block is refused
+/// rather than answered with today's values.
+fn require_latest(view: &ChainView, id: Option<BlockId>) -> Result<(), RpcError> {
+    let head = view.head().map_err(RpcError::internal)?;
+    let requested = match id.unwrap_or_default() {
+        BlockId::Number(BlockNumberOrTag::Number(n)) => n,
+        BlockId::Number(BlockNumberOrTag::Earliest) => 0,
+        BlockId::Number(_) => return Ok(()),
+        BlockId::Hash(h) => view
+            .block_number(&h.block_hash)
+            .map_err(RpcError::internal)?
+            .ok_or_else(|| RpcError::server(format!("block {} not found", h.block_hash)))?,
+    };
+    if requested >= head {
+        Ok(())
+    } else {
+        Err(RpcError::server(format!(
+            "historical state unavailable: only the latest state is kept (requested block {requested}, head {head})"
+        )))
+    }
+}
+
+fn block_at(view: &ChainView, number: u64) -> Result<Option<StoredBlock>, RpcError> {
+    view.block(number).map_err(RpcError::internal)
+}
+
+fn tx_by_hash(view: &ChainView, hash: &B256) -> Result<Option<(StoredBlock, usize)>, RpcError> {
+    let Some((number, index)) = view.tx_location(hash).map_err(RpcError::internal)? else {
+        return Ok(None);
+    };
+    Ok(block_at(view, number)?.filter(|b| index < b.txs.len()).map(|b| (b, index)))
+}
+
+pub(crate) async fn dispatch(state: &Arc<RpcState>, method: &str, params: Value) -> Result<Value, RpcError> {
+    let p = Params::new(params)?;
+    let seq = &state.sequencer;
+    let chain_id = seq.chain().chain_id;
+    match method {
+        "eth_chainId" => to_json(U64::from(chain_id)),
+        "net_version" => Ok(Value::String(chain_id.to_string())),
+        "web3_clientVersion" => Ok(Value::String(CLIENT_VERSION.into())),
+        "eth_blockNumber" => to_json(U64::from(seq.head().number)),
+        "eth_syncing" => Ok(Value::Bool(false)),
+        "eth_accounts" => Ok(Value::Array(Vec::new())),
+        "eth_gasPrice" => to_json(U256::from(seq.next_base_fee())),
+        "eth_maxPriorityFeePerGas" => to_json(U256::ZERO),
+        "eth_feeHistory" => fee_history(state, &p),
+        "eth_getBalance" => {
+            let address: Address = p.at_most(2)?.req(0, "address")?;
+            let v = view(state)?;
+            require_latest(&v, p.opt(1, "block")?)?;
+            let info = v.account_info(&address).map_err(RpcError::internal)?;
+            to_json(info.map(|i| i.balance).unwrap_or_default())
+        }
+        "eth_getTransactionCount" => {
+            let address: Address = p.at_most(2)?.req(0, "address")?;
+            let block: Option<BlockId> = p.opt(1, "block")?;
+            if block == Some(BlockId::Number(BlockNumberOrTag::Pending)) {
+                return to_json(U64::from(seq.pending_nonce(&address)));
+            }
+            let v = view(state)?;
+            require_latest(&v, block)?;
+            let info = v.account_info(&address).map_err(RpcError::internal)?;
+            to_json(U64::from(info.map(|i| i.nonce).unwrap_or_default()))
+        }
+        "eth_getCode" => {
+            let address: Address = p.at_most(2)?.req(0, "address")?;
+            let v = view(state)?;
+            require_latest(&v, p.opt(1, "block")?)?;
+            let code = match v.account_info(&address).map_err(RpcError::internal)? {
+                Some(info) => v.code_by_hash(&info.code_hash).map_err(RpcError::internal)?,
+                None => None,
+            };
+            to_json(code.unwrap_or_default())
+        }
+        "eth_getStorageAt" => {
+            let address: Address = p.at_most(3)?.req(0, "address")?;
+            let slot: U256 = p.req(1, "slot")?;
+            let v = view(state)?;
+            require_latest(&v, p.opt(2, "block")?)?;
+            let value = v.storage_slot(&address, &slot).map_err(RpcError::internal)?;
+            to_json(B256::from(value))
+        }
+        "eth_call" | "eth_estimateGas" => {
+            let req: TransactionRequest = p.at_most(3)?.req(0, "transaction")?;
+            if p.opt::<Value>(2, "state overrides")?.is_some() {
+                return Err(RpcError::invalid_params("state overrides are not supported"));
+            }
+            require_latest(&view(state)?, p.opt(1, "block")?)?;
+            let seq = seq.clone();
+            let is_call = method == "eth_call";
+            tokio::task::spawn_blocking(move || {
+                if is_call {
+                    call::call(&seq, &req).and_then(to_json)
+                } else {
+                    call::estimate_gas(&seq, &req).and_then(|g| to_json(U64::from(g)))
+                }
+            })
+            .await
+            .map_err(RpcError::internal)?
+        }
+        "eth_sendRawTransaction" => {
+            let raw: Bytes = p.at_most(1)?.req(0, "data")?;
+            let seq = seq.clone();
+            let result = tokio::task::spawn_blocking(move || seq.submit_raw(&raw))
+                .await
+                .map_err(RpcError::internal)?;
+            match result {
+                Ok(hash) => to_json(hash),
+                Err(e @ sequencer::MempoolError::Decode(_)) => Err(RpcError::invalid_params(e)),
+                Err(e) => Err(RpcError::server(e)),
+            }
+        }
+        "eth_getTransactionByHash" => {
+            let hash: B256 = p.at_most(1)?.req(0, "hash")?;
+            if let Some((block, index)) = tx_by_hash(&view(state)?, &hash)? {
+                return to_json(rpc_tx(&block, index, &block.txs[index]));
+            }
+            match seq.pooled(&hash) {
+                Some(tx) => to_json(Transaction {
+                    inner: Recovered::new_unchecked(tx.envelope.clone(), tx.sender),
+                    block_hash: None,
+                    block_number: None,
+                    transaction_index: None,
+                    effective_gas_price: None,
+                    block_timestamp: None,
+                }),
+                None => Ok(Value::Null),
+            }
+        }
+        "eth_getTransactionReceipt" => {
+            let hash: B256 = p.at_most(1)?.req(0, "hash")?;
+            match tx_by_hash(&view(state)?, &hash)? {
+                Some((block, index)) => to_json(rpc_receipt(&block, index)),
+                None => Ok(Value::Null),
+            }
+        }
+        "eth_getBlockByNumber" | "eth_getBlockByHash" => {
+            let v = view(state)?;
+            let number = if method == "eth_getBlockByHash" {
+                let hash: B256 = p.at_most(2)?.req(0, "hash")?;
+                v.block_number(&hash).map_err(RpcError::internal)?
+            } else {
+                let tag: BlockNumberOrTag = p.at_most(2)?.req(0, "block")?;
+                Some(resolve(&v, tag)?)
+            };
+            let full: bool = p.opt(1, "full")?.unwrap_or(false);
+            let Some(number) = number else {
+                return Ok(Value::Null);
+            };
+            match block_at(&v, number)? {
+                Some(block) => {
+                    let root = v.state_root(number).map_err(RpcError::internal)?;
+                    to_json(rpc_block(&block, root, full))
+                }
+                None => Ok(Value::Null),
+            }
+        }
+        "eth_getBlockTransactionCountByNumber" => {
+            let v = view(state)?;
+            let tag: BlockNumberOrTag = p.at_most(1)?.req(0, "block")?;
+            match block_at(&v, resolve(&v, tag)?)? {
+                Some(b) => to_json(U64::from(b.txs.len())),
+                None => Ok(Value::Null),
+            }
+        }
+        "eth_getLogs" => {
+            let filter: Filter = p.at_most(1)?.req(0, "filter")?;
+            get_logs(state, &filter).and_then(to_json)
+        }
+        _ => Err(RpcError::new(
+            code::METHOD_NOT_FOUND,
+            format!("the method {method} does not exist/is not available"),
+        )),
+    }
+}
+
+fn get_logs(state: &RpcState, filter: &Filter) -> Result<Vec<Log>, RpcError> {
+    let v = view(state)?;
+    let (from, to) = match &filter.block_option {
+        FilterBlockOption::AtBlockHash(hash) => {
+            let n = v
+                .block_number(hash)
+                .map_err(RpcError::internal)?
+                .ok_or_else(|| RpcError::server(format!("unknown block {hash}")))?;
+            (n, n)
+        }
+        FilterBlockOption::Range {
+            from_block,
+            to_block,
+        } => {
+            let from = resolve(&v, from_block.unwrap_or(BlockNumberOrTag::Latest))?;
+            let to = resolve(&v, to_block.unwrap_or(BlockNumberOrTag::Latest))?;
+            (from, to.min(v.head().map_err(RpcError::internal)?))
+        }
+    };
+    if from > to {
+        return Ok(Vec::new());
+    }
+    if to - from + 1 > state.limits.max_log_range {
+        return Err(RpcError::new(
+            code::LIMIT,
+            format!("block range {from}..={to} exceeds limit of {} blocks", state.limits.max_log_range),
+        ));
+    }
+    let mut out = Vec::new();
+    for number in from..=to {
+        let Some(block) = block_at(&v, number)? else {
+            continue;
+        };
+        if !filter.matches_bloom(block.header.logs_bloom) {
+            continue;
+        }
+        let mut log_index = 0;
+        for index in 0..block.txs.len() {
+            debug_assert_eq!(log_index, first_log_index(&block, index));
+            let logs = rpc_logs(&block, index, log_index);
+            log_index += logs.len() as u64;
+            for log in logs {
+                if filter.matches(&log.inner) {
+                    out.push(log);
+                    if out.len() > state.limits.max_logs {
+                        return Err(RpcError::new(
+                            code::LIMIT,
+                            format!("query returned more than {} logs; narrow the range", state.limits.max_logs),
+                        ));
+                    }
+                }
+            }
+        }
+    }
+    Ok(out)
+}
+
+fn fee_history(state: &RpcState, p: &Params) -> Result<Value, RpcError> {
+    let count: U64 = p.at_most(3)?.req(0, "blockCount")?;
+    let newest: BlockNumberOrTag = p.req(1, "newestBlock")?;
+    let percentiles: Vec<f64> = p.opt(2, "rewardPercentiles")?.unwrap_or_default();
+    if percentiles.iter().any(|x| !(0.0..=100.0).contains(x)) || percentiles.windows(2).any(|w| w[0] > w[1]) {
+        return Err(RpcError::invalid_params("reward percentiles must be ascending within 0..=100"));
+    }
+    let v = view(state)?;
+    let newest = resolve(&v, newest)?;
+    let count = count.to::<u64>().clamp(1, 1024).min(newest + 1);
+    let oldest = newest + 1 - count;
+    let mut base_fees = Vec::new();
+    let mut ratios = Vec::new();
+    let mut rewards = Vec::new();
+    let mut last = None;
+    for n in oldest..=newest {
+        let block = block_at(&v, n)?.ok_or_else(|| RpcError::server(format!("block {n} not found")))?;
+        let base = block.header.base_fee_per_gas.unwrap_or_default();
+        base_fees.push(base as u128);
+        ratios.push(block.header.gas_used as f64 / block.header.gas_limit.max(1) as f64);
+        if !percentiles.is_empty() {
+            let mut tips: Vec<u128> = block
+                .txs
+                .iter()
+                .map(|t| t.envelope.effective_tip_per_gas(base).unwrap_or_default())
+                .collect();
+            tips.sort_unstable();
+            rewards.push(
+                percentiles
+                    .iter()
+                    .map(|pct| {
+                        if tips.is_empty() {
+                            0
+                        } else {
+                            let i = ((pct / 100.0) * (tips.len() - 1) as f64).round() as usize;
+                            tips[i.min(tips.len() - 1)]
+                        }
+                    })
+                    .collect::<Vec<_>>(),
+            );
+        }
+        last = Some(block);
+    }
+    let next = match &last {
+        Some(b) if b.header.number == v.head().map_err(RpcError::internal)? => state.sequencer.next_base_fee(),
+        Some(b) => b.header.base_fee_per_gas.unwrap_or_default(),
+        None => 0,
+    };
+    base_fees.push(next as u128);
+    to_json(FeeHistory {
+        base_fee_per_gas: base_fees,
+        gas_used_ratio: ratios,
+        base_fee_per_blob_gas: Vec::new(),
+        blob_gas_used_ratio: Vec::new(),
+        oldest_block: oldest,
+        reward: (!percentiles.is_empty()).then_some(rewards),
+    })
+}

@@ -1,0 +1,163 @@
+//! The RPC front door: Ethereum JSON-RPC over HTTPS.
+//!
+//! Request flow: body read under a size limit → JSON-RPC parse → bearer
+//! authentication (a tiny public set needs none) → method dispatch against
+//! the sequencer. Every failure is a JSON-RPC error body with a fitting HTTP
+//! status; nothing a client sends can panic the server.
+
+mod call;
+mod convert;
+mod eth;
+mod jsonrpc;
+mod params;
+
+use access_control::AdminKey;
+use axum::{
+    body::{to_bytes, Body},
+    extract::State,
+    http::{header, HeaderMap, HeaderValue, StatusCode},
+    response::{IntoResponse, Response},
+    routing::{get, post},
+    Json, Router,
+};
+use jsonrpc::{code, parse_body, Body as RpcBody, Call, RpcError};
+use sequencer::Sequencer;
+use serde_json::{json, Value};
+use std::sync::Arc;
+
+/// Size limits of the front door.
+#[derive(Debug, Clone)]
+pub struct RpcLimits {
+    /// Largest request body (bytes).
+    pub max_body_bytes: usize,
+    /// Most calls in one batch.
+    pub max_batch: usize,
+    /// Widest eth_getLogs block range.
+    pub max_log_range: u64,
+    /// Most logs one eth_getLogs returns.
+    pub max_logs: usize,
+}
+
+impl Default for RpcLimits {
+    fn default() -> Self {
+        Self {
+            max_body_bytes: 5 * 1024 * 1024,
+            max_batch: 1_000,
+            max_log_range: 10_000,
+            max_logs: 10_000,
+        }
+    }
+}
+
+/// What handlers share.
+pub struct RpcState {
+    /// The chain.
+    pub sequencer: Arc<Sequencer>,
+    /// Admin credential.
+    pub admin: AdminKey,
+    /// Limits.
+    pub limits: RpcLimits,
+}
+
+/// Methods anyone may call without a token.
+const PUBLIC_METHODS: [&str; 3] = ["eth_chainId", "net_version", "web3_clientVersion"];
+
+/// The HTTP routes: `POST /` for JSON-RPC, `GET /health` for probes.
+pub fn router(state: Arc<RpcState>) -> Router {
+    Router::new()
+        .route("/", post(handle_rpc))
+        .route("/health", get(health))
+        .with_state(state)
+}
+
+async fn health(State(state): State<Arc<RpcState>>) -> Response {
+    let head = state.sequencer.head();
+    let running = state.sequencer.is_running();
+    let status = if running { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
+    let body = json!({
+        "status": if running { "ok" } else { "stopped" },
+        "block": head.number,
+        "state_root": head.state_root,
+        "pool": state.sequencer.pool_size(),
+    });
+    (status, Json(body)).into_response()
+}
+
+fn rpc_response(status: StatusCode, body: Value) -> Response {
+    (status, Json(body)).into_response()
+}
+
+async fn handle_rpc(State(state): State<Arc<RpcState>>, headers: HeaderMap, body: Body) -> Response {
+    let bytes = match to_bytes(body, state.limits.max_body_bytes).await {
+        Ok(b) => b,
+        Err(_) => {
+            let err = RpcError::new(
+                code::LIMIT,
+                format!("request body exceeds {} bytes", state.limits.max_body_bytes),
+            );
+            return rpc_response(StatusCode::PAYLOAD_TOO_LARGE, jsonrpc::failure(Value::Null, &err));
+        }
+    };
+    let parsed = match parse_body(&bytes, state.limits.max_batch) {
+        Ok(p) => p,
+        Err(e) => return rpc_response(StatusCode::OK, jsonrpc::failure(Value::Null, &e)),
+    };
+    let auth_header = headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok());
+    let authenticated = state.admin.authenticate(auth_header);
+    if let Err(why) = &authenticated {
+        let calls: Vec<&Result<Call, _>> = match &parsed {
+            RpcBody::Single(c) => vec![c],
+            RpcBody::Batch(cs) => cs.iter().collect(),
+        };
+        let all_public = calls.iter().all(|c| match c {
+            Ok(call) => PUBLIC_METHODS.contains(&call.method.as_str()),
+            Err(_) => true,
+        });
+        if !all_public {
+            let id = match &parsed {
+                RpcBody::Single(Ok(c)) => c.id.clone().unwrap_or(Value::Null),
+                _ => Value::Null,
+            };
+            let err = RpcError::new(code::UNAUTHORIZED, format!("unauthorized: {why}"));
+            let mut resp = rpc_response(StatusCode::UNAUTHORIZED, jsonrpc::failure(id, &err));
+            resp.headers_mut().insert(
+                header::WWW_AUTHENTICATE,
+                HeaderValue::from_static("Bearer realm=\"prividium\""),
+            );
+            return resp;
+        }
+    }
+    match parsed {
+        RpcBody::Single(call) => match answer(&state, call).await {
+            Some(v) => rpc_response(StatusCode::OK, v),
+            None => StatusCode::NO_CONTENT.into_response(),
+        },
+        RpcBody::Batch(calls) => {
+            let mut out = Vec::with_capacity(calls.len());
+            for call in calls {
+                if let Some(v) = answer(&state, call).await {
+                    out.push(v);
+                }
+            }
+            if out.is_empty() {
+                StatusCode::NO_CONTENT.into_response()
+            } else {
+                rpc_response(StatusCode::OK, Value::Array(out))
+            }
+        }
+    }
+}
+
+async fn answer(state: &Arc<RpcState>, call: Result<Call, (Value, RpcError)>) -> Option<Value> {
+    match call {
+        Err((id, e)) => Some(jsonrpc::failure(id, &e)),
+        Ok(call) => {
+            let result = eth::dispatch(state, &call.method, call.params).await;
+            let id = call.id?;
+            Some(match result {
+                Ok(v) => jsonrpc::success(id, v),
+                Err(e) => jsonrpc::failure(id, &e),
+            })
+        }
+    }
+}
