@@ -61,9 +61,13 @@ pub fn load(dir: &Path) -> Result<(ChainFile, sequencer::Genesis)> {
     Ok((chain, genesis))
 }
 
-/// Writes both files (only when creating a data directory).
+/// Writes both files when creating a data directory; never replaces them,
+/// since the block log was produced from exactly this genesis.
 pub fn store(dir: &Path, chain: &ChainFile, genesis_json: &str) -> Result<()> {
     std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    if dir.join(CHAIN_FILE).exists() {
+        bail!("{} already describes a chain; refusing to overwrite it", dir.display());
+    }
     std::fs::write(dir.join(GENESIS_FILE), genesis_json)?;
     std::fs::write(dir.join(CHAIN_FILE), serde_json::to_string_pretty(chain)?)?;
     Ok(())

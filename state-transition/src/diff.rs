@@ -68,7 +68,8 @@ mod tests {
             info: Some(AccountInfo::default()),
             ..Default::default()
         };
-        diff.accounts.insert(Address::repeat_byte(1), change.clone());
+        diff.accounts
+            .insert(Address::repeat_byte(1), change.clone());
         let with_account = diff.hash();
         assert_ne!(base, with_account);
         change.storage.insert(U256::from(1), U256::from(2));

@@ -53,8 +53,7 @@ impl<R: StateReader> BlockState<R> {
             return;
         }
         let created = account.is_created();
-        let removed =
-            account.is_selfdestructed() || (self.state_clear && account.is_empty());
+        let removed = account.is_selfdestructed() || (self.state_clear && account.is_empty());
         let entry = self.diff.accounts.entry(address).or_default();
         if removed {
             *entry = AccountChange {
@@ -107,7 +106,9 @@ impl<R: StateReader> Database for BlockState<R> {
         }
         match self.reader.code(code_hash)? {
             Some(code) => Ok(Bytecode::new_raw(code)),
-            None => Err(StateError::MissingWitness(alloc::format!("code {code_hash}"))),
+            None => Err(StateError::MissingWitness(alloc::format!(
+                "code {code_hash}"
+            ))),
         }
     }
 

@@ -90,7 +90,9 @@ impl MemoryState {
                 balance: info.balance,
                 code_hash: info.code_hash,
                 storage_root: crate::storage_root(
-                    slots.into_iter().flat_map(|s| s.iter().map(|(k, v)| (*k, *v))),
+                    slots
+                        .into_iter()
+                        .flat_map(|s| s.iter().map(|(k, v)| (*k, *v))),
                 ),
             }
         }))

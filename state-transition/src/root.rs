@@ -54,7 +54,7 @@ pub fn state_root(accounts: impl IntoIterator<Item = TrieAccountInput>) -> B256 
 }
 
 fn root_of_sorted(leaves: &mut [(B256, Vec<u8>)]) -> B256 {
-    leaves.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+    leaves.sort_unstable_by_key(|a| a.0);
     let mut hb = HashBuilder::default();
     for (key, value) in leaves.iter() {
         hb.add_leaf(Nibbles::unpack(key), value);

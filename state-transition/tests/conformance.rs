@@ -55,7 +55,10 @@ fn revme_skips(path: &Path) -> bool {
     {
         return true;
     }
-    let name = path.file_name().and_then(|n| n.to_str()).unwrap_or_default();
+    let name = path
+        .file_name()
+        .and_then(|n| n.to_str())
+        .unwrap_or_default();
     matches!(
         name,
         "RevertInCreateInInit_Paris.json"
@@ -161,7 +164,11 @@ fn general_state_tests() {
         json_files(&root, &mut files);
     }
     files.sort();
-    assert!(!files.is_empty(), "no .json fixtures under {}", root.display());
+    assert!(
+        !files.is_empty(),
+        "no .json fixtures under {}",
+        root.display()
+    );
 
     let started = Instant::now();
     let workers = std::thread::available_parallelism()
@@ -202,7 +209,10 @@ fn general_state_tests() {
         tally.files, tally.skip_listed_files, tally.unparsed_skip_listed_files
     );
     println!("tests: {}", tally.tests);
-    println!("post-states: {} total, {} run", tally.post_states, tally.run);
+    println!(
+        "post-states: {} total, {} run",
+        tally.post_states, tally.run
+    );
     println!("passed: {}", tally.passed);
     println!("skipped: {skipped}");
     for (why, n) in &tally.skipped {
@@ -215,7 +225,10 @@ fn general_state_tests() {
         tally.failures.sort_by(|a, b| {
             (&a.file, &a.test, &a.fork, a.index).cmp(&(&b.file, &b.test, &b.fork, b.index))
         });
-        println!("first {} failures:", SHOWN_FAILURES.min(tally.failures.len()));
+        println!(
+            "first {} failures:",
+            SHOWN_FAILURES.min(tally.failures.len())
+        );
         for f in tally.failures.iter().take(SHOWN_FAILURES) {
             println!(
                 "  {} :: {} [{} #{}]: {}",
@@ -411,7 +424,10 @@ fn check_post_state(
 
     let logs = logs_hash(result.logs());
     if logs != test.logs {
-        return Err(format!("logs hash mismatch: got {logs}, expected {}", test.logs));
+        return Err(format!(
+            "logs hash mismatch: got {logs}, expected {}",
+            test.logs
+        ));
     }
 
     let mut post = pre.clone();
@@ -427,11 +443,9 @@ fn check_post_state(
 
     // Our own invariant on top of revme's checks: the next block must be able
     // to run every contract in the post-state, so its code must be stored.
-    if let Some((address, info)) = post
-        .accounts
-        .iter()
-        .find(|(_, info)| info.code_hash != KECCAK_EMPTY && !post.codes.contains_key(&info.code_hash))
-    {
+    if let Some((address, info)) = post.accounts.iter().find(|(_, info)| {
+        info.code_hash != KECCAK_EMPTY && !post.codes.contains_key(&info.code_hash)
+    }) {
         return Err(format!(
             "post-state lacks code {} of account {address}",
             info.code_hash

@@ -32,6 +32,9 @@ pub struct Args {
 pub const DEV_CHAIN_ID: u64 = 7777;
 const DEV_ACCOUNTS: usize = 10;
 const DEV_FILE: &str = "dev.json";
+/// Dev accounts and API key, written once with the chain; `dev.json` is
+/// re-derived from it at every start.
+const SECRETS_FILE: &str = "dev-secrets.json";
 const ADMIN_HASH_FILE: &str = "admin_key.sha256";
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -51,10 +54,12 @@ struct DevFile {
 
 /// Creates the data directory on first use: funded accounts, genesis, key.
 fn init(dir: &std::path::Path) -> Result<DevFile> {
-    let dev_path = dir.join(DEV_FILE);
-    if dev_path.exists() {
-        return serde_json::from_str(&std::fs::read_to_string(&dev_path)?)
-            .with_context(|| format!("parsing {}", dev_path.display()));
+    let secrets = dir.join(SECRETS_FILE);
+    if dir.join(chain_files::CHAIN_FILE).exists() {
+        return serde_json::from_str(&std::fs::read_to_string(&secrets).with_context(|| {
+            format!("reading {} (data directory not created by `prividium dev`?)", secrets.display())
+        })?)
+        .with_context(|| format!("parsing {}", secrets.display()));
     }
     let accounts: Vec<DevAccount> = (0..DEV_ACCOUNTS)
         .map(|_| {
@@ -84,16 +89,19 @@ fn init(dir: &std::path::Path) -> Result<DevFile> {
         "timestamp": "0x0",
         "alloc": alloc,
     });
-    chain_files::store(dir, &chain, &serde_json::to_string_pretty(&genesis)?)?;
     let (api_key, admin) = AdminKey::generate();
     std::fs::write(dir.join(ADMIN_HASH_FILE), admin.hash_hex())?;
-    Ok(DevFile {
+    let dev = DevFile {
         rpc_url: String::new(),
         chain_id: DEV_CHAIN_ID,
         api_key,
         ca_cert: PathBuf::new(),
         accounts,
-    })
+    };
+    write_private(&secrets, serde_json::to_string_pretty(&dev)?.as_bytes())?;
+    // Last: its presence marks the directory as initialised.
+    chain_files::store(dir, &chain, &serde_json::to_string_pretty(&genesis)?)?;
+    Ok(dev)
 }
 
 /// Runs `prividium dev`.

@@ -1,0 +1,137 @@
+use alloy_consensus::{SignableTransaction, TxEip1559, TxEnvelope};
+use alloy_eips::eip2718::Encodable2718;
+use alloy_primitives::{Address, Bytes, TxKind, B256, U256};
+use alloy_signer::SignerSync;
+use alloy_signer_local::PrivateKeySigner;
+use serde_json::{json, Value};
+use std::{
+    path::Path,
+    process::{Child, Command, Stdio},
+    time::{Duration, Instant},
+};
+
+pub(crate) struct Node {
+    pub(crate) child: Child,
+    pub(crate) dev: Value,
+    pub(crate) http: reqwest::Client,
+}
+
+pub(crate) fn bin() -> &'static str {
+    env!("CARGO_BIN_EXE_prividium")
+}
+
+impl Node {
+    /// Starts `prividium dev` on `dir` and waits until it serves.
+    pub(crate) async fn start(dir: &Path) -> Node {
+        let _ = std::fs::remove_file(dir.join("dev.json"));
+        let mut child = Command::new(bin())
+            .args(["dev", "--data-dir"])
+            .arg(dir)
+            .args(["--rpc-addr", "127.0.0.1:0", "--block-time-ms", "50"])
+            .env("APPLIANCE_LOG", "warn")
+            .stdout(Stdio::null())
+            .spawn()
+            .expect("spawn prividium");
+        let dev_path = dir.join("dev.json");
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while !dev_path.exists() {
+            if let Ok(Some(status)) = child.try_wait() {
+                panic!("prividium exited early: {status}");
+            }
+            assert!(Instant::now() < deadline, "node did not come up");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        let dev: Value = serde_json::from_str(&std::fs::read_to_string(&dev_path).unwrap()).unwrap();
+        let ca = reqwest::Certificate::from_pem(&std::fs::read(dev["ca_cert"].as_str().unwrap()).unwrap()).unwrap();
+        let http = reqwest::Client::builder()
+            .use_rustls_tls()
+            .tls_built_in_root_certs(false)
+            .add_root_certificate(ca)
+            .build()
+            .unwrap();
+        Node {
+            child,
+            dev,
+            http,
+        }
+    }
+
+    pub(crate) fn url(&self) -> String {
+        self.dev["rpc_url"].as_str().unwrap().to_string()
+    }
+
+    pub(crate) fn key(&self, i: usize) -> PrivateKeySigner {
+        self.dev["accounts"][i]["private_key"].as_str().unwrap().parse().unwrap()
+    }
+
+    /// Posts a raw body with the admin key; returns (HTTP status, JSON body).
+    pub(crate) async fn post_raw(&self, body: impl Into<reqwest::Body>) -> (u16, Value) {
+        let resp = self
+            .http
+            .post(self.url())
+            .header("Authorization", format!("Bearer {}", self.dev["api_key"].as_str().unwrap()))
+            .header("Content-Type", "application/json")
+            .body(body)
+            .send()
+            .await
+            .expect("request completes (connection not dropped)");
+        let status = resp.status().as_u16();
+        let text = resp.text().await.unwrap();
+        (status, serde_json::from_str(&text).unwrap_or(Value::String(text)))
+    }
+
+    pub(crate) async fn rpc(&self, method: &str, params: Value) -> Value {
+        let body = json!({"jsonrpc": "2.0", "id": 1, "method": method, "params": params});
+        self.post_raw(body.to_string()).await.1
+    }
+
+    pub(crate) async fn health(&self) -> Value {
+        self.http
+            .get(format!("{}/health", self.url()))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap()
+    }
+
+    /// SIGTERM and wait: a clean shutdown.
+    pub(crate) fn stop(mut self) {
+        let pid = self.child.id().to_string();
+        Command::new("kill").args(["-TERM", &pid]).status().unwrap();
+        let status = self.child.wait().unwrap();
+        assert!(status.success(), "clean shutdown exits 0, got {status}");
+    }
+}
+
+impl Drop for Node {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+pub(crate) fn transfer(key: &PrivateKeySigner, chain_id: u64, nonce: u64, to: Address, value: u64) -> TxEnvelope {
+    let tx = TxEip1559 {
+        chain_id,
+        nonce,
+        gas_limit: 21_000,
+        max_fee_per_gas: 0,
+        max_priority_fee_per_gas: 0,
+        to: TxKind::Call(to),
+        value: U256::from(value),
+        input: Bytes::new(),
+        access_list: Default::default(),
+    };
+    let sig = key.sign_hash_sync(&tx.signature_hash()).unwrap();
+    TxEnvelope::Eip1559(tx.into_signed(sig))
+}
+
+pub(crate) fn raw(tx: &TxEnvelope) -> String {
+    format!("0x{}", alloy_primitives::hex::encode(tx.encoded_2718()))
+}
+
+pub(crate) fn hash_of(v: &Value) -> B256 {
+    v["result"].as_str().expect("hash result").parse().unwrap()
+}

@@ -1,0 +1,9 @@
+//! End-to-end tests against the real `prividium` binary.
+//!
+//! Each test starts its own node on a free loopback port in a temporary data
+//! directory and stops it afterwards.
+
+mod bad_input;
+mod clients;
+mod common;
+mod crash;
