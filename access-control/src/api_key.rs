@@ -92,18 +92,30 @@ mod tests {
     #[test]
     fn only_the_issued_key_authenticates() {
         let (key, admin) = AdminKey::generate();
-        assert_eq!(admin.authenticate(Some(&format!("Bearer {key}"))), Ok(Principal::Admin));
+        assert_eq!(
+            admin.authenticate(Some(&format!("Bearer {key}"))),
+            Ok(Principal::Admin)
+        );
         assert_eq!(admin.authenticate(None), Err(ApiKeyError::Missing));
         assert_eq!(admin.authenticate(Some(&key)), Err(ApiKeyError::Malformed));
-        assert_eq!(admin.authenticate(Some("Bearer ")), Err(ApiKeyError::Malformed));
-        assert_eq!(admin.authenticate(Some("Bearer pvd_wrong")), Err(ApiKeyError::Invalid));
+        assert_eq!(
+            admin.authenticate(Some("Bearer ")),
+            Err(ApiKeyError::Malformed)
+        );
+        assert_eq!(
+            admin.authenticate(Some("Bearer pvd_wrong")),
+            Err(ApiKeyError::Invalid)
+        );
     }
 
     #[test]
     fn hash_round_trips_and_never_shows_the_key() {
         let (key, admin) = AdminKey::generate();
         let restored = AdminKey::from_hash_hex(&admin.hash_hex()).unwrap();
-        assert_eq!(restored.authenticate(Some(&format!("Bearer {key}"))), Ok(Principal::Admin));
+        assert_eq!(
+            restored.authenticate(Some(&format!("Bearer {key}"))),
+            Ok(Principal::Admin)
+        );
         assert!(!format!("{admin:?}").contains(&admin.hash_hex()));
         assert_eq!(AdminKey::from_hash_hex("zz"), Err(ApiKeyError::BadHash));
     }

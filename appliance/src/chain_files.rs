@@ -48,11 +48,14 @@ pub const STATE_FILE: &str = "state.redb";
 /// Reads `chain.json` and `genesis.json` from a data directory.
 pub fn load(dir: &Path) -> Result<(ChainFile, sequencer::Genesis)> {
     let chain_path = dir.join(CHAIN_FILE);
-    let chain: ChainFile = serde_json::from_str(
-        &std::fs::read_to_string(&chain_path)
-            .with_context(|| format!("reading {} (is this a prividium data directory?)", chain_path.display()))?,
-    )
-    .with_context(|| format!("parsing {}", chain_path.display()))?;
+    let chain: ChainFile =
+        serde_json::from_str(&std::fs::read_to_string(&chain_path).with_context(|| {
+            format!(
+                "reading {} (is this a prividium data directory?)",
+                chain_path.display()
+            )
+        })?)
+        .with_context(|| format!("parsing {}", chain_path.display()))?;
     let genesis_path = dir.join(GENESIS_FILE);
     let genesis = sequencer::Genesis::from_json(
         &std::fs::read_to_string(&genesis_path)
@@ -66,7 +69,10 @@ pub fn load(dir: &Path) -> Result<(ChainFile, sequencer::Genesis)> {
 pub fn store(dir: &Path, chain: &ChainFile, genesis_json: &str) -> Result<()> {
     std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
     if dir.join(CHAIN_FILE).exists() {
-        bail!("{} already describes a chain; refusing to overwrite it", dir.display());
+        bail!(
+            "{} already describes a chain; refusing to overwrite it",
+            dir.display()
+        );
     }
     std::fs::write(dir.join(GENESIS_FILE), genesis_json)?;
     std::fs::write(dir.join(CHAIN_FILE), serde_json::to_string_pretty(chain)?)?;

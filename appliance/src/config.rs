@@ -120,7 +120,10 @@ impl Config {
         let mut problems = Vec::new();
         let s = &config.sequencer;
         if !(10..=2000).contains(&s.block_time_ms) {
-            problems.push(format!("sequencer.block_time_ms = {}: must be within 10..=2000", s.block_time_ms));
+            problems.push(format!(
+                "sequencer.block_time_ms = {}: must be within 10..=2000",
+                s.block_time_ms
+            ));
         }
         if s.max_block_txs == 0 {
             problems.push("sequencer.max_block_txs must be at least 1".into());
@@ -135,9 +138,14 @@ impl Config {
             problems.push("chain.block_gas_limit must be at least 21000".into());
         }
         if access_control::AdminKey::from_hash_hex(&config.rpc.admin_key_sha256).is_err() {
-            problems.push("rpc.admin_key_sha256 must be 64 hex characters (sha256 of the key)".into());
+            problems
+                .push("rpc.admin_key_sha256 must be 64 hex characters (sha256 of the key)".into());
         }
-        for (key, file) in [("rpc.tls_cert", &config.rpc.tls_cert), ("rpc.tls_key", &config.rpc.tls_key), ("genesis", &config.genesis)] {
+        for (key, file) in [
+            ("rpc.tls_cert", &config.rpc.tls_cert),
+            ("rpc.tls_key", &config.rpc.tls_key),
+            ("genesis", &config.genesis),
+        ] {
             if !file.is_file() {
                 problems.push(format!("{key} = {}: file not found", file.display()));
             }
@@ -185,7 +193,14 @@ mod tests {
         )
         .unwrap_err();
         let text = err.to_string();
-        for key in ["sequencer.block_time_ms", "chain.fee_mode", "rpc.admin_key_sha256", "rpc.tls_cert", "rpc.tls_key", "genesis ="] {
+        for key in [
+            "sequencer.block_time_ms",
+            "chain.fee_mode",
+            "rpc.admin_key_sha256",
+            "rpc.tls_cert",
+            "rpc.tls_key",
+            "genesis =",
+        ] {
             assert!(text.contains(key), "missing {key} in:\n{text}");
         }
     }
@@ -195,6 +210,9 @@ mod tests {
         let example = include_str!("../../deploy/prividium.example.toml");
         let err = Config::parse("example", example).unwrap_err();
         // Only the referenced files are missing on a build machine.
-        assert!(err.problems.iter().all(|p| p.contains("file not found")), "{err}");
+        assert!(
+            err.problems.iter().all(|p| p.contains("file not found")),
+            "{err}"
+        );
     }
 }

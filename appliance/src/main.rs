@@ -17,7 +17,11 @@ mod tls;
 use clap::{Parser, Subcommand};
 
 #[derive(Debug, Parser)]
-#[command(name = "prividium", version, about = "On-prem private EVM chain appliance")]
+#[command(
+    name = "prividium",
+    version,
+    about = "On-prem private EVM chain appliance"
+)]
 struct Cli {
     /// Log filter (tracing `EnvFilter` syntax).
     #[arg(long, global = true, env = "APPLIANCE_LOG", default_value = "info")]
@@ -41,12 +45,17 @@ enum Cmd {
 fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
     tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::try_new(&cli.log).unwrap_or_else(|_| "info".into()))
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_new(&cli.log).unwrap_or_else(|_| "info".into()),
+        )
         .with_writer(std::io::stderr)
         .init();
     // Both ring and aws-lc-rs end up linked; pick one explicitly.
     let _ = rustls::crypto::ring::default_provider().install_default();
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("error: cannot start runtime: {e}");
@@ -57,7 +66,9 @@ fn main() -> std::process::ExitCode {
         match cli.cmd {
             Cmd::Dev(args) => cli::dev::run(args).await,
             Cmd::Up(args) => cli::up::run(args).await,
-            Cmd::Replay(args) => tokio::task::spawn_blocking(move || cli::replay::run(args)).await?,
+            Cmd::Replay(args) => {
+                tokio::task::spawn_blocking(move || cli::replay::run(args)).await?
+            }
             Cmd::Bench(args) => bench::run(args).await,
         }
     });

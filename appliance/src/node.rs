@@ -30,7 +30,10 @@ pub struct NodeParams {
 
 /// Starts the node; calls `on_ready` with the bound address once serving;
 /// returns after a clean shutdown on Ctrl-C or SIGTERM.
-pub async fn run(params: NodeParams, on_ready: impl FnOnce(SocketAddr) -> Result<()>) -> Result<()> {
+pub async fn run(
+    params: NodeParams,
+    on_ready: impl FnOnce(SocketAddr) -> Result<()>,
+) -> Result<()> {
     let (chain_file, genesis) = chain_files::load(&params.data_dir)?;
     let mut config = SequencerConfig::new(chain_file.spec()?);
     (params.tune)(&mut config);

@@ -35,7 +35,8 @@ pub fn ensure_dev_certs(dir: &Path) -> Result<TlsFiles> {
         .push(DnType::CommonName, "Prividium dev CA");
     let ca = CertifiedIssuer::self_signed(ca_params, KeyPair::generate()?)?;
 
-    let mut params = CertificateParams::new(vec!["localhost".to_string(), "127.0.0.1".to_string()])?;
+    let mut params =
+        CertificateParams::new(vec!["localhost".to_string(), "127.0.0.1".to_string()])?;
     params
         .distinguished_name
         .push(DnType::CommonName, "prividium dev node");

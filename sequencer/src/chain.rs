@@ -74,7 +74,9 @@ impl ChainView {
         let key = u64_key(number);
         match self.snap.get(Table::Blocks, &key)? {
             None => Ok(None),
-            Some(raw) => decode_block(&raw).map(Some).map_err(|m| corrupt(Table::Blocks, &key, m)),
+            Some(raw) => decode_block(&raw)
+                .map(Some)
+                .map_err(|m| corrupt(Table::Blocks, &key, m)),
         }
     }
 
@@ -129,7 +131,10 @@ impl ChainView {
 
     /// Code by hash.
     pub fn code_by_hash(&self, hash: &B256) -> Result<Option<Bytes>, StorageError> {
-        Ok(self.snap.get(Table::Code, hash.as_slice())?.map(Bytes::from))
+        Ok(self
+            .snap
+            .get(Table::Code, hash.as_slice())?
+            .map(Bytes::from))
     }
 }
 
@@ -148,6 +153,10 @@ impl StateReader for ChainView {
         self.code_by_hash(&code_hash).map_err(state_err)
     }
     fn block_hash(&self, number: u64) -> Result<B256, StateError> {
-        Ok(self.block(number).map_err(state_err)?.map(|b| b.hash).unwrap_or_default())
+        Ok(self
+            .block(number)
+            .map_err(state_err)?
+            .map(|b| b.hash)
+            .unwrap_or_default())
     }
 }

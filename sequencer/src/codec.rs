@@ -43,7 +43,7 @@ pub(crate) fn decode_account(bytes: &[u8]) -> Option<AccountInfo> {
         code_hash: B256::from_slice(&bytes[40..72]),
         // Code is fetched by hash; revm's default would claim "empty code".
         code: None,
-        account_id: None
+        account_id: None,
     })
 }
 

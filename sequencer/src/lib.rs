@@ -24,9 +24,9 @@ mod intrinsic;
 pub mod mempool;
 mod node;
 mod produce;
-pub mod wal;
 #[cfg(any(test, feature = "test-utils"))]
 pub mod test_support;
+pub mod wal;
 
 pub use chain::{ChainView, StoredBlock, StoredTx};
 pub use config::SequencerConfig;

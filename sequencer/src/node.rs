@@ -69,10 +69,16 @@ impl Sequencer {
         config: SequencerConfig,
     ) -> Result<Self> {
         let log = BlockLog::open(&dir.join(BLOCK_LOG_FILE))?;
-        let mut deriver = Deriver::open(store.clone(), genesis, &config.chain, config.durable_every)?;
+        let mut deriver =
+            Deriver::open(store.clone(), genesis, &config.chain, config.durable_every)?;
         let report = replay(&config.chain, &log, &mut deriver, |_, _| {})?;
         if let Some(from) = report.from {
-            tracing::info!(from, to = report.to, txs = report.transactions, "replayed block log tail");
+            tracing::info!(
+                from,
+                to = report.to,
+                txs = report.transactions,
+                "replayed block log tail"
+            );
         }
         let view = ChainView::new(store.snapshot()?);
         let head_block = view.block(deriver.height())?.ok_or_else(|| {
@@ -98,19 +104,20 @@ impl Sequencer {
         let stop = Arc::new(AtomicBool::new(false));
         let mempool = Arc::new(Mutex::new(Mempool::new(config.mempool.clone())));
 
-        let derive_thread = std::thread::Builder::new()
-            .name("derive".into())
-            .spawn(move || -> Result<()> {
-                for outcome in from_produce {
-                    let root = deriver.apply(&outcome)?;
-                    head_tx.send_replace(ChainHead {
-                        number: outcome.context.number,
-                        hash: outcome.header.hash,
-                        state_root: root,
-                    });
-                }
-                deriver.flush()
-            })?;
+        let derive_thread =
+            std::thread::Builder::new()
+                .name("derive".into())
+                .spawn(move || -> Result<()> {
+                    for outcome in from_produce {
+                        let root = deriver.apply(&outcome)?;
+                        head_tx.send_replace(ChainHead {
+                            number: outcome.context.number,
+                            hash: outcome.header.hash,
+                            state_root: root,
+                        });
+                    }
+                    deriver.flush()
+                })?;
         let producer = Producer {
             config: config.clone(),
             hot: hot.clone(),
@@ -121,16 +128,17 @@ impl Sequencer {
             beneficiary: Address::ZERO,
         };
         let stop_on_error = stop.clone();
-        let produce_thread = std::thread::Builder::new()
-            .name("produce".into())
-            .spawn(move || {
-                let result = producer.run();
-                if let Err(e) = &result {
-                    tracing::error!(error = %e, "block production stopped");
-                    stop_on_error.store(true, Ordering::Relaxed);
-                }
-                result
-            })?;
+        let produce_thread =
+            std::thread::Builder::new()
+                .name("produce".into())
+                .spawn(move || {
+                    let result = producer.run();
+                    if let Err(e) = &result {
+                        tracing::error!(error = %e, "block production stopped");
+                        stop_on_error.store(true, Ordering::Relaxed);
+                    }
+                    result
+                })?;
         Ok(Self {
             config,
             store,
@@ -205,9 +213,12 @@ impl Sequencer {
             });
         }
         let mut buf = raw;
-        let tx = TxEnvelope::decode_2718(&mut buf).map_err(|e| MempoolError::Decode(e.to_string()))?;
+        let tx =
+            TxEnvelope::decode_2718(&mut buf).map_err(|e| MempoolError::Decode(e.to_string()))?;
         if !buf.is_empty() {
-            return Err(MempoolError::Decode("trailing bytes after transaction".into()));
+            return Err(MempoolError::Decode(
+                "trailing bytes after transaction".into(),
+            ));
         }
         self.submit(tx)
     }

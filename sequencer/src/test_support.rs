@@ -19,7 +19,13 @@ pub fn test_signer(i: u64) -> PrivateKeySigner {
 
 /// A signed EIP-1559 transfer of `value` wei from key 0 with `nonce`.
 pub fn signed_transfer(nonce: u64, value: u64) -> TxEnvelope {
-    signed_transfer_from(&test_signer(0), nonce, Address::with_last_byte(0x42), value, 0)
+    signed_transfer_from(
+        &test_signer(0),
+        nonce,
+        Address::with_last_byte(0x42),
+        value,
+        0,
+    )
 }
 
 pub fn signed_transfer_from(

@@ -29,8 +29,13 @@ pub trait KvRead {
     fn get(&self, table: Table, key: &[u8]) -> Result<Option<Vec<u8>>>;
     /// Entries with `start <= key < end` (or to the table's end), in key
     /// order, at most `limit` of them.
-    fn range(&self, table: Table, start: &[u8], end: Option<&[u8]>, limit: usize)
-        -> Result<Vec<Entry>>;
+    fn range(
+        &self,
+        table: Table,
+        start: &[u8],
+        end: Option<&[u8]>,
+        limit: usize,
+    ) -> Result<Vec<Entry>>;
 }
 
 /// A store: reads, atomic batched writes and snapshots.

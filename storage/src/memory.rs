@@ -17,7 +17,13 @@ impl MemoryStore {
     }
 }
 
-fn read_range(tables: &Tables, table: Table, start: &[u8], end: Option<&[u8]>, limit: usize) -> Vec<Entry> {
+fn read_range(
+    tables: &Tables,
+    table: Table,
+    start: &[u8],
+    end: Option<&[u8]>,
+    limit: usize,
+) -> Vec<Entry> {
     let Some(t) = tables.get(&table) else {
         return Vec::new();
     };
@@ -30,9 +36,20 @@ fn read_range(tables: &Tables, table: Table, start: &[u8], end: Option<&[u8]>, l
 
 impl KvRead for MemoryStore {
     fn get(&self, table: Table, key: &[u8]) -> Result<Option<Vec<u8>>> {
-        Ok(self.tables.read().get(&table).and_then(|t| t.get(key)).cloned())
+        Ok(self
+            .tables
+            .read()
+            .get(&table)
+            .and_then(|t| t.get(key))
+            .cloned())
     }
-    fn range(&self, table: Table, start: &[u8], end: Option<&[u8]>, limit: usize) -> Result<Vec<Entry>> {
+    fn range(
+        &self,
+        table: Table,
+        start: &[u8],
+        end: Option<&[u8]>,
+        limit: usize,
+    ) -> Result<Vec<Entry>> {
         Ok(read_range(&self.tables.read(), table, start, end, limit))
     }
 }
@@ -43,7 +60,13 @@ impl KvRead for MemorySnapshot {
     fn get(&self, table: Table, key: &[u8]) -> Result<Option<Vec<u8>>> {
         Ok(self.0.get(&table).and_then(|t| t.get(key)).cloned())
     }
-    fn range(&self, table: Table, start: &[u8], end: Option<&[u8]>, limit: usize) -> Result<Vec<Entry>> {
+    fn range(
+        &self,
+        table: Table,
+        start: &[u8],
+        end: Option<&[u8]>,
+        limit: usize,
+    ) -> Result<Vec<Entry>> {
         Ok(read_range(&self.0, table, start, end, limit))
     }
 }

@@ -1,4 +1,6 @@
-use crate::{batch::prefix_end, Entry, KvRead, KvStore, Result, StorageError, Table, WriteBatch, WriteOp};
+use crate::{
+    batch::prefix_end, Entry, KvRead, KvStore, Result, StorageError, Table, WriteBatch, WriteOp,
+};
 use redb::{Database, Durability, ReadTransaction, ReadableDatabase, TableDefinition};
 use std::{ops::Bound, path::Path};
 
@@ -22,7 +24,9 @@ impl RedbStore {
             path: path.display().to_string(),
             message: e.to_string(),
         })?;
-        let txn = db.begin_write().map_err(|e| StorageError::backend(None, e))?;
+        let txn = db
+            .begin_write()
+            .map_err(|e| StorageError::backend(None, e))?;
         for table in Table::ALL {
             txn.open_table(def(table))
                 .map_err(|e| StorageError::backend(Some(table), e))?;
@@ -36,11 +40,19 @@ fn get_in(txn: &ReadTransaction, table: Table, key: &[u8]) -> Result<Option<Vec<
     let t = txn
         .open_table(def(table))
         .map_err(|e| StorageError::backend(Some(table), e))?;
-    let value = t.get(key).map_err(|e| StorageError::backend(Some(table), e))?;
+    let value = t
+        .get(key)
+        .map_err(|e| StorageError::backend(Some(table), e))?;
     Ok(value.map(|v| v.value().to_vec()))
 }
 
-fn range_in(txn: &ReadTransaction, table: Table, start: &[u8], end: Option<&[u8]>, limit: usize) -> Result<Vec<Entry>> {
+fn range_in(
+    txn: &ReadTransaction,
+    table: Table,
+    start: &[u8],
+    end: Option<&[u8]>,
+    limit: usize,
+) -> Result<Vec<Entry>> {
     let t = txn
         .open_table(def(table))
         .map_err(|e| StorageError::backend(Some(table), e))?;
@@ -61,11 +73,23 @@ fn range_in(txn: &ReadTransaction, table: Table, start: &[u8], end: Option<&[u8]
 
 impl KvRead for RedbStore {
     fn get(&self, table: Table, key: &[u8]) -> Result<Option<Vec<u8>>> {
-        let txn = self.db.begin_read().map_err(|e| StorageError::backend(Some(table), e))?;
+        let txn = self
+            .db
+            .begin_read()
+            .map_err(|e| StorageError::backend(Some(table), e))?;
         get_in(&txn, table, key)
     }
-    fn range(&self, table: Table, start: &[u8], end: Option<&[u8]>, limit: usize) -> Result<Vec<Entry>> {
-        let txn = self.db.begin_read().map_err(|e| StorageError::backend(Some(table), e))?;
+    fn range(
+        &self,
+        table: Table,
+        start: &[u8],
+        end: Option<&[u8]>,
+        limit: usize,
+    ) -> Result<Vec<Entry>> {
+        let txn = self
+            .db
+            .begin_read()
+            .map_err(|e| StorageError::backend(Some(table), e))?;
         range_in(&txn, table, start, end, limit)
     }
 }
@@ -76,36 +100,58 @@ impl KvRead for RedbSnapshot {
     fn get(&self, table: Table, key: &[u8]) -> Result<Option<Vec<u8>>> {
         get_in(&self.0, table, key)
     }
-    fn range(&self, table: Table, start: &[u8], end: Option<&[u8]>, limit: usize) -> Result<Vec<Entry>> {
+    fn range(
+        &self,
+        table: Table,
+        start: &[u8],
+        end: Option<&[u8]>,
+        limit: usize,
+    ) -> Result<Vec<Entry>> {
         range_in(&self.0, table, start, end, limit)
     }
 }
 
 impl KvStore for RedbStore {
     fn write(&self, batch: WriteBatch, durable: bool) -> Result<()> {
-        let mut txn = self.db.begin_write().map_err(|e| StorageError::backend(None, e))?;
-        txn.set_durability(if durable { Durability::Immediate } else { Durability::None })
+        let mut txn = self
+            .db
+            .begin_write()
             .map_err(|e| StorageError::backend(None, e))?;
+        txn.set_durability(if durable {
+            Durability::Immediate
+        } else {
+            Durability::None
+        })
+        .map_err(|e| StorageError::backend(None, e))?;
         for op in batch.into_ops() {
             match op {
                 WriteOp::Put(table, k, v) => {
-                    let mut t = txn.open_table(def(table)).map_err(|e| StorageError::backend(Some(table), e))?;
+                    let mut t = txn
+                        .open_table(def(table))
+                        .map_err(|e| StorageError::backend(Some(table), e))?;
                     t.insert(k.as_slice(), v.as_slice())
                         .map_err(|e| StorageError::backend(Some(table), e))?;
                 }
                 WriteOp::Delete(table, k) => {
-                    let mut t = txn.open_table(def(table)).map_err(|e| StorageError::backend(Some(table), e))?;
-                    t.remove(k.as_slice()).map_err(|e| StorageError::backend(Some(table), e))?;
+                    let mut t = txn
+                        .open_table(def(table))
+                        .map_err(|e| StorageError::backend(Some(table), e))?;
+                    t.remove(k.as_slice())
+                        .map_err(|e| StorageError::backend(Some(table), e))?;
                 }
                 WriteOp::DeletePrefix(table, prefix) => {
-                    let mut t = txn.open_table(def(table)).map_err(|e| StorageError::backend(Some(table), e))?;
+                    let mut t = txn
+                        .open_table(def(table))
+                        .map_err(|e| StorageError::backend(Some(table), e))?;
                     let end = prefix_end(&prefix);
                     let upper = match &end {
                         Some(e) => Bound::Excluded(e.as_slice()),
                         None => Bound::Unbounded,
                     };
-                    t.retain_in::<&[u8], _>((Bound::Included(prefix.as_slice()), upper), |_, _| false)
-                        .map_err(|e| StorageError::backend(Some(table), e))?;
+                    t.retain_in::<&[u8], _>((Bound::Included(prefix.as_slice()), upper), |_, _| {
+                        false
+                    })
+                    .map_err(|e| StorageError::backend(Some(table), e))?;
                 }
             }
         }
@@ -114,7 +160,10 @@ impl KvStore for RedbStore {
     }
 
     fn snapshot(&self) -> Result<Box<dyn KvRead + Send + Sync>> {
-        let txn = self.db.begin_read().map_err(|e| StorageError::backend(None, e))?;
+        let txn = self
+            .db
+            .begin_read()
+            .map_err(|e| StorageError::backend(None, e))?;
         Ok(Box::new(RedbSnapshot(txn)))
     }
 }
@@ -140,8 +189,16 @@ mod tests {
         assert_eq!(store.get(Table::Storage, &[2, 1]).unwrap(), Some(vec![30]));
         // The snapshot still sees the state before the prefix delete.
         assert_eq!(snap.get(Table::Storage, &[1, 2]).unwrap(), Some(vec![20]));
-        assert_eq!(snap.range(Table::Storage, &[1], Some(&[2]), 10).unwrap().len(), 2);
-        assert_eq!(store.range(Table::Storage, &[0], None, 10).unwrap().len(), 1);
+        assert_eq!(
+            snap.range(Table::Storage, &[1], Some(&[2]), 10)
+                .unwrap()
+                .len(),
+            2
+        );
+        assert_eq!(
+            store.range(Table::Storage, &[0], None, 10).unwrap().len(),
+            1
+        );
     }
 
     #[test]

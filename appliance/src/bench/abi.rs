@@ -3,7 +3,9 @@
 use alloy_primitives::{keccak256, Address, Bytes, U256};
 
 pub(super) fn selector(signature: &str) -> [u8; 4] {
-    keccak256(signature.as_bytes())[..4].try_into().expect("4 bytes")
+    keccak256(signature.as_bytes())[..4]
+        .try_into()
+        .expect("4 bytes")
 }
 
 fn word_u256(v: U256) -> [u8; 32] {
@@ -81,7 +83,10 @@ mod tests {
 
     #[test]
     fn selectors_match_the_erc20_standard() {
-        assert_eq!(selector("transfer(address,uint256)"), [0xa9, 0x05, 0x9c, 0xbb]);
+        assert_eq!(
+            selector("transfer(address,uint256)"),
+            [0xa9, 0x05, 0x9c, 0xbb]
+        );
         assert_eq!(selector("balanceOf(address)"), [0x70, 0xa0, 0x82, 0x31]);
     }
 

@@ -1,7 +1,7 @@
 //! A minimal authenticated JSON-RPC client for the benchmark.
 
-use anyhow::{anyhow, bail, Context, Result};
 use alloy_primitives::{Address, Bytes, B256};
+use anyhow::{anyhow, bail, Context, Result};
 use serde_json::{json, Value};
 use std::{path::Path, time::Duration};
 
@@ -30,7 +30,8 @@ pub(super) struct Client {
 impl Client {
     pub(super) fn from_dev_file(path: &Path) -> Result<Self> {
         let dev: DevFile = serde_json::from_str(
-            &std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?,
+            &std::fs::read_to_string(path)
+                .with_context(|| format!("reading {}", path.display()))?,
         )?;
         let ca = reqwest::Certificate::from_pem(&std::fs::read(&dev.ca_cert)?)?;
         let http = reqwest::Client::builder()
@@ -62,7 +63,9 @@ impl Client {
         if let Some(e) = resp.get("error") {
             bail!("{method}: {e}");
         }
-        resp.get("result").cloned().ok_or_else(|| anyhow!("{method}: no result"))
+        resp.get("result")
+            .cloned()
+            .ok_or_else(|| anyhow!("{method}: no result"))
     }
 
     pub(super) async fn send_raw(&self, raw: &Bytes) -> Result<B256> {
@@ -72,7 +75,9 @@ impl Client {
 
     pub(super) async fn block_number(&self) -> Result<u64> {
         let v = self.call("eth_blockNumber", json!([])).await?;
-        let s = v.as_str().ok_or_else(|| anyhow!("blockNumber not a string"))?;
+        let s = v
+            .as_str()
+            .ok_or_else(|| anyhow!("blockNumber not a string"))?;
         Ok(u64::from_str_radix(s.trim_start_matches("0x"), 16)?)
     }
 
@@ -83,20 +88,29 @@ impl Client {
     }
 
     pub(super) async fn nonce(&self, address: &Address) -> Result<u64> {
-        let v = self.call("eth_getTransactionCount", json!([address, "pending"])).await?;
+        let v = self
+            .call("eth_getTransactionCount", json!([address, "pending"]))
+            .await?;
         let s = v.as_str().ok_or_else(|| anyhow!("nonce not a string"))?;
         Ok(u64::from_str_radix(s.trim_start_matches("0x"), 16)?)
     }
 
     pub(super) async fn block_tx_hashes(&self, number: u64) -> Result<Vec<B256>> {
-        let v = self.call("eth_getBlockByNumber", json!([format!("0x{number:x}"), false])).await?;
+        let v = self
+            .call(
+                "eth_getBlockByNumber",
+                json!([format!("0x{number:x}"), false]),
+            )
+            .await?;
         Ok(serde_json::from_value(v["transactions"].clone()).unwrap_or_default())
     }
 
     /// Waits for a receipt; fails on a reverted transaction.
     pub(super) async fn wait_success(&self, hash: B256) -> Result<Value> {
         for _ in 0..3_000 {
-            let r = self.call("eth_getTransactionReceipt", json!([hash])).await?;
+            let r = self
+                .call("eth_getTransactionReceipt", json!([hash]))
+                .await?;
             if !r.is_null() {
                 if r["status"] != "0x1" {
                     bail!("setup transaction {hash} reverted");

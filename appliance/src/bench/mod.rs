@@ -74,7 +74,8 @@ pub async fn run(args: Args) -> Result<()> {
     eprintln!("pre-signed {} transactions; sending", prepared.len());
     let start_block = client.block_number().await?;
 
-    let submitted: Arc<parking_lot::Mutex<HashMap<alloy_primitives::B256, Instant>>> = Default::default();
+    let submitted: Arc<parking_lot::Mutex<HashMap<alloy_primitives::B256, Instant>>> =
+        Default::default();
     let sem = Arc::new(tokio::sync::Semaphore::new(args.concurrency.max(1)));
     let started = Instant::now();
     let interval = (args.rate > 0).then(|| Duration::from_secs_f64(1.0 / args.rate as f64));
@@ -142,7 +143,10 @@ pub async fn run(args: Args) -> Result<()> {
         next_block = head + 1;
     }
     latencies.sort_by(|a, b| a.total_cmp(b));
-    let window = last_inclusion.duration_since(started).as_secs_f64().max(1e-9);
+    let window = last_inclusion
+        .duration_since(started)
+        .as_secs_f64()
+        .max(1e-9);
     let report = Report {
         scenario: format!("{:?}", args.scenario).to_lowercase(),
         sent: accepted + rejected,
@@ -157,7 +161,10 @@ pub async fn run(args: Args) -> Result<()> {
         blocks,
     };
     if args.json {
-        println!("{}", serde_json::to_string_pretty(&report).context("report")?);
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&report).context("report")?
+        );
     } else {
         println!(
             "{}: {} included of {} sent ({} rejected) over {} blocks\n  sustained {:.0} tx/s\n  inclusion latency p50 {:.0} ms, p95 {:.0} ms, p99 {:.0} ms",

@@ -24,7 +24,15 @@ struct Fees {
     max_fee: u128,
 }
 
-fn sign(key: &PrivateKeySigner, fees: &Fees, nonce: u64, to: TxKind, value: U256, input: Bytes, gas: u64) -> TxEnvelope {
+fn sign(
+    key: &PrivateKeySigner,
+    fees: &Fees,
+    nonce: u64,
+    to: TxKind,
+    value: U256,
+    input: Bytes,
+    gas: u64,
+) -> TxEnvelope {
     let tx = TxEip1559 {
         chain_id: fees.chain_id,
         nonce,
@@ -36,14 +44,17 @@ fn sign(key: &PrivateKeySigner, fees: &Fees, nonce: u64, to: TxKind, value: U256
         input,
         access_list: Default::default(),
     };
-    let sig = key.sign_hash_sync(&tx.signature_hash()).expect("local signing cannot fail");
+    let sig = key
+        .sign_hash_sync(&tx.signature_hash())
+        .expect("local signing cannot fail");
     TxEnvelope::Eip1559(tx.into_signed(sig))
 }
 
 fn bench_keys(n: usize) -> Vec<PrivateKeySigner> {
     let derive = |i: usize| {
         let seed = keccak256(format!("prividium-bench-{i}").as_bytes());
-        PrivateKeySigner::from_bytes(&seed).expect("hash is a valid key with overwhelming probability")
+        PrivateKeySigner::from_bytes(&seed)
+            .expect("hash is a valid key with overwhelming probability")
     };
     parallel_map(n, derive)
 }
@@ -60,13 +71,18 @@ fn parallel_map<T: Send>(n: usize, f: impl Fn(usize) -> T + Sync) -> Vec<T> {
                 s.spawn(move || (start..(start + chunk).min(n)).map(f).collect::<Vec<T>>())
             })
             .collect();
-        handles.into_iter().flat_map(|h| h.join().expect("worker")).collect()
+        handles
+            .into_iter()
+            .flat_map(|h| h.join().expect("worker"))
+            .collect()
     })
 }
 
 fn artifact(json: &str) -> Result<Bytes> {
     let v: serde_json::Value = serde_json::from_str(json)?;
-    let hex = v["bytecode"].as_str().ok_or_else(|| anyhow!("artifact without bytecode"))?;
+    let hex = v["bytecode"]
+        .as_str()
+        .ok_or_else(|| anyhow!("artifact without bytecode"))?;
     Ok(hex.parse()?)
 }
 
@@ -81,7 +97,13 @@ struct Funder<'a> {
 }
 
 impl Funder<'_> {
-    async fn send(&mut self, to: TxKind, value: U256, input: Bytes, gas: u64) -> Result<serde_json::Value> {
+    async fn send(
+        &mut self,
+        to: TxKind,
+        value: U256,
+        input: Bytes,
+        gas: u64,
+    ) -> Result<serde_json::Value> {
         let tx = sign(&self.key, self.fees, self.nonce, to, value, input, gas);
         self.nonce += 1;
         let hash = self.client.send_raw(&tx.encoded_2718().into()).await?;
@@ -89,14 +111,21 @@ impl Funder<'_> {
     }
 
     async fn deploy(&mut self, code: Bytes) -> Result<Address> {
-        let receipt = self.send(TxKind::Create, U256::ZERO, code, 5_000_000).await?;
+        let receipt = self
+            .send(TxKind::Create, U256::ZERO, code, 5_000_000)
+            .await?;
         serde_json::from_value(receipt["contractAddress"].clone()).context("contract address")
     }
 }
 
 /// Deploys and funds what the scenario needs; returns (hash, raw) pairs.
 pub(super) async fn prepare(client: &Client, args: &Args) -> Result<Vec<(B256, Bytes)>> {
-    let key_hex = &client.dev.accounts.first().ok_or_else(|| anyhow!("dev.json has no accounts"))?.private_key;
+    let key_hex = &client
+        .dev
+        .accounts
+        .first()
+        .ok_or_else(|| anyhow!("dev.json has no accounts"))?
+        .private_key;
     let key: PrivateKeySigner = key_hex.parse().context("funder key")?;
     let gas_price = client.gas_price().await?;
     let fees = Fees {
@@ -104,7 +133,12 @@ pub(super) async fn prepare(client: &Client, args: &Args) -> Result<Vec<(B256, B
         max_fee: gas_price * 2,
     };
     let nonce = client.nonce(&key.address()).await?;
-    let mut funder = Funder { client, key, nonce, fees: &fees };
+    let mut funder = Funder {
+        client,
+        key,
+        nonce,
+        fees: &fees,
+    };
     let n = args.accounts.unwrap_or(match args.scenario {
         Scenario::Erc20 => 50_000,
         Scenario::Eth => 1_000,
@@ -127,7 +161,9 @@ pub(super) async fn prepare(client: &Client, args: &Args) -> Result<Vec<(B256, B
         eprintln!("funding {n} accounts");
         for chunk in addrs.chunks(500) {
             let value = fund_each * U256::from(chunk.len());
-            funder.send(TxKind::Call(kit), value, abi::disperse(chunk), 20_000_000).await?;
+            funder
+                .send(TxKind::Call(kit), value, abi::disperse(chunk), 20_000_000)
+                .await?;
         }
     }
     let target = match args.scenario {
@@ -140,7 +176,14 @@ pub(super) async fn prepare(client: &Client, args: &Args) -> Result<Vec<(B256, B
             eprintln!("minting to {n} accounts");
             let each = U256::from(10u64).pow(U256::from(21u64));
             for chunk in addrs.chunks(1_000) {
-                funder.send(TxKind::Call(token), U256::ZERO, abi::mint_batch(chunk, each), 40_000_000).await?;
+                funder
+                    .send(
+                        TxKind::Call(token),
+                        U256::ZERO,
+                        abi::mint_batch(chunk, each),
+                        40_000_000,
+                    )
+                    .await?;
             }
             token
         }
@@ -153,8 +196,16 @@ pub(super) async fn prepare(client: &Client, args: &Args) -> Result<Vec<(B256, B
         let to_account = addrs[(i.wrapping_mul(7919) + 1) % n];
         let (to, value, input) = match scenario {
             Scenario::Eth => (TxKind::Call(to_account), U256::from(1u64), Bytes::new()),
-            Scenario::Erc20 => (TxKind::Call(target), U256::ZERO, abi::transfer(&to_account, U256::from(1u64))),
-            Scenario::Oracle => (TxKind::Call(target), U256::ZERO, abi::set_price((i % 16) as u64, i as u64 + 1)),
+            Scenario::Erc20 => (
+                TxKind::Call(target),
+                U256::ZERO,
+                abi::transfer(&to_account, U256::from(1u64)),
+            ),
+            Scenario::Oracle => (
+                TxKind::Call(target),
+                U256::ZERO,
+                abi::set_price((i % 16) as u64, i as u64 + 1),
+            ),
         };
         let tx = sign(sender, &fees, nonce, to, value, input, gas);
         (*tx.tx_hash(), Bytes::from(tx.encoded_2718()))

@@ -57,7 +57,10 @@ fn init(dir: &std::path::Path) -> Result<DevFile> {
     let secrets = dir.join(SECRETS_FILE);
     if dir.join(chain_files::CHAIN_FILE).exists() {
         return serde_json::from_str(&std::fs::read_to_string(&secrets).with_context(|| {
-            format!("reading {} (data directory not created by `prividium dev`?)", secrets.display())
+            format!(
+                "reading {} (data directory not created by `prividium dev`?)",
+                secrets.display()
+            )
         })?)
         .with_context(|| format!("parsing {}", secrets.display()));
     }
@@ -74,7 +77,10 @@ fn init(dir: &std::path::Path) -> Result<DevFile> {
         .iter()
         .map(|a| {
             let balance = U256::from(1_000_000u64) * U256::from(10u64).pow(U256::from(18u64));
-            (a.address.to_string(), json!({ "balance": balance.to_string() }))
+            (
+                a.address.to_string(),
+                json!({ "balance": balance.to_string() }),
+            )
         })
         .collect();
     let chain = ChainFile {

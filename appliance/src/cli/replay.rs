@@ -22,7 +22,8 @@ pub fn run(args: Args) -> Result<()> {
     let chain = chain_file.spec()?;
     let old_path = dir.join(STATE_FILE);
     let previous = if old_path.exists() {
-        let old = RedbStore::open(&old_path).context("opening the derived store (is the node still running?)")?;
+        let old = RedbStore::open(&old_path)
+            .context("opening the derived store (is the node still running?)")?;
         let view = ChainView::new(old.snapshot()?);
         let head = view.head()?;
         Some((head, view.state_root(head)?))
@@ -34,8 +35,10 @@ pub fn run(args: Args) -> Result<()> {
     let store = Arc::new(RedbStore::open(&new_path)?);
     let bar = ProgressBar::new(0);
     bar.set_style(
-        ProgressStyle::with_template("replaying {bar:40} {pos}/{len} blocks ({per_sec}, eta {eta})")
-            .expect("valid template"),
+        ProgressStyle::with_template(
+            "replaying {bar:40} {pos}/{len} blocks ({per_sec}, eta {eta})",
+        )
+        .expect("valid template"),
     );
     let report = sequencer::rebuild(&dir, store.clone(), &genesis, &chain, |n, last| {
         bar.set_length(last);

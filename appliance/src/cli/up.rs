@@ -29,14 +29,21 @@ pub async fn run(args: Args) -> Result<()> {
     if dir.join(chain_files::CHAIN_FILE).exists() {
         let (existing, _) = chain_files::load(dir)?;
         if existing != chain {
-            bail!("[chain] in {} differs from the chain in {}: {existing:?}", args.config.display(), dir.display());
+            bail!(
+                "[chain] in {} differs from the chain in {}: {existing:?}",
+                args.config.display(),
+                dir.display()
+            );
         }
     } else {
         let genesis_json = std::fs::read_to_string(&config.genesis)?;
         let genesis = sequencer::Genesis::from_json(&genesis_json)?;
         if let Some(id) = genesis.config.chain_id {
             if id != chain.chain_id {
-                bail!("genesis chainId {id} differs from chain.chain_id {}", chain.chain_id);
+                bail!(
+                    "genesis chainId {id} differs from chain.chain_id {}",
+                    chain.chain_id
+                );
             }
         }
         chain_files::store(dir, &chain, &genesis_json)?;

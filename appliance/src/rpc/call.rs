@@ -39,7 +39,9 @@ fn run(
     gas: u64,
 ) -> Result<ExecutionResult<HaltReason>, EVMError<StateError, InvalidTransaction>> {
     let chain = seq.chain();
-    let head = view.head().map_err(|e| EVMError::Database(StateError::Backend(e.to_string())))?;
+    let head = view
+        .head()
+        .map_err(|e| EVMError::Database(StateError::Backend(e.to_string())))?;
     let block = view
         .block(head)
         .map_err(|e| EVMError::Database(StateError::Backend(e.to_string())))?
@@ -113,13 +115,18 @@ pub(crate) fn estimate_gas(seq: &Sequencer, req: &TransactionRequest) -> Result<
         ExecutionResult::Success { gas, .. } => gas.tx_gas_used(),
         ExecutionResult::Revert { output, .. } => return Err(revert_error(&output)),
         ExecutionResult::Halt { reason, .. } => {
-            return Err(RpcError::server(format!("gas required exceeds allowance ({cap}): {reason:?}")))
+            return Err(RpcError::server(format!(
+                "gas required exceeds allowance ({cap}): {reason:?}"
+            )))
         }
     };
     // Refunds and the 63/64 rule mean `used` may not be enough as a limit.
     let mut lo = used.saturating_sub(1);
     let mut hi = cap;
-    if matches!(run(seq, &view, req, used), Ok(ExecutionResult::Success { .. })) {
+    if matches!(
+        run(seq, &view, req, used),
+        Ok(ExecutionResult::Success { .. })
+    ) {
         return Ok(used);
     }
     while lo + 1 < hi {

@@ -1,6 +1,8 @@
 //! Stored chain data → Ethereum JSON-RPC objects.
 
-use alloy_consensus::{transaction::Recovered, ReceiptEnvelope, ReceiptWithBloom, Transaction as _};
+use alloy_consensus::{
+    transaction::Recovered, ReceiptEnvelope, ReceiptWithBloom, Transaction as _,
+};
 use alloy_primitives::{B256, U256};
 use alloy_rpc_types_eth::{Block, BlockTransactions, Header, Log, Transaction, TransactionReceipt};
 use sequencer::{StoredBlock, StoredTx};
@@ -87,7 +89,11 @@ pub(crate) fn rpc_block(block: &StoredBlock, state_root: Option<B256>, full: boo
         header.state_root = root;
     }
     let size = alloy_rlp::Encodable::length(&block.header)
-        + block.txs.iter().map(|t| t.envelope.eip2718_encoded_length()).sum::<usize>();
+        + block
+            .txs
+            .iter()
+            .map(|t| t.envelope.eip2718_encoded_length())
+            .sum::<usize>();
     let transactions = if full {
         BlockTransactions::Full(
             block

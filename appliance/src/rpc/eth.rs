@@ -70,10 +70,16 @@ fn tx_by_hash(view: &ChainView, hash: &B256) -> Result<Option<(StoredBlock, usiz
     let Some((number, index)) = view.tx_location(hash).map_err(RpcError::internal)? else {
         return Ok(None);
     };
-    Ok(block_at(view, number)?.filter(|b| index < b.txs.len()).map(|b| (b, index)))
+    Ok(block_at(view, number)?
+        .filter(|b| index < b.txs.len())
+        .map(|b| (b, index)))
 }
 
-pub(crate) async fn dispatch(state: &Arc<RpcState>, method: &str, params: Value) -> Result<Value, RpcError> {
+pub(crate) async fn dispatch(
+    state: &Arc<RpcState>,
+    method: &str,
+    params: Value,
+) -> Result<Value, RpcError> {
     let p = Params::new(params)?;
     let seq = &state.sequencer;
     let chain_id = seq.chain().chain_id;
@@ -110,7 +116,9 @@ pub(crate) async fn dispatch(state: &Arc<RpcState>, method: &str, params: Value)
             let v = view(state)?;
             require_latest(&v, p.opt(1, "block")?)?;
             let code = match v.account_info(&address).map_err(RpcError::internal)? {
-                Some(info) => v.code_by_hash(&info.code_hash).map_err(RpcError::internal)?,
+                Some(info) => v
+                    .code_by_hash(&info.code_hash)
+                    .map_err(RpcError::internal)?,
                 None => None,
             };
             to_json(code.unwrap_or_default())
@@ -120,13 +128,17 @@ pub(crate) async fn dispatch(state: &Arc<RpcState>, method: &str, params: Value)
             let slot: U256 = p.req(1, "slot")?;
             let v = view(state)?;
             require_latest(&v, p.opt(2, "block")?)?;
-            let value = v.storage_slot(&address, &slot).map_err(RpcError::internal)?;
+            let value = v
+                .storage_slot(&address, &slot)
+                .map_err(RpcError::internal)?;
             to_json(B256::from(value))
         }
         "eth_call" | "eth_estimateGas" => {
             let req: TransactionRequest = p.at_most(3)?.req(0, "transaction")?;
             if p.opt::<Value>(2, "state overrides")?.is_some() {
-                return Err(RpcError::invalid_params("state overrides are not supported"));
+                return Err(RpcError::invalid_params(
+                    "state overrides are not supported",
+                ));
             }
             require_latest(&view(state)?, p.opt(1, "block")?)?;
             let seq = seq.clone();
@@ -242,7 +254,10 @@ fn get_logs(state: &RpcState, filter: &Filter) -> Result<Vec<Log>, RpcError> {
     if to - from + 1 > state.limits.max_log_range {
         return Err(RpcError::new(
             code::LIMIT,
-            format!("block range {from}..={to} exceeds limit of {} blocks", state.limits.max_log_range),
+            format!(
+                "block range {from}..={to} exceeds limit of {} blocks",
+                state.limits.max_log_range
+            ),
         ));
     }
     let mut out = Vec::new();
@@ -264,7 +279,10 @@ fn get_logs(state: &RpcState, filter: &Filter) -> Result<Vec<Log>, RpcError> {
                     if out.len() > state.limits.max_logs {
                         return Err(RpcError::new(
                             code::LIMIT,
-                            format!("query returned more than {} logs; narrow the range", state.limits.max_logs),
+                            format!(
+                                "query returned more than {} logs; narrow the range",
+                                state.limits.max_logs
+                            ),
                         ));
                     }
                 }
@@ -278,8 +296,12 @@ fn fee_history(state: &RpcState, p: &Params) -> Result<Value, RpcError> {
     let count: U64 = p.at_most(3)?.req(0, "blockCount")?;
     let newest: BlockNumberOrTag = p.req(1, "newestBlock")?;
     let percentiles: Vec<f64> = p.opt(2, "rewardPercentiles")?.unwrap_or_default();
-    if percentiles.iter().any(|x| !(0.0..=100.0).contains(x)) || percentiles.windows(2).any(|w| w[0] > w[1]) {
-        return Err(RpcError::invalid_params("reward percentiles must be ascending within 0..=100"));
+    if percentiles.iter().any(|x| !(0.0..=100.0).contains(x))
+        || percentiles.windows(2).any(|w| w[0] > w[1])
+    {
+        return Err(RpcError::invalid_params(
+            "reward percentiles must be ascending within 0..=100",
+        ));
     }
     let v = view(state)?;
     let newest = resolve(&v, newest)?;
@@ -290,7 +312,8 @@ fn fee_history(state: &RpcState, p: &Params) -> Result<Value, RpcError> {
     let mut rewards = Vec::new();
     let mut last = None;
     for n in oldest..=newest {
-        let block = block_at(&v, n)?.ok_or_else(|| RpcError::server(format!("block {n} not found")))?;
+        let block =
+            block_at(&v, n)?.ok_or_else(|| RpcError::server(format!("block {n} not found")))?;
         let base = block.header.base_fee_per_gas.unwrap_or_default();
         base_fees.push(base as u128);
         ratios.push(block.header.gas_used as f64 / block.header.gas_limit.max(1) as f64);
@@ -318,7 +341,9 @@ fn fee_history(state: &RpcState, p: &Params) -> Result<Value, RpcError> {
         last = Some(block);
     }
     let next = match &last {
-        Some(b) if b.header.number == v.head().map_err(RpcError::internal)? => state.sequencer.next_base_fee(),
+        Some(b) if b.header.number == v.head().map_err(RpcError::internal)? => {
+            state.sequencer.next_base_fee()
+        }
         Some(b) => b.header.base_fee_per_gas.unwrap_or_default(),
         None => 0,
     };

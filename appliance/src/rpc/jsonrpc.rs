@@ -63,11 +63,14 @@ pub(crate) struct Call {
     pub(crate) params: Value,
 }
 
+/// A malformed entry: the id to answer with and why (boxed: it is the cold path).
+pub(crate) type Invalid = Box<(Value, RpcError)>;
+
 /// The body after parsing: one entry, or a batch, each valid or not.
 #[derive(Debug)]
 pub(crate) enum Body {
-    Single(Result<Call, (Value, RpcError)>),
-    Batch(Vec<Result<Call, (Value, RpcError)>>),
+    Single(Result<Call, Invalid>),
+    Batch(Vec<Result<Call, Invalid>>),
 }
 
 /// Parses a request body. `Err` is a whole-body failure (parse error,
@@ -78,12 +81,18 @@ pub(crate) fn parse_body(bytes: &[u8], max_batch: usize) -> Result<Body, RpcErro
     match value {
         Value::Array(items) => {
             if items.is_empty() {
-                return Err(RpcError::new(code::INVALID_REQUEST, "invalid request: empty batch"));
+                return Err(RpcError::new(
+                    code::INVALID_REQUEST,
+                    "invalid request: empty batch",
+                ));
             }
             if items.len() > max_batch {
                 return Err(RpcError::new(
                     code::LIMIT,
-                    format!("batch of {} requests exceeds limit of {max_batch}", items.len()),
+                    format!(
+                        "batch of {} requests exceeds limit of {max_batch}",
+                        items.len()
+                    ),
                 ));
             }
             Ok(Body::Batch(items.into_iter().map(parse_call).collect()))
@@ -92,9 +101,12 @@ pub(crate) fn parse_body(bytes: &[u8], max_batch: usize) -> Result<Body, RpcErro
     }
 }
 
-fn parse_call(value: Value) -> Result<Call, (Value, RpcError)> {
+fn parse_call(value: Value) -> Result<Call, Invalid> {
     let invalid = |id: Value, why: &str| {
-        Err((id, RpcError::new(code::INVALID_REQUEST, format!("invalid request: {why}"))))
+        Err(Box::new((
+            id,
+            RpcError::new(code::INVALID_REQUEST, format!("invalid request: {why}")),
+        )))
     };
     let Value::Object(mut obj) = value else {
         return invalid(Value::Null, "not an object");
@@ -117,11 +129,7 @@ fn parse_call(value: Value) -> Result<Call, (Value, RpcError)> {
         Some(p @ (Value::Array(_) | Value::Object(_))) => p,
         Some(_) => return invalid(reply_id, "params must be an array or object"),
     };
-    Ok(Call {
-        id,
-        method,
-        params,
-    })
+    Ok(Call { id, method, params })
 }
 
 pub(crate) fn success(id: Value, result: Value) -> Value {
@@ -136,7 +144,7 @@ pub(crate) fn failure(id: Value, error: &RpcError) -> Value {
 mod tests {
     use super::*;
 
-    fn single(body: &str) -> Result<Call, (Value, RpcError)> {
+    fn single(body: &str) -> Result<Call, Invalid> {
         match parse_body(body.as_bytes(), 10).unwrap() {
             Body::Single(c) => c,
             Body::Batch(_) => panic!("expected single"),
@@ -146,15 +154,24 @@ mod tests {
     #[test]
     fn malformed_envelopes_get_spec_codes() {
         assert_eq!(parse_body(b"{not json", 10).unwrap_err().code, code::PARSE);
-        assert_eq!(parse_body(b"[]", 10).unwrap_err().code, code::INVALID_REQUEST);
-        let (id, e) = single(r#"{"jsonrpc":"1.0","id":7,"method":"x"}"#).unwrap_err();
+        assert_eq!(
+            parse_body(b"[]", 10).unwrap_err().code,
+            code::INVALID_REQUEST
+        );
+        let (id, e) = *single(r#"{"jsonrpc":"1.0","id":7,"method":"x"}"#).unwrap_err();
         assert_eq!((id, e.code), (json!(7), code::INVALID_REQUEST));
-        let (_, e) = single(r#"{"jsonrpc":"2.0","id":1,"method":5}"#).unwrap_err();
+        let (_, e) = *single(r#"{"jsonrpc":"2.0","id":1,"method":5}"#).unwrap_err();
         assert_eq!(e.code, code::INVALID_REQUEST);
-        let (_, e) = single(r#"{"jsonrpc":"2.0","id":1,"method":"m","params":3}"#).unwrap_err();
+        let (_, e) = *single(r#"{"jsonrpc":"2.0","id":1,"method":"m","params":3}"#).unwrap_err();
         assert_eq!(e.code, code::INVALID_REQUEST);
-        let big = format!("[{}]", vec![r#"{"jsonrpc":"2.0","id":1,"method":"m"}"#; 11].join(","));
-        assert_eq!(parse_body(big.as_bytes(), 10).unwrap_err().code, code::LIMIT);
+        let big = format!(
+            "[{}]",
+            [r#"{"jsonrpc":"2.0","id":1,"method":"m"}"#; 11].join(",")
+        );
+        assert_eq!(
+            parse_body(big.as_bytes(), 10).unwrap_err().code,
+            code::LIMIT
+        );
     }
 
     #[test]

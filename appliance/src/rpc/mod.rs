@@ -73,7 +73,11 @@ pub fn router(state: Arc<RpcState>) -> Router {
 async fn health(State(state): State<Arc<RpcState>>) -> Response {
     let head = state.sequencer.head();
     let running = state.sequencer.is_running();
-    let status = if running { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
+    let status = if running {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
     let body = json!({
         "status": if running { "ok" } else { "stopped" },
         "block": head.number,
@@ -87,7 +91,11 @@ fn rpc_response(status: StatusCode, body: Value) -> Response {
     (status, Json(body)).into_response()
 }
 
-async fn handle_rpc(State(state): State<Arc<RpcState>>, headers: HeaderMap, body: Body) -> Response {
+async fn handle_rpc(
+    State(state): State<Arc<RpcState>>,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
     let bytes = match to_bytes(body, state.limits.max_body_bytes).await {
         Ok(b) => b,
         Err(_) => {
@@ -95,14 +103,19 @@ async fn handle_rpc(State(state): State<Arc<RpcState>>, headers: HeaderMap, body
                 code::LIMIT,
                 format!("request body exceeds {} bytes", state.limits.max_body_bytes),
             );
-            return rpc_response(StatusCode::PAYLOAD_TOO_LARGE, jsonrpc::failure(Value::Null, &err));
+            return rpc_response(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                jsonrpc::failure(Value::Null, &err),
+            );
         }
     };
     let parsed = match parse_body(&bytes, state.limits.max_batch) {
         Ok(p) => p,
         Err(e) => return rpc_response(StatusCode::OK, jsonrpc::failure(Value::Null, &e)),
     };
-    let auth_header = headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok());
+    let auth_header = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok());
     let authenticated = state.admin.authenticate(auth_header);
     if let Err(why) = &authenticated {
         let calls: Vec<&Result<Call, _>> = match &parsed {
@@ -148,9 +161,12 @@ async fn handle_rpc(State(state): State<Arc<RpcState>>, headers: HeaderMap, body
     }
 }
 
-async fn answer(state: &Arc<RpcState>, call: Result<Call, (Value, RpcError)>) -> Option<Value> {
+async fn answer(state: &Arc<RpcState>, call: Result<Call, jsonrpc::Invalid>) -> Option<Value> {
     match call {
-        Err((id, e)) => Some(jsonrpc::failure(id, &e)),
+        Err(bad) => {
+            let (id, e) = *bad;
+            Some(jsonrpc::failure(id, &e))
+        }
         Ok(call) => {
             let result = eth::dispatch(state, &call.method, call.params).await;
             let id = call.id?;

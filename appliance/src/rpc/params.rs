@@ -11,23 +11,27 @@ impl Params {
     pub(crate) fn new(v: Value) -> Result<Self, RpcError> {
         match v {
             Value::Array(a) => Ok(Self(a)),
-            _ => Err(RpcError::invalid_params("expected positional (array) params")),
+            _ => Err(RpcError::invalid_params(
+                "expected positional (array) params",
+            )),
         }
     }
 
     /// Required parameter `i`.
     pub(crate) fn req<T: DeserializeOwned>(&self, i: usize, name: &str) -> Result<T, RpcError> {
-        let v = self
-            .0
-            .get(i)
-            .filter(|v| !v.is_null())
-            .ok_or_else(|| RpcError::invalid_params(format!("missing value for required argument {i} ({name})")))?;
+        let v = self.0.get(i).filter(|v| !v.is_null()).ok_or_else(|| {
+            RpcError::invalid_params(format!("missing value for required argument {i} ({name})"))
+        })?;
         serde_json::from_value(v.clone())
             .map_err(|e| RpcError::invalid_params(format!("argument {i} ({name}): {e}")))
     }
 
     /// Optional parameter `i`.
-    pub(crate) fn opt<T: DeserializeOwned>(&self, i: usize, name: &str) -> Result<Option<T>, RpcError> {
+    pub(crate) fn opt<T: DeserializeOwned>(
+        &self,
+        i: usize,
+        name: &str,
+    ) -> Result<Option<T>, RpcError> {
         match self.0.get(i) {
             None | Some(Value::Null) => Ok(None),
             Some(_) => self.req(i, name).map(Some),

@@ -2,7 +2,9 @@ use crate::common::{raw, transfer, Node};
 use serde_json::{json, Value};
 
 fn code(v: &Value) -> i64 {
-    v["error"]["code"].as_i64().unwrap_or_else(|| panic!("expected a JSON-RPC error, got {v}"))
+    v["error"]["code"]
+        .as_i64()
+        .unwrap_or_else(|| panic!("expected a JSON-RPC error, got {v}"))
 }
 
 #[tokio::test]
@@ -13,16 +15,22 @@ async fn bad_input_gets_json_rpc_errors_and_the_node_keeps_serving() {
     let (status, v) = node.post_raw("{\"jsonrpc\":").await;
     assert_eq!((status, code(&v)), (200, -32700), "malformed JSON");
 
-    let (_, v) = node.post_raw(r#"{"jsonrpc":"1.0","id":1,"method":"eth_chainId"}"#).await;
+    let (_, v) = node
+        .post_raw(r#"{"jsonrpc":"1.0","id":1,"method":"eth_chainId"}"#)
+        .await;
     assert_eq!(code(&v), -32600, "wrong version");
 
     let v = node.rpc("eth_frobnicate", json!([])).await;
     assert_eq!(code(&v), -32601, "unknown method");
 
-    let v = node.rpc("eth_getBalance", json!(["0xnothex", "latest"])).await;
+    let v = node
+        .rpc("eth_getBalance", json!(["0xnothex", "latest"]))
+        .await;
     assert_eq!(code(&v), -32602, "invalid hex");
 
-    let v = node.rpc("eth_sendRawTransaction", json!(["0xdeadbeef"])).await;
+    let v = node
+        .rpc("eth_sendRawTransaction", json!(["0xdeadbeef"]))
+        .await;
     assert_eq!(code(&v), -32602, "invalid RLP: {v}");
 
     // A valid transaction with its signature's s value corrupted.
@@ -31,22 +39,46 @@ async fn bad_input_gets_json_rpc_errors_and_the_node_keeps_serving() {
     let n = bytes.len();
     bytes[n - 1] ^= 0xff;
     bytes[n - 2] ^= 0xff;
-    let v = node.rpc("eth_sendRawTransaction", json!([format!("0x{}", alloy_primitives::hex::encode(bytes))])).await;
-    assert!(v["error"].is_object(), "bad signature must be rejected: {v}");
+    let v = node
+        .rpc(
+            "eth_sendRawTransaction",
+            json!([format!("0x{}", alloy_primitives::hex::encode(bytes))]),
+        )
+        .await;
+    assert!(
+        v["error"].is_object(),
+        "bad signature must be rejected: {v}"
+    );
     assert!(v["result"].is_null());
 
     let wrong_chain = transfer(&node.key(0), 1, 0, alloy_primitives::Address::ZERO, 1);
-    let v = node.rpc("eth_sendRawTransaction", json!([raw(&wrong_chain)])).await;
-    assert!(v["error"]["message"].as_str().unwrap().contains("chain id"), "{v}");
+    let v = node
+        .rpc("eth_sendRawTransaction", json!([raw(&wrong_chain)]))
+        .await;
+    assert!(
+        v["error"]["message"].as_str().unwrap().contains("chain id"),
+        "{v}"
+    );
 
-    let huge = format!(r#"{{"jsonrpc":"2.0","id":1,"method":"eth_chainId","params":["{}"]}}"#, "a".repeat(6 * 1024 * 1024));
+    let huge = format!(
+        r#"{{"jsonrpc":"2.0","id":1,"method":"eth_chainId","params":["{}"]}}"#,
+        "a".repeat(6 * 1024 * 1024)
+    );
     let (status, v) = node.post_raw(huge).await;
     assert_eq!(status, 413, "oversized body");
-    assert!(v["error"]["message"].as_str().unwrap().contains("exceeds"), "{v}");
+    assert!(
+        v["error"]["message"].as_str().unwrap().contains("exceeds"),
+        "{v}"
+    );
 
-    let batch: Vec<Value> = (0..1001).map(|i| json!({"jsonrpc":"2.0","id":i,"method":"eth_chainId"})).collect();
+    let batch: Vec<Value> = (0..1001)
+        .map(|i| json!({"jsonrpc":"2.0","id":i,"method":"eth_chainId"}))
+        .collect();
     let (_, v) = node.post_raw(Value::Array(batch).to_string()).await;
-    assert!(v["error"]["message"].as_str().unwrap().contains("batch"), "oversized batch: {v}");
+    assert!(
+        v["error"]["message"].as_str().unwrap().contains("batch"),
+        "oversized batch: {v}"
+    );
 
     // A mixed batch answers each entry on its own.
     let (_, v) = node
@@ -77,6 +109,10 @@ async fn bad_input_gets_json_rpc_errors_and_the_node_keeps_serving() {
         .unwrap();
     assert_eq!(resp.json::<Value>().await.unwrap()["result"], "0x1e61");
 
-    assert_eq!(node.health().await["status"], "ok", "still serving after all of the above");
+    assert_eq!(
+        node.health().await["status"],
+        "ok",
+        "still serving after all of the above"
+    );
     node.stop();
 }

@@ -8,7 +8,9 @@ use std::{path::PathBuf, process::Command};
 fn peers_dir() -> PathBuf {
     std::env::var_os("PRIVIDIUM_PEERS")
         .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(std::env::var("HOME").unwrap()).join(".cache/prividium-peers"))
+        .unwrap_or_else(|| {
+            PathBuf::from(std::env::var("HOME").unwrap()).join(".cache/prividium-peers")
+        })
 }
 
 fn repo() -> PathBuf {

@@ -41,19 +41,19 @@ impl Node {
             assert!(Instant::now() < deadline, "node did not come up");
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
-        let dev: Value = serde_json::from_str(&std::fs::read_to_string(&dev_path).unwrap()).unwrap();
-        let ca = reqwest::Certificate::from_pem(&std::fs::read(dev["ca_cert"].as_str().unwrap()).unwrap()).unwrap();
+        let dev: Value =
+            serde_json::from_str(&std::fs::read_to_string(&dev_path).unwrap()).unwrap();
+        let ca = reqwest::Certificate::from_pem(
+            &std::fs::read(dev["ca_cert"].as_str().unwrap()).unwrap(),
+        )
+        .unwrap();
         let http = reqwest::Client::builder()
             .use_rustls_tls()
             .tls_built_in_root_certs(false)
             .add_root_certificate(ca)
             .build()
             .unwrap();
-        Node {
-            child,
-            dev,
-            http,
-        }
+        Node { child, dev, http }
     }
 
     pub(crate) fn url(&self) -> String {
@@ -61,7 +61,11 @@ impl Node {
     }
 
     pub(crate) fn key(&self, i: usize) -> PrivateKeySigner {
-        self.dev["accounts"][i]["private_key"].as_str().unwrap().parse().unwrap()
+        self.dev["accounts"][i]["private_key"]
+            .as_str()
+            .unwrap()
+            .parse()
+            .unwrap()
     }
 
     /// Posts a raw body with the admin key; returns (HTTP status, JSON body).
@@ -69,7 +73,10 @@ impl Node {
         let resp = self
             .http
             .post(self.url())
-            .header("Authorization", format!("Bearer {}", self.dev["api_key"].as_str().unwrap()))
+            .header(
+                "Authorization",
+                format!("Bearer {}", self.dev["api_key"].as_str().unwrap()),
+            )
             .header("Content-Type", "application/json")
             .body(body)
             .send()
@@ -77,7 +84,10 @@ impl Node {
             .expect("request completes (connection not dropped)");
         let status = resp.status().as_u16();
         let text = resp.text().await.unwrap();
-        (status, serde_json::from_str(&text).unwrap_or(Value::String(text)))
+        (
+            status,
+            serde_json::from_str(&text).unwrap_or(Value::String(text)),
+        )
     }
 
     pub(crate) async fn rpc(&self, method: &str, params: Value) -> Value {
@@ -112,7 +122,13 @@ impl Drop for Node {
     }
 }
 
-pub(crate) fn transfer(key: &PrivateKeySigner, chain_id: u64, nonce: u64, to: Address, value: u64) -> TxEnvelope {
+pub(crate) fn transfer(
+    key: &PrivateKeySigner,
+    chain_id: u64,
+    nonce: u64,
+    to: Address,
+    value: u64,
+) -> TxEnvelope {
     let tx = TxEip1559 {
         chain_id,
         nonce,

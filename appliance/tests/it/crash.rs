@@ -29,7 +29,13 @@ async fn kill_9_loses_nothing_that_was_reported_included() {
             }
             let r = node.rpc("eth_getTransactionReceipt", json!([h])).await;
             if !r["result"].is_null() {
-                included.insert(*h, (r["result"]["blockNumber"].clone(), r["result"]["blockHash"].clone()));
+                included.insert(
+                    *h,
+                    (
+                        r["result"]["blockNumber"].clone(),
+                        r["result"]["blockHash"].clone(),
+                    ),
+                );
             }
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
@@ -47,8 +53,14 @@ async fn kill_9_loses_nothing_that_was_reported_included() {
         assert_eq!(r["result"]["status"], "0x1");
     }
     // The node accepts the stream again from where the log ended.
-    let pending = node.rpc("eth_getTransactionCount", json!([key.address(), "pending"])).await;
-    let next = u64::from_str_radix(pending["result"].as_str().unwrap().trim_start_matches("0x"), 16).unwrap();
+    let pending = node
+        .rpc("eth_getTransactionCount", json!([key.address(), "pending"]))
+        .await;
+    let next = u64::from_str_radix(
+        pending["result"].as_str().unwrap().trim_start_matches("0x"),
+        16,
+    )
+    .unwrap();
     assert!(next >= included.len() as u64);
     let tx = transfer(&key, chain_id, next, recipient(9), 1);
     let h = hash_of(&node.rpc("eth_sendRawTransaction", json!([raw(&tx)])).await);
@@ -74,12 +86,26 @@ async fn kill_9_loses_nothing_that_was_reported_included() {
         .output()
         .unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success(), "replay failed: {}", String::from_utf8_lossy(&out.stderr));
-    assert!(stdout.contains(&format!("replayed blocks: {height}")), "{stdout}");
-    assert!(stdout.contains(&format!("state root: {root}")), "replay root differs from the node's {root}:\n{stdout}");
+    assert!(
+        out.status.success(),
+        "replay failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        stdout.contains(&format!("replayed blocks: {height}")),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains(&format!("state root: {root}")),
+        "replay root differs from the node's {root}:\n{stdout}"
+    );
 
     // Replay is idempotent: a second run prints the same root.
-    let again = Command::new(bin()).args(["replay", "--data-dir"]).arg(dir.path()).output().unwrap();
+    let again = Command::new(bin())
+        .args(["replay", "--data-dir"])
+        .arg(dir.path())
+        .output()
+        .unwrap();
     assert!(String::from_utf8_lossy(&again.stdout).contains(&format!("state root: {root}")));
 }
 

@@ -106,7 +106,7 @@ impl Deriver {
         batch.put(Table::BlockHashes, block.hash.as_slice(), u64_key(number));
         batch.put(Table::StateRoots, u64_key(number), root.as_slice());
         batch.put(Table::Meta, codec::META_DERIVED_HEIGHT, u64_key(number));
-        let durable = number % self.durable_every == 0;
+        let durable = number.is_multiple_of(self.durable_every);
         self.store.write(batch, durable)?;
         self.height = number;
         Ok(root)
@@ -211,12 +211,18 @@ fn load_state(store: &dyn KvStore, view: &ChainView, height: u64) -> Result<Memo
         if k.len() == 52 && v.len() == 32 {
             let addr = alloy_primitives::Address::from_slice(&k[..20]);
             let slot = U256::from_be_slice(&k[20..]);
-            state.storage.entry(addr).or_default().insert(slot, U256::from_be_slice(v));
+            state
+                .storage
+                .entry(addr)
+                .or_default()
+                .insert(slot, U256::from_be_slice(v));
         }
     })?;
     for_each(store, Table::Code, |k, v| {
         if k.len() == 32 {
-            state.codes.insert(B256::from_slice(k), Bytes::copy_from_slice(v));
+            state
+                .codes
+                .insert(B256::from_slice(k), Bytes::copy_from_slice(v));
         }
     })?;
     for n in height.saturating_sub(255)..=height {

@@ -55,16 +55,18 @@ impl RootTracker {
 
     /// State root of the current state.
     pub(crate) fn root(&self) -> B256 {
-        state_root(self.state.accounts.iter().map(|(address, info)| TrieAccountInput {
-            address: *address,
-            nonce: info.nonce,
-            balance: info.balance,
-            code_hash: info.code_hash,
-            storage_root: self
-                .storage_roots
-                .get(address)
-                .copied()
-                .unwrap_or(alloy_trie::EMPTY_ROOT_HASH),
+        state_root(self.state.accounts.iter().map(|(address, info)| {
+            TrieAccountInput {
+                address: *address,
+                nonce: info.nonce,
+                balance: info.balance,
+                code_hash: info.code_hash,
+                storage_root: self
+                    .storage_roots
+                    .get(address)
+                    .copied()
+                    .unwrap_or(alloy_trie::EMPTY_ROOT_HASH),
+            }
         }))
     }
 }

@@ -101,7 +101,9 @@ impl Mempool {
             Some(old) => {
                 let bump = |old: u128| old + old * self.config.replace_bump_percent / 100;
                 let fee_ok = envelope.max_fee_per_gas() >= bump(old.envelope.max_fee_per_gas());
-                let tip_ok = envelope.max_priority_fee_per_gas().unwrap_or(envelope.max_fee_per_gas())
+                let tip_ok = envelope
+                    .max_priority_fee_per_gas()
+                    .unwrap_or(envelope.max_fee_per_gas())
                     >= bump(
                         old.envelope
                             .max_priority_fee_per_gas()
@@ -218,7 +220,10 @@ mod tests {
 
     fn tx(key: u64, nonce: u64, fee: u128) -> (TxEnvelope, Address) {
         let s = test_signer(key);
-        (signed_transfer_from(&s, nonce, Address::with_last_byte(1), 1, fee), s.address())
+        (
+            signed_transfer_from(&s, nonce, Address::with_last_byte(1), 1, fee),
+            s.address(),
+        )
     }
 
     const RICH: U256 = U256::MAX;
@@ -250,8 +255,11 @@ mod tests {
         pool.insert(b0, b, 0, RICH).unwrap();
         pool.insert(a0, a, 0, RICH).unwrap();
         pool.insert(a1, a, 0, RICH).unwrap();
-        let order: Vec<(Address, u64)> =
-            pool.best(10, |_| 0).iter().map(|t| (t.sender, t.nonce())).collect();
+        let order: Vec<(Address, u64)> = pool
+            .best(10, |_| 0)
+            .iter()
+            .map(|t| (t.sender, t.nonce()))
+            .collect();
         assert_eq!(order, vec![(b, 0), (a, 0), (a, 1)]);
         assert_eq!(pool.best(2, |_| 0).len(), 2);
     }
@@ -262,7 +270,10 @@ mod tests {
         let (t, a) = tx(0, 0, 100);
         let first = pool.insert(t, a, 0, RICH).unwrap();
         let (low, _) = tx(0, 0, 109);
-        assert_eq!(pool.insert(low, a, 0, RICH), Err(MempoolError::ReplacementUnderpriced));
+        assert_eq!(
+            pool.insert(low, a, 0, RICH),
+            Err(MempoolError::ReplacementUnderpriced)
+        );
         let (ok, _) = tx(0, 0, 110);
         let second = pool.insert(ok, a, 0, RICH).unwrap();
         assert_eq!(pool.len(), 1);

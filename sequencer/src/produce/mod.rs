@@ -131,7 +131,9 @@ impl Producer {
         let senders: BTreeMap<Address, u64> = {
             let mut hot = self.hot.write();
             hot.state.apply(&outcome.diff);
-            hot.state.block_hashes.insert(record.number, record.block_hash);
+            hot.state
+                .block_hashes
+                .insert(record.number, record.block_hash);
             let number = record.number;
             hot.state.block_hashes.retain(|n, _| n + 256 >= number);
             hot.head = ProducedHead {
@@ -148,7 +150,11 @@ impl Producer {
                 .collect()
         };
         self.mempool.lock().on_block(senders);
-        tracing::debug!(number = record.number, txs = outcome.txs.len(), "block sealed");
+        tracing::debug!(
+            number = record.number,
+            txs = outcome.txs.len(),
+            "block sealed"
+        );
         self.to_derive
             .send(outcome)
             .map_err(|_| crate::SequencerError::Stopped)?;

@@ -1,6 +1,5 @@
 use super::*;
 use crate::test_support::{signed_transfer, test_context};
-use std::io::Write as _;
 
 fn record(number: u64, txs: usize) -> BlockRecord {
     BlockRecord {
@@ -34,7 +33,10 @@ fn out_of_order_append_is_refused() {
     let dir = tempfile::tempdir().unwrap();
     let mut log = BlockLog::open(&dir.path().join("blocks.log")).unwrap();
     log.append(&record(1, 0)).unwrap();
-    assert!(matches!(log.append(&record(3, 0)), Err(WalError::OutOfOrder { .. })));
+    assert!(matches!(
+        log.append(&record(3, 0)),
+        Err(WalError::OutOfOrder { .. })
+    ));
 }
 
 #[test]
@@ -52,13 +54,21 @@ fn torn_tail_is_cut_and_appends_continue() {
     frame.extend_from_slice(&(payload.len() as u32).to_be_bytes());
     frame.extend_from_slice(&crc32fast::hash(&payload).to_be_bytes());
     frame.extend_from_slice(&payload[..payload.len() / 2]);
-    OpenOptions::new().append(true).open(&path).unwrap().write_all(&frame).unwrap();
+    OpenOptions::new()
+        .append(true)
+        .open(&path)
+        .unwrap()
+        .write_all(&frame)
+        .unwrap();
 
     let mut log = BlockLog::open(&path).unwrap();
     assert_eq!(log.last_block(), Some(2));
     log.append(&record(3, 2)).unwrap();
     drop(log);
-    assert_eq!(BlockLog::open(&path).unwrap().read_from(3, 10).unwrap(), vec![record(3, 2)]);
+    assert_eq!(
+        BlockLog::open(&path).unwrap().read_from(3, 10).unwrap(),
+        vec![record(3, 2)]
+    );
 }
 
 #[test]
@@ -90,7 +100,12 @@ fn unknown_record_version_is_reported() {
     let mut frame = (payload.len() as u32).to_be_bytes().to_vec();
     frame.extend_from_slice(&crc32fast::hash(&payload).to_be_bytes());
     frame.extend_from_slice(&payload);
-    OpenOptions::new().append(true).open(&path).unwrap().write_all(&frame).unwrap();
+    OpenOptions::new()
+        .append(true)
+        .open(&path)
+        .unwrap()
+        .write_all(&frame)
+        .unwrap();
     assert!(matches!(
         BlockLog::open(&path),
         Err(WalError::UnknownVersion { version: 9, .. })

@@ -1,0 +1,18 @@
+#!/usr/bin/env bash
+# The one test command: installs/starts the test peers, then runs every check.
+# Usage: scripts/test.sh            (from anywhere)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/prividium-target}"
+export PRIVIDIUM_PEERS="${PRIVIDIUM_PEERS:-$HOME/.cache/prividium-peers}"
+JOBS="${JOBS:-2}"
+
+echo "== test peers (npm ethers/solc/anvil, PyPI web3) =="
+deploy/dev/install-peers.sh
+
+echo "== format and lints =="
+cargo fmt --all --check
+cargo clippy -j"$JOBS" --workspace --all-targets -- -D warnings
+
+echo "== tests =="
+cargo test -j"$JOBS" --workspace -- --test-threads=2
