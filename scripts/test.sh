@@ -15,4 +15,4 @@ cargo fmt --all --check
 cargo clippy -j"$JOBS" --workspace --all-targets -- -D warnings
 
 echo "== tests =="
-cargo test -j"$JOBS" --workspace -- --test-threads=2
+cargo test -j"$JOBS" --workspace --no-fail-fast -- --test-threads=2

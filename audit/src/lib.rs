@@ -1,1 +1,1 @@
-//! placeholder
+//! Tamper-evident audit log and compliance queries (issue 5; not started).

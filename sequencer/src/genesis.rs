@@ -1,5 +1,5 @@
 use crate::{Result, SequencerError};
-use alloy_primitives::{keccak256, Address, Bytes, B256, U256};
+use alloy_primitives::{keccak256, Address, Bytes, U256};
 use serde::Deserialize;
 use state_transition::{revm::state::AccountInfo, MemoryState};
 use std::collections::BTreeMap;
@@ -42,9 +42,9 @@ pub struct GenesisAccount {
     /// Contract code.
     #[serde(default)]
     pub code: Option<Bytes>,
-    /// Storage slots.
+    /// Storage slots (short hex like `0x01` accepted, as geth does).
     #[serde(default)]
-    pub storage: BTreeMap<B256, B256>,
+    pub storage: BTreeMap<U256, U256>,
 }
 
 mod num {
@@ -106,7 +106,7 @@ impl Genesis {
             let slots: BTreeMap<U256, U256> = acct
                 .storage
                 .iter()
-                .map(|(k, v)| (U256::from_be_bytes(k.0), U256::from_be_bytes(v.0)))
+                .map(|(k, v)| (*k, *v))
                 .filter(|(_, v)| !v.is_zero())
                 .collect();
             if !slots.is_empty() {
