@@ -15,4 +15,9 @@ cargo fmt --all --check
 cargo clippy -j"$JOBS" --workspace --all-targets -- -D warnings
 
 echo "== tests =="
-cargo test -j"$JOBS" --workspace --no-fail-fast -- --test-threads=2
+status=0
+cargo test -j"$JOBS" --workspace --no-fail-fast -- --test-threads=2 --skip general_state_tests || status=$?
+
+echo "== Ethereum GeneralStateTests through state-transition (counts printed) =="
+cargo test -j"$JOBS" -p state-transition --test conformance -- --nocapture || status=$?
+exit "$status"
