@@ -7,13 +7,17 @@ mod abi;
 mod client;
 mod scenario;
 
+use alloy_primitives::B256;
 use anyhow::{bail, Context, Result};
 use client::Client;
 use scenario::Scenario;
 use std::{
     collections::HashMap,
     path::PathBuf,
-    sync::Arc,
+    sync::{
+        atomic::{AtomicBool, Ordering},
+        Arc,
+    },
     time::{Duration, Instant},
 };
 
@@ -67,6 +71,53 @@ fn percentile(sorted: &[f64], p: f64) -> f64 {
     sorted[i.min(sorted.len() - 1)]
 }
 
+type Times = Arc<parking_lot::Mutex<HashMap<B256, Instant>>>;
+
+/// Polls derived blocks while the sender runs, recording when each
+/// transaction first appears; returns the number of blocks seen once every
+/// accepted transaction is included.
+async fn watch_blocks(
+    client: Arc<Client>,
+    start_block: u64,
+    submitted: Times,
+    seen: Times,
+    done: Arc<AtomicBool>,
+) -> Result<usize> {
+    let mut next_block = start_block + 1;
+    let mut blocks = 0usize;
+    let mut done_at: Option<Instant> = None;
+    loop {
+        let head = client.block_number().await?;
+        for n in next_block..=head {
+            let hashes = client.block_tx_hashes(n).await?;
+            let now = Instant::now();
+            blocks += 1;
+            let mut seen = seen.lock();
+            for h in hashes {
+                seen.entry(h).or_insert(now);
+            }
+        }
+        next_block = next_block.max(head + 1);
+        if done.load(Ordering::Relaxed) {
+            let missing = {
+                let seen = seen.lock();
+                submitted
+                    .lock()
+                    .keys()
+                    .filter(|h| !seen.contains_key(*h))
+                    .count()
+            };
+            if missing == 0 {
+                return Ok(blocks);
+            }
+            if done_at.get_or_insert_with(Instant::now).elapsed() > Duration::from_secs(120) {
+                bail!("{missing} transactions not included 120 s after sending ended");
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
 /// Runs the benchmark.
 pub async fn run(args: Args) -> Result<()> {
     let client = Arc::new(Client::from_dev_file(&args.dev_file)?);
@@ -74,16 +125,24 @@ pub async fn run(args: Args) -> Result<()> {
     eprintln!("pre-signed {} transactions; sending", prepared.len());
     let start_block = client.block_number().await?;
 
-    let submitted: Arc<parking_lot::Mutex<HashMap<alloy_primitives::B256, Instant>>> =
-        Default::default();
+    let submitted: Times = Default::default();
+    let seen: Times = Default::default();
+    let done = Arc::new(AtomicBool::new(false));
+    let watcher = tokio::spawn(watch_blocks(
+        client.clone(),
+        start_block,
+        submitted.clone(),
+        seen.clone(),
+        done.clone(),
+    ));
+
     let sem = Arc::new(tokio::sync::Semaphore::new(args.concurrency.max(1)));
     let started = Instant::now();
     let interval = (args.rate > 0).then(|| Duration::from_secs_f64(1.0 / args.rate as f64));
     let mut tasks = Vec::with_capacity(prepared.len());
     for (i, (hash, raw)) in prepared.into_iter().enumerate() {
         if let Some(iv) = interval {
-            let due = started + iv * i as u32;
-            tokio::time::sleep_until(due.into()).await;
+            tokio::time::sleep_until((started + iv * i as u32).into()).await;
         }
         let permit = sem.clone().acquire_owned().await?;
         let client = client.clone();
@@ -107,40 +166,21 @@ pub async fn run(args: Args) -> Result<()> {
         }
     }
     let submit_seconds = started.elapsed().as_secs_f64();
+    done.store(true, Ordering::Relaxed);
     if let Some(e) = &first_error {
         eprintln!("{rejected} transactions rejected; first: {e}");
     }
-    let pending: HashMap<_, _> = submitted.lock().clone();
-    let accepted = pending.len();
+    let blocks = watcher.await??;
 
-    // Watch derived blocks until every accepted transaction is included.
-    let mut latencies = Vec::with_capacity(accepted);
+    let submitted = submitted.lock().clone();
+    let seen = seen.lock().clone();
+    let mut latencies = Vec::with_capacity(submitted.len());
     let mut last_inclusion = started;
-    let mut next_block = start_block + 1;
-    let mut blocks = 0;
-    let deadline = Instant::now() + Duration::from_secs(120);
-    let mut remaining = pending.clone();
-    while !remaining.is_empty() {
-        if Instant::now() > deadline {
-            bail!("{} transactions not included after 120 s", remaining.len());
+    for (h, t) in &submitted {
+        if let Some(s) = seen.get(h) {
+            latencies.push(s.duration_since(*t).as_secs_f64() * 1000.0);
+            last_inclusion = last_inclusion.max(*s);
         }
-        let head = client.block_number().await?;
-        if head < next_block {
-            tokio::time::sleep(Duration::from_millis(10)).await;
-            continue;
-        }
-        for n in next_block..=head {
-            let hashes = client.block_tx_hashes(n).await?;
-            let seen = Instant::now();
-            blocks += 1;
-            for h in hashes {
-                if let Some(t) = remaining.remove(&h) {
-                    latencies.push(seen.duration_since(t).as_secs_f64() * 1000.0);
-                    last_inclusion = seen;
-                }
-            }
-        }
-        next_block = head + 1;
     }
     latencies.sort_by(|a, b| a.total_cmp(b));
     let window = last_inclusion
@@ -149,8 +189,8 @@ pub async fn run(args: Args) -> Result<()> {
         .max(1e-9);
     let report = Report {
         scenario: format!("{:?}", args.scenario).to_lowercase(),
-        sent: accepted + rejected,
-        accepted,
+        sent: submitted.len() + rejected,
+        accepted: submitted.len(),
         rejected,
         included: latencies.len(),
         submit_seconds,

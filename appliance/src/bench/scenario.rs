@@ -50,9 +50,12 @@ fn sign(
     TxEnvelope::Eip1559(tx.into_signed(sig))
 }
 
+/// Fresh accounts per run (salted), so a re-run never collides with the
+/// nonces an earlier run used.
 fn bench_keys(n: usize) -> Vec<PrivateKeySigner> {
+    let salt: u64 = rand::random();
     let derive = |i: usize| {
-        let seed = keccak256(format!("prividium-bench-{i}").as_bytes());
+        let seed = keccak256(format!("prividium-bench-{salt}-{i}").as_bytes());
         PrivateKeySigner::from_bytes(&seed)
             .expect("hash is a valid key with overwhelming probability")
     };
