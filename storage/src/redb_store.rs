@@ -71,13 +71,17 @@ fn range_in(
     Ok(out)
 }
 
+impl RedbStore {
+    fn read_txn(&self) -> Result<ReadTransaction> {
+        self.db
+            .begin_read()
+            .map_err(|e| StorageError::backend(None, e))
+    }
+}
+
 impl KvRead for RedbStore {
     fn get(&self, table: Table, key: &[u8]) -> Result<Option<Vec<u8>>> {
-        let txn = self
-            .db
-            .begin_read()
-            .map_err(|e| StorageError::backend(Some(table), e))?;
-        get_in(&txn, table, key)
+        get_in(&self.read_txn()?, table, key)
     }
     fn range(
         &self,
@@ -86,11 +90,7 @@ impl KvRead for RedbStore {
         end: Option<&[u8]>,
         limit: usize,
     ) -> Result<Vec<Entry>> {
-        let txn = self
-            .db
-            .begin_read()
-            .map_err(|e| StorageError::backend(Some(table), e))?;
-        range_in(&txn, table, start, end, limit)
+        range_in(&self.read_txn()?, table, start, end, limit)
     }
 }
 
@@ -160,11 +160,7 @@ impl KvStore for RedbStore {
     }
 
     fn snapshot(&self) -> Result<Box<dyn KvRead + Send + Sync>> {
-        let txn = self
-            .db
-            .begin_read()
-            .map_err(|e| StorageError::backend(None, e))?;
-        Ok(Box::new(RedbSnapshot(txn)))
+        Ok(Box::new(RedbSnapshot(self.read_txn()?)))
     }
 }
 

@@ -48,12 +48,10 @@ fn torn_tail_is_cut_and_appends_continue() {
     log.append(&record(2, 1)).unwrap();
     drop(log);
     // Simulate a crash halfway through writing block 3.
-    let mut frame = Vec::new();
     let mut payload = vec![v1::VERSION];
     v1::encode(&record(3, 2), &mut payload);
-    frame.extend_from_slice(&(payload.len() as u32).to_be_bytes());
-    frame.extend_from_slice(&crc32fast::hash(&payload).to_be_bytes());
-    frame.extend_from_slice(&payload[..payload.len() / 2]);
+    let mut frame = frame_of(&payload);
+    frame.truncate(frame.len() - payload.len() / 2);
     OpenOptions::new()
         .append(true)
         .open(&path)
@@ -96,10 +94,7 @@ fn unknown_record_version_is_reported() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("blocks.log");
     drop(BlockLog::open(&path).unwrap());
-    let payload = [9u8, 0xc0];
-    let mut frame = (payload.len() as u32).to_be_bytes().to_vec();
-    frame.extend_from_slice(&crc32fast::hash(&payload).to_be_bytes());
-    frame.extend_from_slice(&payload);
+    let frame = frame_of(&[9u8, 0xc0]);
     OpenOptions::new()
         .append(true)
         .open(&path)
@@ -128,4 +123,12 @@ fn v1_encoding_matches_the_golden_fixture() {
 
 fn hex_encode(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// A well-formed frame around `payload`, as `append` writes it.
+fn frame_of(payload: &[u8]) -> Vec<u8> {
+    let mut frame = (payload.len() as u32).to_be_bytes().to_vec();
+    frame.extend_from_slice(&crc32fast::hash(payload).to_be_bytes());
+    frame.extend_from_slice(payload);
+    frame
 }
