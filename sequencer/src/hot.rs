@@ -3,7 +3,7 @@
 
 use alloy_primitives::{Address, B256, U256};
 use parking_lot::RwLock;
-use state_transition::MemoryState;
+use state_transition::{ChainSpec, MemoryState};
 use std::sync::Arc;
 
 /// The head of the block log as the producer sees it.
@@ -22,6 +22,17 @@ pub(crate) struct Hot {
 }
 
 pub(crate) type SharedHot = Arc<RwLock<Hot>>;
+
+impl ProducedHead {
+    /// Base fee of the block that follows this one.
+    pub(crate) fn next_base_fee(&self, chain: &ChainSpec) -> u64 {
+        if self.number == 0 {
+            chain.initial_base_fee()
+        } else {
+            chain.next_base_fee(self.gas_used, self.base_fee)
+        }
+    }
+}
 
 impl Hot {
     pub(crate) fn nonce_and_balance(&self, address: &Address) -> (u64, U256) {

@@ -177,14 +177,7 @@ impl Sequencer {
 
     /// Base fee the next block will charge.
     pub fn next_base_fee(&self) -> u64 {
-        let hot = self.hot.read();
-        if hot.head.number == 0 {
-            self.config.chain.initial_base_fee()
-        } else {
-            self.config
-                .chain
-                .next_base_fee(hot.head.gas_used, hot.head.base_fee)
-        }
+        self.hot.read().head.next_base_fee(&self.config.chain)
     }
 
     /// Next nonce for `address`, counting pooled transactions.

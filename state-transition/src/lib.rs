@@ -29,7 +29,7 @@ pub use diff::{AccountChange, StateDiff};
 pub use error::{StateError, TxRejection};
 pub use executor::{BlockExecutor, BlockOutcome, ExecutedTx};
 pub use overlay::BlockState;
-pub use reader::{MemoryState, StateReader};
+pub use reader::{MemoryState, StateReader, BLOCK_HASH_WINDOW};
 pub use root::{account_leaf, state_root, storage_root, TrieAccountInput};
 pub use tx_env::{tx_env, SUPPORTED_TX_TYPES};
 

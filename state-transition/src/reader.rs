@@ -47,7 +47,18 @@ pub struct MemoryState {
     pub block_hashes: BTreeMap<u64, B256>,
 }
 
+/// How many recent block hashes BLOCKHASH can see (the EVM rule).
+pub const BLOCK_HASH_WINDOW: u64 = 256;
+
 impl MemoryState {
+    /// Records a sealed block's hash for BLOCKHASH and forgets hashes the
+    /// next block can no longer ask for.
+    pub fn record_block_hash(&mut self, number: u64, hash: B256) {
+        self.block_hashes.insert(number, hash);
+        self.block_hashes
+            .retain(|n, _| n + BLOCK_HASH_WINDOW > number);
+    }
+
     /// Applies a block's diff, as the next block would see it.
     pub fn apply(&mut self, diff: &crate::StateDiff) {
         for (code_hash, code) in &diff.codes {

@@ -20,6 +20,14 @@ pub(super) struct DevAccount {
     pub(super) private_key: String,
 }
 
+/// A JSON-RPC hex quantity (`"0x1a"`).
+fn quantity(v: &Value) -> Result<u128> {
+    let s = v
+        .as_str()
+        .ok_or_else(|| anyhow!("expected a hex quantity, got {v}"))?;
+    Ok(u128::from_str_radix(s.trim_start_matches("0x"), 16)?)
+}
+
 pub(super) struct Client {
     http: reqwest::Client,
     url: String,
@@ -74,25 +82,18 @@ impl Client {
     }
 
     pub(super) async fn block_number(&self) -> Result<u64> {
-        let v = self.call("eth_blockNumber", json!([])).await?;
-        let s = v
-            .as_str()
-            .ok_or_else(|| anyhow!("blockNumber not a string"))?;
-        Ok(u64::from_str_radix(s.trim_start_matches("0x"), 16)?)
+        Ok(quantity(&self.call("eth_blockNumber", json!([])).await?)? as u64)
     }
 
     pub(super) async fn gas_price(&self) -> Result<u128> {
-        let v = self.call("eth_gasPrice", json!([])).await?;
-        let s = v.as_str().ok_or_else(|| anyhow!("gasPrice not a string"))?;
-        Ok(u128::from_str_radix(s.trim_start_matches("0x"), 16)?)
+        quantity(&self.call("eth_gasPrice", json!([])).await?)
     }
 
     pub(super) async fn nonce(&self, address: &Address) -> Result<u64> {
         let v = self
             .call("eth_getTransactionCount", json!([address, "pending"]))
             .await?;
-        let s = v.as_str().ok_or_else(|| anyhow!("nonce not a string"))?;
-        Ok(u64::from_str_radix(s.trim_start_matches("0x"), 16)?)
+        Ok(quantity(&v)? as u64)
     }
 
     pub(super) async fn block_tx_hashes(&self, number: u64) -> Result<Vec<B256>> {

@@ -32,36 +32,43 @@ fn call_env(req: &TransactionRequest, gas: u64, chain_id: u64) -> TxEnv {
     }
 }
 
-fn run(
+/// The block a call runs in: one past the derived head, read once per
+/// request (estimateGas runs many times against it).
+fn call_context(
     seq: &Sequencer,
     view: &ChainView,
     req: &TransactionRequest,
-    gas: u64,
-) -> Result<ExecutionResult<HaltReason>, EVMError<StateError, InvalidTransaction>> {
-    let chain = seq.chain();
-    let head = view
-        .head()
-        .map_err(|e| EVMError::Database(StateError::Backend(e.to_string())))?;
+) -> Result<BlockContext, RpcError> {
+    let head = view.head().map_err(RpcError::internal)?;
     let block = view
         .block(head)
-        .map_err(|e| EVMError::Database(StateError::Backend(e.to_string())))?
-        .ok_or_else(|| EVMError::Database(StateError::Backend("head block missing".into())))?;
+        .map_err(RpcError::internal)?
+        .ok_or_else(|| RpcError::internal(format!("head block {head} missing")))?;
     let priced = req.gas_price.is_some() || req.max_fee_per_gas.is_some();
-    let ctx = BlockContext {
+    Ok(BlockContext {
         number: head + 1,
         timestamp: block.header.timestamp,
         parent_hash: block.hash,
         beneficiary: block.header.beneficiary,
-        gas_limit: chain.block_gas_limit,
+        gas_limit: seq.chain().block_gas_limit,
         // An unpriced call runs at base fee zero, as geth does, so reads
         // need no balance.
         base_fee: if priced { seq.next_base_fee() } else { 0 },
         prevrandao: block.hash,
-    };
+    })
+}
+
+fn run(
+    seq: &Sequencer,
+    view: &ChainView,
+    ctx: &BlockContext,
+    req: &TransactionRequest,
+    gas: u64,
+) -> Result<ExecutionResult<HaltReason>, EVMError<StateError, InvalidTransaction>> {
+    let chain = seq.chain();
     let mut cfg = chain.cfg_env();
     cfg.disable_nonce_check = true;
-    let block_env = ctx.block_env();
-    let mut exec = BlockExecutor::with_env(cfg, block_env, ctx, view);
+    let mut exec = BlockExecutor::with_env(cfg, ctx.block_env(), ctx.clone(), view);
     exec.transact_env(call_env(req, gas, chain.chain_id))
 }
 
@@ -97,8 +104,9 @@ fn evm_error(e: EVMError<StateError, InvalidTransaction>) -> RpcError {
 /// eth_call.
 pub(crate) fn call(seq: &Sequencer, req: &TransactionRequest) -> Result<Bytes, RpcError> {
     let view = seq.view().map_err(RpcError::internal)?;
+    let ctx = call_context(seq, &view, req)?;
     let gas = req.gas.unwrap_or(seq.chain().block_gas_limit);
-    match run(seq, &view, req, gas).map_err(evm_error)? {
+    match run(seq, &view, &ctx, req, gas).map_err(evm_error)? {
         ExecutionResult::Success { output, .. } => Ok(output.into_data()),
         ExecutionResult::Revert { output, .. } => Err(revert_error(&output)),
         ExecutionResult::Halt { reason, .. } => {
@@ -110,8 +118,9 @@ pub(crate) fn call(seq: &Sequencer, req: &TransactionRequest) -> Result<Bytes, R
 /// eth_estimateGas: the smallest gas limit that succeeds, by binary search.
 pub(crate) fn estimate_gas(seq: &Sequencer, req: &TransactionRequest) -> Result<u64, RpcError> {
     let view = seq.view().map_err(RpcError::internal)?;
+    let ctx = call_context(seq, &view, req)?;
     let cap = req.gas.unwrap_or(seq.chain().block_gas_limit);
-    let used = match run(seq, &view, req, cap).map_err(evm_error)? {
+    let used = match run(seq, &view, &ctx, req, cap).map_err(evm_error)? {
         ExecutionResult::Success { gas, .. } => gas.tx_gas_used(),
         ExecutionResult::Revert { output, .. } => return Err(revert_error(&output)),
         ExecutionResult::Halt { reason, .. } => {
@@ -124,14 +133,14 @@ pub(crate) fn estimate_gas(seq: &Sequencer, req: &TransactionRequest) -> Result<
     let mut lo = used.saturating_sub(1);
     let mut hi = cap;
     if matches!(
-        run(seq, &view, req, used),
+        run(seq, &view, &ctx, req, used),
         Ok(ExecutionResult::Success { .. })
     ) {
         return Ok(used);
     }
     while lo + 1 < hi {
         let mid = lo + (hi - lo) / 2;
-        match run(seq, &view, req, mid) {
+        match run(seq, &view, &ctx, req, mid) {
             Ok(ExecutionResult::Success { .. }) => hi = mid,
             _ => lo = mid,
         }

@@ -225,7 +225,7 @@ fn load_state(store: &dyn KvStore, view: &ChainView, height: u64) -> Result<Memo
                 .insert(B256::from_slice(k), Bytes::copy_from_slice(v));
         }
     })?;
-    for n in height.saturating_sub(255)..=height {
+    for n in height.saturating_sub(state_transition::BLOCK_HASH_WINDOW - 1)..=height {
         if let Some(block) = view.block(n)? {
             state.block_hashes.insert(n, block.hash);
         }

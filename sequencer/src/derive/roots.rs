@@ -9,9 +9,6 @@ pub(crate) struct RootTracker {
     storage_roots: HashMap<Address, B256>,
 }
 
-/// Block hashes kept for the BLOCKHASH opcode.
-const BLOCK_HASH_WINDOW: u64 = 256;
-
 impl RootTracker {
     pub(crate) fn new(state: MemoryState) -> Self {
         let storage_roots = state
@@ -32,10 +29,7 @@ impl RootTracker {
     /// Applies a block's diff and returns the new state root.
     pub(crate) fn apply(&mut self, diff: &StateDiff, number: u64, hash: B256) -> B256 {
         self.state.apply(diff);
-        self.state.block_hashes.insert(number, hash);
-        self.state
-            .block_hashes
-            .retain(|n, _| *n + BLOCK_HASH_WINDOW >= number);
+        self.state.record_block_hash(number, hash);
         for (address, change) in &diff.accounts {
             if change.storage.is_empty() && !change.storage_cleared && change.info.is_some() {
                 continue;

@@ -56,11 +56,7 @@ impl Producer {
 
     fn next_context(&self, parent: &ProducedHead) -> BlockContext {
         let chain = &self.config.chain;
-        let base_fee = if parent.number == 0 {
-            chain.initial_base_fee()
-        } else {
-            chain.next_base_fee(parent.gas_used, parent.base_fee)
-        };
+        let base_fee = parent.next_base_fee(chain);
         let now = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map(|d| d.as_secs())
@@ -132,12 +128,9 @@ impl Producer {
             let mut hot = self.hot.write();
             hot.state.apply(&outcome.diff);
             hot.state
-                .block_hashes
-                .insert(record.number, record.block_hash);
-            let number = record.number;
-            hot.state.block_hashes.retain(|n, _| n + 256 >= number);
+                .record_block_hash(record.number, record.block_hash);
             hot.head = ProducedHead {
-                number,
+                number: record.number,
                 hash: record.block_hash,
                 timestamp: outcome.context.timestamp,
                 gas_used: outcome.header.header.gas_used,

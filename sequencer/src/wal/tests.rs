@@ -52,12 +52,7 @@ fn torn_tail_is_cut_and_appends_continue() {
     v1::encode(&record(3, 2), &mut payload);
     let mut frame = frame_of(&payload);
     frame.truncate(frame.len() - payload.len() / 2);
-    OpenOptions::new()
-        .append(true)
-        .open(&path)
-        .unwrap()
-        .write_all(&frame)
-        .unwrap();
+    append_raw(&path, &frame);
 
     let mut log = BlockLog::open(&path).unwrap();
     assert_eq!(log.last_block(), Some(2));
@@ -95,12 +90,7 @@ fn unknown_record_version_is_reported() {
     let path = dir.path().join("blocks.log");
     drop(BlockLog::open(&path).unwrap());
     let frame = frame_of(&[9u8, 0xc0]);
-    OpenOptions::new()
-        .append(true)
-        .open(&path)
-        .unwrap()
-        .write_all(&frame)
-        .unwrap();
+    append_raw(&path, &frame);
     assert!(matches!(
         BlockLog::open(&path),
         Err(WalError::UnknownVersion { version: 9, .. })
@@ -131,4 +121,14 @@ fn frame_of(payload: &[u8]) -> Vec<u8> {
     frame.extend_from_slice(&crc32fast::hash(payload).to_be_bytes());
     frame.extend_from_slice(payload);
     frame
+}
+
+/// Appends bytes behind the log's back, as a crash or an attacker would.
+fn append_raw(path: &std::path::Path, bytes: &[u8]) {
+    OpenOptions::new()
+        .append(true)
+        .open(path)
+        .unwrap()
+        .write_all(bytes)
+        .unwrap();
 }
