@@ -1,10 +1,25 @@
-//! Access control for the appliance's front door.
+//! Access control for the appliance: who is calling, and may they do this?
 //!
-//! Role: decide who is calling. Today that is one admin API key presented as
-//! `Authorization: Bearer <key>`, stored only as a SHA-256 hash and compared
-//! in constant time. OIDC, per-machine keys, wallet binding and Cedar
-//! policies build on these types.
+//! Authentication ([`authn`]): OIDC access tokens from the bank's IdP and
+//! API keys for machines, both presented as `Authorization: Bearer …`.
+//! Wallets ([`wallets`], [`siwe`]) tie EOAs to principals. Authorization
+//! ([`policy`]): Cedar policies from the `policies/` directory, default
+//! deny, a stable rule id on every decision, applied to RPC methods, to
+//! read filtering and — through [`policy::PolicyGuard`] — to every call
+//! frame a transaction makes inside the EVM.
 
-mod api_key;
+pub mod authn;
+pub mod directory;
+pub mod policy;
+mod principal;
+pub mod siwe;
+pub mod spend;
+pub mod store;
+pub mod wallets;
 
-pub use api_key::{AdminKey, ApiKeyError, Principal};
+pub use authn::{AuthError, Authenticator};
+pub use principal::{addr_str, Caller, Principal, PrincipalKind};
+
+/// Sub-directory of the data directory holding keys, bindings and the
+/// contract directory.
+pub const ACCESS_DIR: &str = "access";

@@ -22,6 +22,24 @@ pub struct Config {
     pub sequencer: SequencerSection,
     /// JSON-RPC front door.
     pub rpc: RpcSection,
+    /// Authentication and policies.
+    pub access: AccessSection,
+}
+
+/// `[access]`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AccessSection {
+    /// Cedar policy directory (schema.cedarschema, *.cedar, abi/*.json).
+    pub policies_dir: PathBuf,
+    /// SHA-256 (hex) of a bootstrap admin API key; the key never sits in config.
+    #[serde(default)]
+    pub admin_key_sha256: Option<String>,
+    /// Domain named in wallet-binding (SIWE) challenges.
+    pub siwe_domain: String,
+    /// Trusted OIDC issuers.
+    #[serde(default)]
+    pub oidc: Vec<access_control::authn::oidc::OidcIssuerConfig>,
 }
 
 /// `[chain]`.
@@ -83,8 +101,6 @@ pub struct RpcSection {
     pub tls_cert: PathBuf,
     /// PEM private key.
     pub tls_key: PathBuf,
-    /// SHA-256 (hex) of the admin API key; the key itself never sits in config.
-    pub admin_key_sha256: String,
     /// Request body limit (bytes).
     #[serde(default = "default_body")]
     pub max_body_bytes: usize,
@@ -137,9 +153,30 @@ impl Config {
         if config.chain.block_gas_limit < 21_000 {
             problems.push("chain.block_gas_limit must be at least 21000".into());
         }
-        if access_control::AdminKey::from_hash_hex(&config.rpc.admin_key_sha256).is_err() {
-            problems
-                .push("rpc.admin_key_sha256 must be 64 hex characters (sha256 of the key)".into());
+        if let Some(h) = &config.access.admin_key_sha256 {
+            if h.len() != 64 || !h.bytes().all(|b| b.is_ascii_hexdigit()) {
+                problems.push(
+                    "access.admin_key_sha256 must be 64 hex characters (sha256 of the key)".into(),
+                );
+            }
+        }
+        if let Err(e) = access_control::policy::load_dir(&config.access.policies_dir) {
+            problems.extend(
+                e.problems
+                    .iter()
+                    .map(|p| format!("access.policies_dir: {p}")),
+            );
+        }
+        for (i, o) in config.access.oidc.iter().enumerate() {
+            if !o.issuer.starts_with("https://") && !o.issuer.starts_with("http://127.0.0.1") {
+                problems.push(format!(
+                    "access.oidc[{i}].issuer = {}: must be https (plain http only on loopback)",
+                    o.issuer
+                ));
+            }
+            if o.audience.is_empty() {
+                problems.push(format!("access.oidc[{i}].audience must not be empty"));
+            }
         }
         for (key, file) in [
             ("rpc.tls_cert", &config.rpc.tls_cert),
@@ -179,7 +216,7 @@ mod tests {
     fn unknown_keys_are_named() {
         let err = Config::parse(
             "x.toml",
-            "data_dir='/d'\ngenesis='/g'\n[chain]\nchain_id=1\nblock_time=5\n[rpc]\nlisten='127.0.0.1:1'\ntls_cert='c'\ntls_key='k'\nadmin_key_sha256='00'\n",
+            "data_dir='/d'\ngenesis='/g'\n[chain]\nchain_id=1\nblock_time=5\n[rpc]\nlisten='127.0.0.1:1'\ntls_cert='c'\ntls_key='k'\n[access]\npolicies_dir='p'\nsiwe_domain='x'\n",
         )
         .unwrap_err();
         assert!(err.to_string().contains("block_time"), "{err}");
@@ -189,14 +226,17 @@ mod tests {
     fn every_semantic_problem_is_reported_at_once() {
         let err = Config::parse(
             "x.toml",
-            "data_dir='/d'\ngenesis='/nonexistent/g.json'\n[chain]\nchain_id=1\nfee_mode='free'\n[sequencer]\nblock_time_ms=5\n[rpc]\nlisten='127.0.0.1:1'\ntls_cert='/nonexistent/c'\ntls_key='/nonexistent/k'\nadmin_key_sha256='zz'\n",
+            "data_dir='/d'\ngenesis='/nonexistent/g.json'\n[chain]\nchain_id=1\nfee_mode='free'\n[sequencer]\nblock_time_ms=5\n[rpc]\nlisten='127.0.0.1:1'\ntls_cert='/nonexistent/c'\ntls_key='/nonexistent/k'\n[access]\npolicies_dir='/nonexistent/p'\nsiwe_domain='x'\nadmin_key_sha256='zz'\n[[access.oidc]]\nname='idp'\nissuer='http://idp.example'\naudience=''\n",
         )
         .unwrap_err();
         let text = err.to_string();
         for key in [
             "sequencer.block_time_ms",
             "chain.fee_mode",
-            "rpc.admin_key_sha256",
+            "access.admin_key_sha256",
+            "access.policies_dir",
+            "access.oidc[0].issuer",
+            "access.oidc[0].audience",
             "rpc.tls_cert",
             "rpc.tls_key",
             "genesis =",
@@ -211,7 +251,9 @@ mod tests {
         let err = Config::parse("example", example).unwrap_err();
         // Only the referenced files are missing on a build machine.
         assert!(
-            err.problems.iter().all(|p| p.contains("file not found")),
+            err.problems
+                .iter()
+                .all(|p| p.contains("file not found") || p.contains("access.policies_dir")),
             "{err}"
         );
     }

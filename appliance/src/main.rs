@@ -6,6 +6,7 @@
 // A binary: `pub` marks what sibling modules use, nothing is exported.
 #![allow(unreachable_pub)]
 
+mod access_setup;
 mod bench;
 mod chain_files;
 mod cli;
@@ -40,6 +41,10 @@ enum Cmd {
     Replay(cli::replay::Args),
     /// Load-generate against a running node.
     Bench(bench::Args),
+    /// Manage API keys for machines.
+    Keys(cli::keys::Args),
+    /// Check, reload and explain access policies.
+    Policies(cli::policies::Args),
 }
 
 fn main() -> std::process::ExitCode {
@@ -70,6 +75,8 @@ fn main() -> std::process::ExitCode {
                 tokio::task::spawn_blocking(move || cli::replay::run(args)).await?
             }
             Cmd::Bench(args) => bench::run(args).await,
+            Cmd::Keys(args) => cli::keys::run(args),
+            Cmd::Policies(args) => cli::policies::run(args),
         }
     });
     match result {

@@ -1,16 +1,19 @@
 //! Runs one appliance: sequencer + TLS JSON-RPC, until a shutdown signal.
 
+use crate::access_setup::{self, AccessParams};
 use crate::{
     chain_files::{self, STATE_FILE},
     rpc::{router, RpcLimits, RpcState},
     tls::TlsFiles,
 };
-use access_control::AdminKey;
 use anyhow::{Context, Result};
 use axum_server::{tls_rustls::RustlsConfig, Handle};
 use sequencer::{Sequencer, SequencerConfig};
 use std::{net::SocketAddr, path::PathBuf, sync::Arc, time::Duration};
 use storage::RedbStore;
+
+/// Process id of the running node, inside the data directory.
+pub const PID_FILE: &str = "prividium.pid";
 
 /// Everything needed to run a node.
 pub struct NodeParams {
@@ -20,8 +23,8 @@ pub struct NodeParams {
     pub rpc_addr: SocketAddr,
     /// Certificate and key.
     pub tls: TlsFiles,
-    /// Admin credential.
-    pub admin: AdminKey,
+    /// Access control.
+    pub access: AccessParams,
     /// Sequencer tuning (chain rules are taken from the data directory).
     pub tune: Box<dyn Fn(&mut SequencerConfig) + Send>,
     /// RPC limits.
@@ -45,6 +48,14 @@ pub async fn run(
     .await??;
     let sequencer = Arc::new(sequencer);
     tracing::info!(head = sequencer.head().number, "chain open");
+    let access =
+        access_setup::open(&params.data_dir, sequencer.chain().chain_id, &params.access).await?;
+    access_setup::spawn_upkeep(access.clone());
+    // For `prividium policies reload` (SIGHUP).
+    std::fs::write(
+        params.data_dir.join(PID_FILE),
+        std::process::id().to_string(),
+    )?;
 
     let tls = RustlsConfig::from_pem_file(&params.tls.cert, &params.tls.key)
         .await
@@ -55,13 +66,13 @@ pub async fn run(
     let addr = listener.local_addr()?;
     let state = Arc::new(RpcState {
         sequencer: sequencer.clone(),
-        admin: params.admin,
+        access: access.clone(),
         limits: params.limits,
     });
     let handle = Handle::new();
     let server = axum_server::from_tcp_rustls(listener, tls)?
         .handle(handle.clone())
-        .serve(router(state).into_make_service());
+        .serve(router(state).into_make_service_with_connect_info::<SocketAddr>());
     let server = tokio::spawn(server);
     tracing::info!(%addr, "JSON-RPC listening (https)");
     on_ready(addr)?;
@@ -72,6 +83,9 @@ pub async fn run(
     server.await??;
     let seq = sequencer.clone();
     tokio::task::spawn_blocking(move || seq.shutdown()).await??;
+    let _ = access.authn.keys().flush_usage();
+    let _ = access.spend.flush();
+    let _ = std::fs::remove_file(params.data_dir.join(PID_FILE));
     tracing::info!(head = sequencer.head().number, "stopped cleanly");
     Ok(())
 }

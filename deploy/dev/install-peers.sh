@@ -4,7 +4,7 @@
 #
 #   ${PRIVIDIUM_PEERS:-$HOME/.cache/prividium-peers}/
 #     package.json       written by this script (exact pins below)
-#     node_modules/      solc, ethers v6, viem, @foundry-rs/anvil
+#     node_modules/      solc, ethers v6, viem, @foundry-rs/anvil, oidc-provider
 #     venv/              python venv with web3.py
 #     .stamp-npm .stamp-py   hashes of the package lists that were installed
 #
@@ -26,6 +26,8 @@ NPM_PKGS=(
   "ethers@6.17.0"
   "viem@2.57.1"
   "@foundry-rs/anvil@1.7.1"
+  # Test identity provider for access-control (access-control/tests/idp/idp.mjs).
+  "oidc-provider@9.13.3"
 )
 PY_PKGS=(
   "web3==8.0.0"
@@ -67,6 +69,7 @@ npm_ok() {
   [[ -f "$PEERS/node_modules/ethers/package.json" ]] || return 1
   [[ -f "$PEERS/node_modules/viem/package.json" ]] || return 1
   [[ -e "$PEERS/node_modules/.bin/anvil" ]] || return 1
+  [[ -f "$PEERS/node_modules/oidc-provider/package.json" ]] || return 1
 }
 
 if npm_ok; then

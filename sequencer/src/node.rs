@@ -5,8 +5,8 @@ use crate::{
     derive::{replay, Deriver},
     hot::{Hot, ProducedHead, SharedHot},
     intrinsic::intrinsic_gas,
-    mempool::{Mempool, MempoolError, PooledTx},
-    produce::Producer,
+    mempool::{Mempool, MempoolError, PooledTx, TxGuard},
+    produce::{next_context, Producer},
     wal::BlockLog,
     ChainView, Genesis, ReplayReport, Result, SequencerConfig, SequencerError,
 };
@@ -14,7 +14,7 @@ use alloy_consensus::{transaction::SignerRecoverable, Transaction, TxEnvelope};
 use alloy_eips::eip2718::Decodable2718;
 use alloy_primitives::{Address, B256};
 use parking_lot::{Mutex, RwLock};
-use state_transition::{ChainSpec, SUPPORTED_TX_TYPES};
+use state_transition::{tx_env, BlockExecutor, ChainSpec, SharedGuard, SUPPORTED_TX_TYPES};
 use std::{
     path::Path,
     sync::{
@@ -196,8 +196,8 @@ impl Sequencer {
         self.mempool.lock().len()
     }
 
-    /// Decodes, validates and pools a raw signed transaction.
-    pub fn submit_raw(&self, raw: &[u8]) -> Result<B256, MempoolError> {
+    /// Decodes a raw signed transaction, enforcing the size limit.
+    pub fn decode_raw(&self, raw: &[u8]) -> Result<TxEnvelope, MempoolError> {
         let limits = &self.config.mempool;
         if raw.len() > limits.max_tx_bytes {
             return Err(MempoolError::TooLarge {
@@ -213,11 +213,43 @@ impl Sequencer {
                 "trailing bytes after transaction".into(),
             ));
         }
-        self.submit(tx)
+        Ok(tx)
+    }
+
+    /// Decodes, validates and pools a raw signed transaction.
+    pub fn submit_raw(&self, raw: &[u8]) -> Result<B256, MempoolError> {
+        self.submit(self.decode_raw(raw)?)
     }
 
     /// Validates and pools a decoded transaction.
     pub fn submit(&self, tx: TxEnvelope) -> Result<B256, MempoolError> {
+        let sender = recover(&tx)?;
+        self.submit_signed(tx, sender, None)
+    }
+
+    /// Validates and pools a transaction whose signer the caller has already
+    /// recovered (`sender` must be it). With a `guard`, the transaction is
+    /// first executed against the latest state with every call frame put to
+    /// the guard, so a policy denial is reported to the submitter now; the
+    /// guard travels with it and is applied again when it is sequenced.
+    pub fn submit_signed(
+        &self,
+        tx: TxEnvelope,
+        sender: Address,
+        guard: Option<SharedGuard>,
+    ) -> Result<B256, MempoolError> {
+        self.validate(&tx)?;
+        if let Some(g) = &guard {
+            self.preflight(&tx, sender, g)?;
+        }
+        let (nonce, balance) = self.hot.read().nonce_and_balance(&sender);
+        self.mempool
+            .lock()
+            .insert_guarded(tx, sender, nonce, balance, TxGuard(guard))
+    }
+
+    /// Stateless checks against the chain rules.
+    fn validate(&self, tx: &TxEnvelope) -> Result<(), MempoolError> {
         if !SUPPORTED_TX_TYPES.contains(&tx.tx_type()) {
             return Err(MempoolError::UnsupportedType);
         }
@@ -228,7 +260,7 @@ impl Sequencer {
                 got: tx.chain_id(),
             });
         }
-        let want = intrinsic_gas(&tx);
+        let want = intrinsic_gas(tx);
         if tx.gas_limit() < want {
             return Err(MempoolError::IntrinsicGasTooLow {
                 have: tx.gas_limit(),
@@ -250,11 +282,32 @@ impl Sequencer {
                 base_fee,
             });
         }
-        let sender = tx
-            .recover_signer()
-            .map_err(|e| MempoolError::InvalidSignature(e.to_string()))?;
-        let (nonce, balance) = self.hot.read().nonce_and_balance(&sender);
-        self.mempool.lock().insert(tx, sender, nonce, balance)
+        Ok(())
+    }
+
+    /// Executes `tx` on top of the produced head under `guard`, discarding
+    /// the effects. Only a denial is reported: nonce, balance and revert
+    /// outcomes are for the pool and the block to decide.
+    fn preflight(
+        &self,
+        tx: &TxEnvelope,
+        sender: Address,
+        guard: &SharedGuard,
+    ) -> Result<(), MempoolError> {
+        let env = tx_env(tx, sender).map_err(|e| MempoolError::Decode(e.to_string()))?;
+        let hot = self.hot.read();
+        let ctx = next_context(&self.config.chain, &hot.head, Address::ZERO);
+        let mut cfg = self.config.chain.cfg_env();
+        // Queued transactions run ahead of their predecessors here.
+        cfg.disable_nonce_check = true;
+        let mut exec = BlockExecutor::with_env(cfg, ctx.block_env(), ctx, &hot.state);
+        match exec.transact_env_guarded(env, guard) {
+            Ok(Err(denial)) => Err(MempoolError::Denied {
+                rule: denial.rule,
+                reason: denial.reason,
+            }),
+            _ => Ok(()),
+        }
     }
 
     /// Stops producing, lets the derive stage drain, and flushes the store.
@@ -294,4 +347,9 @@ pub fn rebuild(
     let log = BlockLog::open(&dir.join(BLOCK_LOG_FILE))?;
     let mut deriver = Deriver::open(store, genesis, chain, 1_000)?;
     replay(chain, &log, &mut deriver, progress)
+}
+
+fn recover(tx: &TxEnvelope) -> Result<Address, MempoolError> {
+    tx.recover_signer()
+        .map_err(|e| MempoolError::InvalidSignature(e.to_string()))
 }

@@ -63,6 +63,8 @@ pub enum TxRejection {
     Invalid(String),
     /// The state backend failed (fatal for the block).
     State(StateError),
+    /// A call frame was refused by the host's [`CallGuard`](crate::CallGuard).
+    Denied(crate::Denial),
 }
 
 impl TxRejection {
@@ -90,6 +92,7 @@ impl fmt::Display for TxRejection {
             Self::InvalidSignature => f.write_str("invalid transaction signature"),
             Self::Invalid(msg) => write!(f, "invalid transaction: {msg}"),
             Self::State(e) => write!(f, "{e}"),
+            Self::Denied(d) => write!(f, "denied by policy rule {}: {}", d.rule, d.reason),
         }
     }
 }

@@ -2,6 +2,7 @@ use crate::{
     block::{BlockContext, ChainSpec, SealedHeader},
     diff::StateDiff,
     error::{StateError, TxRejection},
+    guard::{Denial, GuardInspector, SharedGuard},
     overlay::BlockState,
     reader::StateReader,
     tx_env::tx_env,
@@ -19,7 +20,7 @@ use revm::{
     },
     handler::{MainnetContext, MainnetEvm},
     primitives::hardfork::SpecId,
-    Context, ExecuteCommitEvm, MainBuilder, MainContext,
+    Context, ExecuteCommitEvm, ExecuteEvm, InspectEvm, MainBuilder, MainContext,
 };
 
 /// A transaction that made it into the block, with its receipt.
@@ -55,7 +56,7 @@ pub struct BlockOutcome {
     pub output_hash: B256,
 }
 
-type Evm<R> = MainnetEvm<MainnetContext<BlockState<R>>>;
+type Evm<R> = MainnetEvm<MainnetContext<BlockState<R>>, GuardInspector>;
 
 /// Executes transactions one by one into a block.
 ///
@@ -93,7 +94,7 @@ impl<R: StateReader> BlockExecutor<R> {
             .with_db(BlockState::new(reader, state_clear))
             .with_block(block_env)
             .with_cfg(cfg)
-            .build_mainnet();
+            .build_mainnet_with_inspector(GuardInspector::default());
         Self {
             evm,
             context,
@@ -119,11 +120,29 @@ impl<R: StateReader> BlockExecutor<R> {
 
     /// Executes a signed transaction from `sender` and, if valid, includes it.
     pub fn execute(&mut self, tx: TxEnvelope, sender: Address) -> Result<&ExecutedTx, TxRejection> {
+        self.execute_guarded(tx, sender, None)
+    }
+
+    /// Like [`execute`](Self::execute), but every call frame is first put to
+    /// `guard`; a denied frame rejects the transaction with
+    /// [`TxRejection::Denied`] and leaves no trace in the block.
+    pub fn execute_guarded(
+        &mut self,
+        tx: TxEnvelope,
+        sender: Address,
+        guard: Option<&SharedGuard>,
+    ) -> Result<&ExecutedTx, TxRejection> {
         if tx.gas_limit() > self.gas_left() {
             return Err(TxRejection::BlockGasExhausted);
         }
         let env = tx_env(&tx, sender)?;
-        let result = self.transact_env(env).map_err(rejection)?;
+        let result = match guard {
+            None => self.transact_env(env).map_err(rejection)?,
+            Some(g) => self
+                .transact_env_guarded(env, g)
+                .map_err(rejection)?
+                .map_err(TxRejection::Denied)?,
+        };
         let gas_used = result.tx_gas_used();
         self.cumulative_gas += gas_used;
         let receipt = Receipt {
@@ -159,6 +178,34 @@ impl<R: StateReader> BlockExecutor<R> {
         env: TxEnv,
     ) -> Result<ExecutionResult<HaltReason>, EVMError<StateError, InvalidTransaction>> {
         self.evm.transact_commit(env)
+    }
+
+    /// Executes `env` with every frame put to `guard`; commits only when no
+    /// frame was denied.
+    pub fn transact_env_guarded(
+        &mut self,
+        env: TxEnv,
+        guard: &SharedGuard,
+    ) -> Result<Result<ExecutionResult<HaltReason>, Denial>, EVMError<StateError, InvalidTransaction>>
+    {
+        self.evm.set_inspector(GuardInspector::new(guard.clone()));
+        let outcome = self.evm.inspect_one_tx(env);
+        let denial = self.evm.inspector.take_denial();
+        self.evm.set_inspector(GuardInspector::default());
+        let result = match outcome {
+            Ok(r) => r,
+            Err(e) => {
+                let _ = self.evm.finalize();
+                return Err(e);
+            }
+        };
+        if let Some(d) = denial {
+            let _ = self.evm.finalize();
+            return Ok(Err(d));
+        }
+        let state = self.evm.finalize();
+        self.evm.commit(state);
+        Ok(Ok(result))
     }
 
     /// Seals the block: roots, bloom, output hash and header.

@@ -1,12 +1,13 @@
 //! `prividium dev`: a complete chain with embedded defaults.
 
 use crate::{
+    access_setup::AccessParams,
     chain_files::{self, ChainFile},
     node::{self, NodeParams},
     rpc::RpcLimits,
     tls::{ensure_dev_certs, write_private},
 };
-use access_control::AdminKey;
+use access_control::{authn::api_keys, authn::oidc::OidcIssuerConfig, wallets, ACCESS_DIR};
 use alloy_primitives::{Address, U256};
 use alloy_signer_local::PrivateKeySigner;
 use anyhow::{Context, Result};
@@ -26,6 +27,26 @@ pub struct Args {
     /// Block time in milliseconds (10–2000).
     #[arg(long, default_value_t = 100, value_parser = clap::value_parser!(u64).range(10..=2000))]
     pub block_time_ms: u64,
+    /// Policy directory (default: `<data-dir>/policies`, seeded with the
+    /// bank policy set on first start).
+    #[arg(long)]
+    pub policies: Option<PathBuf>,
+    /// Trust access tokens from this OIDC issuer (exact issuer URL).
+    #[arg(long)]
+    pub oidc_issuer: Option<String>,
+    /// Audience the issuer's tokens must carry.
+    #[arg(long, default_value = "https://prividium.test")]
+    pub oidc_audience: String,
+    /// Claim paths holding roles.
+    #[arg(
+        long,
+        value_delimiter = ',',
+        default_value = "roles,realm_access.roles"
+    )]
+    pub oidc_roles_claims: Vec<String>,
+    /// Minimum seconds between JWKS refreshes triggered by an unknown key id.
+    #[arg(long, default_value_t = 5)]
+    pub oidc_min_refresh_secs: u64,
 }
 
 /// Chain id of dev chains.
@@ -95,8 +116,13 @@ fn init(dir: &std::path::Path) -> Result<DevFile> {
         "timestamp": "0x0",
         "alloc": alloc,
     });
-    let (api_key, admin) = AdminKey::generate();
-    std::fs::write(dir.join(ADMIN_HASH_FILE), admin.hash_hex())?;
+    let (api_key, record) = api_keys::issue(&api_keys::NewKey {
+        role: "admin".into(),
+        org: "dev".into(),
+        ..api_keys::NewKey::default()
+    })
+    .map_err(anyhow::Error::msg)?;
+    std::fs::write(dir.join(ADMIN_HASH_FILE), &record.sha256)?;
     let dev = DevFile {
         rpc_url: String::new(),
         chain_id: DEV_CHAIN_ID,
@@ -117,13 +143,58 @@ pub async fn run(args: Args) -> Result<()> {
     let mut dev = init(&dir)?;
     let tls = ensure_dev_certs(&dir)?;
     dev.ca_cert = tls.ca.clone().expect("dev CA");
-    let admin = AdminKey::from_hash_hex(&std::fs::read_to_string(dir.join(ADMIN_HASH_FILE))?)?;
+    let admin_sha256 = std::fs::read_to_string(dir.join(ADMIN_HASH_FILE))?
+        .trim()
+        .to_owned();
+    if admin_sha256.len() != 64 || !admin_sha256.bytes().all(|b| b.is_ascii_hexdigit()) {
+        anyhow::bail!(
+            "{} is not a SHA-256 hex digest",
+            dir.join(ADMIN_HASH_FILE).display()
+        );
+    }
+    // The dev API key is an admin key and the dev accounts are its wallets,
+    // so a new user can transact with them at once.
+    let admin_principal = format!("ApiKey:k_{}", &admin_sha256[..12]);
+    for a in &dev.accounts {
+        wallets::bind(
+            &dir.join(ACCESS_DIR),
+            a.address,
+            &admin_principal,
+            "dev",
+            "key",
+        )?;
+    }
+    let oidc = args
+        .oidc_issuer
+        .iter()
+        .map(|issuer| OidcIssuerConfig {
+            name: "idp".into(),
+            issuer: issuer.clone(),
+            audience: args.oidc_audience.clone(),
+            roles_claims: args.oidc_roles_claims.clone(),
+            org_claim: "org".into(),
+            role_map: Default::default(),
+            algorithms: vec!["RS256".into(), "ES256".into(), "EdDSA".into()],
+            ca_cert: None,
+            jwks_refresh_secs: 300,
+            jwks_min_refresh_secs: args.oidc_min_refresh_secs,
+            leeway_secs: 30,
+        })
+        .collect();
     let block_time = Duration::from_millis(args.block_time_ms);
     let params = NodeParams {
         data_dir: dir.clone(),
         rpc_addr: args.rpc_addr,
         tls,
-        admin,
+        access: AccessParams {
+            policies_dir: args
+                .policies
+                .clone()
+                .unwrap_or_else(|| dir.join("policies")),
+            oidc,
+            siwe_domain: args.rpc_addr.to_string(),
+            bootstrap_admin_sha256: Some(admin_sha256),
+        },
         tune: Box::new(move |c| c.block_time = block_time),
         limits: RpcLimits::default(),
     };

@@ -1,4 +1,6 @@
 //! One module per subcommand.
 pub mod dev;
+pub mod keys;
+pub mod policies;
 pub mod replay;
 pub mod up;

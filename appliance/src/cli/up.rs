@@ -1,5 +1,6 @@
 //! `prividium up --config FILE`: the production entry point.
 
+use crate::access_setup::AccessParams;
 use crate::{
     chain_files,
     config::Config,
@@ -7,7 +8,6 @@ use crate::{
     rpc::RpcLimits,
     tls::TlsFiles,
 };
-use access_control::AdminKey;
 use anyhow::{bail, Context, Result};
 use std::{path::PathBuf, time::Duration};
 
@@ -57,7 +57,12 @@ pub async fn run(args: Args) -> Result<()> {
             key: config.rpc.tls_key.clone(),
             ca: None,
         },
-        admin: AdminKey::from_hash_hex(&config.rpc.admin_key_sha256)?,
+        access: AccessParams {
+            policies_dir: config.access.policies_dir.clone(),
+            oidc: config.access.oidc.clone(),
+            siwe_domain: config.access.siwe_domain.clone(),
+            bootstrap_admin_sha256: config.access.admin_key_sha256.clone(),
+        },
         tune: Box::new(move |c| {
             c.block_time = Duration::from_millis(s.block_time_ms);
             c.max_block_txs = s.max_block_txs;

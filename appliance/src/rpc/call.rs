@@ -10,7 +10,7 @@ use state_transition::{
         result::{EVMError, ExecutionResult, HaltReason, InvalidTransaction},
         TxEnv,
     },
-    BlockContext, BlockExecutor, StateError,
+    BlockContext, BlockExecutor, SharedGuard, StateError,
 };
 
 /// Gas for calls that don't say (geth uses the block gas limit too).
@@ -58,18 +58,28 @@ fn call_context(
     })
 }
 
+/// Runs the call; with a guard, every call frame is put to the policies
+/// (a denial anywhere is the caller's error, with the rule id).
 fn run(
     seq: &Sequencer,
     view: &ChainView,
     ctx: &BlockContext,
     req: &TransactionRequest,
     gas: u64,
-) -> Result<ExecutionResult<HaltReason>, EVMError<StateError, InvalidTransaction>> {
+    guard: Option<&SharedGuard>,
+) -> Result<ExecutionResult<HaltReason>, RpcError> {
     let chain = seq.chain();
     let mut cfg = chain.cfg_env();
     cfg.disable_nonce_check = true;
     let mut exec = BlockExecutor::with_env(cfg, ctx.block_env(), ctx.clone(), view);
-    exec.transact_env(call_env(req, gas, chain.chain_id))
+    let env = call_env(req, gas, chain.chain_id);
+    match guard {
+        None => exec.transact_env(env).map_err(evm_error),
+        Some(g) => match exec.transact_env_guarded(env, g).map_err(evm_error)? {
+            Ok(r) => Ok(r),
+            Err(denial) => Err(RpcError::forbidden(denial.reason, &denial.rule)),
+        },
+    }
 }
 
 fn revert_error(output: &Bytes) -> RpcError {
@@ -102,11 +112,15 @@ fn evm_error(e: EVMError<StateError, InvalidTransaction>) -> RpcError {
 }
 
 /// eth_call.
-pub(crate) fn call(seq: &Sequencer, req: &TransactionRequest) -> Result<Bytes, RpcError> {
+pub(crate) fn call(
+    seq: &Sequencer,
+    req: &TransactionRequest,
+    guard: Option<&SharedGuard>,
+) -> Result<Bytes, RpcError> {
     let view = seq.view().map_err(RpcError::internal)?;
     let ctx = call_context(seq, &view, req)?;
     let gas = req.gas.unwrap_or(seq.chain().block_gas_limit);
-    match run(seq, &view, &ctx, req, gas).map_err(evm_error)? {
+    match run(seq, &view, &ctx, req, gas, guard)? {
         ExecutionResult::Success { output, .. } => Ok(output.into_data()),
         ExecutionResult::Revert { output, .. } => Err(revert_error(&output)),
         ExecutionResult::Halt { reason, .. } => {
@@ -116,11 +130,16 @@ pub(crate) fn call(seq: &Sequencer, req: &TransactionRequest) -> Result<Bytes, R
 }
 
 /// eth_estimateGas: the smallest gas limit that succeeds, by binary search.
-pub(crate) fn estimate_gas(seq: &Sequencer, req: &TransactionRequest) -> Result<u64, RpcError> {
+/// Only the first run is guarded: the search re-runs the same frames.
+pub(crate) fn estimate_gas(
+    seq: &Sequencer,
+    req: &TransactionRequest,
+    guard: Option<&SharedGuard>,
+) -> Result<u64, RpcError> {
     let view = seq.view().map_err(RpcError::internal)?;
     let ctx = call_context(seq, &view, req)?;
     let cap = req.gas.unwrap_or(seq.chain().block_gas_limit);
-    let used = match run(seq, &view, &ctx, req, cap).map_err(evm_error)? {
+    let used = match run(seq, &view, &ctx, req, cap, guard)? {
         ExecutionResult::Success { gas, .. } => gas.tx_gas_used(),
         ExecutionResult::Revert { output, .. } => return Err(revert_error(&output)),
         ExecutionResult::Halt { reason, .. } => {
@@ -133,14 +152,14 @@ pub(crate) fn estimate_gas(seq: &Sequencer, req: &TransactionRequest) -> Result<
     let mut lo = used.saturating_sub(1);
     let mut hi = cap;
     if matches!(
-        run(seq, &view, &ctx, req, used),
+        run(seq, &view, &ctx, req, used, None),
         Ok(ExecutionResult::Success { .. })
     ) {
         return Ok(used);
     }
     while lo + 1 < hi {
         let mid = lo + (hi - lo) / 2;
-        match run(seq, &view, &ctx, req, mid) {
+        match run(seq, &view, &ctx, req, mid, None) {
             Ok(ExecutionResult::Success { .. }) => hi = mid,
             _ => lo = mid,
         }

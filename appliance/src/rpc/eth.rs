@@ -1,12 +1,13 @@
 //! Method dispatch: one arm per supported Ethereum method.
 
 use super::{
+    access::RequestCaller,
     call,
-    convert::{rpc_block, rpc_logs, rpc_receipt, rpc_tx},
     jsonrpc::{code, RpcError},
     params::Params,
-    RpcState,
+    private, wallet, RpcState,
 };
+use access_control::policy::{gwei_ceil, ExecMode};
 use alloy_consensus::{transaction::Recovered, Transaction as _};
 use alloy_eips::{BlockId, BlockNumberOrTag};
 use alloy_primitives::{Address, Bytes, B256, U256, U64};
@@ -75,14 +76,37 @@ fn tx_by_hash(view: &ChainView, hash: &B256) -> Result<Option<(StoredBlock, usiz
         .map(|b| (b, index)))
 }
 
+fn who(rc: Option<&RequestCaller>) -> Result<&RequestCaller, RpcError> {
+    rc.ok_or_else(|| RpcError::new(code::UNAUTHORIZED, "unauthorized: missing bearer token"))
+}
+
+/// Checks an account read: the directory first catches up with the chain
+/// so a contract the caller just deployed counts as theirs.
+async fn account_read(
+    state: &RpcState,
+    rc: Option<&RequestCaller>,
+    v: &ChainView,
+    address: &Address,
+) -> Result<(), RpcError> {
+    let rc = who(rc)?;
+    if !rc.caller.owns(address) {
+        state.access.sync_directory(v).await?;
+    }
+    state.access.check_account(rc, address)
+}
+
 pub(crate) async fn dispatch(
     state: &Arc<RpcState>,
+    rc: Option<&RequestCaller>,
     method: &str,
     params: Value,
 ) -> Result<Value, RpcError> {
     let p = Params::new(params)?;
     let seq = &state.sequencer;
     let chain_id = seq.chain().chain_id;
+    if method.starts_with("prividium_") {
+        return wallet::dispatch(state, who(rc)?, method, &p).await;
+    }
     match method {
         "eth_chainId" => to_json(U64::from(chain_id)),
         "net_version" => Ok(Value::String(chain_id.to_string())),
@@ -96,6 +120,7 @@ pub(crate) async fn dispatch(
         "eth_getBalance" => {
             let address: Address = p.at_most(2)?.req(0, "address")?;
             let v = view(state)?;
+            account_read(state, rc, &v, &address).await?;
             require_latest(&v, p.opt(1, "block")?)?;
             let info = v.account_info(&address).map_err(RpcError::internal)?;
             to_json(info.map(|i| i.balance).unwrap_or_default())
@@ -103,10 +128,11 @@ pub(crate) async fn dispatch(
         "eth_getTransactionCount" => {
             let address: Address = p.at_most(2)?.req(0, "address")?;
             let block: Option<BlockId> = p.opt(1, "block")?;
+            let v = view(state)?;
+            account_read(state, rc, &v, &address).await?;
             if block == Some(BlockId::Number(BlockNumberOrTag::Pending)) {
                 return to_json(U64::from(seq.pending_nonce(&address)));
             }
-            let v = view(state)?;
             require_latest(&v, block)?;
             let info = v.account_info(&address).map_err(RpcError::internal)?;
             to_json(U64::from(info.map(|i| i.nonce).unwrap_or_default()))
@@ -114,6 +140,7 @@ pub(crate) async fn dispatch(
         "eth_getCode" => {
             let address: Address = p.at_most(2)?.req(0, "address")?;
             let v = view(state)?;
+            account_read(state, rc, &v, &address).await?;
             require_latest(&v, p.opt(1, "block")?)?;
             let code = match v.account_info(&address).map_err(RpcError::internal)? {
                 Some(info) => v
@@ -134,20 +161,46 @@ pub(crate) async fn dispatch(
             to_json(B256::from(value))
         }
         "eth_call" | "eth_estimateGas" => {
-            let req: TransactionRequest = p.at_most(3)?.req(0, "transaction")?;
+            let mut req: TransactionRequest = p.at_most(3)?.req(0, "transaction")?;
             if p.opt::<Value>(2, "state overrides")?.is_some() {
                 return Err(RpcError::invalid_params(
                     "state overrides are not supported",
                 ));
             }
-            require_latest(&view(state)?, p.opt(1, "block")?)?;
-            let seq = seq.clone();
+            let v = view(state)?;
+            require_latest(&v, p.opt(1, "block")?)?;
+            let rc = who(rc)?;
+            // Clients often omit `from` for reads: it then means the caller's
+            // own (first) wallet, never an arbitrary address.
+            let from = match req.from.or_else(|| rc.caller.wallets.first().copied()) {
+                Some(f) => f,
+                None => {
+                    return Err(RpcError::invalid_params(
+                        "`from` is required: bind a wallet first (prividium_siweChallenge)",
+                    ))
+                }
+            };
+            req.from = Some(from);
+            if !rc.caller.owns(&from) && !state.access.act_for_others(rc) {
+                return Err(RpcError::forbidden(
+                    format!("{from:#x} is not a wallet of {}", rc.caller.principal),
+                    "wallet-binding",
+                ));
+            }
+            state.access.sync_directory(&v).await?;
             let is_call = method == "eth_call";
+            let mode = if is_call {
+                ExecMode::Read
+            } else {
+                ExecMode::Write
+            };
+            let guard = state.access.guard(rc, mode, from, 0);
+            let seq = seq.clone();
             tokio::task::spawn_blocking(move || {
                 if is_call {
-                    call::call(&seq, &req).and_then(to_json)
+                    call::call(&seq, &req, Some(&guard)).and_then(to_json)
                 } else {
-                    call::estimate_gas(&seq, &req).and_then(|g| to_json(U64::from(g)))
+                    call::estimate_gas(&seq, &req, Some(&guard)).and_then(|g| to_json(U64::from(g)))
                 }
             })
             .await
@@ -155,37 +208,32 @@ pub(crate) async fn dispatch(
         }
         "eth_sendRawTransaction" => {
             let raw: Bytes = p.at_most(1)?.req(0, "data")?;
-            let seq = seq.clone();
-            let result = tokio::task::spawn_blocking(move || seq.submit_raw(&raw))
-                .await
-                .map_err(RpcError::internal)?;
-            match result {
-                Ok(hash) => to_json(hash),
-                Err(e @ sequencer::MempoolError::Decode(_)) => Err(RpcError::invalid_params(e)),
-                Err(e) => Err(RpcError::server(e)),
-            }
+            send_raw(state, who(rc)?, &raw).await
         }
         "eth_getTransactionByHash" => {
             let hash: B256 = p.at_most(1)?.req(0, "hash")?;
+            let rc = who(rc)?;
             if let Some((block, index)) = tx_by_hash(&view(state)?, &hash)? {
-                return to_json(rpc_tx(&block, index, &block.txs[index]));
+                return to_json(private::tx(state, rc, &block, index));
             }
             match seq.pooled(&hash) {
-                Some(tx) => to_json(Transaction {
-                    inner: Recovered::new_unchecked(tx.envelope.clone(), tx.sender),
-                    block_hash: None,
-                    block_number: None,
-                    transaction_index: None,
-                    effective_gas_price: None,
-                    block_timestamp: None,
-                }),
-                None => Ok(Value::Null),
+                Some(tx) if rc.caller.owns(&tx.sender) || state.access.view_all(rc) => {
+                    to_json(Transaction {
+                        inner: Recovered::new_unchecked(tx.envelope.clone(), tx.sender),
+                        block_hash: None,
+                        block_number: None,
+                        transaction_index: None,
+                        effective_gas_price: None,
+                        block_timestamp: None,
+                    })
+                }
+                _ => Ok(Value::Null),
             }
         }
         "eth_getTransactionReceipt" => {
             let hash: B256 = p.at_most(1)?.req(0, "hash")?;
             match tx_by_hash(&view(state)?, &hash)? {
-                Some((block, index)) => to_json(rpc_receipt(&block, index)),
+                Some((block, index)) => to_json(private::receipt(state, who(rc)?, &block, index)),
                 None => Ok(Value::Null),
             }
         }
@@ -205,7 +253,7 @@ pub(crate) async fn dispatch(
             match block_at(&v, number)? {
                 Some(block) => {
                     let root = v.state_root(number).map_err(RpcError::internal)?;
-                    to_json(rpc_block(&block, root, full))
+                    to_json(private::block(state, who(rc)?, &block, root, full))
                 }
                 None => Ok(Value::Null),
             }
@@ -214,13 +262,13 @@ pub(crate) async fn dispatch(
             let v = view(state)?;
             let tag: BlockNumberOrTag = p.at_most(1)?.req(0, "block")?;
             match block_at(&v, resolve(&v, tag)?)? {
-                Some(b) => to_json(U64::from(b.txs.len())),
+                Some(b) => to_json(U64::from(private::tx_count(state, who(rc)?, &b))),
                 None => Ok(Value::Null),
             }
         }
         "eth_getLogs" => {
             let filter: Filter = p.at_most(1)?.req(0, "filter")?;
-            get_logs(state, &filter).and_then(to_json)
+            get_logs(state, who(rc)?, &filter).and_then(to_json)
         }
         _ => Err(RpcError::new(
             code::METHOD_NOT_FOUND,
@@ -229,7 +277,7 @@ pub(crate) async fn dispatch(
     }
 }
 
-fn get_logs(state: &RpcState, filter: &Filter) -> Result<Vec<Log>, RpcError> {
+fn get_logs(state: &RpcState, rc: &RequestCaller, filter: &Filter) -> Result<Vec<Log>, RpcError> {
     let v = view(state)?;
     let (from, to) = match &filter.block_option {
         FilterBlockOption::AtBlockHash(hash) => {
@@ -268,11 +316,9 @@ fn get_logs(state: &RpcState, filter: &Filter) -> Result<Vec<Log>, RpcError> {
         if !filter.matches_bloom(block.header.logs_bloom) {
             continue;
         }
-        let mut log_index = 0;
         for index in 0..block.txs.len() {
-            let logs = rpc_logs(&block, index, log_index);
-            log_index += logs.len() as u64;
-            for log in logs {
+            let first = private::first_log(&block, index);
+            for log in private::logs(state, rc, &block, index, first) {
                 if filter.matches(&log.inner) {
                     out.push(log);
                     if out.len() > state.limits.max_logs {
@@ -355,4 +401,48 @@ fn fee_history(state: &RpcState, p: &Params) -> Result<Value, RpcError> {
         oldest_block: oldest,
         reward: (!percentiles.is_empty()).then_some(rewards),
     })
+}
+
+/// eth_sendRawTransaction: the signer must be one of the caller's wallets
+/// (unless a policy lets them act for others); every call frame is checked
+/// now against the latest state and again when the block is built.
+async fn send_raw(
+    state: &Arc<RpcState>,
+    rc: &RequestCaller,
+    raw: &[u8],
+) -> Result<Value, RpcError> {
+    use alloy_consensus::transaction::SignerRecoverable;
+    let seq = state.sequencer.clone();
+    let tx = seq.decode_raw(raw).map_err(RpcError::invalid_params)?;
+    let sender = tx
+        .recover_signer()
+        .map_err(|e| RpcError::server(format!("invalid sender: {e}")))?;
+    if !rc.caller.owns(&sender) && !state.access.act_for_others(rc) {
+        return Err(RpcError::forbidden(
+            format!(
+                "signer {sender:#x} is not a wallet of {}",
+                rc.caller.principal
+            ),
+            "wallet-binding",
+        ));
+    }
+    state.access.sync_directory(&view(state)?).await?;
+    let key = rc.caller.principal.key();
+    let value_gwei = gwei_ceil(&tx.value());
+    let spent = state.access.spend.peek(&key, value_gwei);
+    let guard = state.access.guard(rc, ExecMode::Write, sender, spent);
+    let result = tokio::task::spawn_blocking(move || seq.submit_signed(tx, sender, Some(guard)))
+        .await
+        .map_err(RpcError::internal)?;
+    match result {
+        Ok(hash) => {
+            state.access.spend.add(&key, value_gwei);
+            to_json(hash)
+        }
+        Err(sequencer::MempoolError::Denied { rule, reason }) => {
+            Err(RpcError::forbidden(reason, &rule))
+        }
+        Err(e @ sequencer::MempoolError::Decode(_)) => Err(RpcError::invalid_params(e)),
+        Err(e) => Err(RpcError::server(e)),
+    }
 }

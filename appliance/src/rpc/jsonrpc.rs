@@ -13,6 +13,8 @@ pub(crate) mod code {
     pub(crate) const SERVER: i64 = -32000;
     /// Missing or invalid credentials.
     pub(crate) const UNAUTHORIZED: i64 = -32001;
+    /// Authenticated, but a policy denies it (`data.rule` names the rule).
+    pub(crate) const FORBIDDEN: i64 = -32003;
     /// Request exceeds a size limit.
     pub(crate) const LIMIT: i64 = -32005;
     /// EVM execution reverted (geth's code; clients decode `data`).
@@ -33,6 +35,14 @@ impl RpcError {
             code,
             message: message.into(),
             data: None,
+        }
+    }
+    /// A policy denial, carrying the deciding rule id.
+    pub(crate) fn forbidden(what: impl std::fmt::Display, rule: &str) -> Self {
+        Self {
+            code: code::FORBIDDEN,
+            message: format!("forbidden: {what} (rule {rule})"),
+            data: Some(json!({ "rule": rule })),
         }
     }
     pub(crate) fn invalid_params(message: impl std::fmt::Display) -> Self {

@@ -5,16 +5,19 @@
 //! the sequencer. Every failure is a JSON-RPC error body with a fitting HTTP
 //! status; nothing a client sends can panic the server.
 
+pub mod access;
 mod call;
 mod convert;
 mod eth;
 mod jsonrpc;
 mod params;
+mod private;
+mod wallet;
 
-use access_control::AdminKey;
+use access::{method_action, Access, RequestCaller};
 use axum::{
     body::{to_bytes, Body},
-    extract::State,
+    extract::{ConnectInfo, State},
     http::{header, HeaderMap, HeaderValue, StatusCode},
     response::{IntoResponse, Response},
     routing::{get, post},
@@ -23,7 +26,7 @@ use axum::{
 use jsonrpc::{code, parse_body, Body as RpcBody, Call, RpcError};
 use sequencer::Sequencer;
 use serde_json::{json, Value};
-use std::sync::Arc;
+use std::{net::SocketAddr, sync::Arc};
 
 /// Size limits of the front door.
 #[derive(Debug, Clone)]
@@ -53,14 +56,19 @@ impl Default for RpcLimits {
 pub struct RpcState {
     /// The chain.
     pub sequencer: Arc<Sequencer>,
-    /// Admin credential.
-    pub admin: AdminKey,
+    /// Authentication and policies.
+    pub access: Arc<Access>,
     /// Limits.
     pub limits: RpcLimits,
 }
 
 /// Methods anyone may call without a token.
-const PUBLIC_METHODS: [&str; 3] = ["eth_chainId", "net_version", "web3_clientVersion"];
+const PUBLIC_METHODS: [&str; 4] = [
+    "eth_chainId",
+    "net_version",
+    "web3_clientVersion",
+    "eth_blockNumber",
+];
 
 /// The HTTP routes: `POST /` for JSON-RPC, `GET /health` for probes.
 pub fn router(state: Arc<RpcState>) -> Router {
@@ -91,8 +99,23 @@ fn rpc_response(status: StatusCode, body: Value) -> Response {
     (status, Json(body)).into_response()
 }
 
+fn unauthorized(parsed: &RpcBody, why: &str) -> Response {
+    let id = match parsed {
+        RpcBody::Single(Ok(c)) => c.id.clone().unwrap_or(Value::Null),
+        _ => Value::Null,
+    };
+    let err = RpcError::new(code::UNAUTHORIZED, format!("unauthorized: {why}"));
+    let mut resp = rpc_response(StatusCode::UNAUTHORIZED, jsonrpc::failure(id, &err));
+    resp.headers_mut().insert(
+        header::WWW_AUTHENTICATE,
+        HeaderValue::from_static("Bearer realm=\"prividium\", error=\"invalid_token\""),
+    );
+    resp
+}
+
 async fn handle_rpc(
     State(state): State<Arc<RpcState>>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
     headers: HeaderMap,
     body: Body,
 ) -> Response {
@@ -116,8 +139,21 @@ async fn handle_rpc(
     let auth_header = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok());
-    let authenticated = state.admin.authenticate(auth_header);
-    if let Err(why) = &authenticated {
+    // No token: only the public methods. A token that fails is refused
+    // outright, even for public methods, so a client learns its token is bad.
+    let caller = match auth_header {
+        Some(h) => match state
+            .access
+            .authn
+            .authenticate(Some(h), Some(peer.ip()))
+            .await
+        {
+            Ok(p) => Some(RequestCaller::new(state.access.caller(p))),
+            Err(why) => return unauthorized(&parsed, &why.to_string()),
+        },
+        None => None,
+    };
+    if caller.is_none() {
         let calls: Vec<&Result<Call, _>> = match &parsed {
             RpcBody::Single(c) => vec![c],
             RpcBody::Batch(cs) => cs.iter().collect(),
@@ -127,28 +163,19 @@ async fn handle_rpc(
             Err(_) => true,
         });
         if !all_public {
-            let id = match &parsed {
-                RpcBody::Single(Ok(c)) => c.id.clone().unwrap_or(Value::Null),
-                _ => Value::Null,
-            };
-            let err = RpcError::new(code::UNAUTHORIZED, format!("unauthorized: {why}"));
-            let mut resp = rpc_response(StatusCode::UNAUTHORIZED, jsonrpc::failure(id, &err));
-            resp.headers_mut().insert(
-                header::WWW_AUTHENTICATE,
-                HeaderValue::from_static("Bearer realm=\"prividium\""),
-            );
-            return resp;
+            return unauthorized(&parsed, "missing bearer token");
         }
     }
+    let caller = caller.as_ref();
     match parsed {
-        RpcBody::Single(call) => match answer(&state, call).await {
+        RpcBody::Single(call) => match answer(&state, caller, call).await {
             Some(v) => rpc_response(StatusCode::OK, v),
             None => StatusCode::NO_CONTENT.into_response(),
         },
         RpcBody::Batch(calls) => {
             let mut out = Vec::with_capacity(calls.len());
             for call in calls {
-                if let Some(v) = answer(&state, call).await {
+                if let Some(v) = answer(&state, caller, call).await {
                     out.push(v);
                 }
             }
@@ -161,14 +188,25 @@ async fn handle_rpc(
     }
 }
 
-async fn answer(state: &Arc<RpcState>, call: Result<Call, jsonrpc::Invalid>) -> Option<Value> {
+async fn answer(
+    state: &Arc<RpcState>,
+    caller: Option<&RequestCaller>,
+    call: Result<Call, jsonrpc::Invalid>,
+) -> Option<Value> {
     match call {
         Err(bad) => {
             let (id, e) = *bad;
             Some(jsonrpc::failure(id, &e))
         }
         Ok(call) => {
-            let result = eth::dispatch(state, &call.method, call.params).await;
+            let allowed = match (caller, method_action(&call.method)) {
+                (Some(rc), Some(action)) => state.access.check_method(rc, action),
+                _ => Ok(()),
+            };
+            let result = match allowed {
+                Ok(()) => eth::dispatch(state, caller, &call.method, call.params).await,
+                Err(e) => Err(e),
+            };
             let id = call.id?;
             Some(match result {
                 Ok(v) => jsonrpc::success(id, v),

@@ -92,7 +92,7 @@ async fn bad_input_gets_json_rpc_errors_and_the_node_keeps_serving() {
     let resp = node
         .http
         .post(node.url())
-        .body(r#"{"jsonrpc":"2.0","id":1,"method":"eth_blockNumber"}"#)
+        .body(r#"{"jsonrpc":"2.0","id":1,"method":"eth_getBalance","params":["0x0000000000000000000000000000000000000000","latest"]}"#)
         .send()
         .await
         .unwrap();
@@ -103,6 +103,15 @@ async fn bad_input_gets_json_rpc_errors_and_the_node_keeps_serving() {
         .http
         .post(node.url())
         .header("Authorization", "Bearer wrong")
+        .body(r#"{"jsonrpc":"2.0","id":1,"method":"eth_chainId"}"#)
+        .send()
+        .await
+        .unwrap();
+    // A bad token is refused even for a public method, so the client learns.
+    assert_eq!(resp.status().as_u16(), 401);
+    let resp = node
+        .http
+        .post(node.url())
         .body(r#"{"jsonrpc":"2.0","id":1,"method":"eth_chainId"}"#)
         .send()
         .await

@@ -23,11 +23,17 @@ pub(crate) fn bin() -> &'static str {
 impl Node {
     /// Starts `prividium dev` on `dir` and waits until it serves.
     pub(crate) async fn start(dir: &Path) -> Node {
+        Self::start_with(dir, &[]).await
+    }
+
+    /// Starts `prividium dev` with extra arguments.
+    pub(crate) async fn start_with(dir: &Path, extra: &[&str]) -> Node {
         let _ = std::fs::remove_file(dir.join("dev.json"));
         let mut child = Command::new(bin())
             .args(["dev", "--data-dir"])
             .arg(dir)
             .args(["--rpc-addr", "127.0.0.1:0", "--block-time-ms", "50"])
+            .args(extra)
             .env("APPLIANCE_LOG", "warn")
             .stdout(Stdio::null())
             .spawn()
@@ -70,13 +76,21 @@ impl Node {
 
     /// Posts a raw body with the admin key; returns (HTTP status, JSON body).
     pub(crate) async fn post_raw(&self, body: impl Into<reqwest::Body>) -> (u16, Value) {
-        let resp = self
-            .http
-            .post(self.url())
-            .header(
-                "Authorization",
-                format!("Bearer {}", self.dev["api_key"].as_str().unwrap()),
-            )
+        let key = self.dev["api_key"].as_str().unwrap().to_owned();
+        self.post_as(Some(&key), body).await
+    }
+
+    /// Posts a raw body with `token` as bearer (or none).
+    pub(crate) async fn post_as(
+        &self,
+        token: Option<&str>,
+        body: impl Into<reqwest::Body>,
+    ) -> (u16, Value) {
+        let mut req = self.http.post(self.url());
+        if let Some(t) = token {
+            req = req.header("Authorization", format!("Bearer {t}"));
+        }
+        let resp = req
             .header("Content-Type", "application/json")
             .body(body)
             .send()
@@ -88,6 +102,12 @@ impl Node {
             status,
             serde_json::from_str(&text).unwrap_or(Value::String(text)),
         )
+    }
+
+    /// One JSON-RPC call as `token`.
+    pub(crate) async fn rpc_as(&self, token: Option<&str>, method: &str, params: Value) -> Value {
+        let body = json!({"jsonrpc": "2.0", "id": 1, "method": method, "params": params});
+        self.post_as(token, body.to_string()).await.1
     }
 
     pub(crate) async fn rpc(&self, method: &str, params: Value) -> Value {
@@ -129,15 +149,36 @@ pub(crate) fn transfer(
     to: Address,
     value: u64,
 ) -> TxEnvelope {
+    signed(
+        key,
+        chain_id,
+        nonce,
+        TxKind::Call(to),
+        U256::from(value),
+        Bytes::new(),
+        21_000,
+    )
+}
+
+/// A signed zero-fee EIP-1559 transaction.
+pub(crate) fn signed(
+    key: &PrivateKeySigner,
+    chain_id: u64,
+    nonce: u64,
+    to: TxKind,
+    value: U256,
+    input: Bytes,
+    gas_limit: u64,
+) -> TxEnvelope {
     let tx = TxEip1559 {
         chain_id,
         nonce,
-        gas_limit: 21_000,
+        gas_limit,
         max_fee_per_gas: 0,
         max_priority_fee_per_gas: 0,
-        to: TxKind::Call(to),
-        value: U256::from(value),
-        input: Bytes::new(),
+        to,
+        value,
+        input,
         access_list: Default::default(),
     };
     let sig = key.sign_hash_sync(&tx.signature_hash()).unwrap();

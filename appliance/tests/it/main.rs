@@ -3,7 +3,9 @@
 //! Each test starts its own node on a free loopback port in a temporary data
 //! directory and stops it afterwards.
 
+mod access;
 mod bad_input;
 mod clients;
 mod common;
 mod crash;
+mod idp;

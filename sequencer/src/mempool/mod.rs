@@ -8,7 +8,7 @@
 
 mod pool;
 
-pub use pool::{Mempool, PooledTx};
+pub use pool::{Mempool, PooledTx, TxGuard};
 
 /// Mempool limits.
 #[derive(Debug, Clone)]
@@ -117,4 +117,12 @@ pub enum MempoolError {
     /// Pool at capacity.
     #[error("txpool is full")]
     PoolFull,
+    /// A call frame was refused by policy.
+    #[error("denied by policy rule {rule}: {reason}")]
+    Denied {
+        /// Stable id of the deciding rule.
+        rule: String,
+        /// Explanation.
+        reason: String,
+    },
 }

@@ -1,6 +1,7 @@
 use super::{MempoolConfig, MempoolError};
 use alloy_consensus::{Transaction, TxEnvelope};
 use alloy_primitives::{Address, B256, U256};
+use state_transition::SharedGuard;
 use std::{
     cmp::Reverse,
     collections::{BTreeMap, BinaryHeap, HashMap},
@@ -18,7 +19,36 @@ pub struct PooledTx {
     pub hash: B256,
     /// Arrival sequence (FIFO ordering across senders).
     pub arrival: u64,
+    /// Policy guard of the principal who submitted it, re-applied to every
+    /// call frame when the transaction is executed into a block.
+    pub guard: TxGuard,
 }
+
+/// Optional per-transaction call guard (compared by identity).
+#[derive(Clone, Default)]
+pub struct TxGuard(pub Option<SharedGuard>);
+
+impl std::fmt::Debug for TxGuard {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(if self.0.is_some() {
+            "TxGuard(set)"
+        } else {
+            "TxGuard(none)"
+        })
+    }
+}
+
+impl PartialEq for TxGuard {
+    fn eq(&self, other: &Self) -> bool {
+        match (&self.0, &other.0) {
+            (None, None) => true,
+            (Some(a), Some(b)) => Arc::ptr_eq(a, b),
+            _ => false,
+        }
+    }
+}
+
+impl Eq for TxGuard {}
 
 impl PooledTx {
     fn nonce(&self) -> u64 {
@@ -73,6 +103,18 @@ impl Mempool {
         account_nonce: u64,
         balance: U256,
     ) -> Result<B256, MempoolError> {
+        self.insert_guarded(envelope, sender, account_nonce, balance, TxGuard::default())
+    }
+
+    /// [`insert`](Self::insert) with the submitter's call guard attached.
+    pub fn insert_guarded(
+        &mut self,
+        envelope: TxEnvelope,
+        sender: Address,
+        account_nonce: u64,
+        balance: U256,
+        guard: TxGuard,
+    ) -> Result<B256, MempoolError> {
         let hash = *envelope.tx_hash();
         if self.by_hash.contains_key(&hash) {
             return Err(MempoolError::AlreadyKnown);
@@ -125,6 +167,7 @@ impl Mempool {
             sender,
             hash,
             arrival: self.next_arrival,
+            guard,
         });
         self.next_arrival += 1;
         queue.insert(nonce, tx.clone());

@@ -55,22 +55,7 @@ impl Producer {
     }
 
     fn next_context(&self, parent: &ProducedHead) -> BlockContext {
-        let chain = &self.config.chain;
-        let base_fee = parent.next_base_fee(chain);
-        let now = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map(|d| d.as_secs())
-            .unwrap_or_default();
-        BlockContext {
-            number: parent.number + 1,
-            timestamp: now.max(parent.timestamp),
-            parent_hash: parent.hash,
-            beneficiary: self.beneficiary,
-            gas_limit: chain.block_gas_limit,
-            base_fee,
-            // No beacon chain: derive it from the parent so it is deterministic.
-            prevrandao: keccak256(parent.hash),
-        }
+        next_context(&self.config.chain, parent, self.beneficiary)
     }
 
     /// Builds, logs and publishes one block (or nothing when idle).
@@ -92,7 +77,7 @@ impl Producer {
                 if exec.gas_left() < 21_000 {
                     break;
                 }
-                match exec.execute(tx.envelope.clone(), tx.sender) {
+                match exec.execute_guarded(tx.envelope.clone(), tx.sender, tx.guard.0.as_ref()) {
                     Ok(_) => {}
                     Err(TxRejection::BlockGasExhausted) => continue,
                     Err(e) if e.is_fatal() => {
@@ -152,5 +137,29 @@ impl Producer {
             .send(outcome)
             .map_err(|_| crate::SequencerError::Stopped)?;
         Ok(())
+    }
+}
+
+/// The context of the block that follows `parent` (also used to pre-flight
+/// transactions at admission).
+pub(crate) fn next_context(
+    chain: &state_transition::ChainSpec,
+    parent: &ProducedHead,
+    beneficiary: Address,
+) -> BlockContext {
+    let base_fee = parent.next_base_fee(chain);
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or_default();
+    BlockContext {
+        number: parent.number + 1,
+        timestamp: now.max(parent.timestamp),
+        parent_hash: parent.hash,
+        beneficiary,
+        gas_limit: chain.block_gas_limit,
+        base_fee,
+        // No beacon chain: derive it from the parent so it is deterministic.
+        prevrandao: keccak256(parent.hash),
     }
 }

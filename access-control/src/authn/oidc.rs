@@ -1,0 +1,463 @@
+//! OIDC resource server: access tokens (JWTs) from the bank's IdP, checked
+//! against keys from the issuer's discovery document and JWKS.
+
+use crate::principal::{Principal, PrincipalKind};
+use base64ct::{Base64UrlUnpadded, Encoding};
+use jsonwebtoken::{
+    jwk::{AlgorithmParameters, Jwk},
+    Algorithm, DecodingKey, Validation,
+};
+use openidconnect::{core::CoreProviderMetadata, IssuerUrl};
+use parking_lot::{Mutex, RwLock};
+use serde::Deserialize;
+use serde_json::Value;
+use std::{
+    collections::{BTreeMap, BTreeSet, HashMap},
+    path::PathBuf,
+    sync::atomic::{AtomicU64, Ordering},
+    time::{Duration, Instant},
+};
+
+/// One trusted issuer, as configured.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OidcIssuerConfig {
+    /// Short name; user ids are `<name>:<sub>`.
+    pub name: String,
+    /// Issuer URL, exactly as the IdP spells it.
+    pub issuer: String,
+    /// Required `aud`.
+    pub audience: String,
+    /// Claim paths holding roles, e.g. `roles`, `groups`, `realm_access.roles`.
+    #[serde(default = "default_roles_claims")]
+    pub roles_claims: Vec<String>,
+    /// Claim holding the organization.
+    #[serde(default = "default_org_claim")]
+    pub org_claim: String,
+    /// IdP role/group name → appliance role; when set, unmapped values are dropped.
+    #[serde(default)]
+    pub role_map: BTreeMap<String, String>,
+    /// Accepted signature algorithms.
+    #[serde(default = "default_algs")]
+    pub algorithms: Vec<String>,
+    /// Extra CA certificate (PEM) for an IdP behind the bank's own PKI.
+    #[serde(default)]
+    pub ca_cert: Option<PathBuf>,
+    /// Background JWKS refresh interval (seconds).
+    #[serde(default = "default_refresh")]
+    pub jwks_refresh_secs: u64,
+    /// Minimum spacing of refreshes triggered by unknown key ids (seconds).
+    #[serde(default = "default_min_refresh")]
+    pub jwks_min_refresh_secs: u64,
+    /// Allowed clock skew for `exp` / `nbf` (seconds).
+    #[serde(default = "default_leeway")]
+    pub leeway_secs: u64,
+}
+
+fn default_roles_claims() -> Vec<String> {
+    vec!["roles".into()]
+}
+fn default_org_claim() -> String {
+    "org".into()
+}
+fn default_algs() -> Vec<String> {
+    vec!["RS256".into(), "ES256".into(), "EdDSA".into()]
+}
+fn default_refresh() -> u64 {
+    300
+}
+fn default_min_refresh() -> u64 {
+    5
+}
+fn default_leeway() -> u64 {
+    30
+}
+
+/// Why a token was refused (the message goes back to the caller).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum TokenError {
+    /// Not a JWT at all.
+    #[error("malformed token: {0}")]
+    Malformed(String),
+    /// `alg: none`, an HMAC algorithm, or one not configured.
+    #[error("token algorithm {0} is not accepted")]
+    Algorithm(String),
+    /// `iss` names no configured issuer.
+    #[error("token issuer {0:?} is not trusted")]
+    UnknownIssuer(String),
+    /// No key with the token's `kid` in the issuer's JWKS.
+    #[error("unknown signing key id {0:?}")]
+    UnknownKey(String),
+    /// Signature does not verify.
+    #[error("invalid token signature")]
+    Signature,
+    /// Past `exp`.
+    #[error("token has expired")]
+    Expired,
+    /// Before `nbf`.
+    #[error("token is not yet valid")]
+    NotYetValid,
+    /// Wrong `aud`.
+    #[error("token audience does not match")]
+    Audience,
+    /// Wrong `iss`.
+    #[error("token issuer does not match")]
+    Issuer,
+    /// A required claim is missing or of the wrong type.
+    #[error("token claim problem: {0}")]
+    Claims(String),
+}
+
+/// Failure to reach or understand an IdP.
+#[derive(Debug, thiserror::Error)]
+pub enum DiscoveryError {
+    /// Configuration problem.
+    #[error("issuer {issuer}: {message}")]
+    Config {
+        /// Issuer.
+        issuer: String,
+        /// Problem.
+        message: String,
+    },
+    /// Network / protocol problem.
+    #[error("issuer {issuer}: {message}")]
+    Fetch {
+        /// Issuer.
+        issuer: String,
+        /// Problem.
+        message: String,
+    },
+}
+
+struct KeySet {
+    keys: HashMap<String, DecodingKey>,
+    fetched: Instant,
+}
+
+/// A trusted issuer with its cached signing keys.
+pub struct OidcIssuer {
+    config: OidcIssuerConfig,
+    algorithms: Vec<Algorithm>,
+    jwks_uri: String,
+    http: reqwest::Client,
+    keys: RwLock<KeySet>,
+    /// Bumped whenever the set of key ids changes.
+    generation: AtomicU64,
+    last_miss_refresh: Mutex<Option<Instant>>,
+}
+
+impl std::fmt::Debug for OidcIssuer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("OidcIssuer")
+            .field("issuer", &self.config.issuer)
+            .field("jwks_uri", &self.jwks_uri)
+            .finish_non_exhaustive()
+    }
+}
+
+fn parse_alg(name: &str) -> Option<Algorithm> {
+    match name {
+        "RS256" => Some(Algorithm::RS256),
+        "RS384" => Some(Algorithm::RS384),
+        "RS512" => Some(Algorithm::RS512),
+        "PS256" => Some(Algorithm::PS256),
+        "ES256" => Some(Algorithm::ES256),
+        "ES384" => Some(Algorithm::ES384),
+        "EdDSA" => Some(Algorithm::EdDSA),
+        _ => None,
+    }
+}
+
+/// Decodes one base64url JWT segment as JSON.
+fn segment(token: &str, index: usize) -> Result<Value, TokenError> {
+    let part = token
+        .split('.')
+        .nth(index)
+        .ok_or_else(|| TokenError::Malformed("expected three dot-separated parts".into()))?;
+    let bytes = Base64UrlUnpadded::decode_vec(part.trim_end_matches('='))
+        .map_err(|_| TokenError::Malformed("invalid base64url".into()))?;
+    serde_json::from_slice(&bytes).map_err(|_| TokenError::Malformed("invalid JSON".into()))
+}
+
+/// The unverified `iss` claim, to pick the issuer whose keys to check with.
+pub(crate) fn peek_issuer(token: &str) -> Result<String, TokenError> {
+    if token.split('.').count() != 3 {
+        return Err(TokenError::Malformed(
+            "expected three dot-separated parts".into(),
+        ));
+    }
+    segment(token, 1)?
+        .get("iss")
+        .and_then(Value::as_str)
+        .map(str::to_owned)
+        .ok_or_else(|| TokenError::Claims("missing iss".into()))
+}
+
+fn claim_path<'a>(claims: &'a Value, path: &str) -> Option<&'a Value> {
+    path.split('.').try_fold(claims, |v, k| v.get(k))
+}
+
+fn build_http(config: &OidcIssuerConfig) -> Result<reqwest::Client, DiscoveryError> {
+    let err = |message: String| DiscoveryError::Config {
+        issuer: config.issuer.clone(),
+        message,
+    };
+    // Discovery must not follow redirects to somewhere else.
+    let mut b = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .timeout(Duration::from_secs(10));
+    if let Some(ca) = &config.ca_cert {
+        let pem = std::fs::read(ca).map_err(|e| err(format!("{}: {e}", ca.display())))?;
+        let cert = reqwest::Certificate::from_pem(&pem).map_err(|e| err(e.to_string()))?;
+        b = b.add_root_certificate(cert);
+    }
+    b.build().map_err(|e| err(e.to_string()))
+}
+
+impl OidcIssuer {
+    /// Runs discovery and fetches the JWKS.
+    pub async fn discover(config: OidcIssuerConfig) -> Result<Self, DiscoveryError> {
+        let cfg_err = |message: String| DiscoveryError::Config {
+            issuer: config.issuer.clone(),
+            message,
+        };
+        let mut algorithms = Vec::new();
+        for a in &config.algorithms {
+            match parse_alg(a) {
+                Some(alg) => algorithms.push(alg),
+                None => {
+                    return Err(cfg_err(format!(
+                        "algorithm {a} is not supported (HS* and none never are)"
+                    )))
+                }
+            }
+        }
+        let http = build_http(&config)?;
+        let url = IssuerUrl::new(config.issuer.clone()).map_err(|e| cfg_err(e.to_string()))?;
+        let metadata = CoreProviderMetadata::discover_async(url, &http)
+            .await
+            .map_err(|e| DiscoveryError::Fetch {
+                issuer: config.issuer.clone(),
+                message: format!("discovery failed: {}", error_chain(&e)),
+            })?;
+        let jwks_uri = metadata.jwks_uri().url().to_string();
+        let issuer = Self {
+            config,
+            algorithms,
+            jwks_uri,
+            http,
+            keys: RwLock::new(KeySet {
+                keys: HashMap::new(),
+                fetched: Instant::now(),
+            }),
+            generation: AtomicU64::new(0),
+            last_miss_refresh: Mutex::new(None),
+        };
+        issuer.refresh().await?;
+        Ok(issuer)
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &OidcIssuerConfig {
+        &self.config
+    }
+
+    /// Re-fetches the JWKS; returns whether the set of key ids changed.
+    pub async fn refresh(&self) -> Result<bool, DiscoveryError> {
+        let fetch_err = |message: String| DiscoveryError::Fetch {
+            issuer: self.config.issuer.clone(),
+            message,
+        };
+        let body: Value = self
+            .http
+            .get(&self.jwks_uri)
+            .send()
+            .await
+            .and_then(|r| r.error_for_status())
+            .map_err(|e| fetch_err(format!("JWKS fetch failed: {e}")))?
+            .json()
+            .await
+            .map_err(|e| fetch_err(format!("JWKS is not JSON: {e}")))?;
+        let mut keys = HashMap::new();
+        for raw in body
+            .get("keys")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+        {
+            // One odd key must not take the others down with it.
+            let Ok(jwk) = serde_json::from_value::<Jwk>(raw.clone()) else {
+                continue;
+            };
+            if matches!(jwk.algorithm, AlgorithmParameters::OctetKey(_)) {
+                continue; // symmetric keys are never published for verification
+            }
+            let (Some(kid), Ok(key)) = (jwk.common.key_id.clone(), DecodingKey::from_jwk(&jwk))
+            else {
+                continue;
+            };
+            keys.insert(kid, key);
+        }
+        if keys.is_empty() {
+            return Err(fetch_err("JWKS holds no usable signing keys".into()));
+        }
+        let mut current = self.keys.write();
+        let changed = {
+            let old: BTreeSet<&String> = current.keys.keys().collect();
+            let new: BTreeSet<&String> = keys.keys().collect();
+            old != new
+        };
+        *current = KeySet {
+            keys,
+            fetched: Instant::now(),
+        };
+        if changed {
+            self.generation.fetch_add(1, Ordering::Relaxed);
+            tracing::info!(issuer = %self.config.issuer, "signing keys changed");
+        }
+        Ok(changed)
+    }
+
+    /// Changes whenever the issuer's key set does.
+    pub fn generation(&self) -> u64 {
+        self.generation.load(Ordering::Relaxed)
+    }
+
+    /// True when the periodic refresh is due.
+    pub fn refresh_due(&self) -> bool {
+        self.keys.read().fetched.elapsed() >= Duration::from_secs(self.config.jwks_refresh_secs)
+    }
+
+    /// Verifies a token; on an unknown key id refreshes the JWKS first
+    /// (rate-limited), so a rotation at the IdP is picked up.
+    pub async fn verify(&self, token: &str) -> Result<Principal, TokenError> {
+        let header = segment(token, 0)?;
+        let alg = header.get("alg").and_then(Value::as_str).unwrap_or("none");
+        let algorithm = parse_alg(alg)
+            .filter(|a| self.algorithms.contains(a))
+            .ok_or_else(|| TokenError::Algorithm(alg.to_owned()))?;
+        let kid = header
+            .get("kid")
+            .and_then(Value::as_str)
+            .ok_or_else(|| TokenError::UnknownKey(String::new()))?
+            .to_owned();
+        if !self.keys.read().keys.contains_key(&kid) && self.may_refresh_on_miss() {
+            if let Err(e) = self.refresh().await {
+                tracing::warn!(issuer = %self.config.issuer, error = %e, "JWKS refresh failed");
+            }
+        }
+        let claims = {
+            let keys = self.keys.read();
+            let key = keys
+                .keys
+                .get(&kid)
+                .ok_or_else(|| TokenError::UnknownKey(kid.clone()))?;
+            let mut v = Validation::new(algorithm);
+            v.set_issuer(&[&self.config.issuer]);
+            v.set_audience(&[&self.config.audience]);
+            v.leeway = self.config.leeway_secs;
+            v.validate_nbf = true;
+            v.set_required_spec_claims(&["exp", "iss", "aud", "sub"]);
+            jsonwebtoken::decode::<Value>(token, key, &v)
+                .map_err(|e| map_jwt_error(&e))?
+                .claims
+        };
+        self.principal(&claims)
+    }
+
+    fn may_refresh_on_miss(&self) -> bool {
+        let mut last = self.last_miss_refresh.lock();
+        let min = Duration::from_secs(self.config.jwks_min_refresh_secs);
+        if last.is_some_and(|t| t.elapsed() < min) {
+            return false;
+        }
+        *last = Some(Instant::now());
+        true
+    }
+
+    fn principal(&self, claims: &Value) -> Result<Principal, TokenError> {
+        let sub = claims
+            .get("sub")
+            .and_then(Value::as_str)
+            .ok_or_else(|| TokenError::Claims("sub must be a string".into()))?;
+        let mut roles = BTreeSet::new();
+        for path in &self.config.roles_claims {
+            let values: Vec<&str> = match claim_path(claims, path) {
+                Some(Value::Array(a)) => a.iter().filter_map(Value::as_str).collect(),
+                Some(Value::String(s)) => s.split_whitespace().collect(),
+                _ => Vec::new(),
+            };
+            for v in values {
+                if self.config.role_map.is_empty() {
+                    roles.insert(v.to_owned());
+                } else if let Some(mapped) = self.config.role_map.get(v) {
+                    roles.insert(mapped.clone());
+                }
+            }
+        }
+        let org = claim_path(claims, &self.config.org_claim)
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_owned();
+        Ok(Principal {
+            kind: PrincipalKind::User,
+            id: format!("{}:{sub}", self.config.name),
+            roles,
+            org,
+            expires_at: claims.get("exp").and_then(Value::as_u64),
+        })
+    }
+}
+
+fn map_jwt_error(e: &jsonwebtoken::errors::Error) -> TokenError {
+    use jsonwebtoken::errors::ErrorKind as K;
+    match e.kind() {
+        K::ExpiredSignature => TokenError::Expired,
+        K::ImmatureSignature => TokenError::NotYetValid,
+        K::InvalidAudience => TokenError::Audience,
+        K::InvalidIssuer => TokenError::Issuer,
+        K::InvalidSignature => TokenError::Signature,
+        K::InvalidAlgorithm | K::MissingAlgorithm | K::InvalidAlgorithmName => {
+            TokenError::Algorithm("mismatched".into())
+        }
+        K::MissingRequiredClaim(c) => TokenError::Claims(format!("missing {c}")),
+        K::InvalidClaimFormat(c) => TokenError::Claims(format!("invalid {c}")),
+        other => TokenError::Malformed(format!("{other:?}")),
+    }
+}
+
+fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut s = e.to_string();
+    let mut cur = e.source();
+    while let Some(c) = cur {
+        s.push_str(": ");
+        s.push_str(&c.to_string());
+        cur = c.source();
+    }
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn header_and_issuer_peeking_reject_garbage_without_panicking() {
+        assert!(matches!(peek_issuer("abc"), Err(TokenError::Malformed(_))));
+        assert!(matches!(
+            peek_issuer("a.b.c"),
+            Err(TokenError::Malformed(_))
+        ));
+        let payload = Base64UrlUnpadded::encode_string(br#"{"iss":"http://idp"}"#);
+        assert_eq!(
+            peek_issuer(&format!("x.{payload}.y")).unwrap(),
+            "http://idp"
+        );
+        let claims: Value = serde_json::json!({"realm_access": {"roles": ["trader"]}});
+        assert_eq!(
+            claim_path(&claims, "realm_access.roles"),
+            Some(&serde_json::json!(["trader"]))
+        );
+        assert!(parse_alg("HS256").is_none() && parse_alg("none").is_none());
+    }
+}

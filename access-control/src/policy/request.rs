@@ -1,0 +1,249 @@
+//! What a decision is about: the Cedar entities and context built from the
+//! caller, the resource and the circumstances.
+
+use super::abi::ArgValue;
+use crate::principal::{addr_str, Caller};
+use alloy_primitives::{Address, B256, U256};
+use cedar_policy::{Context, Entity, EntityId, EntityTypeName, EntityUid, RestrictedExpression};
+use std::{
+    collections::{HashMap, HashSet},
+    str::FromStr,
+    sync::LazyLock,
+};
+
+/// An address on the chain as policies see it.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct AccountFacts {
+    /// The address.
+    pub address: Address,
+    /// Deployed contract (known to the contract directory).
+    pub is_contract: bool,
+    /// Wallet that deployed it.
+    pub deployer: Option<Address>,
+    /// Organization of the deployer's principal ("" when unknown).
+    pub deployer_org: String,
+}
+
+/// A mined transaction as policies see it.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct TxFacts {
+    /// Hash (the entity id).
+    pub hash: B256,
+    /// Signer.
+    pub from: Address,
+    /// Recipient, `None` for deployments.
+    pub to: Option<Address>,
+    /// `from`, `to` and every address named in an indexed log topic.
+    pub participants: Vec<Address>,
+}
+
+/// The resource of a decision.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Resource {
+    /// The appliance (RPC, admin, audit actions).
+    Node,
+    /// An address.
+    Account(AccountFacts),
+    /// A mined transaction.
+    Transaction(TxFacts),
+}
+
+/// One call frame, for `call` / `read` / `transfer` / `deploy`.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct FrameFacts {
+    /// `call`, `delegatecall`, …
+    pub kind: &'static str,
+    /// 0 for the transaction's own frame.
+    pub depth: u64,
+    /// msg.sender.
+    pub caller: Address,
+    /// tx.origin.
+    pub signer: Address,
+    /// First four bytes of the call data.
+    pub selector: Option<[u8; 4]>,
+    /// Function name from a registered ABI.
+    pub function: Option<String>,
+    /// Decoded static arguments.
+    pub args: Vec<(String, ArgValue)>,
+    /// Ether moved by the frame (wei).
+    pub value: U256,
+    /// The principal's value sent today, this transaction included (gwei).
+    pub spent_today_gwei: u64,
+}
+
+/// The circumstances of a decision.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Circumstances {
+    /// An RPC, admin or read-filter decision.
+    Rpc,
+    /// A call frame.
+    Frame(FrameFacts),
+    /// Whether a log may be shown.
+    Log {
+        /// Event signature topic.
+        topic0: Option<B256>,
+        /// Addresses named in the indexed topics.
+        addresses: Vec<Address>,
+    },
+}
+
+/// Argument names the schema declares (strings for addresses, longs for
+/// amounts). Others are not exposed: policies could not name them anyway.
+const ADDRESS_ARGS: [&str; 6] = ["from", "to", "owner", "spender", "account", "recipient"];
+const AMOUNT_ARGS: [&str; 2] = ["amount", "value"];
+
+fn type_name(name: &str) -> EntityTypeName {
+    EntityTypeName::from_str(&format!("Prividium::{name}")).expect("valid type name")
+}
+
+static TYPES: LazyLock<HashMap<&'static str, EntityTypeName>> = LazyLock::new(|| {
+    [
+        "User",
+        "ApiKey",
+        "Role",
+        "Node",
+        "Account",
+        "Transaction",
+        "Action",
+    ]
+    .into_iter()
+    .map(|n| (n, type_name(n)))
+    .collect()
+});
+
+/// `Prividium::<ty>::"<id>"`.
+pub(super) fn uid(ty: &str, id: &str) -> EntityUid {
+    EntityUid::from_type_name_and_id(TYPES[ty].clone(), EntityId::new(id))
+}
+
+fn string(s: String) -> RestrictedExpression {
+    RestrictedExpression::new_string(s)
+}
+
+fn addr(a: &Address) -> RestrictedExpression {
+    string(addr_str(a))
+}
+
+fn long(v: u64) -> RestrictedExpression {
+    RestrictedExpression::new_long(i64::try_from(v).unwrap_or(i64::MAX))
+}
+
+fn u256_long(v: &U256) -> RestrictedExpression {
+    long(u64::try_from(*v).unwrap_or(u64::MAX))
+}
+
+/// Wei → gwei, rounded up so a cap can't be dodged by dust.
+pub fn gwei_ceil(wei: &U256) -> u64 {
+    let g = wei.div_ceil(U256::from(1_000_000_000u64));
+    u64::try_from(g).unwrap_or(u64::MAX)
+}
+
+fn addr_set<'a>(it: impl IntoIterator<Item = &'a Address>) -> RestrictedExpression {
+    RestrictedExpression::new_set(it.into_iter().map(addr))
+}
+
+/// The principal's entity: roles as parents, organization and wallets.
+pub(super) fn principal_entity(caller: &Caller) -> Entity {
+    let p = &caller.principal;
+    let attrs = HashMap::from([
+        ("org".to_owned(), string(p.org.clone())),
+        ("wallets".to_owned(), addr_set(&caller.wallets)),
+    ]);
+    let parents: HashSet<EntityUid> = p.roles.iter().map(|r| uid("Role", r)).collect();
+    Entity::new(uid(p.kind.entity_type(), &p.id), attrs, parents).expect("literal attributes")
+}
+
+/// The resource's entity and uid.
+pub(super) fn resource_entity(resource: &Resource) -> (EntityUid, Option<Entity>) {
+    match resource {
+        Resource::Node => (uid("Node", "appliance"), None),
+        Resource::Account(a) => {
+            let id = uid("Account", &addr_str(&a.address));
+            let attrs = HashMap::from([
+                ("address".to_owned(), addr(&a.address)),
+                (
+                    "is_contract".to_owned(),
+                    RestrictedExpression::new_bool(a.is_contract),
+                ),
+                (
+                    "deployer".to_owned(),
+                    string(a.deployer.map(|d| addr_str(&d)).unwrap_or_default()),
+                ),
+                ("deployer_org".to_owned(), string(a.deployer_org.clone())),
+            ]);
+            let e = Entity::new(id.clone(), attrs, HashSet::new()).expect("literal attributes");
+            (id, Some(e))
+        }
+        Resource::Transaction(t) => {
+            let id = uid("Transaction", &format!("{:#x}", t.hash));
+            let attrs = HashMap::from([
+                ("from".to_owned(), addr(&t.from)),
+                (
+                    "to".to_owned(),
+                    string(t.to.map(|a| addr_str(&a)).unwrap_or_default()),
+                ),
+                ("participants".to_owned(), addr_set(&t.participants)),
+            ]);
+            let e = Entity::new(id.clone(), attrs, HashSet::new()).expect("literal attributes");
+            (id, Some(e))
+        }
+    }
+}
+
+fn hour_utc() -> u64 {
+    (crate::store::unix_now() % 86_400) / 3_600
+}
+
+/// The Cedar context for `circumstances`.
+pub(super) fn context(circumstances: &Circumstances) -> Context {
+    let pairs: Vec<(String, RestrictedExpression)> = match circumstances {
+        Circumstances::Rpc => vec![("hour_utc".into(), long(hour_utc()))],
+        Circumstances::Log { topic0, addresses } => vec![
+            (
+                "topic0".into(),
+                string(topic0.map(|t| format!("{t:#x}")).unwrap_or_default()),
+            ),
+            ("addresses".into(), addr_set(addresses)),
+        ],
+        Circumstances::Frame(f) => {
+            let args = f.args.iter().filter_map(|(name, v)| {
+                let n = name.as_str();
+                match v {
+                    ArgValue::Address(a) if ADDRESS_ARGS.contains(&n) => {
+                        Some((name.clone(), addr(a)))
+                    }
+                    ArgValue::Uint(u) if AMOUNT_ARGS.contains(&n) => {
+                        Some((name.clone(), u256_long(u)))
+                    }
+                    _ => None,
+                }
+            });
+            // A map first: an ABI with two arguments of one name must not abort.
+            let args: HashMap<String, RestrictedExpression> = args.collect();
+            let args = RestrictedExpression::new_record(args).expect("distinct argument names");
+            vec![
+                ("kind".into(), string(f.kind.to_owned())),
+                ("depth".into(), long(f.depth)),
+                ("caller".into(), addr(&f.caller)),
+                ("signer".into(), addr(&f.signer)),
+                (
+                    "selector".into(),
+                    string(
+                        f.selector
+                            .map(|s| format!("0x{}", hex::encode(s)))
+                            .unwrap_or_default(),
+                    ),
+                ),
+                (
+                    "function".into(),
+                    string(f.function.clone().unwrap_or_default()),
+                ),
+                ("args".into(), args),
+                ("value_gwei".into(), long(gwei_ceil(&f.value))),
+                ("spent_today_gwei".into(), long(f.spent_today_gwei)),
+                ("hour_utc".into(), long(hour_utc())),
+            ]
+        }
+    };
+    Context::from_pairs(pairs).expect("distinct context keys")
+}

@@ -1,0 +1,107 @@
+//! Value sent per principal per UTC day, for daily caps in policies.
+//!
+//! Counted when a transaction is admitted (a dropped transaction still
+//! counts: the cap errs on the side of the bank). Kept in memory and flushed
+//! to a file so a restart does not reset the day.
+
+use crate::store::{unix_now, JsonDoc, StoreError};
+use parking_lot::Mutex;
+use serde::{Deserialize, Serialize};
+use std::{collections::HashMap, path::Path};
+
+/// File of today's totals inside the access directory.
+pub const SPEND_FILE: &str = "spend.json";
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
+struct Day {
+    day: u64,
+    gwei: HashMap<String, u64>,
+}
+
+/// Daily totals.
+#[derive(Debug)]
+pub struct SpendTracker {
+    doc: JsonDoc,
+    today: Mutex<(Day, bool)>,
+}
+
+fn today() -> u64 {
+    unix_now() / 86_400
+}
+
+impl SpendTracker {
+    /// Opens the totals kept in `access_dir`.
+    pub fn open(access_dir: &Path) -> Result<Self, StoreError> {
+        let doc = JsonDoc::new(access_dir.join(SPEND_FILE));
+        let day: Day = doc.read()?;
+        Ok(Self {
+            doc,
+            today: Mutex::new((day, false)),
+        })
+    }
+
+    fn roll(day: &mut Day) {
+        let t = today();
+        if day.day != t {
+            *day = Day {
+                day: t,
+                gwei: HashMap::new(),
+            };
+        }
+    }
+
+    /// Today's total for `principal` if `gwei` were added (not recorded).
+    pub fn peek(&self, principal: &str, gwei: u64) -> u64 {
+        let mut guard = self.today.lock();
+        Self::roll(&mut guard.0);
+        guard
+            .0
+            .gwei
+            .get(principal)
+            .copied()
+            .unwrap_or(0)
+            .saturating_add(gwei)
+    }
+
+    /// Adds `gwei` to today's total for `principal`.
+    pub fn add(&self, principal: &str, gwei: u64) {
+        if gwei == 0 {
+            return;
+        }
+        let mut guard = self.today.lock();
+        Self::roll(&mut guard.0);
+        let total = guard.0.gwei.entry(principal.to_owned()).or_default();
+        *total = total.saturating_add(gwei);
+        guard.1 = true;
+    }
+
+    /// Persists when something changed since the last flush.
+    pub fn flush(&self) -> Result<(), StoreError> {
+        let snapshot = {
+            let mut guard = self.today.lock();
+            if !guard.1 {
+                return Ok(());
+            }
+            guard.1 = false;
+            guard.0.clone()
+        };
+        self.doc.update(|d: &mut Day| *d = snapshot)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn totals_accumulate_and_survive_a_restart() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = SpendTracker::open(dir.path()).unwrap();
+        s.add("p", 5);
+        assert_eq!(s.peek("p", 3), 8);
+        s.flush().unwrap();
+        let again = SpendTracker::open(dir.path()).unwrap();
+        assert_eq!(again.peek("p", 0), 5);
+        assert_eq!(again.peek("q", 1), 1);
+    }
+}

@@ -1,0 +1,165 @@
+//! Small JSON documents shared between the running node and the CLI.
+//!
+//! API keys and wallet bindings are changed by `prividium keys …` while the
+//! node runs, so they live in files guarded by an advisory lock rather than
+//! in the node's exclusively opened database. Writes go to a temporary file
+//! that is fsync'd and renamed over the old one: a crash leaves either the
+//! old or the new document, never a torn one.
+
+use serde::{de::DeserializeOwned, Serialize};
+use std::{
+    fs::{self, File, OpenOptions},
+    io::Write,
+    path::{Path, PathBuf},
+    time::SystemTime,
+};
+
+/// Failure reading or writing a document.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// Filesystem error, with the file it concerns.
+    #[error("{path}: {source}")]
+    Io {
+        /// File.
+        path: String,
+        /// Cause.
+        source: std::io::Error,
+    },
+    /// The file exists but is not a valid document.
+    #[error("{path}: corrupt document: {message}")]
+    Corrupt {
+        /// File.
+        path: String,
+        /// Parser message.
+        message: String,
+    },
+}
+
+fn io(path: &Path) -> impl FnOnce(std::io::Error) -> StoreError + '_ {
+    move |source| StoreError::Io {
+        path: path.display().to_string(),
+        source,
+    }
+}
+
+/// A JSON document at a fixed path.
+#[derive(Debug, Clone)]
+pub struct JsonDoc {
+    path: PathBuf,
+}
+
+impl JsonDoc {
+    /// The document at `path` (its directory is created on first write).
+    pub fn new(path: impl Into<PathBuf>) -> Self {
+        Self { path: path.into() }
+    }
+
+    /// Where it lives.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Modification time, to notice changes made by another process.
+    pub fn modified(&self) -> Option<SystemTime> {
+        fs::metadata(&self.path).and_then(|m| m.modified()).ok()
+    }
+
+    /// Reads the document; a missing file is the default value.
+    pub fn read<T: DeserializeOwned + Default>(&self) -> Result<T, StoreError> {
+        match fs::read(&self.path) {
+            Ok(bytes) => serde_json::from_slice(&bytes).map_err(|e| StoreError::Corrupt {
+                path: self.path.display().to_string(),
+                message: e.to_string(),
+            }),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(T::default()),
+            Err(e) => Err(io(&self.path)(e)),
+        }
+    }
+
+    /// Read-modify-write under an exclusive lock shared by all processes.
+    pub fn update<T, R>(&self, f: impl FnOnce(&mut T) -> R) -> Result<R, StoreError>
+    where
+        T: DeserializeOwned + Serialize + Default,
+    {
+        if let Some(dir) = self.path.parent() {
+            fs::create_dir_all(dir).map_err(io(dir))?;
+        }
+        let lock_path = self.path.with_extension("lock");
+        let lock = OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&lock_path)
+            .map_err(io(&lock_path))?;
+        lock.lock().map_err(io(&lock_path))?;
+        let mut doc: T = self.read()?;
+        let out = f(&mut doc);
+        self.write_locked(&doc)?;
+        drop(lock);
+        Ok(out)
+    }
+
+    fn write_locked<T: Serialize>(&self, doc: &T) -> Result<(), StoreError> {
+        let tmp = self.path.with_extension("tmp");
+        let bytes = serde_json::to_vec_pretty(doc).map_err(|e| StoreError::Corrupt {
+            path: self.path.display().to_string(),
+            message: e.to_string(),
+        })?;
+        {
+            let mut f = private_file(&tmp).map_err(io(&tmp))?;
+            f.write_all(&bytes).map_err(io(&tmp))?;
+            f.sync_all().map_err(io(&tmp))?;
+        }
+        fs::rename(&tmp, &self.path).map_err(io(&self.path))?;
+        if let Some(dir) = self.path.parent() {
+            if let Ok(d) = File::open(dir) {
+                let _ = d.sync_all();
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Creates (truncating) a file readable only by its owner.
+fn private_file(path: &Path) -> std::io::Result<File> {
+    let mut opts = OpenOptions::new();
+    opts.create(true).truncate(true).write(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        opts.mode(0o600);
+    }
+    opts.open(path)
+}
+
+/// Seconds since the Unix epoch.
+pub fn unix_now() -> u64 {
+    SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::BTreeMap;
+
+    #[test]
+    fn updates_persist_and_a_corrupt_file_is_reported_not_reset() {
+        let dir = tempfile::tempdir().unwrap();
+        let doc = JsonDoc::new(dir.path().join("a/doc.json"));
+        let empty: BTreeMap<String, u64> = doc.read().unwrap();
+        assert!(empty.is_empty());
+        doc.update(|m: &mut BTreeMap<String, u64>| m.insert("k".into(), 7))
+            .unwrap();
+        let m: BTreeMap<String, u64> = doc.read().unwrap();
+        assert_eq!(m["k"], 7);
+        fs::write(doc.path(), b"{not json").unwrap();
+        let err = doc.read::<BTreeMap<String, u64>>().unwrap_err();
+        assert!(err.to_string().contains("corrupt document"), "{err}");
+        assert!(doc
+            .update(|m: &mut BTreeMap<String, u64>| m.clear())
+            .is_err());
+    }
+}

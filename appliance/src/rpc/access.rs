@@ -1,0 +1,280 @@
+//! The front door's use of access control: the caller of one request, the
+//! policy questions it raises, and the per-request answers worth keeping.
+
+use super::jsonrpc::RpcError;
+use access_control::{
+    directory::ContractDirectory,
+    policy::{AccountFacts, Circumstances, Decision, PolicyEngine, Resource, TxFacts},
+    siwe::SiweChallenges,
+    spend::SpendTracker,
+    wallets::Wallets,
+    Authenticator, Caller,
+};
+use alloy_primitives::{Address, B256};
+use sequencer::{ChainView, StoredTx};
+use std::sync::{Arc, OnceLock};
+
+/// Everything access control needs at run time.
+pub struct Access {
+    /// Token and key checks.
+    pub authn: Authenticator,
+    /// Wallet bindings.
+    pub wallets: Arc<Wallets>,
+    /// Policies.
+    pub engine: Arc<PolicyEngine>,
+    /// Deployed contracts.
+    pub directory: Arc<ContractDirectory>,
+    /// Daily value totals.
+    pub spend: SpendTracker,
+    /// Outstanding wallet-binding challenges.
+    pub siwe: SiweChallenges,
+    /// Scans of the chain for deployments run one at a time.
+    pub scan: tokio::sync::Mutex<()>,
+}
+
+/// The RPC action a method is decided as; `None` for methods the node does
+/// not know (they get "method not found" without a policy question).
+pub fn method_action(method: &str) -> Option<&str> {
+    const KNOWN: &[&str] = &[
+        "eth_chainId",
+        "net_version",
+        "web3_clientVersion",
+        "eth_blockNumber",
+        "eth_syncing",
+        "eth_gasPrice",
+        "eth_maxPriorityFeePerGas",
+        "eth_feeHistory",
+        "eth_getBlockByNumber",
+        "eth_getBlockByHash",
+        "eth_getBlockTransactionCountByNumber",
+        "eth_accounts",
+        "eth_getBalance",
+        "eth_getTransactionCount",
+        "eth_getCode",
+        "eth_getTransactionByHash",
+        "eth_getTransactionReceipt",
+        "eth_getLogs",
+        "eth_call",
+        "eth_estimateGas",
+        "eth_sendRawTransaction",
+        "eth_getStorageAt",
+        "eth_sendTransaction",
+        "prividium_siweChallenge",
+        "prividium_bindWallet",
+        "prividium_wallets",
+        "prividium_whoami",
+        "prividium_adminBindWallet",
+        "prividium_adminUnbindWallet",
+        "prividium_reloadPolicies",
+    ];
+    if let Some(known) = KNOWN.iter().find(|m| **m == method) {
+        return Some(known);
+    }
+    // Whole families are governed together, implemented or not, so a
+    // forbidden family answers "forbidden" rather than revealing which of
+    // its methods exist.
+    [
+        ("debug_", "debug_*"),
+        ("txpool_", "txpool_*"),
+        ("admin_", "admin_*"),
+        ("eth_sign", "eth_sign*"),
+    ]
+    .iter()
+    .find(|(prefix, _)| method.starts_with(prefix))
+    .map(|(_, action)| *action)
+}
+
+/// One authenticated request's caller, with lazily decided blanket rights.
+pub struct RequestCaller {
+    /// Identity and wallets.
+    pub caller: Caller,
+    view_all: OnceLock<bool>,
+    act_for_others: OnceLock<bool>,
+}
+
+impl RequestCaller {
+    /// Wraps `caller`.
+    pub fn new(caller: Caller) -> Self {
+        Self {
+            caller,
+            view_all: OnceLock::new(),
+            act_for_others: OnceLock::new(),
+        }
+    }
+}
+
+impl Access {
+    /// The caller behind a verified principal.
+    pub fn caller(&self, principal: Arc<access_control::Principal>) -> Caller {
+        let wallets = self.wallets.of(&principal.key());
+        Caller { principal, wallets }
+    }
+
+    fn rpc(&self, c: &Caller, action: &str) -> Decision {
+        self.engine
+            .decide(c, action, &Resource::Node, &Circumstances::Rpc)
+    }
+
+    /// May the caller call this method at all?
+    pub fn check_method(&self, rc: &RequestCaller, action: &str) -> Result<(), RpcError> {
+        let d = self.rpc(&rc.caller, action);
+        if d.allowed {
+            Ok(())
+        } else {
+            Err(RpcError::forbidden(
+                format!("{} may not call {action}", rc.caller.principal),
+                &d.rule,
+            ))
+        }
+    }
+
+    /// Sees everything (auditors, admins): no per-item questions needed.
+    pub fn view_all(&self, rc: &RequestCaller) -> bool {
+        *rc.view_all
+            .get_or_init(|| self.rpc(&rc.caller, "view_all").allowed)
+    }
+
+    /// May submit or simulate as wallets not bound to them.
+    pub fn act_for_others(&self, rc: &RequestCaller) -> bool {
+        *rc.act_for_others
+            .get_or_init(|| self.rpc(&rc.caller, "act_for_others").allowed)
+    }
+
+    /// A call guard for `rc`'s transaction (or simulation) signed by `signer`.
+    pub fn guard(
+        &self,
+        rc: &RequestCaller,
+        mode: access_control::policy::ExecMode,
+        signer: Address,
+        spent_today_gwei: u64,
+    ) -> state_transition::SharedGuard {
+        Arc::new(access_control::policy::PolicyGuard::new(
+            self.engine.clone(),
+            rc.caller.clone(),
+            self.directory.clone(),
+            mode,
+            signer,
+            spent_today_gwei,
+        ))
+    }
+
+    /// Facts about an address for policies.
+    pub fn account(&self, address: &Address) -> AccountFacts {
+        use access_control::policy::AccountDirectory;
+        self.directory.account(address)
+    }
+
+    /// Balance / nonce / code of `address` may be shown?
+    pub fn check_account(&self, rc: &RequestCaller, address: &Address) -> Result<(), RpcError> {
+        if self.view_all(rc) || rc.caller.owns(address) {
+            return Ok(());
+        }
+        let d = self.engine.decide(
+            &rc.caller,
+            "view_account",
+            &Resource::Account(self.account(address)),
+            &Circumstances::Rpc,
+        );
+        if d.allowed {
+            Ok(())
+        } else {
+            Err(RpcError::forbidden(
+                format!("{} may not view account {address:#x}", rc.caller.principal),
+                &d.rule,
+            ))
+        }
+    }
+
+    /// How much of a mined transaction the caller may see.
+    pub fn tx_visibility(&self, rc: &RequestCaller, tx: &StoredTx) -> Visibility {
+        let to = alloy_consensus::Transaction::to(&tx.envelope);
+        if self.view_all(rc) || rc.caller.owns(&tx.sender) || to.is_some_and(|t| rc.caller.owns(&t))
+        {
+            return Visibility::Full;
+        }
+        let mut participants = vec![tx.sender];
+        participants.extend(to);
+        for log in tx.receipt.logs() {
+            participants.extend(topic_addresses(log.topics()));
+        }
+        let facts = TxFacts {
+            hash: *tx.envelope.tx_hash(),
+            from: tx.sender,
+            to,
+            participants,
+        };
+        let d = self.engine.decide(
+            &rc.caller,
+            "view_tx",
+            &Resource::Transaction(facts),
+            &Circumstances::Rpc,
+        );
+        if d.allowed {
+            Visibility::Partial
+        } else {
+            Visibility::Hidden
+        }
+    }
+
+    /// May the caller see this log?
+    pub fn log_visible(&self, rc: &RequestCaller, log: &alloy_primitives::Log) -> bool {
+        if self.view_all(rc) {
+            return true;
+        }
+        let topics = log.topics();
+        let d = self.engine.decide(
+            &rc.caller,
+            "view_log",
+            &Resource::Account(self.account(&log.address)),
+            &Circumstances::Log {
+                topic0: topics.first().copied(),
+                addresses: topic_addresses(topics).collect(),
+            },
+        );
+        d.allowed
+    }
+
+    /// Brings the contract directory up to the derived head.
+    pub async fn sync_directory(&self, view: &ChainView) -> Result<(), RpcError> {
+        let head = view.head().map_err(RpcError::internal)?;
+        if self.directory.next_block() > head {
+            return Ok(());
+        }
+        let _one_at_a_time = self.scan.lock().await;
+        let from = self.directory.next_block();
+        let mut found = Vec::new();
+        for n in from..=head {
+            if let Some(block) = view.block(n).map_err(RpcError::internal)? {
+                found.extend(
+                    block
+                        .txs
+                        .iter()
+                        .filter_map(|t| t.contract_address.map(|c| (c, t.sender))),
+                );
+            }
+        }
+        self.directory
+            .record(found, head)
+            .map_err(RpcError::internal)
+    }
+}
+
+/// How much of a transaction a caller sees.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Visibility {
+    /// Everything.
+    Full,
+    /// Its existence and the logs they may see; input blanked.
+    Partial,
+    /// Nothing: it is reported as not found.
+    Hidden,
+}
+
+/// Addresses in indexed topics (a topic whose first 12 bytes are zero).
+pub fn topic_addresses(topics: &[B256]) -> impl Iterator<Item = Address> + '_ {
+    topics
+        .iter()
+        .skip(1)
+        .filter(|t| t[..12].iter().all(|b| *b == 0) && t[12..].iter().any(|b| *b != 0))
+        .map(|t| Address::from_slice(&t[12..]))
+}

@@ -1,0 +1,77 @@
+//! `prividium_*` methods: who am I, wallet binding (SIWE or by an admin),
+//! policy reload. The method-level policy check has already run.
+
+use super::{access::RequestCaller, jsonrpc::RpcError, params::Params, RpcState};
+use alloy_primitives::{Address, Bytes};
+use serde_json::{json, Value};
+use std::sync::Arc;
+
+pub(crate) async fn dispatch(
+    state: &Arc<RpcState>,
+    rc: &RequestCaller,
+    method: &str,
+    p: &Params,
+) -> Result<Value, RpcError> {
+    let access = &state.access;
+    let principal = &rc.caller.principal;
+    match method {
+        "prividium_whoami" => Ok(json!({
+            "principal": principal.key(),
+            "roles": principal.roles,
+            "org": principal.org,
+            "wallets": rc.caller.wallets,
+        })),
+        "prividium_wallets" => Ok(json!(rc.caller.wallets)),
+        "prividium_siweChallenge" => {
+            let address: Address = p.at_most(1)?.req(0, "address")?;
+            Ok(json!({ "message": access.siwe.challenge(&principal.key(), address) }))
+        }
+        "prividium_bindWallet" => {
+            let message: String = p.at_most(2)?.req(0, "message")?;
+            let signature: Bytes = p.req(1, "signature")?;
+            let address = access
+                .siwe
+                .verify(&principal.key(), &message, &signature)
+                .map_err(RpcError::invalid_params)?;
+            access
+                .wallets
+                .bind(address, &principal.key(), &principal.org, "siwe")
+                .map_err(RpcError::server)?;
+            tracing::info!(principal = %principal.key(), wallet = %address, "wallet bound (SIWE)");
+            Ok(json!({ "address": address }))
+        }
+        "prividium_adminBindWallet" => {
+            let who: String = p.at_most(3)?.req(0, "principal")?;
+            let address: Address = p.req(1, "address")?;
+            let org: Option<String> = p.opt(2, "org")?;
+            if !(who.starts_with("User:") || who.starts_with("ApiKey:")) {
+                return Err(RpcError::invalid_params(
+                    "principal must be `User:<issuer>:<sub>` or `ApiKey:<id>`",
+                ));
+            }
+            access
+                .wallets
+                .bind(address, &who, &org.unwrap_or_default(), "admin")
+                .map_err(RpcError::server)?;
+            tracing::info!(admin = %principal.key(), principal = %who, wallet = %address, "wallet bound by admin");
+            Ok(Value::Bool(true))
+        }
+        "prividium_adminUnbindWallet" => {
+            let address: Address = p.at_most(1)?.req(0, "address")?;
+            let removed = access.wallets.unbind(address).map_err(RpcError::server)?;
+            tracing::info!(admin = %principal.key(), wallet = %address, removed, "wallet unbound by admin");
+            Ok(Value::Bool(removed))
+        }
+        "prividium_reloadPolicies" => match access.engine.reload() {
+            Ok(r) => {
+                tracing::info!(admin = %principal.key(), rules = r.rules, digest = %r.digest, "policies reloaded");
+                Ok(json!({ "rules": r.rules, "digest": r.digest, "changed": r.changed }))
+            }
+            Err(e) => Err(RpcError::server(e.to_string())),
+        },
+        _ => Err(RpcError::new(
+            super::jsonrpc::code::METHOD_NOT_FOUND,
+            format!("the method {method} does not exist/is not available"),
+        )),
+    }
+}

@@ -1,0 +1,103 @@
+//! A real OIDC provider (npm `oidc-provider`, see
+//! access-control/tests/idp/idp.mjs) started on a free loopback port.
+
+use std::{
+    io::{BufRead, BufReader},
+    path::{Path, PathBuf},
+    process::{Child, Command, Stdio},
+};
+
+pub(crate) struct Idp {
+    child: Child,
+    pub(crate) issuer: String,
+}
+
+fn script() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../access-control/tests/idp/idp.mjs")
+}
+
+pub(crate) fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+impl Idp {
+    /// Starts the IdP; `jwks` holds its signing keys (created if missing).
+    pub(crate) fn start(port: u16, jwks: &Path, token_ttl: u64) -> Idp {
+        let mut child = Command::new("node")
+            .arg(script())
+            .args(["--port", &port.to_string(), "--jwks"])
+            .arg(jwks)
+            .env("IDP_TOKEN_TTL", token_ttl.to_string())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("node is installed (deploy/dev/install-peers.sh)");
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        let issuer = line
+            .strip_prefix("READY ")
+            .unwrap_or_else(|| panic!("IdP did not start: {line:?}"))
+            .trim()
+            .to_owned();
+        Idp { child, issuer }
+    }
+
+    /// An access token for a confidential client (client_credentials).
+    pub(crate) async fn client_token(&self, client: &str, secret: &str, resource: &str) -> String {
+        self.token(&[
+            ("grant_type", "client_credentials"),
+            ("client_id", client),
+            ("client_secret", secret),
+            ("resource", resource),
+        ])
+        .await
+    }
+
+    /// An access token for a user (test-only password grant of the IdP).
+    pub(crate) async fn user_token(&self, user: &str) -> String {
+        let password = format!("{user}-pw");
+        self.token(&[
+            ("grant_type", "password"),
+            ("client_id", "web-app"),
+            ("client_secret", "web-secret"),
+            ("username", user),
+            ("password", &password),
+            ("resource", "https://prividium.test"),
+        ])
+        .await
+    }
+
+    async fn token(&self, form: &[(&str, &str)]) -> String {
+        let resp: serde_json::Value = reqwest::Client::new()
+            .post(format!("{}/token", self.issuer))
+            .form(form)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        resp["access_token"]
+            .as_str()
+            .unwrap_or_else(|| panic!("no token: {resp}"))
+            .to_owned()
+    }
+
+    pub(crate) fn stop(mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for Idp {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
