@@ -123,13 +123,7 @@ impl Wallets {
         org: &str,
         method: &str,
     ) -> Result<(), BindError> {
-        bind(
-            self.doc.path().parent().unwrap_or(Path::new(".")),
-            address,
-            principal,
-            org,
-            method,
-        )?;
+        bind_in(&self.doc, address, principal, org, method)?;
         self.reload()?;
         Ok(())
     }
@@ -154,8 +148,24 @@ pub fn bind(
     org: &str,
     method: &str,
 ) -> Result<(), BindError> {
-    JsonDoc::new(access_dir.join(WALLETS_FILE)).update(|f: &mut WalletFile| {
-        match f.bindings.iter().find(|b| b.address == address) {
+    bind_in(
+        &JsonDoc::new(access_dir.join(WALLETS_FILE)),
+        address,
+        principal,
+        org,
+        method,
+    )
+}
+
+fn bind_in(
+    doc: &JsonDoc,
+    address: Address,
+    principal: &str,
+    org: &str,
+    method: &str,
+) -> Result<(), BindError> {
+    doc.update(
+        |f: &mut WalletFile| match f.bindings.iter().find(|b| b.address == address) {
             Some(b) if b.principal == principal => Ok(()),
             Some(_) => Err(BindError::Taken(address)),
             None => {
@@ -168,8 +178,8 @@ pub fn bind(
                 });
                 Ok(())
             }
-        }
-    })?
+        },
+    )?
 }
 
 #[cfg(test)]

@@ -14,7 +14,7 @@ pub use request::{gwei_ceil, AccountFacts, Circumstances, FrameFacts, Resource, 
 
 use crate::principal::Caller;
 use arc_swap::ArcSwap;
-use cedar_policy::{Authorizer, Decision as CedarDecision, Request};
+use cedar_policy::{Authorizer, Decision as CedarDecision, Entity, EntityUid, Request};
 use parking_lot::Mutex;
 use std::{
     path::{Path, PathBuf},
@@ -189,8 +189,14 @@ impl PolicyEngine {
         resource: &Resource,
         circumstances: &Circumstances,
     ) -> Decision {
-        let decision = self.evaluate(caller, action, resource, circumstances);
-        let (resource_uid, _) = request::resource_entity(resource);
+        let (resource_uid, resource_entity) = request::resource_entity(resource);
+        let decision = self.evaluate(
+            caller,
+            action,
+            &resource_uid,
+            resource_entity,
+            circumstances,
+        );
         self.sink.load().record(&DecisionEvent {
             principal: &caller.principal.key(),
             org: &caller.principal.org,
@@ -206,12 +212,12 @@ impl PolicyEngine {
         &self,
         caller: &Caller,
         action: &str,
-        resource: &Resource,
+        resource_uid: &EntityUid,
+        resource_entity: Option<Entity>,
         circumstances: &Circumstances,
     ) -> Decision {
         let principal = request::principal_entity(caller);
         let principal_uid = principal.uid();
-        let (resource_uid, resource_entity) = request::resource_entity(resource);
         let bundle = self.bundle.load();
         let entities = match bundle
             .actions
@@ -224,7 +230,7 @@ impl PolicyEngine {
         let request = match Request::new(
             principal_uid,
             request::uid("Action", action),
-            resource_uid,
+            resource_uid.clone(),
             request::context(circumstances),
             None,
         ) {

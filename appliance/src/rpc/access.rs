@@ -11,7 +11,7 @@ use access_control::{
     Authenticator, Caller,
 };
 use alloy_primitives::{Address, B256};
-use sequencer::{ChainView, StoredTx};
+use sequencer::{Sequencer, StoredTx};
 use std::sync::{Arc, OnceLock};
 
 /// Everything access control needs at run time.
@@ -234,14 +234,19 @@ impl Access {
         d.allowed
     }
 
-    /// Brings the contract directory up to the derived head.
-    pub async fn sync_directory(&self, view: &ChainView) -> Result<(), RpcError> {
-        let head = view.head().map_err(RpcError::internal)?;
-        if self.directory.next_block() > head {
+    /// Brings the contract directory up to the derived head. The in-memory
+    /// head answers the common case (nothing new) without opening a view.
+    pub async fn sync_directory(&self, seq: &Sequencer) -> Result<(), RpcError> {
+        if self.directory.next_block() > seq.head().number {
             return Ok(());
         }
         let _one_at_a_time = self.scan.lock().await;
+        let view = seq.view().map_err(RpcError::internal)?;
+        let head = view.head().map_err(RpcError::internal)?;
         let from = self.directory.next_block();
+        if from > head {
+            return Ok(());
+        }
         let mut found = Vec::new();
         for n in from..=head {
             if let Some(block) = view.block(n).map_err(RpcError::internal)? {

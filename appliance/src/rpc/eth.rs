@@ -3,6 +3,7 @@
 use super::{
     access::RequestCaller,
     call,
+    convert::rpc_logs,
     jsonrpc::{code, RpcError},
     params::Params,
     private, wallet, RpcState,
@@ -85,12 +86,11 @@ fn who(rc: Option<&RequestCaller>) -> Result<&RequestCaller, RpcError> {
 async fn account_read(
     state: &RpcState,
     rc: Option<&RequestCaller>,
-    v: &ChainView,
     address: &Address,
 ) -> Result<(), RpcError> {
     let rc = who(rc)?;
     if !rc.caller.owns(address) {
-        state.access.sync_directory(v).await?;
+        state.access.sync_directory(&state.sequencer).await?;
     }
     state.access.check_account(rc, address)
 }
@@ -120,7 +120,7 @@ pub(crate) async fn dispatch(
         "eth_getBalance" => {
             let address: Address = p.at_most(2)?.req(0, "address")?;
             let v = view(state)?;
-            account_read(state, rc, &v, &address).await?;
+            account_read(state, rc, &address).await?;
             require_latest(&v, p.opt(1, "block")?)?;
             let info = v.account_info(&address).map_err(RpcError::internal)?;
             to_json(info.map(|i| i.balance).unwrap_or_default())
@@ -129,7 +129,7 @@ pub(crate) async fn dispatch(
             let address: Address = p.at_most(2)?.req(0, "address")?;
             let block: Option<BlockId> = p.opt(1, "block")?;
             let v = view(state)?;
-            account_read(state, rc, &v, &address).await?;
+            account_read(state, rc, &address).await?;
             if block == Some(BlockId::Number(BlockNumberOrTag::Pending)) {
                 return to_json(U64::from(seq.pending_nonce(&address)));
             }
@@ -140,7 +140,7 @@ pub(crate) async fn dispatch(
         "eth_getCode" => {
             let address: Address = p.at_most(2)?.req(0, "address")?;
             let v = view(state)?;
-            account_read(state, rc, &v, &address).await?;
+            account_read(state, rc, &address).await?;
             require_latest(&v, p.opt(1, "block")?)?;
             let code = match v.account_info(&address).map_err(RpcError::internal)? {
                 Some(info) => v
@@ -187,7 +187,7 @@ pub(crate) async fn dispatch(
                     "wallet-binding",
                 ));
             }
-            state.access.sync_directory(&v).await?;
+            state.access.sync_directory(seq).await?;
             let is_call = method == "eth_call";
             let mode = if is_call {
                 ExecMode::Read
@@ -316,10 +316,13 @@ fn get_logs(state: &RpcState, rc: &RequestCaller, filter: &Filter) -> Result<Vec
         if !filter.matches_bloom(block.header.logs_bloom) {
             continue;
         }
+        let mut first = 0;
         for index in 0..block.txs.len() {
-            let first = private::first_log(&block, index);
-            for log in private::logs(state, rc, &block, index, first) {
-                if filter.matches(&log.inner) {
+            let logs = rpc_logs(&block, index, first);
+            first += logs.len() as u64;
+            for log in logs {
+                // Cheap filter first: a policy question only for logs that match.
+                if filter.matches(&log.inner) && state.access.log_visible(rc, &log.inner) {
                     out.push(log);
                     if out.len() > state.limits.max_logs {
                         return Err(RpcError::new(
@@ -426,7 +429,7 @@ async fn send_raw(
             "wallet-binding",
         ));
     }
-    state.access.sync_directory(&view(state)?).await?;
+    state.access.sync_directory(&state.sequencer).await?;
     let key = rc.caller.principal.key();
     let value_gwei = gwei_ceil(&tx.value());
     let spent = state.access.spend.peek(&key, value_gwei);

@@ -4,7 +4,7 @@
 
 use super::{
     access::{RequestCaller, Visibility},
-    convert::{first_log_index, rpc_block, rpc_logs, rpc_receipt, rpc_tx},
+    convert::{rpc_block, rpc_receipt, rpc_tx},
     RpcState,
 };
 use alloy_consensus::{Signed, TxEnvelope};
@@ -125,26 +125,4 @@ pub(crate) fn tx_count(state: &RpcState, rc: &RequestCaller, block: &StoredBlock
         .iter()
         .filter(|t| state.access.tx_visibility(rc, t) != Visibility::Hidden)
         .count()
-}
-
-/// Logs of transaction `index` the caller may see (numbered as in the block).
-pub(crate) fn logs(
-    state: &RpcState,
-    rc: &RequestCaller,
-    block: &StoredBlock,
-    index: usize,
-    first: u64,
-) -> Vec<Log> {
-    let all = rpc_logs(block, index, first);
-    if state.access.view_all(rc) {
-        return all;
-    }
-    all.into_iter()
-        .filter(|l| state.access.log_visible(rc, &l.inner))
-        .collect()
-}
-
-/// `first_log_index` re-exported for the dispatcher.
-pub(crate) fn first_log(block: &StoredBlock, index: usize) -> u64 {
-    first_log_index(block, index)
 }

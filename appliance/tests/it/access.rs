@@ -127,6 +127,18 @@ impl Ctx<'_> {
             .await
     }
 
+    /// Deploys `code` as `token` from `key`; returns the contract address.
+    async fn deploy(&self, token: &str, key: &PrivateKeySigner, code: Bytes) -> Address {
+        let r = self
+            .send(token, key, TxKind::Create, U256::ZERO, code)
+            .await;
+        self.receipt(&r).await["contractAddress"]
+            .as_str()
+            .unwrap_or_else(|| panic!("no contract deployed: {r}"))
+            .parse()
+            .unwrap()
+    }
+
     /// Waits for a receipt, read with the admin key.
     async fn receipt(&self, resp: &Value) -> Value {
         let hash = resp["result"]
@@ -306,34 +318,8 @@ async fn oidc_roles_wallets_filtered_reads_and_inner_call_enforcement() {
     let alice_w = c.wallet(&alice).await;
     let bob = idp.user_token("bob").await;
     let bob_w = c.wallet(&bob).await;
-    let r = c
-        .send(
-            &erin,
-            &erin_w,
-            TxKind::Create,
-            U256::ZERO,
-            bank_token_deploy(),
-        )
-        .await;
-    let token = c.receipt(&r).await["contractAddress"]
-        .as_str()
-        .unwrap()
-        .parse::<Address>()
-        .unwrap();
-    let r = c
-        .send(
-            &erin,
-            &erin_w,
-            TxKind::Create,
-            U256::ZERO,
-            forwarder_deploy(),
-        )
-        .await;
-    let fwd = c.receipt(&r).await["contractAddress"]
-        .as_str()
-        .unwrap()
-        .parse::<Address>()
-        .unwrap();
+    let token = c.deploy(&erin, &erin_w, bank_token_deploy()).await;
+    let fwd = c.deploy(&erin, &erin_w, forwarder_deploy()).await;
     let r = c
         .send(
             &erin,
