@@ -1,7 +1,8 @@
 //! Value sent per principal per UTC day, for daily caps in policies.
 //!
-//! Counted when a transaction is admitted (a dropped transaction still
-//! counts: the cap errs on the side of the bank). Kept in memory and flushed
+//! Reserved when a transaction is submitted, released if it is not
+//! admitted (one dropped later at execution still counts: the cap errs on
+//! the side of the bank). Kept in memory and flushed
 //! to a file so a restart does not reset the day.
 
 use crate::store::{unix_now, JsonDoc, StoreError};
@@ -50,29 +51,33 @@ impl SpendTracker {
         }
     }
 
-    /// Today's total for `principal` if `gwei` were added (not recorded).
-    pub fn peek(&self, principal: &str, gwei: u64) -> u64 {
+    /// Adds `gwei` to today's total for `principal` and returns the new
+    /// total. Reserving before the cap is checked (rather than peeking and
+    /// adding afterwards) keeps two concurrent submissions from both
+    /// passing a daily cap; undo with [`release`](Self::release).
+    pub fn reserve(&self, principal: &str, gwei: u64) -> u64 {
         let mut guard = self.today.lock();
         Self::roll(&mut guard.0);
-        guard
-            .0
-            .gwei
-            .get(principal)
-            .copied()
-            .unwrap_or(0)
-            .saturating_add(gwei)
+        let total = guard.0.gwei.entry(principal.to_owned()).or_default();
+        *total = total.saturating_add(gwei);
+        let now = *total;
+        if gwei > 0 {
+            guard.1 = true;
+        }
+        now
     }
 
-    /// Adds `gwei` to today's total for `principal`.
-    pub fn add(&self, principal: &str, gwei: u64) {
+    /// Gives back a reservation whose transaction was not admitted.
+    pub fn release(&self, principal: &str, gwei: u64) {
         if gwei == 0 {
             return;
         }
         let mut guard = self.today.lock();
         Self::roll(&mut guard.0);
-        let total = guard.0.gwei.entry(principal.to_owned()).or_default();
-        *total = total.saturating_add(gwei);
-        guard.1 = true;
+        if let Some(total) = guard.0.gwei.get_mut(principal) {
+            *total = total.saturating_sub(gwei);
+            guard.1 = true;
+        }
     }
 
     /// Persists when something changed since the last flush.
@@ -97,11 +102,12 @@ mod tests {
     fn totals_accumulate_and_survive_a_restart() {
         let dir = tempfile::tempdir().unwrap();
         let s = SpendTracker::open(dir.path()).unwrap();
-        s.add("p", 5);
-        assert_eq!(s.peek("p", 3), 8);
+        assert_eq!(s.reserve("p", 5), 5);
+        assert_eq!(s.reserve("p", 3), 8);
+        s.release("p", 3);
         s.flush().unwrap();
         let again = SpendTracker::open(dir.path()).unwrap();
-        assert_eq!(again.peek("p", 0), 5);
-        assert_eq!(again.peek("q", 1), 1);
+        assert_eq!(again.reserve("p", 0), 5);
+        assert_eq!(again.reserve("q", 1), 1);
     }
 }

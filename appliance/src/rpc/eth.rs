@@ -432,16 +432,16 @@ async fn send_raw(
     state.access.sync_directory(&state.sequencer).await?;
     let key = rc.caller.principal.key();
     let value_gwei = gwei_ceil(&tx.value());
-    let spent = state.access.spend.peek(&key, value_gwei);
+    let spent = state.access.spend.reserve(&key, value_gwei);
     let guard = state.access.guard(rc, ExecMode::Write, sender, spent);
     let result = tokio::task::spawn_blocking(move || seq.submit_signed(tx, sender, Some(guard)))
         .await
         .map_err(RpcError::internal)?;
+    if result.is_err() {
+        state.access.spend.release(&key, value_gwei);
+    }
     match result {
-        Ok(hash) => {
-            state.access.spend.add(&key, value_gwei);
-            to_json(hash)
-        }
+        Ok(hash) => to_json(hash),
         Err(sequencer::MempoolError::Denied { rule, reason }) => {
             Err(RpcError::forbidden(reason, &rule))
         }
