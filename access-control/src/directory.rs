@@ -4,13 +4,13 @@
 
 use crate::{
     policy::{AccountDirectory, AccountFacts},
-    store::{JsonDoc, StoreError},
+    store::{DocDir, JsonDoc, StoreError},
     wallets::Wallets,
 };
 use alloy_primitives::Address;
 use parking_lot::RwLock;
 use serde::{Deserialize, Serialize};
-use std::{collections::HashMap, path::Path, sync::Arc};
+use std::{collections::HashMap, sync::Arc};
 
 /// File of known contracts inside the access directory.
 pub const CONTRACTS_FILE: &str = "contracts.json";
@@ -32,9 +32,9 @@ pub struct ContractDirectory {
 }
 
 impl ContractDirectory {
-    /// Opens the directory kept in `access_dir`.
-    pub fn open(access_dir: &Path, wallets: Arc<Wallets>) -> Result<Self, StoreError> {
-        let doc = JsonDoc::new(access_dir.join(CONTRACTS_FILE));
+    /// Opens the directory kept in `docs`.
+    pub fn open(docs: &DocDir, wallets: Arc<Wallets>) -> Result<Self, StoreError> {
+        let doc = docs.doc(CONTRACTS_FILE);
         let state = doc.read()?;
         Ok(Self {
             doc,

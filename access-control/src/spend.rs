@@ -5,10 +5,10 @@
 //! the side of the bank). Kept in memory and flushed
 //! to a file so a restart does not reset the day.
 
-use crate::store::{unix_now, JsonDoc, StoreError};
+use crate::store::{unix_now, DocDir, JsonDoc, StoreError};
 use parking_lot::Mutex;
 use serde::{Deserialize, Serialize};
-use std::{collections::HashMap, path::Path};
+use std::collections::HashMap;
 
 /// File of today's totals inside the access directory.
 pub const SPEND_FILE: &str = "spend.json";
@@ -31,9 +31,9 @@ fn today() -> u64 {
 }
 
 impl SpendTracker {
-    /// Opens the totals kept in `access_dir`.
-    pub fn open(access_dir: &Path) -> Result<Self, StoreError> {
-        let doc = JsonDoc::new(access_dir.join(SPEND_FILE));
+    /// Opens the totals kept in `docs`.
+    pub fn open(docs: &DocDir) -> Result<Self, StoreError> {
+        let doc = docs.doc(SPEND_FILE);
         let day: Day = doc.read()?;
         Ok(Self {
             doc,
@@ -101,12 +101,12 @@ mod tests {
     #[test]
     fn totals_accumulate_and_survive_a_restart() {
         let dir = tempfile::tempdir().unwrap();
-        let s = SpendTracker::open(dir.path()).unwrap();
+        let s = SpendTracker::open(&crate::store::DocDir::plain(dir.path())).unwrap();
         assert_eq!(s.reserve("p", 5), 5);
         assert_eq!(s.reserve("p", 3), 8);
         s.release("p", 3);
         s.flush().unwrap();
-        let again = SpendTracker::open(dir.path()).unwrap();
+        let again = SpendTracker::open(&crate::store::DocDir::plain(dir.path())).unwrap();
         assert_eq!(again.reserve("p", 0), 5);
         assert_eq!(again.reserve("q", 1), 1);
     }

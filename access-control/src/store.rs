@@ -13,6 +13,7 @@ use std::{
     path::{Path, PathBuf},
     time::SystemTime,
 };
+use storage::SharedCipher;
 
 /// Failure reading or writing a document.
 #[derive(Debug, thiserror::Error)]
@@ -42,16 +43,75 @@ fn io(path: &Path) -> impl FnOnce(std::io::Error) -> StoreError + '_ {
     }
 }
 
+/// The directory of access documents, and the cipher that seals them on
+/// an encrypted appliance (wallet bindings and key records name people and
+/// addresses, so they are chain data at rest like any other).
+#[derive(Debug, Clone)]
+pub struct DocDir {
+    dir: PathBuf,
+    cipher: Option<SharedCipher>,
+}
+
+impl DocDir {
+    /// Plaintext documents under `dir`.
+    pub fn plain(dir: impl Into<PathBuf>) -> Self {
+        Self {
+            dir: dir.into(),
+            cipher: None,
+        }
+    }
+
+    /// Documents under `dir`, sealed by `cipher` when one is given.
+    pub fn new(dir: impl Into<PathBuf>, cipher: Option<SharedCipher>) -> Self {
+        Self {
+            dir: dir.into(),
+            cipher,
+        }
+    }
+
+    /// The directory.
+    pub fn path(&self) -> &Path {
+        &self.dir
+    }
+
+    /// The document called `name` in this directory.
+    pub fn doc(&self, name: &str) -> JsonDoc {
+        JsonDoc {
+            path: self.dir.join(name),
+            name: format!("access/{name}"),
+            cipher: self.cipher.clone(),
+        }
+    }
+}
+
 /// A JSON document at a fixed path.
 #[derive(Debug, Clone)]
 pub struct JsonDoc {
     path: PathBuf,
+    name: String,
+    cipher: Option<SharedCipher>,
 }
 
 impl JsonDoc {
-    /// The document at `path` (its directory is created on first write).
+    /// A plaintext document at `path` (its directory is created on first write).
     pub fn new(path: impl Into<PathBuf>) -> Self {
-        Self { path: path.into() }
+        let path = path.into();
+        let name = path
+            .file_name()
+            .map(|n| format!("access/{}", n.to_string_lossy()))
+            .unwrap_or_default();
+        Self {
+            path,
+            name,
+            cipher: None,
+        }
+    }
+
+    fn corrupt(&self, message: impl ToString) -> StoreError {
+        StoreError::Corrupt {
+            path: self.path.display().to_string(),
+            message: message.to_string(),
+        }
     }
 
     /// Where it lives.
@@ -67,10 +127,17 @@ impl JsonDoc {
     /// Reads the document; a missing file is the default value.
     pub fn read<T: DeserializeOwned + Default>(&self) -> Result<T, StoreError> {
         match fs::read(&self.path) {
-            Ok(bytes) => serde_json::from_slice(&bytes).map_err(|e| StoreError::Corrupt {
-                path: self.path.display().to_string(),
-                message: e.to_string(),
-            }),
+            Ok(bytes) => {
+                let plain = match &self.cipher {
+                    Some(c) => storage::open_file(c.as_ref(), &self.name, &bytes)
+                        .map_err(|e| self.corrupt(e))?,
+                    None if storage::is_sealed(&bytes) => {
+                        return Err(self.corrupt("sealed document, but no keys were given"))
+                    }
+                    None => bytes,
+                };
+                serde_json::from_slice(&plain).map_err(|e| self.corrupt(e))
+            }
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(T::default()),
             Err(e) => Err(io(&self.path)(e)),
         }
@@ -101,10 +168,11 @@ impl JsonDoc {
 
     fn write_locked<T: Serialize>(&self, doc: &T) -> Result<(), StoreError> {
         let tmp = self.path.with_extension("tmp");
-        let bytes = serde_json::to_vec_pretty(doc).map_err(|e| StoreError::Corrupt {
-            path: self.path.display().to_string(),
-            message: e.to_string(),
-        })?;
+        let mut bytes = serde_json::to_vec_pretty(doc).map_err(|e| self.corrupt(e))?;
+        if let Some(c) = &self.cipher {
+            bytes =
+                storage::seal_file(c.as_ref(), &self.name, &bytes).map_err(|e| self.corrupt(e))?;
+        }
         {
             let mut f = private_file(&tmp).map_err(io(&tmp))?;
             f.write_all(&bytes).map_err(io(&tmp))?;

@@ -2,13 +2,12 @@
 //! accepted only from a wallet bound to the caller, and reads are filtered
 //! by the caller's wallets.
 
-use crate::store::{unix_now, JsonDoc, StoreError};
+use crate::store::{unix_now, DocDir, JsonDoc, StoreError};
 use alloy_primitives::Address;
 use parking_lot::{Mutex, RwLock};
 use serde::{Deserialize, Serialize};
 use std::{
     collections::{BTreeSet, HashMap},
-    path::Path,
     time::SystemTime,
 };
 
@@ -73,10 +72,10 @@ fn index(file: WalletFile) -> Index {
 }
 
 impl Wallets {
-    /// Opens the bindings kept in `access_dir`.
-    pub fn open(access_dir: &Path) -> Result<Self, StoreError> {
+    /// Opens the bindings kept in `docs`.
+    pub fn open(docs: &DocDir) -> Result<Self, StoreError> {
         let w = Self {
-            doc: JsonDoc::new(access_dir.join(WALLETS_FILE)),
+            doc: docs.doc(WALLETS_FILE),
             index: RwLock::new(Index::default()),
             seen: Mutex::new(None),
         };
@@ -140,21 +139,15 @@ impl Wallets {
     }
 }
 
-/// Binds in the file under `access_dir` (usable without a running node).
+/// Binds in the file under `docs` (usable without a running node).
 pub fn bind(
-    access_dir: &Path,
+    docs: &DocDir,
     address: Address,
     principal: &str,
     org: &str,
     method: &str,
 ) -> Result<(), BindError> {
-    bind_in(
-        &JsonDoc::new(access_dir.join(WALLETS_FILE)),
-        address,
-        principal,
-        org,
-        method,
-    )
+    bind_in(&docs.doc(WALLETS_FILE), address, principal, org, method)
 }
 
 fn bind_in(
@@ -189,7 +182,7 @@ mod tests {
     #[test]
     fn a_wallet_belongs_to_one_principal() {
         let dir = tempfile::tempdir().unwrap();
-        let w = Wallets::open(dir.path()).unwrap();
+        let w = Wallets::open(&crate::store::DocDir::plain(dir.path())).unwrap();
         let a = Address::repeat_byte(1);
         w.bind(a, "User:idp:alice", "bank-a", "siwe").unwrap();
         w.bind(a, "User:idp:alice", "bank-a", "siwe").unwrap();
@@ -201,7 +194,7 @@ mod tests {
         assert_eq!(w.owner(&a).unwrap().1, "bank-a");
         // Another process (the CLI) binding is picked up on reload.
         bind(
-            dir.path(),
+            &crate::store::DocDir::plain(dir.path()),
             Address::repeat_byte(2),
             "User:idp:bob",
             "bank-a",

@@ -8,15 +8,18 @@ use access_control::{
     policy::PolicyEngine,
     siwe::SiweChallenges,
     spend::SpendTracker,
+    store::DocDir,
     wallets::Wallets,
     Authenticator, ACCESS_DIR,
 };
+use alloy_primitives::Address;
 use anyhow::{Context, Result};
 use std::{
     path::{Path, PathBuf},
     sync::Arc,
     time::Duration,
 };
+use storage::SharedCipher;
 
 /// The default bank policy set, written to a new data directory's
 /// `policies/` so operators start from something that works and edit it.
@@ -47,6 +50,8 @@ pub struct AccessParams {
     pub siwe_domain: String,
     /// SHA-256 of an admin API key to make sure exists (from the config).
     pub bootstrap_admin_sha256: Option<String>,
+    /// Wallets to bind at start: (address, principal, organization).
+    pub bind_wallets: Vec<(Address, String, String)>,
 }
 
 /// Writes the default policies into `dir` unless it already exists.
@@ -65,9 +70,9 @@ pub fn seed_policies(dir: &Path) -> Result<()> {
 }
 
 /// Makes sure an admin key with this hash exists.
-fn bootstrap_admin(access_dir: &Path, sha256: &str) -> Result<()> {
+fn bootstrap_admin(docs: &DocDir, sha256: &str) -> Result<()> {
     let sha256 = sha256.trim().to_ascii_lowercase();
-    let listed = api_keys::list(access_dir)?;
+    let listed = api_keys::list(docs)?;
     if listed.iter().any(|(k, _)| k.sha256 == sha256) {
         return Ok(());
     }
@@ -82,16 +87,25 @@ fn bootstrap_admin(access_dir: &Path, sha256: &str) -> Result<()> {
         created_at: access_control::store::unix_now(),
         revoked_at: None,
     };
-    api_keys::add_record(access_dir, record)?;
+    api_keys::add_record(docs, record)?;
     Ok(())
 }
 
 /// Opens everything; fails with every policy problem or an unreachable IdP.
-pub async fn open(data_dir: &Path, chain_id: u64, params: &AccessParams) -> Result<Arc<Access>> {
+pub async fn open(
+    data_dir: &Path,
+    chain_id: u64,
+    params: &AccessParams,
+    cipher: Option<SharedCipher>,
+) -> Result<Arc<Access>> {
     let access_dir = data_dir.join(ACCESS_DIR);
     std::fs::create_dir_all(&access_dir)?;
+    let docs = DocDir::new(&access_dir, cipher);
     if let Some(h) = &params.bootstrap_admin_sha256 {
-        bootstrap_admin(&access_dir, h)?;
+        bootstrap_admin(&docs, h)?;
+    }
+    for (address, principal, org) in &params.bind_wallets {
+        access_control::wallets::bind(&docs, *address, principal, org, "key")?;
     }
     seed_policies(&params.policies_dir)?;
     let engine = Arc::new(PolicyEngine::load(&params.policies_dir)?);
@@ -101,9 +115,9 @@ pub async fn open(data_dir: &Path, chain_id: u64, params: &AccessParams) -> Resu
         digest = %engine.bundle().digest,
         "policies loaded"
     );
-    let keys = Arc::new(api_keys::ApiKeys::open(&access_dir)?);
-    let wallets = Arc::new(Wallets::open(&access_dir)?);
-    let directory = Arc::new(ContractDirectory::open(&access_dir, wallets.clone())?);
+    let keys = Arc::new(api_keys::ApiKeys::open(&docs)?);
+    let wallets = Arc::new(Wallets::open(&docs)?);
+    let directory = Arc::new(ContractDirectory::open(&docs, wallets.clone())?);
     let mut issuers = Vec::new();
     for cfg in &params.oidc {
         let issuer = OidcIssuer::discover(cfg.clone())
@@ -117,7 +131,7 @@ pub async fn open(data_dir: &Path, chain_id: u64, params: &AccessParams) -> Resu
         wallets,
         engine,
         directory,
-        spend: SpendTracker::open(&access_dir)?,
+        spend: SpendTracker::open(&docs)?,
         siwe: SiweChallenges::new(params.siwe_domain.clone(), chain_id),
         scan: tokio::sync::Mutex::new(()),
     }))

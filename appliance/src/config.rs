@@ -24,6 +24,8 @@ pub struct Config {
     pub rpc: RpcSection,
     /// Authentication and policies.
     pub access: AccessSection,
+    /// Encryption at rest (required: say `provider = "off"` to store plaintext).
+    pub encryption: crate::at_rest::EncryptionSettings,
 }
 
 /// `[access]`.
@@ -187,6 +189,22 @@ impl Config {
                 problems.push(format!("{key} = {}: file not found", file.display()));
             }
         }
+        if let crate::at_rest::EncryptionSettings::Transit(t) = &config.encryption {
+            let loopback = t.address.starts_with("http://127.0.0.1")
+                || t.address.starts_with("http://localhost");
+            if !t.address.starts_with("https://") && !loopback {
+                problems.push(format!(
+                    "encryption.address = {}: must be https (plain http only on loopback)",
+                    t.address
+                ));
+            }
+            if let Some(ca) = t.ca_cert.as_ref().filter(|c| !c.is_file()) {
+                problems.push(format!(
+                    "encryption.ca_cert = {}: file not found",
+                    ca.display()
+                ));
+            }
+        }
         if problems.is_empty() {
             Ok(config)
         } else {
@@ -226,7 +244,7 @@ mod tests {
     fn every_semantic_problem_is_reported_at_once() {
         let err = Config::parse(
             "x.toml",
-            "data_dir='/d'\ngenesis='/nonexistent/g.json'\n[chain]\nchain_id=1\nfee_mode='free'\n[sequencer]\nblock_time_ms=5\n[rpc]\nlisten='127.0.0.1:1'\ntls_cert='/nonexistent/c'\ntls_key='/nonexistent/k'\n[access]\npolicies_dir='/nonexistent/p'\nsiwe_domain='x'\nadmin_key_sha256='zz'\n[[access.oidc]]\nname='idp'\nissuer='http://idp.example'\naudience=''\n",
+            "data_dir='/d'\ngenesis='/nonexistent/g.json'\n[chain]\nchain_id=1\nfee_mode='free'\n[sequencer]\nblock_time_ms=5\n[rpc]\nlisten='127.0.0.1:1'\ntls_cert='/nonexistent/c'\ntls_key='/nonexistent/k'\n[access]\npolicies_dir='/nonexistent/p'\nsiwe_domain='x'\nadmin_key_sha256='zz'\n[[access.oidc]]\nname='idp'\nissuer='http://idp.example'\naudience=''\n[encryption]\nprovider='transit'\naddress='http://kms.example:8200'\nkey='k'\nauth={token={env='T'}}\n",
         )
         .unwrap_err();
         let text = err.to_string();
@@ -240,6 +258,7 @@ mod tests {
             "rpc.tls_cert",
             "rpc.tls_key",
             "genesis =",
+            "encryption.address",
         ] {
             assert!(text.contains(key), "missing {key} in:\n{text}");
         }

@@ -7,10 +7,12 @@
 #![allow(unreachable_pub)]
 
 mod access_setup;
+mod at_rest;
 mod bench;
 mod chain_files;
 mod cli;
 mod config;
+mod key_upkeep;
 mod node;
 mod rpc;
 mod tls;
@@ -51,7 +53,10 @@ fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
     tracing_subscriber::fmt()
         .with_env_filter(
-            tracing_subscriber::EnvFilter::try_new(&cli.log).unwrap_or_else(|_| "info".into()),
+            // vaultrs logs every failed KMS call at ERROR; the node reports
+            // those itself (sealed, retrying), so its own noise is dropped.
+            tracing_subscriber::EnvFilter::try_new(format!("{},rustify=off,vaultrs=off", cli.log))
+                .unwrap_or_else(|_| "info".into()),
         )
         .with_writer(std::io::stderr)
         .init();
@@ -72,10 +77,13 @@ fn main() -> std::process::ExitCode {
             Cmd::Dev(args) => cli::dev::run(args).await,
             Cmd::Up(args) => cli::up::run(args).await,
             Cmd::Replay(args) => {
-                tokio::task::spawn_blocking(move || cli::replay::run(args)).await?
+                let cipher = at_rest::open_recorded(&args.data_dir)
+                    .await?
+                    .map(|a| a.cipher as storage::SharedCipher);
+                tokio::task::spawn_blocking(move || cli::replay::run(args, cipher)).await?
             }
             Cmd::Bench(args) => bench::run(args).await,
-            Cmd::Keys(args) => cli::keys::run(args),
+            Cmd::Keys(args) => cli::keys::run(args).await,
             Cmd::Policies(args) => cli::policies::run(args),
         }
     });

@@ -2,15 +2,25 @@
 
 use crate::access_setup::{self, AccessParams};
 use crate::{
+    at_rest::{self, AtRest, EncryptionSettings, UnsealError},
     chain_files::{self, STATE_FILE},
-    rpc::{router, RpcLimits, RpcState},
+    key_upkeep,
+    rpc::{gate::Gate, router, RpcLimits, RpcState},
     tls::TlsFiles,
 };
 use anyhow::{Context, Result};
 use axum_server::{tls_rustls::RustlsConfig, Handle};
+use encryption::EncryptedStore;
 use sequencer::{Sequencer, SequencerConfig};
-use std::{net::SocketAddr, path::PathBuf, sync::Arc, time::Duration};
-use storage::RedbStore;
+use std::{
+    future::Future,
+    net::SocketAddr,
+    path::{Path, PathBuf},
+    pin::Pin,
+    sync::Arc,
+    time::Duration,
+};
+use storage::{KvStore, RedbStore, SharedCipher};
 
 /// Process id of the running node, inside the data directory.
 pub const PID_FILE: &str = "prividium.pid";
@@ -29,34 +39,22 @@ pub struct NodeParams {
     pub tune: Box<dyn Fn(&mut SequencerConfig) + Send>,
     /// RPC limits.
     pub limits: RpcLimits,
+    /// Encryption at rest.
+    pub encryption: EncryptionSettings,
 }
 
 /// Starts the node; calls `on_ready` with the bound address once serving;
 /// returns after a clean shutdown on Ctrl-C or SIGTERM.
+///
+/// The HTTPS listener comes up first: while the key provider is unreachable
+/// the appliance stays sealed (503 everywhere, `/health` says so) and keeps
+/// retrying; nothing is opened before the keys are.
 pub async fn run(
     params: NodeParams,
     on_ready: impl FnOnce(SocketAddr) -> Result<()>,
 ) -> Result<()> {
     let (chain_file, genesis) = chain_files::load(&params.data_dir)?;
-    let mut config = SequencerConfig::new(chain_file.spec()?);
-    (params.tune)(&mut config);
-    let dir = params.data_dir.clone();
-    let sequencer = tokio::task::spawn_blocking(move || -> Result<Sequencer> {
-        let store = Arc::new(RedbStore::open(&dir.join(STATE_FILE))?);
-        Ok(Sequencer::start(&dir, store, &genesis, config)?)
-    })
-    .await??;
-    let sequencer = Arc::new(sequencer);
-    tracing::info!(head = sequencer.head().number, "chain open");
-    let access =
-        access_setup::open(&params.data_dir, sequencer.chain().chain_id, &params.access).await?;
-    access_setup::spawn_upkeep(access.clone());
-    // For `prividium policies reload` (SIGHUP).
-    std::fs::write(
-        params.data_dir.join(PID_FILE),
-        std::process::id().to_string(),
-    )?;
-
+    at_rest::prepare(&params.data_dir, &params.encryption)?;
     let tls = RustlsConfig::from_pem_file(&params.tls.cert, &params.tls.key)
         .await
         .with_context(|| format!("loading TLS certificate {}", params.tls.cert.display()))?;
@@ -64,23 +62,78 @@ pub async fn run(
         .with_context(|| format!("binding {}", params.rpc_addr))?;
     listener.set_nonblocking(true)?;
     let addr = listener.local_addr()?;
+    let gate = Gate::new();
+    let handle = Handle::new();
+    let server = axum_server::from_tcp_rustls(listener, tls)?
+        .handle(handle.clone())
+        .serve(
+            gate.router()
+                .into_make_service_with_connect_info::<SocketAddr>(),
+        );
+    let server = tokio::spawn(server);
+    tracing::info!(%addr, "HTTPS listening");
+    let mut shutdown: Pin<Box<dyn Future<Output = ()> + Send>> = Box::pin(shutdown_signal());
+
+    let at_rest = if params.encryption.is_on() {
+        match unseal_until_ready(&params.data_dir, &params.encryption, &gate, &mut shutdown).await?
+        {
+            Some(a) => Some(a),
+            None => {
+                handle.graceful_shutdown(Some(Duration::from_secs(1)));
+                server.await??;
+                return Ok(());
+            }
+        }
+    } else {
+        None
+    };
+    let cipher: Option<SharedCipher> = at_rest.as_ref().map(|a| a.cipher.clone() as SharedCipher);
+
+    let mut config = SequencerConfig::new(chain_file.spec()?);
+    (params.tune)(&mut config);
+    config.log_cipher = cipher.clone();
+    let dir = params.data_dir.clone();
+    let store_cipher = cipher.clone();
+    let (sequencer, raw_store) =
+        tokio::task::spawn_blocking(move || -> Result<(Sequencer, Arc<dyn KvStore>)> {
+            let (raw, store) = open_store(&dir, store_cipher)?;
+            Ok((Sequencer::start(&dir, store, &genesis, config)?, raw))
+        })
+        .await??;
+    let sequencer = Arc::new(sequencer);
+    tracing::info!(head = sequencer.head().number, "chain open");
+    let access = access_setup::open(
+        &params.data_dir,
+        sequencer.chain().chain_id,
+        &params.access,
+        cipher.clone(),
+    )
+    .await?;
+    access_setup::spawn_upkeep(access.clone());
+    let keys_task = at_rest
+        .clone()
+        .map(|a| key_upkeep::spawn(a, params.data_dir.clone(), raw_store));
+    // For `prividium policies reload` (SIGHUP).
+    std::fs::write(
+        params.data_dir.join(PID_FILE),
+        std::process::id().to_string(),
+    )?;
     let state = Arc::new(RpcState {
         sequencer: sequencer.clone(),
         access: access.clone(),
         limits: params.limits,
     });
-    let handle = Handle::new();
-    let server = axum_server::from_tcp_rustls(listener, tls)?
-        .handle(handle.clone())
-        .serve(router(state).into_make_service_with_connect_info::<SocketAddr>());
-    let server = tokio::spawn(server);
-    tracing::info!(%addr, "JSON-RPC listening (https)");
+    gate.open(router(state));
+    tracing::info!(%addr, "JSON-RPC serving (https)");
     on_ready(addr)?;
 
-    shutdown_signal().await;
+    shutdown.await;
     tracing::info!("shutting down");
     handle.graceful_shutdown(Some(Duration::from_secs(5)));
     server.await??;
+    if let Some(k) = keys_task {
+        k.stop().await;
+    }
     let seq = sequencer.clone();
     tokio::task::spawn_blocking(move || seq.shutdown()).await??;
     let _ = access.authn.keys().flush_usage();
@@ -88,6 +141,48 @@ pub async fn run(
     let _ = std::fs::remove_file(params.data_dir.join(PID_FILE));
     tracing::info!(head = sequencer.head().number, "stopped cleanly");
     Ok(())
+}
+
+/// Opens the derived store: the raw redb file, wrapped by the cipher when
+/// encryption is on. Returns (raw, what the chain uses).
+pub fn open_store(
+    dir: &Path,
+    cipher: Option<SharedCipher>,
+) -> Result<(Arc<dyn KvStore>, Arc<dyn KvStore>)> {
+    let raw: Arc<dyn KvStore> = Arc::new(RedbStore::open(&dir.join(STATE_FILE))?);
+    let store: Arc<dyn KvStore> = match cipher {
+        Some(c) => Arc::new(EncryptedStore::new(raw.clone(), c)),
+        None => raw.clone(),
+    };
+    Ok((raw, store))
+}
+
+/// Tries to unseal until it works, a fatal error, or shutdown (None).
+async fn unseal_until_ready(
+    dir: &Path,
+    settings: &EncryptionSettings,
+    gate: &Gate,
+    shutdown: &mut Pin<Box<dyn Future<Output = ()> + Send>>,
+) -> Result<Option<AtRest>> {
+    let mut delay = Duration::from_millis(500);
+    loop {
+        tokio::select! {
+            _ = shutdown.as_mut() => return Ok(None),
+            r = at_rest::unseal(dir, settings) => match r {
+                Ok(a) => return Ok(Some(a)),
+                Err(UnsealError::Fatal(e)) => return Err(e.context("cannot unseal")),
+                Err(UnsealError::Retry(reason)) => {
+                    tracing::warn!(%reason, retry_in_ms = delay.as_millis() as u64, "sealed: key provider not ready");
+                    gate.set_reason("key provider unavailable; retrying");
+                }
+            }
+        }
+        tokio::select! {
+            _ = shutdown.as_mut() => return Ok(None),
+            _ = tokio::time::sleep(delay) => {}
+        }
+        delay = (delay * 2).min(Duration::from_secs(15));
+    }
 }
 
 async fn shutdown_signal() {

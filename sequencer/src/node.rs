@@ -68,7 +68,7 @@ impl Sequencer {
         genesis: &Genesis,
         config: SequencerConfig,
     ) -> Result<Self> {
-        let log = BlockLog::open(&dir.join(BLOCK_LOG_FILE))?;
+        let log = BlockLog::open_with(&dir.join(BLOCK_LOG_FILE), config.log_cipher.clone())?;
         let mut deriver =
             Deriver::open(store.clone(), genesis, &config.chain, config.durable_every)?;
         let report = replay(&config.chain, &log, &mut deriver, |_, _| {})?;
@@ -342,9 +342,10 @@ pub fn rebuild(
     store: Arc<dyn KvStore>,
     genesis: &Genesis,
     chain: &ChainSpec,
+    log_cipher: Option<storage::SharedCipher>,
     progress: impl FnMut(u64, u64),
 ) -> Result<ReplayReport> {
-    let log = BlockLog::open(&dir.join(BLOCK_LOG_FILE))?;
+    let log = BlockLog::open_with(&dir.join(BLOCK_LOG_FILE), log_cipher)?;
     let mut deriver = Deriver::open(store, genesis, chain, 1_000)?;
     replay(chain, &log, &mut deriver, progress)
 }

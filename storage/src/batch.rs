@@ -9,6 +9,18 @@ pub enum WriteOp {
     Delete(Table, Vec<u8>),
     /// Remove every key with this prefix (an account's storage, say).
     DeletePrefix(Table, Vec<u8>),
+    /// Set `key` to `value` only if it still holds `expected` (re-encryption
+    /// must not overwrite a value written since it was read).
+    Replace {
+        /// Table.
+        table: Table,
+        /// Key.
+        key: Vec<u8>,
+        /// Value the key must hold for the write to happen.
+        expected: Vec<u8>,
+        /// New value.
+        value: Vec<u8>,
+    },
 }
 
 /// Operations applied together or not at all.
@@ -33,6 +45,19 @@ impl WriteBatch {
     /// Queues a prefix delete.
     pub fn delete_prefix(&mut self, table: Table, prefix: impl Into<Vec<u8>>) {
         self.ops.push(WriteOp::DeletePrefix(table, prefix.into()));
+    }
+    /// Queues a compare-and-set (see [`WriteOp::Replace`]).
+    pub fn replace(&mut self, table: Table, key: Vec<u8>, expected: Vec<u8>, value: Vec<u8>) {
+        self.ops.push(WriteOp::Replace {
+            table,
+            key,
+            expected,
+            value,
+        });
+    }
+    /// Queues an operation as is.
+    pub fn push(&mut self, op: WriteOp) {
+        self.ops.push(op);
     }
     /// The queued operations in order.
     pub fn ops(&self) -> &[WriteOp] {

@@ -29,9 +29,33 @@ pub enum StorageError {
         /// What was wrong.
         message: String,
     },
+    /// A sealed record failed to open: tampered, moved, or the wrong key.
+    #[error("sealed record {table}/{key} cannot be read: {reason}")]
+    Sealed {
+        /// Table name.
+        table: &'static str,
+        /// Hex of the stored key.
+        key: String,
+        /// What went wrong.
+        reason: crate::CipherError,
+    },
+    /// The operation does not exist for this table in this store (a range
+    /// scan over blinded keys, say).
+    #[error("unsupported on {table}: {message}")]
+    Unsupported {
+        /// Table name.
+        table: &'static str,
+        /// Why.
+        message: String,
+    },
 }
 
 impl StorageError {
+    /// A backend failure with its message (for stores built outside this crate).
+    pub fn backend_msg(table: Option<Table>, e: impl std::fmt::Display) -> Self {
+        Self::backend(table, e)
+    }
+
     pub(crate) fn backend(table: Option<Table>, e: impl std::fmt::Display) -> Self {
         Self::Backend {
             table,

@@ -9,19 +9,26 @@
 //! [`MemoryStore`] (tests and benchmarks).
 
 mod batch;
+mod cipher;
 mod error;
 mod memory;
 mod redb_store;
+mod sealed_file;
 mod table;
 
 pub use batch::{WriteBatch, WriteOp};
+pub use cipher::{CipherError, RecordCipher, SharedCipher};
 pub use error::{Result, StorageError};
 pub use memory::MemoryStore;
 pub use redb_store::RedbStore;
+pub use sealed_file::{is_sealed, open_file, seal_file};
 pub use table::Table;
 
 /// A key-value pair as returned by range scans.
 pub type Entry = (Vec<u8>, Vec<u8>);
+
+/// Called for each entry of a whole-table scan.
+pub type ScanFn<'a> = dyn FnMut(&[u8], &[u8]) -> Result<()> + 'a;
 
 /// Reads from one consistent view of the store.
 pub trait KvRead {
@@ -36,6 +43,26 @@ pub trait KvRead {
         end: Option<&[u8]>,
         limit: usize,
     ) -> Result<Vec<Entry>>;
+    /// Calls `f` on every entry of `table`, in the backend's order. Use this
+    /// for whole-table loads: unlike paging through [`KvRead::range`] it
+    /// works when the stored keys are blinded.
+    fn scan(&self, table: Table, f: &mut ScanFn<'_>) -> Result<()> {
+        const PAGE: usize = 10_000;
+        let mut start: Vec<u8> = Vec::new();
+        loop {
+            let page = self.range(table, &start, None, PAGE)?;
+            for (k, v) in &page {
+                f(k, v)?;
+            }
+            match page.last() {
+                Some((k, _)) if page.len() == PAGE => {
+                    start = k.clone();
+                    start.push(0);
+                }
+                _ => return Ok(()),
+            }
+        }
+    }
 }
 
 /// A store: reads, atomic batched writes and snapshots.

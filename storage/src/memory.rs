@@ -84,6 +84,17 @@ impl KvStore for MemoryStore {
                 WriteOp::Delete(t, k) => {
                     tables.entry(t).or_default().remove(&k);
                 }
+                WriteOp::Replace {
+                    table,
+                    key,
+                    expected,
+                    value,
+                } => {
+                    let t = tables.entry(table).or_default();
+                    if t.get(&key) == Some(&expected) {
+                        t.insert(key, value);
+                    }
+                }
                 WriteOp::DeletePrefix(t, prefix) => {
                     let table = tables.entry(t).or_default();
                     let end = prefix_end(&prefix);

@@ -1,7 +1,9 @@
 use crate::{
     batch::prefix_end, Entry, KvRead, KvStore, Result, StorageError, Table, WriteBatch, WriteOp,
 };
-use redb::{Database, Durability, ReadTransaction, ReadableDatabase, TableDefinition};
+use redb::{
+    Database, Durability, ReadTransaction, ReadableDatabase, ReadableTable, TableDefinition,
+};
 use std::{ops::Bound, path::Path};
 
 fn def(table: Table) -> TableDefinition<'static, &'static [u8], &'static [u8]> {
@@ -139,6 +141,24 @@ impl KvStore for RedbStore {
                     t.remove(k.as_slice())
                         .map_err(|e| StorageError::backend(Some(table), e))?;
                 }
+                WriteOp::Replace {
+                    table,
+                    key,
+                    expected,
+                    value,
+                } => {
+                    let mut t = txn
+                        .open_table(def(table))
+                        .map_err(|e| StorageError::backend(Some(table), e))?;
+                    let current = t
+                        .get(key.as_slice())
+                        .map_err(|e| StorageError::backend(Some(table), e))?
+                        .map(|v| v.value() == expected.as_slice());
+                    if current == Some(true) {
+                        t.insert(key.as_slice(), value.as_slice())
+                            .map_err(|e| StorageError::backend(Some(table), e))?;
+                    }
+                }
                 WriteOp::DeletePrefix(table, prefix) => {
                     let mut t = txn
                         .open_table(def(table))
@@ -195,6 +215,27 @@ mod tests {
             store.range(Table::Storage, &[0], None, 10).unwrap().len(),
             1
         );
+
+        // Replace writes only over the value it expects.
+        let mut b = WriteBatch::new();
+        b.replace(Table::Storage, vec![2, 1], vec![99], vec![1]);
+        b.replace(Table::Storage, vec![7], vec![30], vec![1]);
+        store.write(b, false).unwrap();
+        assert_eq!(store.get(Table::Storage, &[2, 1]).unwrap(), Some(vec![30]));
+        assert_eq!(store.get(Table::Storage, &[7]).unwrap(), None);
+        let mut b = WriteBatch::new();
+        b.replace(Table::Storage, vec![2, 1], vec![30], vec![31]);
+        store.write(b, false).unwrap();
+        assert_eq!(store.get(Table::Storage, &[2, 1]).unwrap(), Some(vec![31]));
+
+        let mut seen = Vec::new();
+        store
+            .scan(Table::Storage, &mut |k, v| {
+                seen.push((k.to_vec(), v.to_vec()));
+                Ok(())
+            })
+            .unwrap();
+        assert_eq!(seen, vec![(vec![2, 1], vec![31])]);
     }
 
     #[test]

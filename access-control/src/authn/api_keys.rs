@@ -3,7 +3,7 @@
 
 use crate::{
     principal::{Principal, PrincipalKind},
-    store::{unix_now, JsonDoc, StoreError},
+    store::{unix_now, DocDir, JsonDoc, StoreError},
 };
 use alloy_primitives::Address;
 use parking_lot::{Mutex, RwLock};
@@ -12,7 +12,6 @@ use sha2::{Digest, Sha256};
 use std::{
     collections::{BTreeMap, BTreeSet, HashMap},
     net::IpAddr,
-    path::Path,
     sync::Arc,
     time::SystemTime,
 };
@@ -178,11 +177,11 @@ pub struct ApiKeys {
 }
 
 impl ApiKeys {
-    /// Opens the keys kept in `access_dir`.
-    pub fn open(access_dir: &Path) -> Result<Self, StoreError> {
+    /// Opens the keys kept in `docs`.
+    pub fn open(docs: &DocDir) -> Result<Self, StoreError> {
         let keys = Self {
-            doc: JsonDoc::new(access_dir.join(KEYS_FILE)),
-            usage: JsonDoc::new(access_dir.join(USAGE_FILE)),
+            doc: docs.doc(KEYS_FILE),
+            usage: docs.doc(USAGE_FILE),
             by_hash: RwLock::new(HashMap::new()),
             seen: Mutex::new(None),
             last_used: Mutex::new(BTreeMap::new()),
@@ -275,28 +274,29 @@ impl ApiKeys {
     }
 }
 
-/// Adds a record to the key file in `access_dir`.
-pub fn add_record(access_dir: &Path, record: ApiKeyRecord) -> Result<(), StoreError> {
-    JsonDoc::new(access_dir.join(KEYS_FILE)).update(|f: &mut ApiKeyFile| f.keys.push(record))
+/// Adds a record to the key file in `docs`.
+pub fn add_record(docs: &DocDir, record: ApiKeyRecord) -> Result<(), StoreError> {
+    docs.doc(KEYS_FILE)
+        .update(|f: &mut ApiKeyFile| f.keys.push(record))
 }
 
 /// Marks a key revoked; returns false when no such id exists.
-pub fn revoke(access_dir: &Path, id: &str) -> Result<bool, StoreError> {
-    JsonDoc::new(access_dir.join(KEYS_FILE)).update(|f: &mut ApiKeyFile| {
-        match f.keys.iter_mut().find(|k| k.id == id) {
+pub fn revoke(docs: &DocDir, id: &str) -> Result<bool, StoreError> {
+    docs.doc(KEYS_FILE).update(
+        |f: &mut ApiKeyFile| match f.keys.iter_mut().find(|k| k.id == id) {
             Some(k) => {
                 k.revoked_at.get_or_insert_with(unix_now);
                 true
             }
             None => false,
-        }
-    })
+        },
+    )
 }
 
 /// All records with their last use.
-pub fn list(access_dir: &Path) -> Result<Vec<(ApiKeyRecord, Option<u64>)>, StoreError> {
-    let file: ApiKeyFile = JsonDoc::new(access_dir.join(KEYS_FILE)).read()?;
-    let usage: BTreeMap<String, u64> = JsonDoc::new(access_dir.join(USAGE_FILE)).read()?;
+pub fn list(docs: &DocDir) -> Result<Vec<(ApiKeyRecord, Option<u64>)>, StoreError> {
+    let file: ApiKeyFile = docs.doc(KEYS_FILE).read()?;
+    let usage: BTreeMap<String, u64> = docs.doc(USAGE_FILE).read()?;
     Ok(file
         .keys
         .into_iter()
@@ -321,8 +321,8 @@ mod tests {
         })
         .unwrap();
         let id = rec.id.clone();
-        add_record(dir.path(), rec).unwrap();
-        let keys = ApiKeys::open(dir.path()).unwrap();
+        add_record(&crate::store::DocDir::plain(dir.path()), rec).unwrap();
+        let keys = ApiKeys::open(&crate::store::DocDir::plain(dir.path())).unwrap();
         let inside = Some("10.1.2.3".parse().unwrap());
         let p = keys.authenticate(&secret, inside).unwrap();
         assert_eq!(p.id, id);
@@ -338,15 +338,15 @@ mod tests {
             keys.authenticate("pvd_nope", inside),
             Err(ApiKeyError::Unknown)
         );
-        assert!(revoke(dir.path(), &id).unwrap());
-        assert!(!revoke(dir.path(), "k_missing").unwrap());
+        assert!(revoke(&crate::store::DocDir::plain(dir.path()), &id).unwrap());
+        assert!(!revoke(&crate::store::DocDir::plain(dir.path()), "k_missing").unwrap());
         keys.reload().unwrap();
         assert_eq!(
             keys.authenticate(&secret, inside),
             Err(ApiKeyError::Revoked(id.clone()))
         );
         keys.flush_usage().unwrap();
-        let listed = list(dir.path()).unwrap();
+        let listed = list(&crate::store::DocDir::plain(dir.path())).unwrap();
         assert!(listed[0].1.is_some(), "last use recorded");
         // The file never holds the secret.
         let raw = std::fs::read_to_string(dir.path().join(KEYS_FILE)).unwrap();
@@ -362,8 +362,8 @@ mod tests {
         })
         .unwrap();
         rec.expires_at = Some(unix_now() - 1);
-        add_record(dir.path(), rec.clone()).unwrap();
-        let keys = ApiKeys::open(dir.path()).unwrap();
+        add_record(&crate::store::DocDir::plain(dir.path()), rec.clone()).unwrap();
+        let keys = ApiKeys::open(&crate::store::DocDir::plain(dir.path())).unwrap();
         assert_eq!(
             keys.authenticate(&secret, None),
             Err(ApiKeyError::Expired(rec.id))

@@ -1,5 +1,6 @@
 //! `prividium dev`: a complete chain with embedded defaults.
 
+use crate::at_rest::{EncryptionSettings, PassphraseSource};
 use crate::{
     access_setup::AccessParams,
     chain_files::{self, ChainFile},
@@ -7,7 +8,7 @@ use crate::{
     rpc::RpcLimits,
     tls::{ensure_dev_certs, write_private},
 };
-use access_control::{authn::api_keys, authn::oidc::OidcIssuerConfig, wallets, ACCESS_DIR};
+use access_control::{authn::api_keys, authn::oidc::OidcIssuerConfig};
 use alloy_primitives::{Address, U256};
 use alloy_signer_local::PrivateKeySigner;
 use anyhow::{Context, Result};
@@ -47,6 +48,59 @@ pub struct Args {
     /// Minimum seconds between JWKS refreshes triggered by an unknown key id.
     #[arg(long, default_value_t = 5)]
     pub oidc_min_refresh_secs: u64,
+    /// Encryption at rest: `local` (a key file sealed by a generated
+    /// passphrase kept in `<data-dir>/keys`), `transit` (Vault/OpenBao, see
+    /// the --transit-* flags) or `off` (plaintext; benchmarks only).
+    #[arg(long, value_enum, default_value = "local")]
+    pub encryption: DevEncryption,
+    /// Vault/OpenBao address for `--encryption transit`.
+    #[arg(long, default_value = "http://127.0.0.1:8200")]
+    pub transit_address: String,
+    /// Transit key name (created when missing).
+    #[arg(long, default_value = "prividium")]
+    pub transit_key: String,
+    /// Environment variable holding the Vault/OpenBao token.
+    #[arg(long, default_value = "BAO_TOKEN")]
+    pub transit_token_env: String,
+}
+
+/// Key provider choices of `prividium dev`.
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+pub enum DevEncryption {
+    /// Local key file, generated passphrase.
+    Local,
+    /// Vault/OpenBao transit.
+    Transit,
+    /// No encryption at rest.
+    Off,
+}
+
+impl Args {
+    fn encryption_settings(&self) -> EncryptionSettings {
+        match self.encryption {
+            DevEncryption::Off => EncryptionSettings::Off,
+            DevEncryption::Local => EncryptionSettings::Local {
+                key_file: None,
+                passphrase: PassphraseSource::Dev,
+                kdf: None,
+            },
+            DevEncryption::Transit => {
+                EncryptionSettings::Transit(encryption::provider::TransitConfig {
+                    address: self.transit_address.clone(),
+                    mount: "transit".into(),
+                    key: self.transit_key.clone(),
+                    ca_cert: None,
+                    namespace: None,
+                    auth: encryption::provider::TransitAuth::Token {
+                        env: Some(self.transit_token_env.clone()),
+                        file: None,
+                    },
+                    create_key: true,
+                    timeout_secs: 5,
+                })
+            }
+        }
+    }
 }
 
 /// Chain id of dev chains.
@@ -155,15 +209,11 @@ pub async fn run(args: Args) -> Result<()> {
     // The dev API key is an admin key and the dev accounts are its wallets,
     // so a new user can transact with them at once.
     let admin_principal = format!("ApiKey:k_{}", &admin_sha256[..12]);
-    for a in &dev.accounts {
-        wallets::bind(
-            &dir.join(ACCESS_DIR),
-            a.address,
-            &admin_principal,
-            "dev",
-            "key",
-        )?;
-    }
+    let bind_wallets = dev
+        .accounts
+        .iter()
+        .map(|a| (a.address, admin_principal.clone(), "dev".to_string()))
+        .collect();
     let oidc = args
         .oidc_issuer
         .iter()
@@ -194,9 +244,11 @@ pub async fn run(args: Args) -> Result<()> {
             oidc,
             siwe_domain: args.rpc_addr.to_string(),
             bootstrap_admin_sha256: Some(admin_sha256),
+            bind_wallets,
         },
         tune: Box::new(move |c| c.block_time = block_time),
         limits: RpcLimits::default(),
+        encryption: args.encryption_settings(),
     };
     node::run(params, move |addr| {
         dev.rpc_url = format!("https://{addr}");

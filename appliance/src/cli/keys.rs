@@ -1,8 +1,12 @@
-//! `prividium keys create|list|revoke`: API keys for machines. Works on the
-//! data directory directly; a running node picks changes up within a second.
+//! `prividium keys …`: API keys for machines (`create`, `list`, `revoke`) and
+//! the data keys that encrypt the appliance at rest (`rotate-dek`,
+//! `rotate-kek`, `status`, `reencrypt`). Works on the data directory
+//! directly; a running node picks changes up within a second.
 
+use crate::at_rest;
 use access_control::{
     authn::api_keys::{self, NewKey},
+    store::DocDir,
     wallets, ACCESS_DIR,
 };
 use alloy_primitives::Address;
@@ -53,6 +57,26 @@ enum Cmd {
         /// Key id as shown by `keys list` (`k_…`).
         id: String,
     },
+    /// Add a data-key version for new writes; old records stay readable and
+    /// a running node moves them onto the new key in the background.
+    RotateDek {
+        /// Data directory of the appliance.
+        #[arg(long)]
+        data_dir: PathBuf,
+    },
+    /// Rotate the key-encryption key at the provider and re-wrap the stored
+    /// data keys under it; no record is touched.
+    RotateKek {
+        /// Data directory of the appliance.
+        #[arg(long)]
+        data_dir: PathBuf,
+    },
+    /// Show the data-key versions, their use, and re-encryption progress.
+    Status {
+        /// Data directory of the appliance.
+        #[arg(long)]
+        data_dir: PathBuf,
+    },
 }
 
 /// Parses `90d`, `12h`, `30m`, `45s` into seconds.
@@ -73,8 +97,19 @@ pub fn parse_duration(s: &str) -> Result<u64> {
         .ok_or_else(|| anyhow::anyhow!("invalid duration {s:?}"))
 }
 
+/// The access documents of a data directory, unsealed when it is encrypted.
+async fn docs(data_dir: &std::path::Path) -> Result<DocDir> {
+    if !data_dir.is_dir() {
+        bail!("data directory {} does not exist", data_dir.display());
+    }
+    let cipher = at_rest::open_recorded(data_dir)
+        .await?
+        .map(|a| a.cipher as storage::SharedCipher);
+    Ok(DocDir::new(data_dir.join(ACCESS_DIR), cipher))
+}
+
 /// Runs `prividium keys …`.
-pub fn run(args: Args) -> Result<()> {
+pub async fn run(args: Args) -> Result<()> {
     match args.cmd {
         Cmd::Create {
             data_dir,
@@ -84,9 +119,7 @@ pub fn run(args: Args) -> Result<()> {
             expires,
             ip_allow,
         } => {
-            if !data_dir.is_dir() {
-                bail!("data directory {} does not exist", data_dir.display());
-            }
+            let access = docs(&data_dir).await?;
             let ttl_secs = expires.as_deref().map(parse_duration).transpose()?;
             let (secret, record) = api_keys::issue(&NewKey {
                 role,
@@ -96,7 +129,6 @@ pub fn run(args: Args) -> Result<()> {
                 ip_allow,
             })
             .map_err(anyhow::Error::msg)?;
-            let access = data_dir.join(ACCESS_DIR);
             let principal = format!("ApiKey:{}", record.id);
             for a in &addrs {
                 wallets::bind(&access, *a, &principal, &org, "key")?;
@@ -106,7 +138,7 @@ pub fn run(args: Args) -> Result<()> {
             println!("{secret}");
         }
         Cmd::List { data_dir } => {
-            let keys = api_keys::list(&data_dir.join(ACCESS_DIR))?;
+            let keys = api_keys::list(&docs(&data_dir).await?)?;
             println!(
                 "{:<16} {:<13} {:<10} {:<20} {:<20} WALLETS",
                 "ID", "ROLE", "STATUS", "EXPIRES", "LAST USED"
@@ -140,11 +172,22 @@ pub fn run(args: Args) -> Result<()> {
             }
         }
         Cmd::Revoke { data_dir, id } => {
-            if !api_keys::revoke(&data_dir.join(ACCESS_DIR), &id)? {
+            if !api_keys::revoke(&docs(&data_dir).await?, &id)? {
                 bail!("no API key with id {id}");
             }
             eprintln!("revoked {id}");
         }
+        Cmd::RotateDek { data_dir } => {
+            let (provider, ring) = at_rest::provider_for(&data_dir)?;
+            let v = ring.rotate_dek(provider.as_ref()).await?;
+            println!("data key v{v} is now current");
+        }
+        Cmd::RotateKek { data_dir } => {
+            let (provider, ring) = at_rest::provider_for(&data_dir)?;
+            ring.rotate_kek(provider.as_ref()).await?;
+            println!("key-encryption key rotated; every data key re-wrapped");
+        }
+        Cmd::Status { data_dir } => at_rest::print_status(&data_dir)?,
     }
     Ok(())
 }

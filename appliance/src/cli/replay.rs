@@ -2,10 +2,11 @@
 
 use crate::chain_files::{self, STATE_FILE};
 use anyhow::{bail, Context, Result};
+use encryption::EncryptedStore;
 use indicatif::{ProgressBar, ProgressStyle};
 use sequencer::ChainView;
 use std::{path::PathBuf, sync::Arc};
-use storage::{KvStore, RedbStore};
+use storage::{KvStore, RedbStore, SharedCipher};
 
 /// Arguments of `prividium replay`.
 #[derive(Debug, clap::Args)]
@@ -15,15 +16,26 @@ pub struct Args {
     pub data_dir: PathBuf,
 }
 
+fn wrap(raw: RedbStore, cipher: &Option<SharedCipher>) -> Arc<dyn KvStore> {
+    match cipher {
+        Some(c) => Arc::new(EncryptedStore::new(Arc::new(raw), c.clone())),
+        None => Arc::new(raw),
+    }
+}
+
 /// Rebuilds into a fresh store, compares with the old one, then swaps it in.
-pub fn run(args: Args) -> Result<()> {
+/// On an encrypted appliance both stores and the log are read through `cipher`.
+pub fn run(args: Args, cipher: Option<SharedCipher>) -> Result<()> {
     let dir = args.data_dir;
     let (chain_file, genesis) = chain_files::load(&dir)?;
     let chain = chain_file.spec()?;
     let old_path = dir.join(STATE_FILE);
     let previous = if old_path.exists() {
-        let old = RedbStore::open(&old_path)
-            .context("opening the derived store (is the node still running?)")?;
+        let old = wrap(
+            RedbStore::open(&old_path)
+                .context("opening the derived store (is the node still running?)")?,
+            &cipher,
+        );
         let view = ChainView::new(old.snapshot()?);
         let head = view.head()?;
         Some((head, view.state_root(head)?))
@@ -32,7 +44,7 @@ pub fn run(args: Args) -> Result<()> {
     };
     let new_path = dir.join("state.redb.rebuild");
     let _ = std::fs::remove_file(&new_path);
-    let store = Arc::new(RedbStore::open(&new_path)?);
+    let store = wrap(RedbStore::open(&new_path)?, &cipher);
     let bar = ProgressBar::new(0);
     bar.set_style(
         ProgressStyle::with_template(
@@ -40,10 +52,17 @@ pub fn run(args: Args) -> Result<()> {
         )
         .expect("valid template"),
     );
-    let report = sequencer::rebuild(&dir, store.clone(), &genesis, &chain, |n, last| {
-        bar.set_length(last);
-        bar.set_position(n);
-    })?;
+    let report = sequencer::rebuild(
+        &dir,
+        store.clone(),
+        &genesis,
+        &chain,
+        cipher.clone(),
+        |n, last| {
+            bar.set_length(last);
+            bar.set_position(n);
+        },
+    )?;
     bar.finish_and_clear();
     drop(store);
     println!("replayed blocks: {}", report.to);

@@ -62,6 +62,7 @@ pub async fn run(args: Args) -> Result<()> {
             oidc: config.access.oidc.clone(),
             siwe_domain: config.access.siwe_domain.clone(),
             bootstrap_admin_sha256: config.access.admin_key_sha256.clone(),
+            bind_wallets: Vec::new(),
         },
         tune: Box::new(move |c| {
             c.block_time = Duration::from_millis(s.block_time_ms);
@@ -74,6 +75,7 @@ pub async fn run(args: Args) -> Result<()> {
             max_batch: config.rpc.max_batch,
             ..RpcLimits::default()
         },
+        encryption: config.encryption.clone(),
     };
     node::run(params, |_| Ok(())).await
 }

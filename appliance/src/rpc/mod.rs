@@ -9,6 +9,7 @@ pub mod access;
 mod call;
 mod convert;
 mod eth;
+pub mod gate;
 mod jsonrpc;
 mod params;
 mod private;

@@ -4,6 +4,7 @@
 //! directory and stops it afterwards.
 
 mod access;
+mod at_rest;
 mod bad_input;
 mod clients;
 mod common;

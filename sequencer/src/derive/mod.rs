@@ -234,19 +234,9 @@ fn load_state(store: &dyn KvStore, view: &ChainView, height: u64) -> Result<Memo
 }
 
 fn for_each(store: &dyn KvStore, table: Table, mut f: impl FnMut(&[u8], &[u8])) -> Result<()> {
-    const PAGE: usize = 10_000;
-    let mut start: Vec<u8> = Vec::new();
-    loop {
-        let page = store.range(table, &start, None, PAGE)?;
-        for (k, v) in &page {
-            f(k, v);
-        }
-        match page.last() {
-            Some((k, _)) if page.len() == PAGE => {
-                start = k.clone();
-                start.push(0);
-            }
-            _ => return Ok(()),
-        }
-    }
+    store.scan(table, &mut |k, v| {
+        f(k, v);
+        Ok(())
+    })?;
+    Ok(())
 }

@@ -7,6 +7,12 @@
 //! Frame: `len: u32 BE | crc32(payload): u32 BE | payload`, where payload is
 //! `version: u8 | body`. A torn last frame (crash mid-append) is cut off on
 //! open; damage anywhere else is an error, never skipped.
+//!
+//! With a cipher (an encrypted appliance) every payload is version 2:
+//! `2 | block number: u64 BE | sealed(version-1 payload)`, sealed for the
+//! context `blocklog/<number>`, so a frame that is edited, moved to another
+//! position or sealed under another key fails to open and the log is
+//! refused. Plaintext frames are refused in an encrypted log.
 
 mod record;
 mod v1;
@@ -18,9 +24,11 @@ use std::{
     io::{Read, Seek, SeekFrom, Write},
     path::{Path, PathBuf},
 };
+use storage::SharedCipher;
 
 const MAGIC: &[u8; 8] = b"PVDLOG01";
 const FRAME_HEADER: usize = 8;
+const SEALED_VERSION: u8 = 2;
 /// Largest record accepted (a block of max size with headroom).
 pub const MAX_RECORD: usize = 256 * 1024 * 1024;
 
@@ -86,11 +94,18 @@ pub struct BlockLog {
     offsets: Vec<u64>,
     first: Option<u64>,
     len: u64,
+    cipher: Option<SharedCipher>,
 }
 
 impl BlockLog {
-    /// Opens or creates the log, validating every frame and cutting a torn tail.
+    /// Opens or creates a plaintext log (tests, tools, `encryption = off`).
     pub fn open(path: &Path) -> Result<Self> {
+        Self::open_with(path, None)
+    }
+
+    /// Opens or creates the log, validating (and, with a cipher, opening)
+    /// every frame and cutting a torn tail.
+    pub fn open_with(path: &Path, cipher: Option<SharedCipher>) -> Result<Self> {
         let io = |source| WalError::Io {
             path: path.to_path_buf(),
             source,
@@ -114,7 +129,7 @@ impl BlockLog {
                 reason: "not a prividium block log (bad magic)".into(),
             });
         }
-        let scan = scan(&bytes)?;
+        let scan = scan(&bytes, cipher.as_deref())?;
         if scan.valid_len < bytes.len() as u64 {
             tracing::warn!(
                 path = %path.display(),
@@ -131,7 +146,27 @@ impl BlockLog {
             offsets: scan.offsets,
             first: scan.first,
             len: scan.valid_len,
+            cipher,
         })
+    }
+
+    fn encode_payload(&self, record: &BlockRecord) -> Result<Vec<u8>> {
+        let mut plain = vec![v1::VERSION];
+        v1::encode(record, &mut plain);
+        let Some(cipher) = &self.cipher else {
+            return Ok(plain);
+        };
+        let sealed = cipher
+            .seal(&frame_context(record.number), &plain)
+            .map_err(|e| WalError::Corrupt {
+                offset: self.len,
+                reason: format!("cannot seal block {}: {e}", record.number),
+            })?;
+        let mut payload = Vec::with_capacity(9 + sealed.len());
+        payload.push(SEALED_VERSION);
+        payload.extend_from_slice(&record.number.to_be_bytes());
+        payload.extend_from_slice(&sealed);
+        Ok(payload)
     }
 
     fn read_at(&self, offset: u64) -> Result<BlockRecord> {
@@ -153,8 +188,14 @@ impl BlockLog {
                 reason: "checksum mismatch".into(),
             });
         }
-        decode_payload(offset, &payload)
+        decode_payload(offset, &payload, self.cipher.as_deref())
     }
+}
+
+fn frame_context(number: u64) -> Vec<u8> {
+    let mut c = b"blocklog/".to_vec();
+    c.extend_from_slice(&number.to_be_bytes());
+    c
 }
 
 fn sync_dir(path: &Path) -> std::io::Result<()> {
@@ -170,7 +211,7 @@ struct Scan {
     valid_len: u64,
 }
 
-fn scan(bytes: &[u8]) -> Result<Scan> {
+fn scan(bytes: &[u8], cipher: Option<&dyn storage::RecordCipher>) -> Result<Scan> {
     let mut offsets = Vec::new();
     let mut first = None;
     let mut expected_next: Option<u64> = None;
@@ -203,7 +244,7 @@ fn scan(bytes: &[u8]) -> Result<Scan> {
                 reason: "checksum mismatch".into(),
             });
         }
-        let record = decode_payload(offset, payload)?;
+        let record = decode_payload(offset, payload, cipher)?;
         if let Some(next) = expected_next {
             if record.number != next {
                 return Err(WalError::Corrupt {
@@ -224,14 +265,41 @@ fn scan(bytes: &[u8]) -> Result<Scan> {
     })
 }
 
-fn decode_payload(offset: u64, payload: &[u8]) -> Result<BlockRecord> {
-    let (&version, body) = payload.split_first().ok_or(WalError::Corrupt {
-        offset,
-        reason: "empty record".into(),
-    })?;
-    match version {
-        v1::VERSION => v1::decode(body).map_err(|reason| WalError::Corrupt { offset, reason }),
-        version => Err(WalError::UnknownVersion { offset, version }),
+fn decode_payload(
+    offset: u64,
+    payload: &[u8],
+    cipher: Option<&dyn storage::RecordCipher>,
+) -> Result<BlockRecord> {
+    let corrupt = |reason: String| WalError::Corrupt { offset, reason };
+    let (&version, body) = payload
+        .split_first()
+        .ok_or_else(|| corrupt("empty record".into()))?;
+    match (version, cipher) {
+        (v1::VERSION, None) => v1::decode(body).map_err(corrupt),
+        (v1::VERSION, Some(_)) => Err(corrupt(
+            "plaintext record in an encrypted block log (written outside the appliance?)".into(),
+        )),
+        (SEALED_VERSION, None) => Err(corrupt(
+            "encrypted record, but no keys were given (is encryption configured?)".into(),
+        )),
+        (SEALED_VERSION, Some(cipher)) => {
+            let number = body
+                .get(..8)
+                .map(|b| u64::from_be_bytes(b.try_into().expect("8 bytes")))
+                .ok_or_else(|| corrupt("sealed record too short".into()))?;
+            let plain = cipher
+                .open(&frame_context(number), &body[8..])
+                .map_err(|e| corrupt(format!("block {number}: {e}")))?;
+            let record = decode_payload(offset, &plain, None)?;
+            if record.number != number {
+                return Err(corrupt(format!(
+                    "sealed as block {number} but holds block {}",
+                    record.number
+                )));
+            }
+            Ok(record)
+        }
+        (version, _) => Err(WalError::UnknownVersion { offset, version }),
     }
 }
 
@@ -244,8 +312,7 @@ impl BlockLogWriter for BlockLog {
                 got: record.number,
             });
         }
-        let mut payload = vec![v1::VERSION];
-        v1::encode(record, &mut payload);
+        let payload = self.encode_payload(record)?;
         let mut frame = Vec::with_capacity(FRAME_HEADER + payload.len());
         frame.extend_from_slice(&(payload.len() as u32).to_be_bytes());
         frame.extend_from_slice(&crc32fast::hash(&payload).to_be_bytes());

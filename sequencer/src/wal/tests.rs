@@ -1,5 +1,6 @@
 use super::*;
 use crate::test_support::{signed_transfer, test_context};
+use storage::SharedCipher;
 
 fn record(number: u64, txs: usize) -> BlockRecord {
     BlockRecord {
@@ -108,7 +109,7 @@ fn v1_encoding_matches_the_golden_fixture() {
     }
     let golden = std::fs::read_to_string(fixture).expect("golden fixture present");
     assert_eq!(hex_encode(&payload), golden.trim());
-    assert_eq!(decode_payload(0, &payload).unwrap(), record(7, 2));
+    assert_eq!(decode_payload(0, &payload, None).unwrap(), record(7, 2));
 }
 
 fn hex_encode(bytes: &[u8]) -> String {
@@ -131,4 +132,103 @@ fn append_raw(path: &std::path::Path, bytes: &[u8]) {
         .unwrap()
         .write_all(bytes)
         .unwrap();
+}
+
+fn cipher(versions: &[u32], current: u32, key_byte: u8) -> SharedCipher {
+    std::sync::Arc::new(encryption::Cipher::new(&encryption::ActiveKeys {
+        deks: versions
+            .iter()
+            .map(|v| (*v, zeroize::Zeroizing::new([key_byte ^ *v as u8; 32])))
+            .collect(),
+        current,
+        epoch: 1,
+        sealed_before: 0,
+        limit: u64::MAX,
+        mac: zeroize::Zeroizing::new([0; 32]),
+    }))
+}
+
+#[test]
+fn sealed_log_round_trips_and_hides_its_contents() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("blocks.log");
+    let c = cipher(&[1], 1, 0x10);
+    let mut log = BlockLog::open_with(&path, Some(c.clone())).unwrap();
+    for n in 1..=3 {
+        log.append(&record(n, 2)).unwrap();
+    }
+    drop(log);
+    let bytes = std::fs::read(&path).unwrap();
+    let tx = &record(2, 2).transactions[1];
+    let needle = alloy_eips::eip2718::Encodable2718::encoded_2718(tx);
+    assert!(!bytes.windows(needle.len()).any(|w| w == needle.as_slice()));
+    let log = BlockLog::open_with(&path, Some(c)).unwrap();
+    assert_eq!(log.read_from(1, 10).unwrap()[1], record(2, 2));
+
+    // Without keys, or with the wrong key, the log is refused, naming the block.
+    let err = BlockLog::open(&path).unwrap_err().to_string();
+    assert!(err.contains("no keys"), "{err}");
+    let err = BlockLog::open_with(&path, Some(cipher(&[1], 1, 0x77)))
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("block 1") && err.contains("authentication"),
+        "{err}"
+    );
+}
+
+#[test]
+fn sealed_log_refuses_edited_swapped_and_plaintext_frames() {
+    let dir = tempfile::tempdir().unwrap();
+    let c = cipher(&[1], 1, 0x10);
+    let path = dir.path().join("blocks.log");
+    let mut log = BlockLog::open_with(&path, Some(c.clone())).unwrap();
+    for n in 1..=3 {
+        log.append(&record(n, 1)).unwrap();
+    }
+    let offsets = log.offsets.clone();
+    drop(log);
+    let good = std::fs::read(&path).unwrap();
+    let frame = |i: usize| {
+        let start = offsets[i] as usize;
+        let end = offsets
+            .get(i + 1)
+            .map(|o| *o as usize)
+            .unwrap_or(good.len());
+        good[start..end].to_vec()
+    };
+
+    // One flipped ciphertext byte in the middle block, with a fixed-up CRC
+    // (an attacker can recompute it): refused, naming block 2.
+    let mut f2 = frame(1);
+    let i = f2.len() - 20;
+    f2[i] ^= 1;
+    let fixed = frame_of(&f2[FRAME_HEADER..]);
+    let mut edited = good[..offsets[1] as usize].to_vec();
+    edited.extend_from_slice(&fixed);
+    edited.extend_from_slice(&frame(2));
+    std::fs::write(&path, &edited).unwrap();
+    let err = BlockLog::open_with(&path, Some(c.clone()))
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("block 2"), "{err}");
+
+    // Block 2's frame copied over block 3's place (a replayed record).
+    let mut swapped = good[..offsets[2] as usize].to_vec();
+    let mut f2 = frame(1);
+    f2[FRAME_HEADER + 1..FRAME_HEADER + 9].copy_from_slice(&3u64.to_be_bytes());
+    swapped.extend_from_slice(&frame_of(&f2[FRAME_HEADER..]));
+    swapped.extend_from_slice(&frame(2));
+    std::fs::write(&path, &swapped).unwrap();
+    assert!(BlockLog::open_with(&path, Some(c.clone())).is_err());
+
+    // A plaintext frame slipped into an encrypted log.
+    let mut plain = vec![v1::VERSION];
+    v1::encode(&record(4, 0), &mut plain);
+    let mut injected = good.clone();
+    injected.extend_from_slice(&frame_of(&plain));
+    injected.extend_from_slice(&frame(0)); // not the tail, so not cut as torn
+    std::fs::write(&path, &injected).unwrap();
+    let err = BlockLog::open_with(&path, Some(c)).unwrap_err().to_string();
+    assert!(err.contains("plaintext record"), "{err}");
 }

@@ -1,0 +1,332 @@
+//! Encryption at rest for a data directory: which key provider, how to
+//! unlock it, and what the node does with the keys once it has them.
+//!
+//! The settings (never secrets) are recorded in `keys/encryption.json` at
+//! first start, so `prividium keys …` can open the same keyring later.
+
+use anyhow::{bail, Context, Result};
+use encryption::{
+    provider::{KdfParams, LocalKeyFile, Passphrase, TransitConfig, TransitProvider},
+    Cipher, KeyLimits, KeyProvider, Keyring, KeyringError, KEYS_DIR,
+};
+use serde::{Deserialize, Serialize};
+use std::{
+    path::{Path, PathBuf},
+    sync::Arc,
+};
+
+const SETTINGS_FILE: &str = "encryption.json";
+const DEV_PASSPHRASE_FILE: &str = "dev-passphrase";
+/// Default name of the local sealed key file inside `keys/`.
+pub const KEY_FILE: &str = "kek.sealed";
+
+/// Where the passphrase of a local key file comes from.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case", deny_unknown_fields)]
+pub enum PassphraseSource {
+    /// An environment variable.
+    Env(String),
+    /// A file (a mounted secret).
+    File(PathBuf),
+    /// Asked on the terminal at start.
+    Prompt,
+    /// Generated once and kept beside the keys (`prividium dev` only: it
+    /// protects nothing against someone who can read the data directory).
+    Dev,
+}
+
+/// Encryption-at-rest settings (`[encryption]` in the config).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(tag = "provider", rename_all = "snake_case")]
+pub enum EncryptionSettings {
+    /// Nothing encrypted (benchmarks and tests of the plaintext path only).
+    Off,
+    /// A KEK file sealed by a passphrase (argon2id).
+    Local {
+        /// Key file; default `<data-dir>/keys/kek.sealed`.
+        #[serde(default)]
+        key_file: Option<PathBuf>,
+        /// Passphrase source.
+        passphrase: PassphraseSource,
+        /// argon2id cost for a new key file.
+        #[serde(default)]
+        kdf: Option<KdfParams>,
+    },
+    /// Vault / OpenBao transit.
+    Transit(TransitConfig),
+}
+
+impl EncryptionSettings {
+    /// Reads the settings recorded in a data directory.
+    pub fn recorded(data_dir: &Path) -> Result<Option<Self>> {
+        let path = data_dir.join(KEYS_DIR).join(SETTINGS_FILE);
+        match std::fs::read(&path) {
+            Ok(raw) => Ok(Some(
+                serde_json::from_slice(&raw)
+                    .with_context(|| format!("parsing {}", path.display()))?,
+            )),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(e).with_context(|| format!("reading {}", path.display())),
+        }
+    }
+
+    fn record(&self, data_dir: &Path) -> Result<()> {
+        let dir = data_dir.join(KEYS_DIR);
+        std::fs::create_dir_all(&dir)?;
+        std::fs::write(dir.join(SETTINGS_FILE), serde_json::to_vec_pretty(self)?)?;
+        Ok(())
+    }
+
+    /// True unless `Off`.
+    pub fn is_on(&self) -> bool {
+        !matches!(self, Self::Off)
+    }
+}
+
+fn read_passphrase(data_dir: &Path, source: &PassphraseSource) -> Result<Passphrase> {
+    match source {
+        PassphraseSource::Env(var) => std::env::var(var).map(Passphrase::new).with_context(|| {
+            format!("the key file passphrase is read from ${var}, which is not set")
+        }),
+        PassphraseSource::File(path) => Ok(Passphrase::new(
+            std::fs::read_to_string(path)
+                .with_context(|| format!("reading passphrase file {}", path.display()))?
+                .trim_end_matches(['\r', '\n']),
+        )),
+        PassphraseSource::Prompt => {
+            let p = rpassword::prompt_password("prividium key file passphrase: ")
+                .context("reading the passphrase from the terminal")?;
+            Ok(Passphrase::new(p))
+        }
+        PassphraseSource::Dev => {
+            let path = data_dir.join(KEYS_DIR).join(DEV_PASSPHRASE_FILE);
+            match std::fs::read_to_string(&path) {
+                Ok(p) => Ok(Passphrase::new(p.trim())),
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                    let p = Passphrase::generate();
+                    std::fs::create_dir_all(path.parent().expect("keys dir"))?;
+                    crate::tls::write_private(&path, p.expose().as_bytes())?;
+                    Ok(p)
+                }
+                Err(e) => Err(e).with_context(|| format!("reading {}", path.display())),
+            }
+        }
+    }
+}
+
+/// Builds the provider the settings name (local: unlocks the key file now).
+pub fn provider(data_dir: &Path, settings: &EncryptionSettings) -> Result<Arc<dyn KeyProvider>> {
+    Ok(match settings {
+        EncryptionSettings::Off => bail!("encryption is off"),
+        EncryptionSettings::Local {
+            key_file,
+            passphrase,
+            kdf,
+        } => {
+            let path = key_file
+                .clone()
+                .unwrap_or_else(|| data_dir.join(KEYS_DIR).join(KEY_FILE));
+            let pass = read_passphrase(data_dir, passphrase)?;
+            Arc::new(LocalKeyFile::open_or_create(
+                &path,
+                &pass,
+                kdf.unwrap_or_default(),
+            )?)
+        }
+        EncryptionSettings::Transit(t) => Arc::new(TransitProvider::new(t.clone())?),
+    })
+}
+
+/// The unlocked keys of a running node.
+#[derive(Debug, Clone)]
+pub struct AtRest {
+    /// Where the KEK lives.
+    pub provider: Arc<dyn KeyProvider>,
+    /// The data directory's keyring.
+    pub keyring: Keyring,
+    /// Seals and opens records.
+    pub cipher: Arc<Cipher>,
+    /// Usage limits.
+    pub limits: KeyLimits,
+}
+
+/// Why unsealing failed: wait and retry, or stop.
+#[derive(Debug)]
+pub enum UnsealError {
+    /// The provider is unreachable, sealed or refusing: stay sealed, retry.
+    Retry(String),
+    /// Needs an operator (wrong passphrase, edited keyring, bad settings).
+    Fatal(anyhow::Error),
+}
+
+/// Checks the settings against the data directory and records them.
+pub fn prepare(data_dir: &Path, settings: &EncryptionSettings) -> Result<()> {
+    let keyring = Keyring::new(data_dir);
+    let log = data_dir.join(sequencer::BLOCK_LOG_FILE);
+    let has_blocks = std::fs::metadata(&log)
+        .map(|m| m.len() > 8)
+        .unwrap_or(false);
+    match settings {
+        EncryptionSettings::Off if keyring.exists() => bail!(
+            "{} is encrypted (it has a keyring); configure its key provider instead of turning encryption off",
+            data_dir.display()
+        ),
+        EncryptionSettings::Off => {
+            tracing::warn!("encryption at rest is OFF: chain data is stored in plaintext");
+        }
+        _ if !keyring.exists() && has_blocks => bail!(
+            "{} holds a plaintext chain (created with encryption off); it cannot be opened encrypted",
+            data_dir.display()
+        ),
+        _ => {}
+    }
+    settings.record(data_dir)
+}
+
+/// Unlocks the keyring (creating it on first use).
+pub async fn unseal(data_dir: &Path, settings: &EncryptionSettings) -> Result<AtRest, UnsealError> {
+    let provider = provider(data_dir, settings).map_err(classify)?;
+    let keyring = Keyring::new(data_dir);
+    let limits = KeyLimits::default();
+    let keys = keyring
+        .unlock(provider.as_ref(), limits)
+        .await
+        .map_err(|e| classify(e.into()))?;
+    tracing::info!(
+        provider = %provider.id(),
+        current = keys.current,
+        versions = keys.deks.len(),
+        "unsealed"
+    );
+    Ok(AtRest {
+        provider,
+        keyring,
+        cipher: Arc::new(Cipher::new(&keys)),
+        limits,
+    })
+}
+
+fn classify(e: anyhow::Error) -> UnsealError {
+    let retry = e
+        .chain()
+        .find_map(|c| {
+            c.downcast_ref::<encryption::ProviderError>()
+                .map(|p| p.is_retryable())
+                .or_else(|| match c.downcast_ref::<KeyringError>() {
+                    Some(KeyringError::Provider(p)) => Some(p.is_retryable()),
+                    _ => None,
+                })
+        })
+        .unwrap_or(false);
+    if retry {
+        UnsealError::Retry(format!("{e:#}"))
+    } else {
+        UnsealError::Fatal(e)
+    }
+}
+
+/// The recorded provider and keyring of an encrypted data directory.
+pub fn provider_for(data_dir: &Path) -> Result<(Arc<dyn KeyProvider>, Keyring)> {
+    match EncryptionSettings::recorded(data_dir)? {
+        Some(s) if s.is_on() => Ok((provider(data_dir, &s)?, Keyring::new(data_dir))),
+        _ => bail!(
+            "{} is not encrypted (no key provider recorded in keys/{SETTINGS_FILE})",
+            data_dir.display()
+        ),
+    }
+}
+
+/// Unlocks an encrypted data directory for a CLI command (None: plaintext).
+pub async fn open_recorded(data_dir: &Path) -> Result<Option<AtRest>> {
+    match EncryptionSettings::recorded(data_dir)? {
+        Some(s) if s.is_on() => match unseal(data_dir, &s).await {
+            Ok(a) => Ok(Some(a)),
+            Err(UnsealError::Retry(r)) => bail!("key provider unavailable: {r}"),
+            Err(UnsealError::Fatal(e)) => Err(e),
+        },
+        _ => Ok(None),
+    }
+}
+
+/// `prividium keys status`.
+pub fn print_status(data_dir: &Path) -> Result<()> {
+    let ring = Keyring::new(data_dir);
+    if !ring.exists() {
+        println!("{}: not encrypted", data_dir.display());
+        return Ok(());
+    }
+    let doc = ring.read()?;
+    println!("provider: {}", doc.provider);
+    println!("current data key: v{}", doc.current);
+    println!(
+        "{:<8} {:<22} {:<8} {:<14} STATE",
+        "VERSION", "CREATED", "EPOCH", "SEALED"
+    );
+    for d in &doc.deks {
+        let state = if d.version == doc.current {
+            "current".to_string()
+        } else if let Some(t) = d.retired {
+            format!("retired {}", access_control::siwe::rfc3339(t))
+        } else {
+            "readable (records may remain)".to_string()
+        };
+        println!(
+            "v{:<7} {:<22} {:<8} {:<14} {state}",
+            d.version,
+            access_control::siwe::rfc3339(d.created),
+            d.epoch,
+            d.sealed
+        );
+    }
+    match encryption::reencrypt::load_progress(data_dir) {
+        Some(p) => println!(
+            "re-encryption to v{}: {} examined, {} re-sealed, tables done: {}{}",
+            p.target,
+            p.examined,
+            p.resealed,
+            p.done_tables.join(","),
+            p.table
+                .map(|t| format!(", in progress: {t}"))
+                .unwrap_or_default()
+        ),
+        None => println!("re-encryption: none pending"),
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn settings_parse_from_toml_and_reject_unknown_keys() {
+        let t: EncryptionSettings = toml::from_str(
+            r#"
+provider = "transit"
+address = "https://bao.bank.internal:8200"
+key = "prividium"
+auth = { approle = { role_id = "r-1", secret_id_file = "/run/secrets/sid" } }
+"#,
+        )
+        .unwrap();
+        match t {
+            EncryptionSettings::Transit(c) => {
+                assert_eq!(c.mount, "transit");
+                assert_eq!(c.key, "prividium");
+            }
+            other => panic!("{other:?}"),
+        }
+        let l: EncryptionSettings = toml::from_str(
+            "provider = \"local\"\npassphrase = { env = \"PRIVIDIUM_PASSPHRASE\" }\n",
+        )
+        .unwrap();
+        assert!(matches!(
+            l,
+            EncryptionSettings::Local { passphrase: PassphraseSource::Env(ref v), .. } if v == "PRIVIDIUM_PASSPHRASE"
+        ));
+        let bad = toml::from_str::<EncryptionSettings>(
+            "provider = \"transit\"\naddress = \"https://x\"\nkey = \"k\"\nauth = { token = { env = \"T\" } }\ntoken = \"s.leaked\"\n",
+        );
+        assert!(bad.is_err(), "an inline token must not be accepted");
+    }
+}

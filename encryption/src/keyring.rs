@@ -1,0 +1,439 @@
+//! The keyring: every data-key version, wrapped by the provider, plus the
+//! blinding key, in `keys/keyring.json`.
+//!
+//! The file holds no key in the clear. It is authenticated with an HMAC
+//! under the blinding key, so edits (an old version made current again, an
+//! epoch rolled back) are refused once the keys are unwrapped. Each start
+//! and each rotation reserves a fresh nonce epoch for the current key and
+//! makes it durable before anything is sealed with it.
+
+use crate::{
+    cipher::{ActiveKeys, Cipher, KeyBytes},
+    fsutil::{self, Lock},
+    provider::{KeyProvider, ProviderError},
+};
+use hmac::{Hmac, Mac};
+use serde::{Deserialize, Serialize};
+use sha2::Sha256;
+use std::{
+    collections::BTreeMap,
+    path::{Path, PathBuf},
+    time::{SystemTime, UNIX_EPOCH},
+};
+
+/// Directory (inside the data directory) holding key material.
+pub const KEYS_DIR: &str = "keys";
+const KEYRING_FILE: &str = "keyring.json";
+const LOCK_FILE: &str = "keyring.lock";
+const FORMAT: u32 = 1;
+
+/// Keyring failures.
+#[derive(Debug, thiserror::Error)]
+pub enum KeyringError {
+    /// The provider failed.
+    #[error(transparent)]
+    Provider(#[from] ProviderError),
+    /// The keyring file cannot be read or written.
+    #[error("keyring {path}: {message}")]
+    File {
+        /// File.
+        path: String,
+        /// What happened.
+        message: String,
+    },
+    /// The keyring was edited outside the appliance, or belongs elsewhere.
+    #[error("keyring {path} rejected: {message}")]
+    Rejected {
+        /// File.
+        path: String,
+        /// Why.
+        message: String,
+    },
+}
+
+/// One data-key version as stored.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct DekRecord {
+    /// Version number (also in every record sealed under it).
+    pub version: u32,
+    /// The key wrapped by the provider.
+    pub wrapped: String,
+    /// Unix seconds it was created.
+    pub created: u64,
+    /// Last nonce epoch reserved for it.
+    pub epoch: u32,
+    /// Records sealed under it, as of the last usage report.
+    pub sealed: u64,
+    /// Unix seconds at which re-encryption finished moving every record
+    /// off it (it then only stays for reading stragglers).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retired: Option<u64>,
+}
+
+/// The keyring document.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct KeyringDoc {
+    /// Format version.
+    pub format: u32,
+    /// The provider that wrapped these keys.
+    pub provider: String,
+    /// Blinding key, wrapped.
+    pub blind_key: String,
+    /// Version sealing new records.
+    pub current: u32,
+    /// Every version.
+    pub deks: Vec<DekRecord>,
+    /// HMAC-SHA256 of the document (with this field empty), hex.
+    #[serde(default)]
+    pub mac: String,
+}
+
+impl KeyringDoc {
+    fn compute_mac(&self, key: &[u8; 32]) -> String {
+        let mut doc = self.clone();
+        doc.mac.clear();
+        let bytes = serde_json::to_vec(&doc).expect("serializable");
+        let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(key).expect("any key length");
+        mac.update(b"prividium/keyring/1");
+        mac.update(&bytes);
+        hex::encode(mac.finalize().into_bytes())
+    }
+
+    /// The record of `version`.
+    pub fn dek(&self, version: u32) -> Option<&DekRecord> {
+        self.deks.iter().find(|d| d.version == version)
+    }
+
+    fn dek_mut(&mut self, version: u32) -> Option<&mut DekRecord> {
+        self.deks.iter_mut().find(|d| d.version == version)
+    }
+}
+
+fn now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or_default()
+}
+
+/// The keyring of one data directory.
+#[derive(Debug, Clone)]
+pub struct Keyring {
+    dir: PathBuf,
+}
+
+/// Settings that bound key use.
+#[derive(Debug, Clone, Copy)]
+pub struct KeyLimits {
+    /// Most records one data key may seal before new writes need a new one.
+    pub max_records_per_key: u64,
+}
+
+impl Default for KeyLimits {
+    fn default() -> Self {
+        // Far below where AES-GCM's bounds matter with unique nonces; a
+        // bank rotating yearly never meets it, a runaway writer does.
+        Self {
+            max_records_per_key: 1 << 40,
+        }
+    }
+}
+
+impl Keyring {
+    /// The keyring under `data_dir/keys`.
+    pub fn new(data_dir: &Path) -> Self {
+        Self {
+            dir: data_dir.join(KEYS_DIR),
+        }
+    }
+
+    /// The keyring file.
+    pub fn path(&self) -> PathBuf {
+        self.dir.join(KEYRING_FILE)
+    }
+
+    fn file_err(&self, message: impl std::fmt::Display) -> KeyringError {
+        KeyringError::File {
+            path: self.path().display().to_string(),
+            message: message.to_string(),
+        }
+    }
+
+    fn rejected(&self, message: impl Into<String>) -> KeyringError {
+        KeyringError::Rejected {
+            path: self.path().display().to_string(),
+            message: message.into(),
+        }
+    }
+
+    fn lock(&self) -> Result<Lock, KeyringError> {
+        Lock::acquire(&self.dir.join(LOCK_FILE)).map_err(|e| self.file_err(e))
+    }
+
+    /// True once a keyring exists (an encrypted data directory).
+    pub fn exists(&self) -> bool {
+        self.path().exists()
+    }
+
+    /// Reads the document without unwrapping anything (status output).
+    pub fn read(&self) -> Result<KeyringDoc, KeyringError> {
+        let raw = std::fs::read(self.path()).map_err(|e| self.file_err(e))?;
+        serde_json::from_slice(&raw).map_err(|e| self.file_err(format!("damaged: {e}")))
+    }
+
+    fn write(&self, doc: &mut KeyringDoc, blind: &[u8; 32]) -> Result<(), KeyringError> {
+        doc.mac = doc.compute_mac(blind);
+        let json = serde_json::to_vec_pretty(doc).expect("serializable");
+        fsutil::write_atomic(&self.path(), &json).map_err(|e| self.file_err(e))
+    }
+
+    async fn create(&self, provider: &dyn KeyProvider) -> Result<KeyringDoc, KeyringError> {
+        let blind = provider.generate().await?;
+        let dek = provider.generate().await?;
+        let mut doc = KeyringDoc {
+            format: FORMAT,
+            provider: provider.id(),
+            blind_key: blind.wrapped,
+            current: 1,
+            deks: vec![DekRecord {
+                version: 1,
+                wrapped: dek.wrapped,
+                created: now(),
+                epoch: 0,
+                sealed: 0,
+                retired: None,
+            }],
+            mac: String::new(),
+        };
+        self.write(&mut doc, &blind.plaintext)?;
+        tracing::info!(provider = %doc.provider, "created keyring with data key v1");
+        Ok(doc)
+    }
+
+    /// Loads (creating on first use) and checks the keyring; returns the
+    /// document and the unwrapped blinding key.
+    async fn load_checked(
+        &self,
+        provider: &dyn KeyProvider,
+    ) -> Result<(KeyringDoc, KeyBytes), KeyringError> {
+        let doc = if self.exists() {
+            self.read()?
+        } else {
+            self.create(provider).await?
+        };
+        if doc.format != FORMAT {
+            return Err(self.rejected(format!("unknown format {}", doc.format)));
+        }
+        if doc.provider != provider.id() {
+            return Err(self.rejected(format!(
+                "its keys are wrapped by {}, but the configured provider is {}",
+                doc.provider,
+                provider.id()
+            )));
+        }
+        let blind = provider.unwrap_key(&doc.blind_key).await?;
+        if doc.mac != doc.compute_mac(&blind) {
+            return Err(
+                self.rejected("authentication failed: the file was edited outside the appliance")
+            );
+        }
+        if doc.dek(doc.current).is_none() {
+            return Err(self.rejected(format!("current version {} is missing", doc.current)));
+        }
+        Ok((doc, blind))
+    }
+
+    /// Unwraps every data key, reserves a fresh nonce epoch for the current
+    /// one, and returns the keys ready for a [`Cipher`].
+    pub async fn unlock(
+        &self,
+        provider: &dyn KeyProvider,
+        limits: KeyLimits,
+    ) -> Result<ActiveKeys, KeyringError> {
+        let _lock = self.lock()?;
+        let (mut doc, blind) = self.load_checked(provider).await?;
+        let mut deks = BTreeMap::new();
+        for d in &doc.deks {
+            deks.insert(d.version, provider.unwrap_key(&d.wrapped).await?);
+        }
+        let current = doc.current;
+        let rec = doc.dek_mut(current).expect("checked");
+        rec.epoch = rec.epoch.checked_add(1).ok_or_else(|| {
+            self.rejected(format!(
+                "data key v{current} used up its nonce epochs; rotate it"
+            ))
+        })?;
+        let (epoch, sealed_before) = (rec.epoch, rec.sealed);
+        self.write(&mut doc, &blind)?;
+        Ok(ActiveKeys {
+            deks,
+            current,
+            epoch,
+            sealed_before,
+            limit: limits.max_records_per_key,
+            mac: blind,
+        })
+    }
+
+    /// Adds a data-key version and makes it current; returns its number.
+    /// A running node picks it up on its next keyring check.
+    pub async fn rotate_dek(&self, provider: &dyn KeyProvider) -> Result<u32, KeyringError> {
+        let _lock = self.lock()?;
+        let (mut doc, blind) = self.load_checked(provider).await?;
+        let version = doc.deks.iter().map(|d| d.version).max().unwrap_or(0) + 1;
+        let dek = provider.generate().await?;
+        doc.deks.push(DekRecord {
+            version,
+            wrapped: dek.wrapped,
+            created: now(),
+            epoch: 0,
+            sealed: 0,
+            retired: None,
+        });
+        doc.current = version;
+        self.write(&mut doc, &blind)?;
+        tracing::info!(version, "rotated data key");
+        Ok(version)
+    }
+
+    /// Rotates the KEK at the provider and re-wraps every stored key under
+    /// its newest version; no record is touched.
+    pub async fn rotate_kek(&self, provider: &dyn KeyProvider) -> Result<(), KeyringError> {
+        let _lock = self.lock()?;
+        let (mut doc, blind) = self.load_checked(provider).await?;
+        provider.rotate_kek().await?;
+        doc.blind_key = provider.rewrap(&doc.blind_key).await?;
+        for d in &mut doc.deks {
+            d.wrapped = provider.rewrap(&d.wrapped).await?;
+        }
+        self.write(&mut doc, &blind)?;
+        tracing::info!(
+            keys = doc.deks.len() + 1,
+            "re-wrapped keyring under the new KEK"
+        );
+        Ok(())
+    }
+
+    /// When the keyring changed since `cipher` was loaded (a rotation by
+    /// the CLI), unwraps the new keys, reserves an epoch and swaps them in.
+    /// Returns the new current version when it changed.
+    pub async fn refresh(
+        &self,
+        provider: &dyn KeyProvider,
+        cipher: &Cipher,
+        limits: KeyLimits,
+    ) -> Result<Option<u32>, KeyringError> {
+        let doc = self.read()?;
+        let known = cipher.versions();
+        let unchanged = doc.current == storage::RecordCipher::current_version(cipher)
+            && doc.deks.iter().all(|d| known.contains(&d.version));
+        if unchanged {
+            return Ok(None);
+        }
+        self.report_usage(provider, cipher).await?;
+        let keys = self.unlock(provider, limits).await?;
+        let current = keys.current;
+        cipher.swap(&keys);
+        tracing::info!(current, "switched to the rotated data key");
+        Ok(Some(current))
+    }
+
+    /// Records how many records the current key has sealed (for the usage
+    /// limit across restarts).
+    pub async fn report_usage(
+        &self,
+        provider: &dyn KeyProvider,
+        cipher: &Cipher,
+    ) -> Result<(), KeyringError> {
+        let _lock = self.lock()?;
+        let (mut doc, blind) = self.load_checked(provider).await?;
+        let (version, total) = cipher.sealed_total();
+        if let Some(d) = doc.dek_mut(version) {
+            d.sealed = d.sealed.max(total);
+        }
+        self.write(&mut doc, &blind)
+    }
+
+    /// Marks versions no record is sealed under any more.
+    pub async fn retire(
+        &self,
+        provider: &dyn KeyProvider,
+        versions: &[u32],
+    ) -> Result<(), KeyringError> {
+        let _lock = self.lock()?;
+        let (mut doc, blind) = self.load_checked(provider).await?;
+        let current = doc.current;
+        for d in doc.deks.iter_mut() {
+            if versions.contains(&d.version) && d.version != current && d.retired.is_none() {
+                d.retired = Some(now());
+            }
+        }
+        self.write(&mut doc, &blind)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::provider::{KdfParams, LocalKeyFile, Passphrase};
+    use storage::RecordCipher;
+
+    fn provider(dir: &Path) -> LocalKeyFile {
+        LocalKeyFile::open_or_create(
+            &dir.join("keys/kek.sealed"),
+            &Passphrase::new("correct horse battery staple"),
+            KdfParams {
+                m_kib: 1024,
+                t: 1,
+                p: 1,
+            },
+        )
+        .unwrap()
+    }
+
+    #[tokio::test]
+    async fn epochs_advance_on_every_unlock_and_rotation_keeps_old_keys() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = provider(dir.path());
+        let ring = Keyring::new(dir.path());
+        let k1 = ring.unlock(&p, KeyLimits::default()).await.unwrap();
+        let k2 = ring.unlock(&p, KeyLimits::default()).await.unwrap();
+        assert_eq!((k1.epoch, k2.epoch), (1, 2));
+        assert_eq!(*k1.deks[&1], *k2.deks[&1]);
+
+        let c = Cipher::new(&k2);
+        let old = c.seal(b"ctx", b"v1 record").unwrap();
+        assert_eq!(ring.rotate_dek(&p).await.unwrap(), 2);
+        assert_eq!(
+            ring.refresh(&p, &c, KeyLimits::default()).await.unwrap(),
+            Some(2)
+        );
+        assert_eq!(c.current_version(), 2);
+        assert_eq!(c.open(b"ctx", &old).unwrap(), b"v1 record");
+        assert_eq!(
+            ring.refresh(&p, &c, KeyLimits::default()).await.unwrap(),
+            None
+        );
+
+        ring.rotate_kek(&p).await.unwrap();
+        let doc = ring.read().unwrap();
+        assert!(doc.deks.iter().all(|d| d.wrapped.starts_with("local:v2:")));
+        let k3 = ring.unlock(&p, KeyLimits::default()).await.unwrap();
+        assert_eq!(Cipher::new(&k3).open(b"ctx", &old).unwrap(), b"v1 record");
+    }
+
+    #[tokio::test]
+    async fn edited_keyring_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = provider(dir.path());
+        let ring = Keyring::new(dir.path());
+        ring.unlock(&p, KeyLimits::default()).await.unwrap();
+        let mut doc = ring.read().unwrap();
+        doc.deks[0].epoch = 0; // roll the epoch back to reuse nonces
+        std::fs::write(ring.path(), serde_json::to_vec(&doc).unwrap()).unwrap();
+        let err = ring.unlock(&p, KeyLimits::default()).await.unwrap_err();
+        assert!(err.to_string().contains("edited outside"), "{err}");
+    }
+}
