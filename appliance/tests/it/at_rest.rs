@@ -217,15 +217,28 @@ async fn data_key_rotation_while_running_keeps_everything_readable() {
     // KEK can be rotated underneath without touching records.
     keys_cmd(&["rotate-kek"], dir.path());
     assert!(keys_cmd(&["list"], dir.path()).contains("admin"));
+    // The running node still reaches its keys after the KEK rotation: a
+    // second DEK rotation is picked up and used.
+    assert!(keys_cmd(&["rotate-dek"], dir.path()).contains("data key v3 is now current"));
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    let third = Address::random();
+    let tx = crate::common::transfer(&node.key(2), chain_id, 0, third, 7);
+    let sent = node.rpc("eth_sendRawTransaction", json!([raw(&tx)])).await;
+    wait_receipt(&node, &format!("{:#x}", hash_of(&sent))).await;
     node.stop();
 
     let node = Node::start(dir.path()).await;
-    for (who, want) in [(first, format!("{amount:#x}")), (second, "0x5".to_string())] {
+    for (who, want) in [
+        (first, format!("{amount:#x}")),
+        (second, "0x5".to_string()),
+        (third, "0x7".to_string()),
+    ] {
         let b = node.rpc("eth_getBalance", json!([who, "latest"])).await;
         assert_eq!(b["result"], want);
     }
     node.stop();
     let status = keys_cmd(&["status"], dir.path());
+    assert!(status.contains("current data key: v3"), "{status}");
     assert!(status.contains("re-encryption: none pending"), "{status}");
 }
 

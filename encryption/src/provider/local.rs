@@ -300,12 +300,40 @@ impl LocalKeyFile {
             .parse()
             .map_err(|_| self.invalid("malformed wrapped key version"))?;
         let sealed = hex::decode(hexed).map_err(|_| self.invalid("malformed wrapped key"))?;
+        if !self.keks.read().contains_key(&v) {
+            // Another process (`prividium keys rotate-kek`) added it.
+            self.reload()?;
+        }
         let keks = self.keks.read();
         let kek = keks
             .get(&v)
             .ok_or_else(|| self.invalid(format!("KEK version {v} is not in this key file")))?;
         open(kek, &dek_ad(v), &sealed)
             .ok_or_else(|| self.invalid("wrapped key does not open under this key file"))
+    }
+
+    /// Picks up KEK versions another process added to the file.
+    fn reload(&self) -> Result<(), ProviderError> {
+        let raw = std::fs::read(&self.path)
+            .map_err(|e| self.invalid(format!("cannot read key file: {e}")))?;
+        let file: KekFile = serde_json::from_slice(&raw)
+            .map_err(|e| self.invalid(format!("damaged key file: {e}")))?;
+        if hex::decode(&file.kdf.salt).ok().as_deref() != Some(self.salt.as_slice()) {
+            return Err(self
+                .invalid("the key file was re-sealed under another passphrase; restart with it"));
+        }
+        let mut keks = self.keks.write();
+        for k in &file.keks {
+            if keks.contains_key(&k.version) {
+                continue;
+            }
+            let sealed =
+                hex::decode(&k.sealed).map_err(|e| self.invalid(format!("damaged KEK: {e}")))?;
+            let kek = open(&self.passphrase_key, &kek_ad(k.version), &sealed)
+                .ok_or_else(|| self.invalid("the key file was modified"))?;
+            keks.insert(k.version, kek);
+        }
+        Ok(())
     }
 }
 
@@ -412,6 +440,22 @@ mod tests {
         assert!(
             LocalKeyFile::create(&dir.path().join("short"), &Passphrase::new("short"), CHEAP)
                 .is_err()
+        );
+    }
+
+    #[test]
+    fn a_kek_rotated_by_another_process_is_picked_up() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("kek.sealed");
+        let pass = Passphrase::new("correct horse battery staple");
+        let node = LocalKeyFile::create(&path, &pass, CHEAP).unwrap();
+        let cli = LocalKeyFile::open(&path, &pass).unwrap();
+        let key = block_on(node.generate()).unwrap();
+        block_on(cli.rotate_kek()).unwrap();
+        let rewrapped = block_on(cli.rewrap(&key.wrapped)).unwrap();
+        assert_eq!(
+            *block_on(node.unwrap_key(&rewrapped)).unwrap(),
+            *key.plaintext
         );
     }
 
