@@ -93,20 +93,6 @@ pub struct JsonDoc {
 }
 
 impl JsonDoc {
-    /// A plaintext document at `path` (its directory is created on first write).
-    pub fn new(path: impl Into<PathBuf>) -> Self {
-        let path = path.into();
-        let name = path
-            .file_name()
-            .map(|n| format!("access/{}", n.to_string_lossy()))
-            .unwrap_or_default();
-        Self {
-            path,
-            name,
-            cipher: None,
-        }
-    }
-
     fn corrupt(&self, message: impl ToString) -> StoreError {
         StoreError::Corrupt {
             path: self.path.display().to_string(),
@@ -216,7 +202,7 @@ mod tests {
     #[test]
     fn updates_persist_and_a_corrupt_file_is_reported_not_reset() {
         let dir = tempfile::tempdir().unwrap();
-        let doc = JsonDoc::new(dir.path().join("a/doc.json"));
+        let doc = DocDir::plain(dir.path().join("a")).doc("doc.json");
         let empty: BTreeMap<String, u64> = doc.read().unwrap();
         assert!(empty.is_empty());
         doc.update(|m: &mut BTreeMap<String, u64>| m.insert("k".into(), 7))

@@ -102,12 +102,16 @@ pub fn spawn(at: AtRest, data_dir: PathBuf, raw: Arc<dyn KvStore>) -> KeyTask {
     KeyTask { stop, handle }
 }
 
-/// True when an earlier run was interrupted or an older key is still live.
+/// True when an earlier run was interrupted, or an older key is still live
+/// and the store has not been moved onto the current one yet.
 fn reencryption_pending(at: &AtRest, data_dir: &std::path::Path) -> bool {
     if encryption::reencrypt::load_progress(data_dir).is_some() {
         return true;
     }
     let current = at.cipher.current_version();
+    if encryption::reencrypt::completed_target(data_dir) == Some(current) {
+        return false;
+    }
     at.keyring
         .read()
         .map(|doc| {

@@ -150,11 +150,15 @@ pub fn open_store(
     cipher: Option<SharedCipher>,
 ) -> Result<(Arc<dyn KvStore>, Arc<dyn KvStore>)> {
     let raw: Arc<dyn KvStore> = Arc::new(RedbStore::open(&dir.join(STATE_FILE))?);
-    let store: Arc<dyn KvStore> = match cipher {
-        Some(c) => Arc::new(EncryptedStore::new(raw.clone(), c)),
-        None => raw.clone(),
-    };
-    Ok((raw, store))
+    Ok((raw.clone(), seal_store(raw, cipher)))
+}
+
+/// What the chain reads and writes: `raw` itself, or `raw` sealed by `cipher`.
+pub fn seal_store(raw: Arc<dyn KvStore>, cipher: Option<SharedCipher>) -> Arc<dyn KvStore> {
+    match cipher {
+        Some(c) => Arc::new(EncryptedStore::new(raw, c)),
+        None => raw,
+    }
 }
 
 /// Tries to unseal until it works, a fatal error, or shutdown (None).

@@ -13,11 +13,13 @@ use crate::{
     provider::{KeyProvider, ProviderError},
 };
 use hmac::{Hmac, Mac};
+use parking_lot::Mutex;
 use serde::{Deserialize, Serialize};
 use sha2::Sha256;
 use std::{
     collections::BTreeMap,
     path::{Path, PathBuf},
+    sync::Arc,
     time::{SystemTime, UNIX_EPOCH},
 };
 
@@ -119,9 +121,21 @@ fn now() -> u64 {
 }
 
 /// The keyring of one data directory.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct Keyring {
     dir: PathBuf,
+    /// The blinding key as last unwrapped, with its wrapped form: the node
+    /// re-reads the keyring every few seconds and must not ask the KMS to
+    /// unwrap the same key each time.
+    blind: Arc<Mutex<Option<(String, KeyBytes)>>>,
+}
+
+impl std::fmt::Debug for Keyring {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Keyring")
+            .field("dir", &self.dir)
+            .finish_non_exhaustive()
+    }
 }
 
 /// Settings that bound key use.
@@ -146,6 +160,7 @@ impl Keyring {
     pub fn new(data_dir: &Path) -> Self {
         Self {
             dir: data_dir.join(KEYS_DIR),
+            blind: Arc::default(),
         }
     }
 
@@ -233,7 +248,20 @@ impl Keyring {
                 provider.id()
             )));
         }
-        let blind = provider.unwrap_key(&doc.blind_key).await?;
+        let cached = self
+            .blind
+            .lock()
+            .as_ref()
+            .filter(|(wrapped, _)| *wrapped == doc.blind_key)
+            .map(|(_, key)| key.clone());
+        let blind = match cached {
+            Some(key) => key,
+            None => {
+                let key = provider.unwrap_key(&doc.blind_key).await?;
+                *self.blind.lock() = Some((doc.blind_key.clone(), key.clone()));
+                key
+            }
+        };
         if doc.mac != doc.compute_mac(&blind) {
             return Err(
                 self.rejected("authentication failed: the file was edited outside the appliance")

@@ -121,7 +121,12 @@ impl Codec {
         }
     }
 
-    fn get(&self, read: &dyn KvRead, table: Table, key: &[u8]) -> Result<Option<Vec<u8>>> {
+    fn get(
+        &self,
+        read: &(impl KvRead + ?Sized),
+        table: Table,
+        key: &[u8],
+    ) -> Result<Option<Vec<u8>>> {
         let physical = self.physical(table, key)?;
         let Some(sealed) = read.get(table, &physical)? else {
             return Ok(None);
@@ -139,7 +144,7 @@ impl Codec {
 
     fn range(
         &self,
-        read: &dyn KvRead,
+        read: &(impl KvRead + ?Sized),
         table: Table,
         start: &[u8],
         end: Option<&[u8]>,
@@ -157,7 +162,7 @@ impl Codec {
             .collect()
     }
 
-    fn scan(&self, read: &dyn KvRead, table: Table, f: &mut ScanFn<'_>) -> Result<()> {
+    fn scan(&self, read: &(impl KvRead + ?Sized), table: Table, f: &mut ScanFn<'_>) -> Result<()> {
         read.scan(table, &mut |k, v| {
             let (key, value) = self.open(table, k, v)?;
             f(&key, &value)
@@ -165,13 +170,17 @@ impl Codec {
     }
 }
 
-/// A store whose records are sealed by a [`RecordCipher`].
-pub struct EncryptedStore {
-    inner: Arc<dyn KvStore>,
+/// Records sealed by a [`RecordCipher`], read through `R`: the live store
+/// ([`EncryptedStore`]) or one of its snapshots.
+pub struct Sealed<R> {
+    inner: R,
     codec: Arc<Codec>,
 }
 
-impl std::fmt::Debug for EncryptedStore {
+/// A store whose records are sealed by a [`RecordCipher`].
+pub type EncryptedStore = Sealed<Arc<dyn KvStore>>;
+
+impl<R> std::fmt::Debug for Sealed<R> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("EncryptedStore").finish_non_exhaustive()
     }
@@ -185,16 +194,15 @@ impl EncryptedStore {
             codec: Arc::new(Codec { cipher }),
         }
     }
-
-    /// The raw store underneath (re-encryption works on it directly).
-    pub fn inner(&self) -> &Arc<dyn KvStore> {
-        &self.inner
-    }
 }
 
-impl KvRead for EncryptedStore {
+impl<R> KvRead for Sealed<R>
+where
+    R: std::ops::Deref + Send + Sync,
+    R::Target: KvRead,
+{
     fn get(&self, table: Table, key: &[u8]) -> Result<Option<Vec<u8>>> {
-        self.codec.get(self.inner.as_ref(), table, key)
+        self.codec.get(&*self.inner, table, key)
     }
     fn range(
         &self,
@@ -203,11 +211,10 @@ impl KvRead for EncryptedStore {
         end: Option<&[u8]>,
         limit: usize,
     ) -> Result<Vec<Entry>> {
-        self.codec
-            .range(self.inner.as_ref(), table, start, end, limit)
+        self.codec.range(&*self.inner, table, start, end, limit)
     }
     fn scan(&self, table: Table, f: &mut ScanFn<'_>) -> Result<()> {
-        self.codec.scan(self.inner.as_ref(), table, f)
+        self.codec.scan(&*self.inner, table, f)
     }
 }
 
@@ -251,34 +258,10 @@ impl KvStore for EncryptedStore {
     }
 
     fn snapshot(&self) -> Result<Box<dyn KvRead + Send + Sync>> {
-        Ok(Box::new(EncryptedSnapshot {
+        Ok(Box::new(Sealed {
             inner: self.inner.snapshot()?,
             codec: self.codec.clone(),
         }))
-    }
-}
-
-struct EncryptedSnapshot {
-    inner: Box<dyn KvRead + Send + Sync>,
-    codec: Arc<Codec>,
-}
-
-impl KvRead for EncryptedSnapshot {
-    fn get(&self, table: Table, key: &[u8]) -> Result<Option<Vec<u8>>> {
-        self.codec.get(self.inner.as_ref(), table, key)
-    }
-    fn range(
-        &self,
-        table: Table,
-        start: &[u8],
-        end: Option<&[u8]>,
-        limit: usize,
-    ) -> Result<Vec<Entry>> {
-        self.codec
-            .range(self.inner.as_ref(), table, start, end, limit)
-    }
-    fn scan(&self, table: Table, f: &mut ScanFn<'_>) -> Result<()> {
-        self.codec.scan(self.inner.as_ref(), table, f)
     }
 }
 

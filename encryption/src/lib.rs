@@ -17,7 +17,7 @@ pub mod reencrypt;
 
 pub use cipher::{ActiveKeys, Cipher, KeyBytes};
 pub use keyring::{DekRecord, KeyLimits, Keyring, KeyringDoc, KeyringError, KEYS_DIR};
-pub use kv::EncryptedStore;
+pub use kv::{EncryptedStore, Sealed};
 pub use provider::{KeyProvider, ProviderError};
 pub use reencrypt::{reencrypt_store, Progress, ReencryptReport};
 pub use storage::{is_sealed, open_file, seal_file};

@@ -16,6 +16,9 @@ use std::{
 use storage::{KvStore, RecordCipher, Result, StorageError, Table, WriteBatch};
 
 const PROGRESS_FILE: &str = "reencrypt.json";
+/// Records the key version the whole store was last moved onto, so a node
+/// does not rescan every table at each start only to find nothing to move.
+const DONE_FILE: &str = "reencrypt-done.json";
 const PAGE: usize = 2_000;
 
 /// Where a run stands (also the resume point on disk).
@@ -50,6 +53,16 @@ pub struct ReencryptReport {
 
 fn progress_path(data_dir: &Path) -> PathBuf {
     data_dir.join(KEYS_DIR).join(PROGRESS_FILE)
+}
+
+/// The key version a completed run last moved the whole store onto.
+pub fn completed_target(data_dir: &Path) -> Option<u32> {
+    let raw = std::fs::read(data_dir.join(KEYS_DIR).join(DONE_FILE)).ok()?;
+    serde_json::from_slice::<serde_json::Value>(&raw)
+        .ok()?
+        .get("target")?
+        .as_u64()
+        .and_then(|v| u32::try_from(v).ok())
 }
 
 /// Reads the saved position (None when no run is pending).
@@ -145,6 +158,13 @@ pub fn reencrypt_store(
         save_progress(data_dir, &p)?;
         on_page(&p);
     }
+    let done =
+        serde_json::json!({ "target": target, "examined": p.examined, "resealed": p.resealed });
+    fsutil::write_atomic(
+        &data_dir.join(KEYS_DIR).join(DONE_FILE),
+        done.to_string().as_bytes(),
+    )
+    .map_err(|e| StorageError::backend_msg(None, format!("saving re-encryption result: {e}")))?;
     let _ = std::fs::remove_file(progress_path(data_dir));
     Ok(ReencryptReport {
         examined: p.examined,
@@ -195,6 +215,7 @@ mod tests {
         assert!(rest.complete);
         assert_eq!(rest.resealed, 5001);
         assert!(load_progress(dir.path()).is_none());
+        assert_eq!(completed_target(dir.path()), Some(2));
 
         // Every record is now under v2 and v1 can go.
         let only2 = Arc::new(Cipher::new(&keys(&[2], 2)));

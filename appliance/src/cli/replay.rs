@@ -1,12 +1,12 @@
 //! `prividium replay`: rebuild derived state from the block log.
 
 use crate::chain_files::{self, STATE_FILE};
+use crate::node::seal_store;
 use anyhow::{bail, Context, Result};
-use encryption::EncryptedStore;
 use indicatif::{ProgressBar, ProgressStyle};
 use sequencer::ChainView;
 use std::{path::PathBuf, sync::Arc};
-use storage::{KvStore, RedbStore, SharedCipher};
+use storage::{RedbStore, SharedCipher};
 
 /// Arguments of `prividium replay`.
 #[derive(Debug, clap::Args)]
@@ -14,13 +14,6 @@ pub struct Args {
     /// Data directory of a stopped node.
     #[arg(long, env = "APPLIANCE_DATA_DIR")]
     pub data_dir: PathBuf,
-}
-
-fn wrap(raw: RedbStore, cipher: &Option<SharedCipher>) -> Arc<dyn KvStore> {
-    match cipher {
-        Some(c) => Arc::new(EncryptedStore::new(Arc::new(raw), c.clone())),
-        None => Arc::new(raw),
-    }
 }
 
 /// Rebuilds into a fresh store, compares with the old one, then swaps it in.
@@ -31,10 +24,12 @@ pub fn run(args: Args, cipher: Option<SharedCipher>) -> Result<()> {
     let chain = chain_file.spec()?;
     let old_path = dir.join(STATE_FILE);
     let previous = if old_path.exists() {
-        let old = wrap(
-            RedbStore::open(&old_path)
-                .context("opening the derived store (is the node still running?)")?,
-            &cipher,
+        let old = seal_store(
+            Arc::new(
+                RedbStore::open(&old_path)
+                    .context("opening the derived store (is the node still running?)")?,
+            ),
+            cipher.clone(),
         );
         let view = ChainView::new(old.snapshot()?);
         let head = view.head()?;
@@ -44,7 +39,7 @@ pub fn run(args: Args, cipher: Option<SharedCipher>) -> Result<()> {
     };
     let new_path = dir.join("state.redb.rebuild");
     let _ = std::fs::remove_file(&new_path);
-    let store = wrap(RedbStore::open(&new_path)?, &cipher);
+    let store = seal_store(Arc::new(RedbStore::open(&new_path)?), cipher.clone());
     let bar = ProgressBar::new(0);
     bar.set_style(
         ProgressStyle::with_template(
