@@ -12,13 +12,14 @@ BIN="$CARGO_TARGET_DIR/release/prividium"
 WORK="$(mktemp -d)"
 trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$WORK"' EXIT
 
-run_one() { # <encryption mode>
-  local dir="$WORK/$1" port
+run_one() { # <encryption mode> [bench args…]
+  local mode="$1"; shift
+  local dir="$WORK/$mode" port
   port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
-  APPLIANCE_LOG=warn "$BIN" dev --data-dir "$dir" --rpc-addr "127.0.0.1:$port" --encryption "$1" &
+  APPLIANCE_LOG=warn "$BIN" dev --data-dir "$dir" --rpc-addr "127.0.0.1:$port" --encryption "$mode" &
   local pid=$!
   for _ in $(seq 1 300); do [[ -f "$dir/dev.json" ]] && break; sleep 0.1; done
-  "$BIN" bench --dev-file "$dir/dev.json" --json "$@" 2>/dev/null | tail -1 > "$WORK/$1.json"
+  "$BIN" bench --dev-file "$dir/dev.json" --json "$@" > "$WORK/$mode.json"
   kill -TERM "$pid"; wait "$pid" || true
 }
 
@@ -27,7 +28,10 @@ run_one off "${shift_args[@]}"
 run_one local "${shift_args[@]}"
 python3 - "$WORK/off.json" "$WORK/local.json" <<'PY'
 import json, sys
-off, on = (json.load(open(p)) for p in sys.argv[1:3])
+def report(path):
+    text = open(path).read()
+    return json.loads(text[text.index("{"):])
+off, on = (report(p) for p in sys.argv[1:3])
 print(f"{'':12} {'tps':>10} {'p50 ms':>8} {'p95 ms':>8} {'p99 ms':>8}")
 for name, r in (("off", off), ("encrypted", on)):
     print(f"{name:12} {r['sustained_tps']:>10.0f} {r['latency_ms_p50']:>8.0f} {r['latency_ms_p95']:>8.0f} {r['latency_ms_p99']:>8.0f}")
