@@ -88,6 +88,37 @@ fn rpc_methods_follow_roles_and_default_deny_has_an_id() {
     assert!(rpc(&e, &counterparty, "eth_blockNumber").0);
     assert!(rpc(&e, &nobody, "eth_chainId").0 && !rpc(&e, &nobody, "eth_getBlockByNumber").0);
     assert!(rpc(&e, &caller("admin", "bank-a", &[]), "admin_*").0);
+    // The audit trail is for auditors and compliance, not administrators.
+    assert_eq!(
+        rpc(&e, &auditor, "audit_read"),
+        (true, "audit.read.compliance".into())
+    );
+    assert!(rpc(&e, &caller("compliance", "bank-a", &[]), "audit_read").0);
+    assert!(!rpc(&e, &caller("admin", "bank-a", &[]), "audit_read").0);
+    assert!(!rpc(&e, &trader, "audit_read").0);
+}
+
+/// A sink that cannot record (the audit queue is full).
+struct Refusing;
+
+impl access_control::policy::DecisionSink for Refusing {
+    fn record(&self, _: &access_control::policy::DecisionEvent<'_>) -> Result<(), String> {
+        Err("the audit queue is full".into())
+    }
+}
+
+#[test]
+fn nothing_is_allowed_that_cannot_be_audited() {
+    let e = engine();
+    let trader = caller("trader", "bank-a", &[ME]);
+    assert!(rpc(&e, &trader, "eth_sendRawTransaction").0);
+    e.set_sink(Box::new(Refusing));
+    assert_eq!(
+        rpc(&e, &trader, "eth_sendRawTransaction"),
+        (false, access_control::policy::AUDIT_UNAVAILABLE.into())
+    );
+    // Denials stay denials with their own rule.
+    assert_eq!(rpc(&e, &trader, "debug_*"), (false, DEFAULT_DENY.into()));
 }
 
 #[test]

@@ -1,7 +1,9 @@
 //! Builds access control for a node: policies, keys, bindings, issuers, and
 //! the background upkeep that keeps them current.
 
+use crate::audit_trail::{Trail, TrailSink};
 use crate::rpc::access::Access;
+use access_control::policy::{PolicyError, ReloadReport};
 use access_control::{
     authn::{api_keys, oidc::OidcIssuer, oidc::OidcIssuerConfig},
     directory::ContractDirectory,
@@ -14,6 +16,8 @@ use access_control::{
 };
 use alloy_primitives::Address;
 use anyhow::{Context, Result};
+use audit::{action, ActorKind, AuditEvent, Outcome};
+use serde_json::json;
 use std::{
     path::{Path, PathBuf},
     sync::Arc,
@@ -97,6 +101,7 @@ pub async fn open(
     chain_id: u64,
     params: &AccessParams,
     cipher: Option<SharedCipher>,
+    trail: Trail,
 ) -> Result<Arc<Access>> {
     let access_dir = data_dir.join(ACCESS_DIR);
     std::fs::create_dir_all(&access_dir)?;
@@ -109,6 +114,7 @@ pub async fn open(
     }
     seed_policies(&params.policies_dir)?;
     let engine = Arc::new(PolicyEngine::load(&params.policies_dir)?);
+    engine.set_sink(Box::new(TrailSink(trail.clone())));
     tracing::info!(
         dir = %params.policies_dir.display(),
         rules = engine.bundle().origins.len(),
@@ -134,7 +140,34 @@ pub async fn open(
         spend: SpendTracker::open(&docs)?,
         siwe: SiweChallenges::new(params.siwe_domain.clone(), chain_id),
         scan: tokio::sync::Mutex::new(()),
+        trail,
     }))
+}
+
+/// Records a policy reload (or its rejection) in the audit trail.
+pub fn record_reload(
+    trail: &Trail,
+    by: Option<&access_control::Principal>,
+    trigger: &str,
+    result: &Result<ReloadReport, PolicyError>,
+) {
+    let (name, outcome, details) = match result {
+        Ok(r) => (
+            action::POLICIES_RELOADED,
+            Outcome::Allow,
+            json!({ "trigger": trigger, "rules": r.rules, "digest": r.digest, "changed": r.changed }),
+        ),
+        Err(e) => (
+            action::POLICIES_REJECTED,
+            Outcome::Error,
+            json!({ "trigger": trigger, "problems": e.to_string() }),
+        ),
+    };
+    let event = match by {
+        Some(p) => crate::audit_trail::by(p, name, outcome),
+        None => AuditEvent::new(ActorKind::System, "system", name, outcome),
+    };
+    let _ = trail.record(event.resource("policies").details(details));
 }
 
 /// Once a second: pick up changed policies, keys and bindings; refresh due
@@ -145,7 +178,8 @@ pub fn spawn_upkeep(access: Arc<Access>) {
         let mut tick = tokio::time::interval(Duration::from_secs(1));
         loop {
             tick.tick().await;
-            match a.engine.reload_if_changed() {
+            let reloaded = a.engine.reload_if_changed();
+            match &reloaded {
                 Some(Ok(r)) if r.changed => {
                     tracing::info!(rules = r.rules, digest = %r.digest, "policies reloaded (file change)")
                 }
@@ -153,6 +187,9 @@ pub fn spawn_upkeep(access: Arc<Access>) {
                     tracing::error!(error = %e, "policy change rejected; previous policies stay in force")
                 }
                 _ => {}
+            }
+            if let Some(r) = reloaded.filter(|r| r.as_ref().map_or(true, |r| r.changed)) {
+                record_reload(&a.trail, None, "file change", &r);
             }
             if let Err(e) = a.authn.keys().reload_if_changed() {
                 tracing::error!(error = %e, "API key file unreadable; keeping the previous keys");
@@ -175,7 +212,9 @@ pub fn spawn_upkeep(access: Arc<Access>) {
             return;
         };
         while hup.recv().await.is_some() {
-            match access.engine.reload() {
+            let result = access.engine.reload();
+            record_reload(&access.trail, None, "SIGHUP", &result);
+            match result {
                 Ok(r) => {
                     tracing::info!(rules = r.rules, digest = %r.digest, changed = r.changed, "policies reloaded (SIGHUP)")
                 }

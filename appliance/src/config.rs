@@ -26,6 +26,9 @@ pub struct Config {
     pub access: AccessSection,
     /// Encryption at rest (required: say `provider = "off"` to store plaintext).
     pub encryption: crate::at_rest::EncryptionSettings,
+    /// Audit trail (default: SQLite in the data directory, kept forever).
+    #[serde(default)]
+    pub audit: crate::audit_trail::AuditSettings,
 }
 
 /// `[access]`.
@@ -205,6 +208,7 @@ impl Config {
                 ));
             }
         }
+        problems.extend(config.audit.problems());
         if problems.is_empty() {
             Ok(config)
         } else {
@@ -244,7 +248,7 @@ mod tests {
     fn every_semantic_problem_is_reported_at_once() {
         let err = Config::parse(
             "x.toml",
-            "data_dir='/d'\ngenesis='/nonexistent/g.json'\n[chain]\nchain_id=1\nfee_mode='free'\n[sequencer]\nblock_time_ms=5\n[rpc]\nlisten='127.0.0.1:1'\ntls_cert='/nonexistent/c'\ntls_key='/nonexistent/k'\n[access]\npolicies_dir='/nonexistent/p'\nsiwe_domain='x'\nadmin_key_sha256='zz'\n[[access.oidc]]\nname='idp'\nissuer='http://idp.example'\naudience=''\n[encryption]\nprovider='transit'\naddress='http://kms.example:8200'\nkey='k'\nauth={token={env='T'}}\n",
+            "data_dir='/d'\ngenesis='/nonexistent/g.json'\n[chain]\nchain_id=1\nfee_mode='free'\n[sequencer]\nblock_time_ms=5\n[rpc]\nlisten='127.0.0.1:1'\ntls_cert='/nonexistent/c'\ntls_key='/nonexistent/k'\n[access]\npolicies_dir='/nonexistent/p'\nsiwe_domain='x'\nadmin_key_sha256='zz'\n[[access.oidc]]\nname='idp'\nissuer='http://idp.example'\naudience=''\n[encryption]\nprovider='transit'\naddress='http://kms.example:8200'\nkey='k'\nauth={token={env='T'}}\n[audit]\ndatabase_url='mysql://x'\nretention_days=0\n",
         )
         .unwrap_err();
         let text = err.to_string();
@@ -259,6 +263,8 @@ mod tests {
             "rpc.tls_key",
             "genesis =",
             "encryption.address",
+            "audit.database_url",
+            "audit.retention_days",
         ] {
             assert!(text.contains(key), "missing {key} in:\n{text}");
         }

@@ -3,7 +3,9 @@
 //! usage limit, records usage, and moves the derived store onto the current
 //! key in the background (resumable; see `encryption::reencrypt_store`).
 
-use crate::at_rest::AtRest;
+use crate::{at_rest::AtRest, audit_trail::Trail};
+use audit::{action, ActorKind, AuditEvent, Outcome};
+use serde_json::json;
 use std::{
     path::PathBuf,
     sync::{
@@ -28,12 +30,16 @@ impl KeyTask {
     }
 }
 
+fn system(name: &str, outcome: Outcome) -> AuditEvent {
+    AuditEvent::new(ActorKind::System, "system", name, outcome).resource("data-keys")
+}
+
 fn mtime(path: &std::path::Path) -> Option<SystemTime> {
     std::fs::metadata(path).and_then(|m| m.modified()).ok()
 }
 
 /// Starts housekeeping for `at`.
-pub fn spawn(at: AtRest, data_dir: PathBuf, raw: Arc<dyn KvStore>) -> KeyTask {
+pub fn spawn(at: AtRest, data_dir: PathBuf, raw: Arc<dyn KvStore>, trail: Trail) -> KeyTask {
     let stop = Arc::new(AtomicBool::new(false));
     let flag = stop.clone();
     let handle = tokio::spawn(async move {
@@ -68,23 +74,36 @@ pub fn spawn(at: AtRest, data_dir: PathBuf, raw: Arc<dyn KvStore>) -> KeyTask {
                 let (version, used) = at.cipher.sealed_total();
                 if used >= at.limits.max_records_per_key / 10 * 9 {
                     tracing::warn!(version, used, "data key near its usage limit; rotating");
-                    if let Err(e) = at.keyring.rotate_dek(at.provider.as_ref()).await {
-                        tracing::error!(error = %e, "automatic data-key rotation failed");
-                    }
+                    let rotated = at.keyring.rotate_dek(at.provider.as_ref()).await;
+                    let (outcome, details) = match &rotated {
+                        Ok(v) => (
+                            Outcome::Allow,
+                            json!({ "version": v, "trigger": "usage limit" }),
+                        ),
+                        Err(e) => {
+                            tracing::error!(error = %e, "automatic data-key rotation failed");
+                            (
+                                Outcome::Error,
+                                json!({ "error": e.to_string(), "trigger": "usage limit" }),
+                            )
+                        }
+                    };
+                    let _ = trail.record(system(action::DEK_ROTATED, outcome).details(details));
                 }
                 seen = mtime(&ring_path);
             }
             let idle = job.as_ref().is_none_or(|j| j.is_finished());
             if pending && idle {
                 pending = false;
-                let (cipher, raw, dir, stop) = (
+                let (cipher, raw, dir, stop, trail) = (
                     at.cipher.clone(),
                     raw.clone(),
                     data_dir.clone(),
                     flag.clone(),
+                    trail.clone(),
                 );
                 job = Some(tokio::task::spawn_blocking(move || {
-                    reencrypt(&dir, raw.as_ref(), cipher.as_ref(), &stop)
+                    reencrypt(&dir, raw.as_ref(), cipher.as_ref(), &stop, &trail)
                 }));
             }
         }
@@ -127,6 +146,7 @@ fn reencrypt(
     raw: &dyn KvStore,
     cipher: &dyn RecordCipher,
     stop: &AtomicBool,
+    trail: &Trail,
 ) {
     let started = Instant::now();
     let mut last_log = Instant::now();
@@ -148,13 +168,18 @@ fn reencrypt(
         }
     });
     match result {
-        Ok(r) if r.complete => tracing::info!(
-            target,
-            examined = r.examined,
-            resealed = r.resealed,
-            secs = started.elapsed().as_secs_f64(),
-            "re-encryption of the derived store finished"
-        ),
+        Ok(r) if r.complete => {
+            tracing::info!(
+                target,
+                examined = r.examined,
+                resealed = r.resealed,
+                secs = started.elapsed().as_secs_f64(),
+                "re-encryption of the derived store finished"
+            );
+            let details =
+                json!({ "version": target, "examined": r.examined, "resealed": r.resealed });
+            let _ = trail.record(system(action::REENCRYPTED, Outcome::Allow).details(details));
+        }
         Ok(r) => tracing::info!(
             target,
             resealed = r.resealed,

@@ -8,6 +8,7 @@
 
 mod access_setup;
 mod at_rest;
+mod audit_trail;
 mod bench;
 mod chain_files;
 mod cli;
@@ -47,6 +48,8 @@ enum Cmd {
     Keys(cli::keys::Args),
     /// Check, reload and explain access policies.
     Policies(cli::policies::Args),
+    /// Query, export, prove and verify the audit log; legal holds.
+    Audit(cli::audit::Args),
 }
 
 fn main() -> std::process::ExitCode {
@@ -85,6 +88,7 @@ fn main() -> std::process::ExitCode {
             Cmd::Bench(args) => bench::run(args).await,
             Cmd::Keys(args) => cli::keys::run(args).await,
             Cmd::Policies(args) => cli::policies::run(args),
+            Cmd::Audit(args) => cli::audit::run(args).await,
         }
     });
     match result {

@@ -1,6 +1,7 @@
 //! Runs one appliance: sequencer + TLS JSON-RPC, until a shutdown signal.
 
 use crate::access_setup::{self, AccessParams};
+use crate::audit_trail::{self, AuditSettings};
 use crate::{
     at_rest::{self, AtRest, EncryptionSettings, UnsealError},
     chain_files::{self, STATE_FILE},
@@ -9,9 +10,11 @@ use crate::{
     tls::TlsFiles,
 };
 use anyhow::{Context, Result};
+use audit::{action, ActorKind, AuditEvent, Outcome};
 use axum_server::{tls_rustls::RustlsConfig, Handle};
 use encryption::EncryptedStore;
 use sequencer::{Sequencer, SequencerConfig};
+use serde_json::json;
 use std::{
     future::Future,
     net::SocketAddr,
@@ -41,6 +44,8 @@ pub struct NodeParams {
     pub limits: RpcLimits,
     /// Encryption at rest.
     pub encryption: EncryptionSettings,
+    /// Audit trail.
+    pub audit: AuditSettings,
 }
 
 /// Starts the node; calls `on_ready` with the bound address once serving;
@@ -102,17 +107,37 @@ pub async fn run(
         .await??;
     let sequencer = Arc::new(sequencer);
     tracing::info!(head = sequencer.head().number, "chain open");
+    let trail = audit_trail::open(&params.data_dir, &params.audit, cipher.clone()).await?;
+    if let Some(a) = &at_rest {
+        let details = json!({ "provider": a.provider.id() });
+        trail
+            .record(
+                AuditEvent::new(
+                    ActorKind::System,
+                    "system",
+                    action::KEYS_UNSEALED,
+                    Outcome::Allow,
+                )
+                .resource("data-keys")
+                .details(details),
+            )
+            .map_err(|e| anyhow::anyhow!("{e}"))?;
+    }
+    if let Some(days) = params.audit.retention_days {
+        audit_trail::spawn_retention(trail.clone(), days);
+    }
     let access = access_setup::open(
         &params.data_dir,
         sequencer.chain().chain_id,
         &params.access,
         cipher.clone(),
+        trail.clone(),
     )
     .await?;
     access_setup::spawn_upkeep(access.clone());
     let keys_task = at_rest
         .clone()
-        .map(|a| key_upkeep::spawn(a, params.data_dir.clone(), raw_store));
+        .map(|a| key_upkeep::spawn(a, params.data_dir.clone(), raw_store, trail.clone()));
     // For `prividium policies reload` (SIGHUP).
     std::fs::write(
         params.data_dir.join(PID_FILE),
@@ -138,6 +163,9 @@ pub async fn run(
     tokio::task::spawn_blocking(move || seq.shutdown()).await??;
     let _ = access.authn.keys().flush_usage();
     let _ = access.spend.flush();
+    if let Err(e) = trail.log().flush().await {
+        tracing::error!(error = %e, "audit events still queued at shutdown");
+    }
     let _ = std::fs::remove_file(params.data_dir.join(PID_FILE));
     tracing::info!(head = sequencer.head().number, "stopped cleanly");
     Ok(())

@@ -11,6 +11,7 @@
 mod batch;
 mod cipher;
 mod error;
+mod files;
 mod memory;
 mod redb_store;
 mod sealed_file;
@@ -19,6 +20,7 @@ mod table;
 pub use batch::{WriteBatch, WriteOp};
 pub use cipher::{CipherError, RecordCipher, SharedCipher};
 pub use error::{Result, StorageError};
+pub use files::write_atomic;
 pub use memory::MemoryStore;
 pub use redb_store::RedbStore;
 pub use sealed_file::{is_sealed, open_file, seal_file};

@@ -54,10 +54,15 @@ pub struct DecisionEvent<'a> {
     pub rule: &'a str,
 }
 
-/// Where decisions are reported (the audit log, once wired).
+/// Rule id reported when a permit was overturned because the decision could
+/// not be recorded: nothing is allowed unaudited.
+pub const AUDIT_UNAVAILABLE: &str = "audit-unavailable";
+
+/// Where decisions are reported (the audit log).
 pub trait DecisionSink: Send + Sync {
-    /// Records one decision; must not block.
-    fn record(&self, event: &DecisionEvent<'_>);
+    /// Records one decision; must not block. An error turns an allow into a
+    /// deny with rule [`AUDIT_UNAVAILABLE`].
+    fn record(&self, event: &DecisionEvent<'_>) -> Result<(), String>;
 }
 
 /// Reports decisions as `tracing` events (target `decision`).
@@ -65,12 +70,13 @@ pub trait DecisionSink: Send + Sync {
 pub struct TracingSink;
 
 impl DecisionSink for TracingSink {
-    fn record(&self, e: &DecisionEvent<'_>) {
+    fn record(&self, e: &DecisionEvent<'_>) -> Result<(), String> {
         if e.allowed {
             tracing::debug!(target: "decision", principal = e.principal, action = e.action, resource = e.resource, rule = e.rule, "allow");
         } else {
             tracing::info!(target: "decision", principal = e.principal, action = e.action, resource = e.resource, rule = e.rule, "deny");
         }
+        Ok(())
     }
 }
 
@@ -197,7 +203,7 @@ impl PolicyEngine {
             resource_entity,
             circumstances,
         );
-        self.sink.load().record(&DecisionEvent {
+        let recorded = self.sink.load().record(&DecisionEvent {
             principal: &caller.principal.key(),
             org: &caller.principal.org,
             action,
@@ -205,7 +211,14 @@ impl PolicyEngine {
             allowed: decision.allowed,
             rule: &decision.rule,
         });
-        decision
+        match recorded {
+            Err(why) if decision.allowed => Decision {
+                allowed: false,
+                rule: AUDIT_UNAVAILABLE.to_owned(),
+                errors: vec![why],
+            },
+            _ => decision,
+        }
     }
 
     fn evaluate(

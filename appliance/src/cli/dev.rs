@@ -1,6 +1,7 @@
 //! `prividium dev`: a complete chain with embedded defaults.
 
 use crate::at_rest::{EncryptionSettings, PassphraseSource};
+use crate::audit_trail::AuditSettings;
 use crate::{
     access_setup::AccessParams,
     chain_files::{self, ChainFile},
@@ -62,6 +63,12 @@ pub struct Args {
     /// Environment variable holding the Vault/OpenBao token.
     #[arg(long, default_value = "BAO_TOKEN")]
     pub transit_token_env: String,
+    /// Audit database (`postgres://…`); default SQLite in the data directory.
+    #[arg(long)]
+    pub audit_database_url: Option<String>,
+    /// Audit queue capacity (events waiting for the database).
+    #[arg(long, default_value_t = 65_536)]
+    pub audit_queue: usize,
 }
 
 /// Key provider choices of `prividium dev`.
@@ -249,6 +256,11 @@ pub async fn run(args: Args) -> Result<()> {
         tune: Box::new(move |c| c.block_time = block_time),
         limits: RpcLimits::default(),
         encryption: args.encryption_settings(),
+        audit: AuditSettings {
+            database_url: args.audit_database_url.clone(),
+            queue_capacity: args.audit_queue,
+            ..AuditSettings::default()
+        },
     };
     node::run(params, move |addr| {
         dev.rpc_url = format!("https://{addr}");

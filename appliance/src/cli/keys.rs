@@ -3,7 +3,7 @@
 //! `rotate-kek`, `status`, `reencrypt`). Works on the data directory
 //! directly; a running node picks changes up within a second.
 
-use crate::at_rest;
+use crate::{at_rest, audit_trail};
 use access_control::{
     authn::api_keys::{self, NewKey},
     store::DocDir,
@@ -11,6 +11,8 @@ use access_control::{
 };
 use alloy_primitives::Address;
 use anyhow::{bail, Result};
+use audit::action;
+use serde_json::json;
 use std::path::PathBuf;
 
 /// Arguments of `prividium keys`.
@@ -134,7 +136,22 @@ pub async fn run(args: Args) -> Result<()> {
                 wallets::bind(&access, *a, &principal, &org, "key")?;
             }
             eprintln!("created API key {} (role {})", record.id, record.role);
+            let details = json!({
+                "role": record.role,
+                "org": record.org,
+                "wallets": record.wallets,
+                "expires_at": record.expires_at,
+                "ip_allow": record.ip_allow,
+            });
+            let id = record.id.clone();
             api_keys::add_record(&access, record)?;
+            audit_trail::record_key_op(
+                &data_dir,
+                action::API_KEY_CREATED,
+                Some(format!("ApiKey:{id}")),
+                details,
+            )
+            .await?;
             println!("{secret}");
         }
         Cmd::List { data_dir } => {
@@ -175,16 +192,37 @@ pub async fn run(args: Args) -> Result<()> {
             if !api_keys::revoke(&docs(&data_dir).await?, &id)? {
                 bail!("no API key with id {id}");
             }
+            audit_trail::record_key_op(
+                &data_dir,
+                action::API_KEY_REVOKED,
+                Some(format!("ApiKey:{id}")),
+                json!({}),
+            )
+            .await?;
             eprintln!("revoked {id}");
         }
         Cmd::RotateDek { data_dir } => {
             let (provider, ring) = at_rest::provider_for(&data_dir)?;
             let v = ring.rotate_dek(provider.as_ref()).await?;
+            audit_trail::record_key_op(
+                &data_dir,
+                action::DEK_ROTATED,
+                Some("data-keys".into()),
+                json!({ "version": v }),
+            )
+            .await?;
             println!("data key v{v} is now current");
         }
         Cmd::RotateKek { data_dir } => {
             let (provider, ring) = at_rest::provider_for(&data_dir)?;
             ring.rotate_kek(provider.as_ref()).await?;
+            audit_trail::record_key_op(
+                &data_dir,
+                action::KEK_ROTATED,
+                Some("data-keys".into()),
+                json!({ "provider": provider.id() }),
+            )
+            .await?;
             println!("key-encryption key rotated; every data key re-wrapped");
         }
         Cmd::Status { data_dir } => at_rest::print_status(&data_dir)?,

@@ -1,4 +1,5 @@
 //! One module per subcommand.
+pub mod audit;
 pub mod dev;
 pub mod keys;
 pub mod policies;

@@ -76,6 +76,7 @@ pub async fn run(args: Args) -> Result<()> {
             ..RpcLimits::default()
         },
         encryption: config.encryption.clone(),
+        audit: config.audit.clone(),
     };
     node::run(params, |_| Ok(())).await
 }

@@ -30,6 +30,8 @@ pub struct Access {
     pub siwe: SiweChallenges,
     /// Scans of the chain for deployments run one at a time.
     pub scan: tokio::sync::Mutex<()>,
+    /// The audit trail every decision and admin change goes to.
+    pub trail: crate::audit_trail::Trail,
 }
 
 /// The RPC action a method is decided as; `None` for methods the node does

@@ -8,6 +8,7 @@ use super::{
     params::Params,
     private, wallet, RpcState,
 };
+use crate::audit_trail::{RequestContext, REQUEST};
 use access_control::policy::{gwei_ceil, ExecMode};
 use alloy_consensus::{transaction::Recovered, Transaction as _};
 use alloy_eips::{BlockId, BlockNumberOrTag};
@@ -15,9 +16,10 @@ use alloy_primitives::{Address, Bytes, B256, U256, U64};
 use alloy_rpc_types_eth::{
     FeeHistory, Filter, FilterBlockOption, Log, Transaction, TransactionRequest,
 };
+use audit::{action, Outcome};
 use sequencer::{ChainView, StoredBlock};
 use serde::Serialize;
-use serde_json::Value;
+use serde_json::{json, Value};
 use std::sync::Arc;
 
 /// Client version string.
@@ -434,12 +436,31 @@ async fn send_raw(
     let value_gwei = gwei_ceil(&tx.value());
     let spent = state.access.spend.reserve(&key, value_gwei);
     let guard = state.access.guard(rc, ExecMode::Write, sender, spent);
-    let result = tokio::task::spawn_blocking(move || seq.submit_signed(tx, sender, Some(guard)))
-        .await
-        .map_err(RpcError::internal)?;
+    let hash = *tx.tx_hash();
+    // Inner-call decisions made during admission carry this request's ids.
+    let ctx = RequestContext::current();
+    let result = tokio::task::spawn_blocking(move || match ctx {
+        Some(c) => REQUEST.sync_scope(c, || seq.submit_signed(tx, sender, Some(guard))),
+        None => seq.submit_signed(tx, sender, Some(guard)),
+    })
+    .await
+    .map_err(RpcError::internal)?;
     if result.is_err() {
         state.access.spend.release(&key, value_gwei);
     }
+    // Hash, principal and wallet only: never calldata or amounts.
+    let (outcome, why) = match &result {
+        Ok(_) => (Outcome::Allow, None),
+        Err(sequencer::MempoolError::Denied { rule, .. }) => (Outcome::Deny, Some(rule.clone())),
+        Err(e) => (Outcome::Error, Some(e.to_string())),
+    };
+    let mut event = crate::audit_trail::by(&rc.caller.principal, action::TX_SUBMITTED, outcome)
+        .resource(format!("tx:{hash:#x}"))
+        .details(json!({ "wallet": sender, "reason": why }));
+    if outcome == Outcome::Deny {
+        event.rule_id = why;
+    }
+    let _ = state.access.trail.record(event);
     match result {
         Ok(hash) => to_json(hash),
         Err(sequencer::MempoolError::Denied { rule, reason }) => {

@@ -17,6 +17,9 @@ pub(crate) mod code {
     pub(crate) const FORBIDDEN: i64 = -32003;
     /// Request exceeds a size limit.
     pub(crate) const LIMIT: i64 = -32005;
+    /// The audit trail cannot take events: the request is refused rather
+    /// than served unaudited.
+    pub(crate) const AUDIT_UNAVAILABLE: i64 = -32011;
     /// EVM execution reverted (geth's code; clients decode `data`).
     pub(crate) const EXECUTION_REVERTED: i64 = 3;
 }

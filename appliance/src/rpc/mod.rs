@@ -6,6 +6,7 @@
 //! status; nothing a client sends can panic the server.
 
 pub mod access;
+mod audit_api;
 mod call;
 mod convert;
 mod eth;
@@ -15,7 +16,9 @@ mod params;
 mod private;
 mod wallet;
 
+use crate::audit_trail::{self, RequestContext, REQUEST};
 use access::{method_action, Access, RequestCaller};
+use audit::{action, ActorKind, AuditEvent, Outcome};
 use axum::{
     body::{to_bytes, Body},
     extract::{ConnectInfo, State},
@@ -71,27 +74,101 @@ const PUBLIC_METHODS: [&str; 4] = [
     "eth_blockNumber",
 ];
 
-/// The HTTP routes: `POST /` for JSON-RPC, `GET /health` for probes.
+/// The HTTP routes: `POST /` for JSON-RPC, `GET /health` for probes, and
+/// the compliance API under `/audit/`.
 pub fn router(state: Arc<RpcState>) -> Router {
     Router::new()
         .route("/", post(handle_rpc))
         .route("/health", get(health))
+        .merge(audit_api::routes())
         .with_state(state)
+}
+
+/// Runs `serve` with a fresh request context (ids, client address) and
+/// returns its response tagged with `x-request-id`.
+pub(crate) async fn in_request<F>(peer: SocketAddr, headers: &HeaderMap, serve: F) -> Response
+where
+    F: std::future::Future<Output = Response>,
+{
+    let traceparent = headers.get("traceparent").and_then(|v| v.to_str().ok());
+    let ctx = RequestContext::new(peer.ip(), traceparent);
+    let id = HeaderValue::from_str(&ctx.request_id).ok();
+    let mut resp = REQUEST.scope(ctx, serve).await;
+    if let Some(id) = id {
+        resp.headers_mut().insert("x-request-id", id);
+    }
+    resp
+}
+
+/// Authenticates the bearer header and records the attempt. `Err` is the
+/// response to send: 401 for a bad credential, 503 when the attempt cannot
+/// be audited.
+pub(crate) async fn authenticate(
+    state: &RpcState,
+    header: Option<&str>,
+    peer: SocketAddr,
+) -> Result<Arc<access_control::Principal>, AuthFailure> {
+    let trail = &state.access.trail;
+    let result = match header {
+        Some(h) => {
+            state
+                .access
+                .authn
+                .authenticate(Some(h), Some(peer.ip()))
+                .await
+        }
+        None => Err(access_control::AuthError::Missing),
+    };
+    match result {
+        Ok(p) => {
+            let method = match p.kind {
+                access_control::PrincipalKind::User => "oidc",
+                access_control::PrincipalKind::ApiKey => "api_key",
+            };
+            let event = audit_trail::by(&p, action::AUTH_SUCCEEDED, Outcome::Allow)
+                .details(json!({ "method": method }));
+            match trail.record(event) {
+                Ok(()) => Ok(p),
+                Err(e) => Err(AuthFailure::Unaudited(e.to_string())),
+            }
+        }
+        Err(why) => {
+            let event = AuditEvent::new(
+                ActorKind::Anonymous,
+                "anonymous",
+                action::AUTH_FAILED,
+                Outcome::Deny,
+            )
+            .details(json!({ "reason": why.to_string() }));
+            let _ = trail.record(event);
+            Err(AuthFailure::Refused(why.to_string()))
+        }
+    }
+}
+
+/// Why a request got no principal.
+pub(crate) enum AuthFailure {
+    /// Bad or missing credential.
+    Refused(String),
+    /// The audit trail refused the event.
+    Unaudited(String),
 }
 
 async fn health(State(state): State<Arc<RpcState>>) -> Response {
     let head = state.sequencer.head();
     let running = state.sequencer.is_running();
-    let status = if running {
+    let audit = state.access.trail.log().stats();
+    let status = if running && !audit.failing {
         StatusCode::OK
     } else {
         StatusCode::SERVICE_UNAVAILABLE
     };
     let body = json!({
-        "status": if running { "ok" } else { "stopped" },
+        "status": if !running { "stopped" } else if audit.failing { "audit-unavailable" } else { "ok" },
         "block": head.number,
         "state_root": head.state_root,
         "pool": state.sequencer.pool_size(),
+        "audit": audit,
     });
     (status, Json(body)).into_response()
 }
@@ -114,10 +191,31 @@ fn unauthorized(parsed: &RpcBody, why: &str) -> Response {
     resp
 }
 
+fn unaudited(parsed: &RpcBody, why: &str) -> Response {
+    let id = match parsed {
+        RpcBody::Single(Ok(c)) => c.id.clone().unwrap_or(Value::Null),
+        _ => Value::Null,
+    };
+    let err = RpcError::new(
+        code::AUDIT_UNAVAILABLE,
+        format!("audit log unavailable, request refused: {why}"),
+    );
+    rpc_response(StatusCode::SERVICE_UNAVAILABLE, jsonrpc::failure(id, &err))
+}
+
 async fn handle_rpc(
     State(state): State<Arc<RpcState>>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     headers: HeaderMap,
+    body: Body,
+) -> Response {
+    in_request(peer, &headers, serve_rpc(state, peer, &headers, body)).await
+}
+
+async fn serve_rpc(
+    state: Arc<RpcState>,
+    peer: SocketAddr,
+    headers: &HeaderMap,
     body: Body,
 ) -> Response {
     let bytes = match to_bytes(body, state.limits.max_body_bytes).await {
@@ -142,41 +240,36 @@ async fn handle_rpc(
         .and_then(|v| v.to_str().ok());
     // No token: only the public methods. A token that fails is refused
     // outright, even for public methods, so a client learns its token is bad.
-    let caller = match auth_header {
-        Some(h) => match state
-            .access
-            .authn
-            .authenticate(Some(h), Some(peer.ip()))
-            .await
-        {
-            Ok(p) => Some(RequestCaller::new(state.access.caller(p))),
-            Err(why) => return unauthorized(&parsed, &why.to_string()),
-        },
-        None => None,
-    };
-    if caller.is_none() {
+    let all_public = || {
         let calls: Vec<&Result<Call, _>> = match &parsed {
             RpcBody::Single(c) => vec![c],
             RpcBody::Batch(cs) => cs.iter().collect(),
         };
-        let all_public = calls.iter().all(|c| match c {
+        calls.iter().all(|c| match c {
             Ok(call) => PUBLIC_METHODS.contains(&call.method.as_str()),
             Err(_) => true,
-        });
-        if !all_public {
-            return unauthorized(&parsed, "missing bearer token");
+        })
+    };
+    let caller = if auth_header.is_none() && all_public() {
+        None
+    } else {
+        match authenticate(&state, auth_header, peer).await {
+            Ok(p) => Some(RequestCaller::new(state.access.caller(p))),
+            Err(AuthFailure::Refused(why)) => return unauthorized(&parsed, &why),
+            Err(AuthFailure::Unaudited(why)) => return unaudited(&parsed, &why),
         }
-    }
+    };
     let caller = caller.as_ref();
+    let state = &state;
     match parsed {
-        RpcBody::Single(call) => match answer(&state, caller, call).await {
+        RpcBody::Single(call) => match answer(state, caller, call).await {
             Some(v) => rpc_response(StatusCode::OK, v),
             None => StatusCode::NO_CONTENT.into_response(),
         },
         RpcBody::Batch(calls) => {
             let mut out = Vec::with_capacity(calls.len());
             for call in calls {
-                if let Some(v) = answer(&state, caller, call).await {
+                if let Some(v) = answer(state, caller, call).await {
                     out.push(v);
                 }
             }

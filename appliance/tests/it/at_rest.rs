@@ -1,7 +1,7 @@
 //! Encryption at rest, end to end: what lands on disk, tampering, rotation,
 //! and the sealed state while the key provider is away.
 
-use crate::common::{bin, hash_of, raw, signed, Node};
+use crate::common::{bin, hash_of, raw, signed, wait_receipt, Node};
 use alloy_primitives::{Address, Bytes, TxKind, U256};
 use serde_json::{json, Value};
 use std::{
@@ -12,21 +12,6 @@ use std::{
 
 #[path = "../../../encryption/tests/support/bao.rs"]
 mod bao;
-
-async fn wait_receipt(node: &Node, hash: &str) -> Value {
-    let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
-        let r = node.rpc("eth_getTransactionReceipt", json!([hash])).await;
-        if !r["result"].is_null() {
-            return r["result"].clone();
-        }
-        assert!(
-            Instant::now() < deadline,
-            "transaction {hash} not included: {r}"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
 
 fn files_under(dir: &Path) -> Vec<PathBuf> {
     let mut out = Vec::new();
@@ -108,7 +93,14 @@ async fn nothing_a_transaction_carries_is_readable_on_disk() {
     let mut hits = Vec::new();
     for file in &files {
         let bytes = std::fs::read(file).unwrap();
+        // The audit trail names transactions and accounts by design (that is
+        // what compliance queries by); it must still never hold amounts or
+        // calldata.
+        let in_audit = file.starts_with(dir.path().join("audit"));
         for (what, needle) in &needles {
+            if in_audit && (what.starts_with("tx hash") || what.starts_with("recipient")) {
+                continue;
+            }
             if contains(&bytes, needle) {
                 hits.push(format!("{what} in {}", file.display()));
             }

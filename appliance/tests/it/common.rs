@@ -192,3 +192,19 @@ pub(crate) fn raw(tx: &TxEnvelope) -> String {
 pub(crate) fn hash_of(v: &Value) -> B256 {
     v["result"].as_str().expect("hash result").parse().unwrap()
 }
+
+/// Polls for the receipt of `hash` (20 s at most).
+pub(crate) async fn wait_receipt(node: &Node, hash: &str) -> Value {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let r = node.rpc("eth_getTransactionReceipt", json!([hash])).await;
+        if !r["result"].is_null() {
+            return r["result"].clone();
+        }
+        assert!(
+            Instant::now() < deadline,
+            "transaction {hash} not included: {r}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}

@@ -5,6 +5,7 @@
 
 mod access;
 mod at_rest;
+mod audit;
 mod bad_input;
 mod clients;
 mod common;

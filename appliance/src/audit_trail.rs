@@ -1,0 +1,427 @@
+//! The appliance's audit trail: where the audit database is, the writer, the
+//! request context every event carries, and the sink that turns each policy
+//! decision into an event (and any allow it cannot record into a deny).
+
+use access_control::{
+    policy::{DecisionEvent, DecisionSink},
+    Principal,
+};
+use anyhow::{Context, Result};
+use audit::{
+    action, ActorKind, AuditDb, AuditError, AuditEvent, AuditLog, HeadSigner, Outcome, WriterConfig,
+};
+use serde::{Deserialize, Serialize};
+use std::{
+    path::{Path, PathBuf},
+    sync::Arc,
+    time::Duration,
+};
+use storage::SharedCipher;
+
+/// Directory of the signing key, the witness head and the embedded database.
+pub const AUDIT_DIR: &str = "audit";
+/// Where the node records its audit settings for the CLI.
+const SETTINGS_FILE: &str = "audit.json";
+/// The latest signed head, kept outside the database.
+pub const WITNESS_FILE: &str = "head.json";
+
+/// `[audit]` of the configuration.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AuditSettings {
+    /// `postgres://user@host/db` (password via `PGPASSWORD` or `.pgpass`),
+    /// or `sqlite://PATH`. Default: SQLite in the data directory.
+    #[serde(default)]
+    pub database_url: Option<String>,
+    /// Events that may wait for the database before requests are refused.
+    #[serde(default = "default_queue")]
+    pub queue_capacity: usize,
+    /// Most events per transaction.
+    #[serde(default = "default_batch")]
+    pub batch_max: usize,
+    /// Keep events this many days (absent: forever); legal holds override.
+    #[serde(default)]
+    pub retention_days: Option<u64>,
+}
+
+fn default_queue() -> usize {
+    65_536
+}
+fn default_batch() -> usize {
+    4_096
+}
+
+impl Default for AuditSettings {
+    fn default() -> Self {
+        Self {
+            database_url: None,
+            queue_capacity: default_queue(),
+            batch_max: default_batch(),
+            retention_days: None,
+        }
+    }
+}
+
+impl AuditSettings {
+    /// Problems with the settings, each naming its key.
+    pub fn problems(&self) -> Vec<String> {
+        let mut p = Vec::new();
+        if let Some(url) = &self.database_url {
+            if !(url.starts_with("postgres://")
+                || url.starts_with("postgresql://")
+                || url.starts_with("sqlite://"))
+            {
+                p.push("audit.database_url must start with postgres:// or sqlite://".into());
+            }
+        }
+        if !(1..=10_000_000).contains(&self.queue_capacity) {
+            p.push("audit.queue_capacity must be between 1 and 10,000,000".into());
+        }
+        if !(1..=50_000).contains(&self.batch_max) {
+            p.push("audit.batch_max must be between 1 and 50,000".into());
+        }
+        if self.retention_days == Some(0) {
+            p.push("audit.retention_days must be at least 1 (omit it to keep forever)".into());
+        }
+        p
+    }
+}
+
+/// The database URL of a data directory: configured, or the embedded file.
+fn database_url(data_dir: &Path, settings: &AuditSettings) -> String {
+    settings.database_url.clone().unwrap_or_else(|| {
+        format!(
+            "sqlite://{}",
+            data_dir.join(AUDIT_DIR).join("audit.db").display()
+        )
+    })
+}
+
+/// Per-request facts every event of that request carries.
+#[derive(Debug, Clone)]
+pub struct RequestContext {
+    /// Random id, also returned to the client as `x-request-id`.
+    pub request_id: String,
+    /// From the W3C `traceparent` header, when sent.
+    pub trace_id: Option<String>,
+    /// Client address.
+    pub source_ip: String,
+}
+
+tokio::task_local! {
+    /// The request being served on this task.
+    pub static REQUEST: RequestContext;
+}
+
+impl RequestContext {
+    /// A fresh context for a request from `ip`.
+    pub fn new(ip: std::net::IpAddr, traceparent: Option<&str>) -> Self {
+        // traceparent = version-traceid-parentid-flags
+        let trace_id = traceparent
+            .and_then(|t| t.split('-').nth(1))
+            .filter(|t| t.len() == 32 && t.bytes().all(|b| b.is_ascii_hexdigit()))
+            .map(str::to_owned);
+        Self {
+            request_id: hex::encode(rand::random::<[u8; 12]>()),
+            trace_id,
+            source_ip: ip.to_string(),
+        }
+    }
+
+    /// The current task's context, if it serves a request.
+    pub fn current() -> Option<Self> {
+        REQUEST.try_with(Clone::clone).ok()
+    }
+}
+
+/// Actor fields of a principal key (`User:…`, `ApiKey:…`).
+pub fn actor_kind(principal_key: &str) -> ActorKind {
+    if principal_key.starts_with("ApiKey:") {
+        ActorKind::ApiKey
+    } else {
+        ActorKind::User
+    }
+}
+
+/// An event by `principal`.
+pub fn by(principal: &Principal, action: &str, outcome: Outcome) -> AuditEvent {
+    let key = principal.key();
+    AuditEvent::new(actor_kind(&key), &key, action, outcome).organization(principal.org.clone())
+}
+
+/// The node's audit trail.
+#[derive(Debug, Clone)]
+pub struct Trail {
+    log: AuditLog,
+    db: AuditDb,
+    signer: Arc<HeadSigner>,
+}
+
+impl Trail {
+    /// Records `event`, filling in the current request's context.
+    /// Refused when the queue is full: the caller must then fail closed.
+    pub fn record(&self, mut event: AuditEvent) -> Result<(), AuditError> {
+        if let Some(ctx) = RequestContext::current() {
+            event.request_id.get_or_insert(ctx.request_id);
+            if event.trace_id.is_none() {
+                event.trace_id = ctx.trace_id;
+            }
+            event.source_ip.get_or_insert(ctx.source_ip);
+        }
+        let r = self.log.record(event);
+        if let Err(e) = &r {
+            tracing::error!(error = %e, "audit event refused");
+        }
+        r
+    }
+
+    /// The database, for queries.
+    pub fn db(&self) -> &AuditDb {
+        &self.db
+    }
+
+    /// The writer, for flushes and counters.
+    pub fn log(&self) -> &AuditLog {
+        &self.log
+    }
+
+    /// The public key heads are signed with.
+    pub fn public_key(&self) -> audit::VerifyingKey {
+        self.signer.public_key()
+    }
+}
+
+/// Routes policy decisions into the trail.
+pub struct TrailSink(pub Trail);
+
+impl DecisionSink for TrailSink {
+    fn record(&self, e: &DecisionEvent<'_>) -> Result<(), String> {
+        let (name, outcome) = if e.allowed {
+            (action::POLICY_ALLOWED, Outcome::Allow)
+        } else {
+            (action::POLICY_DENIED, Outcome::Deny)
+        };
+        let event = AuditEvent::new(actor_kind(e.principal), e.principal, name, outcome)
+            .organization(e.org)
+            .resource(e.resource)
+            .rule(e.rule)
+            .details(serde_json::json!({ "action": e.action }));
+        self.0.record(event).map_err(|e| e.to_string())
+    }
+}
+
+/// Opens the node's trail: database (migrated), signing key (sealed when
+/// encryption is on) and the writer. Records where the database is so the
+/// CLI finds it.
+pub async fn open(
+    data_dir: &Path,
+    settings: &AuditSettings,
+    cipher: Option<SharedCipher>,
+) -> Result<Trail> {
+    let dir = data_dir.join(AUDIT_DIR);
+    std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+    let url = database_url(data_dir, settings);
+    storage::write_atomic(
+        &dir.join(SETTINGS_FILE),
+        &serde_json::to_vec_pretty(&RecordedSettings {
+            database_url: url.clone(),
+        })?,
+    )?;
+    let db = AuditDb::connect(&url)
+        .await
+        .with_context(|| format!("opening the audit database {}", redact(&url)))?;
+    let signer = Arc::new(HeadSigner::load_or_create(&dir, cipher.as_deref())?);
+    let (log, _task) = AuditLog::start(
+        db.clone(),
+        signer.clone(),
+        WriterConfig {
+            queue_capacity: settings.queue_capacity,
+            batch_max: settings.batch_max,
+            witness: Some(dir.join(WITNESS_FILE)),
+        },
+    );
+    tracing::info!(database = %redact(&url), "audit trail open");
+    Ok(Trail { log, db, signer })
+}
+
+/// Prunes under the retention period hourly (and once at start).
+pub fn spawn_retention(trail: Trail, days: u64) {
+    tokio::spawn(async move {
+        loop {
+            let cutoff = audit::time::now_us() - (days as i64) * 86_400 * 1_000_000;
+            match trail.db.prune(cutoff).await {
+                Ok(r) if r.pruned > 0 => {
+                    tracing::info!(
+                        pruned = r.pruned,
+                        starts_at = r.starts_at,
+                        "audit retention pruned old events"
+                    );
+                    let _ = trail.record(
+                        AuditEvent::new(
+                            ActorKind::System,
+                            "system",
+                            action::AUDIT_PRUNED,
+                            Outcome::Allow,
+                        )
+                        .details(serde_json::to_value(&r).unwrap_or_default()),
+                    );
+                }
+                Ok(_) => {}
+                Err(e) => tracing::error!(error = %e, "audit retention failed"),
+            }
+            tokio::time::sleep(Duration::from_secs(3_600)).await;
+        }
+    });
+}
+
+#[derive(Serialize, Deserialize)]
+struct RecordedSettings {
+    database_url: String,
+}
+
+/// The trail as the CLI sees it: the database and, for commands that record
+/// what they did, the signing key.
+pub struct CliTrail {
+    /// Database.
+    pub db: AuditDb,
+    /// The audit directory of the data directory.
+    pub dir: PathBuf,
+    signer: Option<Arc<HeadSigner>>,
+}
+
+impl CliTrail {
+    /// Opens the trail of `data_dir` (the database the node recorded, or
+    /// `url`). With `sign`, also the signing key, unsealed if need be.
+    pub async fn open(data_dir: &Path, url: Option<&str>, sign: bool) -> Result<Self> {
+        let dir = data_dir.join(AUDIT_DIR);
+        let url = match url {
+            Some(u) => u.to_owned(),
+            None => {
+                let path = dir.join(SETTINGS_FILE);
+                let text = std::fs::read(&path).with_context(|| {
+                    format!(
+                        "{} not found: start the node once, or pass --database-url",
+                        path.display()
+                    )
+                })?;
+                serde_json::from_slice::<RecordedSettings>(&text)
+                    .with_context(|| format!("reading {}", path.display()))?
+                    .database_url
+            }
+        };
+        let db = AuditDb::connect(&url)
+            .await
+            .with_context(|| format!("opening the audit database {}", redact(&url)))?;
+        let signer = if sign {
+            let cipher = crate::at_rest::open_recorded(data_dir)
+                .await?
+                .map(|a| a.cipher as SharedCipher);
+            Some(Arc::new(HeadSigner::load_or_create(
+                &dir,
+                cipher.as_deref(),
+            )?))
+        } else {
+            None
+        };
+        Ok(Self { db, dir, signer })
+    }
+
+    /// Appends one event by the operator at this console.
+    pub async fn record(
+        &self,
+        event_action: &str,
+        resource: Option<String>,
+        details: serde_json::Value,
+    ) -> Result<()> {
+        let Some(signer) = &self.signer else {
+            anyhow::bail!("internal: audit trail opened without its signing key");
+        };
+        let mut e = AuditEvent::new(
+            ActorKind::Operator,
+            &operator(),
+            event_action,
+            Outcome::Allow,
+        )
+        .details(details);
+        e.resource = resource;
+        self.db
+            .append(&[(e, audit::time::now_us())], signer)
+            .await
+            .context("recording the audit event")?;
+        Ok(())
+    }
+}
+
+/// `os:<user>` of whoever runs the CLI.
+pub fn operator() -> String {
+    let user = std::env::var("SUDO_USER")
+        .or_else(|_| std::env::var("USER"))
+        .unwrap_or_else(|_| "unknown".into());
+    format!("os:{user}")
+}
+
+/// A URL without its password, for logs and errors.
+fn redact(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(s), Some(at)) if at > s => {
+            let creds = &url[s + 3..at];
+            match creds.split_once(':') {
+                Some((user, _)) => format!("{}{user}:***{}", &url[..s + 3], &url[at..]),
+                None => url.to_owned(),
+            }
+        }
+        _ => url.to_owned(),
+    }
+}
+
+/// Records a key-management event by the operator, when the trail exists.
+pub async fn record_key_op(
+    data_dir: &Path,
+    event_action: &str,
+    resource: Option<String>,
+    details: serde_json::Value,
+) -> Result<()> {
+    if !data_dir.join(AUDIT_DIR).join(SETTINGS_FILE).exists() {
+        tracing::warn!("no audit trail in this data directory yet; {event_action} not recorded");
+        return Ok(());
+    }
+    CliTrail::open(data_dir, None, true)
+        .await?
+        .record(event_action, resource, details)
+        .await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn passwords_never_reach_logs() {
+        assert_eq!(
+            redact("postgres://audit:s3cret@db.bank:5432/audit"),
+            "postgres://audit:***@db.bank:5432/audit"
+        );
+        assert_eq!(redact("postgres://audit@db/a"), "postgres://audit@db/a");
+        assert_eq!(
+            redact("sqlite:///var/lib/p/audit.db"),
+            "sqlite:///var/lib/p/audit.db"
+        );
+    }
+
+    #[test]
+    fn trace_ids_come_from_traceparent_only_when_well_formed() {
+        let ip = std::net::IpAddr::from([127, 0, 0, 1]);
+        let ok = RequestContext::new(
+            ip,
+            Some("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"),
+        );
+        assert_eq!(
+            ok.trace_id.as_deref(),
+            Some("4bf92f3577b34da6a3ce929d0e0e4736")
+        );
+        assert!(RequestContext::new(ip, Some("00-<script>-x-01"))
+            .trace_id
+            .is_none());
+        assert_ne!(RequestContext::new(ip, None).request_id, ok.request_id);
+    }
+}

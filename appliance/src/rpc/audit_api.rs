@@ -1,0 +1,348 @@
+//! The compliance API over HTTPS: query, export, prove and the signed head.
+//! Same bearer authentication as JSON-RPC; each route is decided as the
+//! `audit_read` action (auditor and compliance roles in the bank policies),
+//! and every read is itself recorded before it is answered.
+
+use super::{authenticate, in_request, AuthFailure, RpcState};
+use crate::audit_trail;
+use audit::{
+    action, export, prove_consistency, prove_inclusion, AuditError, Filter, FilterArgs, Outcome,
+};
+use axum::{
+    body::Body,
+    extract::{ConnectInfo, Path, Query, State},
+    http::{header, HeaderMap, HeaderValue, StatusCode},
+    response::{IntoResponse, Response},
+    routing::get,
+    Json, Router,
+};
+use serde::Deserialize;
+use serde_json::{json, Value};
+use std::{net::SocketAddr, sync::Arc};
+
+pub(super) fn routes() -> Router<Arc<RpcState>> {
+    Router::new()
+        .route("/audit/events", get(events))
+        .route("/audit/events/{id}/proof", get(proof))
+        .route("/audit/export", get(export_all))
+        .route("/audit/consistency", get(consistency))
+        .route("/audit/head", get(head))
+}
+
+fn error(status: StatusCode, message: impl Into<String>, extra: Value) -> Response {
+    let mut body = json!({ "error": message.into() });
+    if let (Value::Object(b), Value::Object(e)) = (&mut body, extra) {
+        b.extend(e);
+    }
+    (status, Json(body)).into_response()
+}
+
+fn audit_error(e: AuditError) -> Response {
+    let status = match &e {
+        AuditError::Invalid(_) => StatusCode::BAD_REQUEST,
+        AuditError::NotFound(_) => StatusCode::NOT_FOUND,
+        AuditError::Proof(audit::merkle::ProofError::OutOfRange(_)) => StatusCode::BAD_REQUEST,
+        AuditError::Proof(_) => StatusCode::GONE,
+        AuditError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+        _ => StatusCode::INTERNAL_SERVER_ERROR,
+    };
+    error(status, e.to_string(), Value::Null)
+}
+
+/// Authenticates, decides `audit_read`, and records the read (`what`,
+/// `details`). `Err` is the response to send.
+async fn admit(
+    state: &RpcState,
+    peer: SocketAddr,
+    headers: &HeaderMap,
+    what: &str,
+    details: Value,
+) -> Result<(), Response> {
+    let bearer = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok());
+    let principal = match authenticate(state, bearer, peer).await {
+        Ok(p) => p,
+        Err(AuthFailure::Refused(why)) => {
+            let mut r = error(
+                StatusCode::UNAUTHORIZED,
+                format!("unauthorized: {why}"),
+                Value::Null,
+            );
+            r.headers_mut().insert(
+                header::WWW_AUTHENTICATE,
+                HeaderValue::from_static("Bearer realm=\"prividium\", error=\"invalid_token\""),
+            );
+            return Err(r);
+        }
+        Err(AuthFailure::Unaudited(why)) => {
+            return Err(error(
+                StatusCode::SERVICE_UNAVAILABLE,
+                format!("audit log unavailable: {why}"),
+                Value::Null,
+            ))
+        }
+    };
+    let caller = state.access.caller(principal.clone());
+    let d = state.access.engine.decide(
+        &caller,
+        "audit_read",
+        &access_control::policy::Resource::Node,
+        &access_control::policy::Circumstances::Rpc,
+    );
+    if !d.allowed {
+        return Err(error(
+            StatusCode::FORBIDDEN,
+            format!(
+                "forbidden: {principal} may not read the audit log (rule {})",
+                d.rule
+            ),
+            json!({ "rule": d.rule }),
+        ));
+    }
+    let event = audit_trail::by(&principal, what, Outcome::Allow)
+        .resource("audit-log")
+        .details(details);
+    state
+        .access
+        .trail
+        .record(event)
+        .map_err(|e| error(StatusCode::SERVICE_UNAVAILABLE, e.to_string(), Value::Null))
+}
+
+async fn events(
+    State(state): State<Arc<RpcState>>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    Query(args): Query<FilterArgs>,
+) -> Response {
+    in_request(peer, &headers, async {
+        let filter = match args.to_filter() {
+            Ok(f) => f,
+            Err(e) => return audit_error(e),
+        };
+        let details = json!({ "filter": args });
+        if let Err(r) = admit(&state, peer, &headers, action::AUDIT_QUERIED, details).await {
+            return r;
+        }
+        let db = state.access.trail.db();
+        match db.query(&filter).await {
+            Ok(page) => Json(json!({
+                "events": page.events.iter().map(export::event_json).collect::<Vec<_>>(),
+                "next": page.next,
+            }))
+            .into_response(),
+            Err(e) => audit_error(e),
+        }
+    })
+    .await
+}
+
+async fn export_all(
+    State(state): State<Arc<RpcState>>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    Query(args): Query<FilterArgs>,
+) -> Response {
+    in_request(peer, &headers, async {
+        let format: export::Format = match args.format.as_deref().unwrap_or("json").parse() {
+            Ok(f) => f,
+            Err(e) => return error(StatusCode::BAD_REQUEST, e, Value::Null),
+        };
+        let mut filter = match args.to_filter() {
+            Ok(f) => f,
+            Err(e) => return audit_error(e),
+        };
+        let db = state.access.trail.db().clone();
+        let head = match db.latest_head().await {
+            Ok(Some(h)) => h,
+            Ok(None) => return error(StatusCode::NOT_FOUND, "the audit log is empty", Value::Null),
+            Err(e) => return audit_error(e),
+        };
+        let details = json!({ "filter": args, "tree_size": head.tree_size });
+        if let Err(r) = admit(&state, peer, &headers, action::AUDIT_EXPORTED, details).await {
+            return r;
+        }
+        // Everything exported lies under this head, so the export and the
+        // head it names are consistent by construction.
+        filter.below = Some(head.tree_size);
+        filter.limit = Some(audit::store::MAX_PAGE);
+        filter.after = None;
+        let public = hex::encode(state.access.trail.public_key().as_bytes());
+        let head_doc = export::head_json(&head, &public);
+        let stream = export_stream(db, filter, format, head_doc.clone());
+        let (ctype, ext) = match format {
+            export::Format::Csv => ("text/csv; charset=utf-8", "csv"),
+            export::Format::JsonLines => ("application/x-ndjson", "jsonl"),
+        };
+        let mut resp = Body::from_stream(stream).into_response();
+        let h = resp.headers_mut();
+        h.insert(header::CONTENT_TYPE, HeaderValue::from_static(ctype));
+        if let Ok(v) = HeaderValue::from_str(&format!(
+            "attachment; filename=\"audit-{}.{ext}\"",
+            head.tree_size
+        )) {
+            h.insert(header::CONTENT_DISPOSITION, v);
+        }
+        if let Ok(v) = HeaderValue::from_str(&head_doc.to_string()) {
+            h.insert("x-audit-tree-head", v);
+        }
+        resp
+    })
+    .await
+}
+
+/// Pages of the export as body chunks; a database failure mid-way ends the
+/// body with an error (the client sees a truncated transfer, never a
+/// silently short export that looks complete).
+fn export_stream(
+    db: audit::AuditDb,
+    filter: Filter,
+    format: export::Format,
+    head_doc: Value,
+) -> impl futures_util::Stream<Item = Result<String, std::io::Error>> {
+    enum Step {
+        Header,
+        Page(Filter),
+        Trailer,
+        Done,
+    }
+    futures_util::stream::unfold(Step::Header, move |step| {
+        let db = db.clone();
+        let head_doc = head_doc.clone();
+        let filter0 = filter.clone();
+        async move {
+            match step {
+                Step::Header => {
+                    let first = match format {
+                        export::Format::Csv => format!("{}\n", export::CSV_HEADER),
+                        export::Format::JsonLines => String::new(),
+                    };
+                    Some((Ok(first), Step::Page(filter0)))
+                }
+                Step::Page(f) => match db.query(&f).await {
+                    Ok(page) => {
+                        let mut chunk = String::new();
+                        for e in &page.events {
+                            match format {
+                                export::Format::Csv => chunk.push_str(&export::event_csv(e)),
+                                export::Format::JsonLines => {
+                                    chunk.push_str(&export::event_json(e).to_string())
+                                }
+                            }
+                            chunk.push('\n');
+                        }
+                        let next = match page.next {
+                            Some(n) => Step::Page(Filter {
+                                after: Some(n),
+                                ..f
+                            }),
+                            None => Step::Trailer,
+                        };
+                        Some((Ok(chunk), next))
+                    }
+                    Err(e) => Some((Err(std::io::Error::other(e.to_string())), Step::Done)),
+                },
+                Step::Trailer => {
+                    let last = match format {
+                        export::Format::Csv => String::new(),
+                        export::Format::JsonLines => format!("{head_doc}\n"),
+                    };
+                    Some((Ok(last), Step::Done))
+                }
+                Step::Done => None,
+            }
+        }
+    })
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ProofArgs {
+    tree_size: Option<u64>,
+}
+
+async fn proof(
+    State(state): State<Arc<RpcState>>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    Path(id): Path<u64>,
+    Query(args): Query<ProofArgs>,
+) -> Response {
+    in_request(peer, &headers, async {
+        let details = json!({ "event": id, "tree_size": args.tree_size });
+        if let Err(r) = admit(&state, peer, &headers, action::AUDIT_PROVED, details).await {
+            return r;
+        }
+        let db = state.access.trail.db();
+        let proof = match prove_inclusion(db, id, args.tree_size).await {
+            Ok(p) => p,
+            Err(e) => return audit_error(e),
+        };
+        match db.event(id).await {
+            Ok(Some(e)) => {
+                Json(json!({ "event": export::event_json(&e), "proof": proof })).into_response()
+            }
+            Ok(None) => error(
+                StatusCode::GONE,
+                format!("event {id} was pruned"),
+                Value::Null,
+            ),
+            Err(e) => audit_error(e),
+        }
+    })
+    .await
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ConsistencyArgs {
+    from: u64,
+    to: Option<u64>,
+}
+
+async fn consistency(
+    State(state): State<Arc<RpcState>>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    Query(args): Query<ConsistencyArgs>,
+) -> Response {
+    in_request(peer, &headers, async {
+        let details = json!({ "from": args.from, "to": args.to });
+        if let Err(r) = admit(&state, peer, &headers, action::AUDIT_PROVED, details).await {
+            return r;
+        }
+        match prove_consistency(state.access.trail.db(), args.from, args.to).await {
+            Ok(p) => Json(p).into_response(),
+            Err(e) => audit_error(e),
+        }
+    })
+    .await
+}
+
+async fn head(
+    State(state): State<Arc<RpcState>>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+) -> Response {
+    in_request(peer, &headers, async {
+        if let Err(r) = admit(
+            &state,
+            peer,
+            &headers,
+            action::AUDIT_QUERIED,
+            json!({ "head": true }),
+        )
+        .await
+        {
+            return r;
+        }
+        let public = hex::encode(state.access.trail.public_key().as_bytes());
+        match state.access.trail.db().latest_head().await {
+            Ok(Some(h)) => Json(export::head_json(&h, &public)).into_response(),
+            Ok(None) => error(StatusCode::NOT_FOUND, "the audit log is empty", Value::Null),
+            Err(e) => audit_error(e),
+        }
+    })
+    .await
+}

@@ -1,0 +1,331 @@
+//! The audit trail end to end: what a running appliance records, what a
+//! compliance officer can query, export and prove over HTTPS and with the
+//! CLI, tamper detection by `prividium audit verify`, and failing closed when
+//! the audit database stalls (on the machine's real Postgres).
+
+use crate::common::{bin, hash_of, raw, transfer, wait_receipt, Node};
+use alloy_primitives::Address;
+use serde_json::{json, Value};
+use sqlx::{Connection, Executor};
+use std::{
+    path::Path,
+    process::{Command, Output},
+    time::{Duration, Instant},
+};
+
+fn cli(args: &[&str], dir: &Path) -> Output {
+    Command::new(bin())
+        .args(args)
+        .arg("--data-dir")
+        .arg(dir)
+        .env("APPLIANCE_LOG", "error")
+        .output()
+        .unwrap()
+}
+
+fn cli_ok(args: &[&str], dir: &Path) -> String {
+    let out = cli(args, dir);
+    assert!(
+        out.status.success(),
+        "{args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+async fn get(
+    node: &Node,
+    token: Option<&str>,
+    path: &str,
+) -> (u16, reqwest::header::HeaderMap, String) {
+    let mut req = node.http.get(format!("{}{path}", node.url()));
+    if let Some(t) = token {
+        req = req.header("Authorization", format!("Bearer {t}"));
+    }
+    let resp = req.send().await.unwrap();
+    let status = resp.status().as_u16();
+    let headers = resp.headers().clone();
+    (status, headers, resp.text().await.unwrap())
+}
+
+async fn events(node: &Node, token: &str, query: &str) -> Vec<Value> {
+    let (status, _, body) = get(
+        node,
+        Some(token),
+        &format!("/audit/events?limit=1000&{query}"),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    let v: Value = serde_json::from_str(&body).unwrap();
+    v["events"].as_array().unwrap().clone()
+}
+
+/// Waits until the writer has committed what the node queued.
+async fn settle(node: &Node, token: &str, action: &str, want: usize) -> Vec<Value> {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let found = events(node, token, &format!("action={action}")).await;
+        if found.len() >= want || Instant::now() > deadline {
+            return found;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[tokio::test]
+async fn compliance_officers_see_who_did_what_prove_it_and_catch_tampering() {
+    let dir = tempfile::tempdir().unwrap();
+    let node = Node::start(dir.path()).await;
+    let auditor = cli_ok(
+        &["keys", "create", "--role", "auditor", "--org", "bank"],
+        dir.path(),
+    )
+    .trim()
+    .to_owned();
+    let admin = node.dev["api_key"].as_str().unwrap().to_owned();
+    // The node picks new keys up within a second.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while node
+        .rpc_as(Some(&auditor), "prividium_whoami", json!([]))
+        .await["error"]["code"]
+        == -32001
+    {
+        assert!(Instant::now() < deadline, "the new key was never accepted");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+
+    // Some activity: a transfer, a denied method, a bad token.
+    let chain_id = node.dev["chain_id"].as_u64().unwrap();
+    let tx = transfer(&node.key(0), chain_id, 0, Address::random(), 12_345_678_901);
+    let sent = node.rpc("eth_sendRawTransaction", json!([raw(&tx)])).await;
+    let hash = format!("{:#x}", hash_of(&sent));
+    wait_receipt(&node, &hash).await;
+    let denied = node
+        .rpc_as(Some(&auditor), "eth_sendRawTransaction", json!([raw(&tx)]))
+        .await;
+    assert_eq!(denied["error"]["code"], -32003, "{denied}");
+    let bad = node
+        .rpc_as(
+            Some("not-a-key"),
+            "eth_getBalance",
+            json!([Address::ZERO, "latest"]),
+        )
+        .await;
+    assert_eq!(bad["error"]["code"], -32001);
+
+    // Administrators do not read the audit trail; strangers are not let in.
+    let (status, _, body) = get(&node, Some(&admin), "/audit/events").await;
+    assert_eq!(status, 403, "{body}");
+    assert!(
+        body.contains("audit.read.compliance") || body.contains("default-deny"),
+        "{body}"
+    );
+    let (status, headers, _) = get(&node, None, "/audit/events").await;
+    assert_eq!(status, 401);
+    assert!(headers.contains_key("www-authenticate"));
+
+    // tx.submitted: hash, principal and wallet; never the amount.
+    let submitted = settle(&node, &auditor, "tx.submitted", 2).await;
+    let ours = submitted
+        .iter()
+        .find(|e| e["resource"] == format!("tx:{hash}") && e["outcome"] == "allow")
+        .unwrap_or_else(|| panic!("{submitted:#?}"));
+    assert!(ours["actor_id"].as_str().unwrap().starts_with("ApiKey:k_"));
+    let details: Value = serde_json::from_str(ours["details"].as_str().unwrap()).unwrap();
+    assert_eq!(
+        details["wallet"].as_str().unwrap().to_lowercase(),
+        format!("{:#x}", node.key(0).address())
+    );
+    assert!(!ours.to_string().contains("12345678901") && !ours.to_string().contains("2dfdc1c35"));
+    assert!(ours["request_id"].as_str().is_some_and(|r| r.len() == 24));
+    assert_eq!(ours["source_ip"], "127.0.0.1");
+    // The auditor's attempt was refused by policy, with the rule.
+    let refused = events(&node, &auditor, "action=policy.denied&outcome=deny").await;
+    assert!(
+        refused.iter().any(|e| e["rule_id"] == "default-deny"
+            && e["details"]
+                .as_str()
+                .unwrap()
+                .contains("eth_sendRawTransaction")),
+        "{refused:#?}"
+    );
+    let failed = events(&node, &auditor, "action=auth.login.failed").await;
+    assert!(failed
+        .iter()
+        .any(|e| e["outcome"] == "deny" && e["actor_type"] == "anonymous"));
+    // Creating the auditor's key was an admin change by the console operator.
+    let created = events(&node, &auditor, "action=admin.api_key.created").await;
+    assert!(
+        created
+            .iter()
+            .any(|e| e["actor_type"] == "operator"
+                && e["details"].as_str().unwrap().contains("auditor")),
+        "{created:#?}"
+    );
+    // Reading the audit log is itself audited.
+    let reads = settle(&node, &auditor, "audit.queried", 3).await;
+    assert!(reads
+        .iter()
+        .all(|e| e["actor_id"].as_str().unwrap().starts_with("ApiKey:")));
+
+    // An inclusion proof a regulator checks with the public key alone.
+    let id = ours["id"].as_u64().unwrap();
+    let (status, _, body) = get(&node, Some(&auditor), &format!("/audit/events/{id}/proof")).await;
+    assert_eq!(status, 200, "{body}");
+    let v: Value = serde_json::from_str(&body).unwrap();
+    let proof: audit::InclusionProof = serde_json::from_value(v["proof"].clone()).unwrap();
+    let key = audit::head::load_public_key(&dir.path().join("audit")).unwrap();
+    proof.verify(&key, None).unwrap();
+    assert_eq!(proof.leaf_hash, ours["leaf_hash"].as_str().unwrap());
+
+    // CSV export names the head it is consistent with.
+    let (status, headers, csv) = get(
+        &node,
+        Some(&auditor),
+        "/audit/export?format=csv&action=tx.*",
+    )
+    .await;
+    assert_eq!(status, 200);
+    assert!(csv.starts_with(audit::export::CSV_HEADER));
+    assert!(csv.contains(&format!("tx:{hash}")));
+    let head: Value = serde_json::from_str(headers["x-audit-tree-head"].to_str().unwrap()).unwrap();
+    assert!(head["tree_head"]["tree_size"].as_u64().unwrap() > id);
+    node.stop();
+
+    // Offline: verify, query and prove with the CLI.
+    let verified = cli(&["audit", "verify"], dir.path());
+    assert!(
+        verified.status.success(),
+        "{}",
+        String::from_utf8_lossy(&verified.stderr)
+    );
+    let q = cli_ok(
+        &[
+            "audit",
+            "query",
+            "--action",
+            "tx.submitted",
+            "--format",
+            "csv",
+        ],
+        dir.path(),
+    );
+    assert!(q.contains(&format!("tx:{hash}")), "{q}");
+    let p = cli_ok(&["audit", "prove", "--event", &id.to_string()], dir.path());
+    assert!(p.contains("\"path\""));
+
+    // Someone with database access flips a denial into an allow.
+    let url = format!("sqlite://{}", dir.path().join("audit/audit.db").display());
+    let mut conn = sqlx::SqliteConnection::connect(&url).await.unwrap();
+    let victim: i64 = sqlx::query_scalar("SELECT MIN(id) FROM audit_events WHERE outcome = 'deny'")
+        .fetch_one(&mut conn)
+        .await
+        .unwrap();
+    conn.execute(sqlx::AssertSqlSafe(format!(
+        "UPDATE audit_events SET outcome = 'allow' WHERE id = {victim}"
+    )))
+    .await
+    .unwrap();
+    conn.close().await.unwrap();
+    let out = cli(&["audit", "verify"], dir.path());
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains(&format!("FAILED at event {victim}")), "{err}");
+}
+
+struct Pg {
+    server: String,
+    name: String,
+}
+
+impl Pg {
+    async fn fresh() -> Self {
+        let server = std::env::var("PRIVIDIUM_TEST_PG")
+            .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432".into());
+        let name = format!(
+            "prividium_e2e_{}_{}",
+            std::process::id(),
+            rand::random::<u32>()
+        );
+        let mut admin = sqlx::PgConnection::connect(&format!("{server}/postgres"))
+            .await
+            .expect("the tests need Postgres at 127.0.0.1:5432");
+        admin
+            .execute(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
+            .await
+            .unwrap();
+        Self { server, name }
+    }
+
+    fn url(&self) -> String {
+        format!("{}/{}", self.server, self.name)
+    }
+
+    async fn drop_db(self) {
+        let mut admin = sqlx::PgConnection::connect(&format!("{}/postgres", self.server))
+            .await
+            .unwrap();
+        let _ = admin
+            .execute(sqlx::AssertSqlSafe(format!(
+                "DROP DATABASE IF EXISTS {} WITH (FORCE)",
+                self.name
+            )))
+            .await;
+    }
+}
+
+async fn balance(n: &Node) -> (u16, Value) {
+    let body = json!({"jsonrpc": "2.0", "id": 1, "method": "eth_getBalance", "params": [Address::ZERO, "latest"]});
+    n.post_raw(body.to_string()).await
+}
+
+#[tokio::test]
+async fn a_stalled_audit_database_refuses_requests_and_loses_nothing() {
+    let pg = Pg::fresh().await;
+    let dir = tempfile::tempdir().unwrap();
+    let node = Node::start_with(
+        dir.path(),
+        &["--audit-database-url", &pg.url(), "--audit-queue", "40"],
+    )
+    .await;
+    assert_eq!(balance(&node).await.0, 200);
+
+    // A lock on the writer's state row: every append now waits.
+    let mut blocker = sqlx::PgConnection::connect(&pg.url()).await.unwrap();
+    blocker.execute("BEGIN").await.unwrap();
+    blocker
+        .execute("SELECT tree_size FROM audit_state WHERE id = 1 FOR UPDATE")
+        .await
+        .unwrap();
+    let mut refused = None;
+    for _ in 0..200 {
+        let (status, body) = balance(&node).await;
+        if status == 503 {
+            refused = Some(body);
+            break;
+        }
+    }
+    let body = refused.expect("requests kept being served while nothing could be audited");
+    assert_eq!(body["error"]["code"], -32011, "{body}");
+    let health = node.health().await;
+    assert!(health["audit"]["refused"].as_u64().unwrap() > 0, "{health}");
+
+    // The database comes back: service resumes and every accepted event is
+    // in the log, verifiable.
+    blocker.execute("ROLLBACK").await.unwrap();
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while balance(&node).await.0 != 200 {
+        assert!(Instant::now() < deadline, "did not recover");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    node.stop();
+    let out = cli(&["audit", "verify"], dir.path());
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(report["events_checked"].as_u64().unwrap() >= 40, "{report}");
+    pg.drop_db().await;
+}

@@ -1,0 +1,212 @@
+//! The asynchronous writer: emitters hand events to a bounded queue and go
+//! on; one task commits them in batches. A full queue is refused, not
+//! waited on, so the caller can fail closed instead of acting unaudited.
+
+use crate::{
+    event::AuditEvent,
+    head::{HeadSigner, TreeHead},
+    store::AuditDb,
+    AuditError,
+};
+use std::{
+    path::PathBuf,
+    sync::{
+        atomic::{AtomicBool, AtomicU64, Ordering},
+        Arc,
+    },
+    time::{Duration, Instant},
+};
+use tokio::sync::{mpsc, oneshot};
+
+/// Writer settings.
+#[derive(Debug, Clone)]
+pub struct WriterConfig {
+    /// Events that may wait for the database.
+    pub queue_capacity: usize,
+    /// Most events committed in one transaction.
+    pub batch_max: usize,
+    /// Where the latest signed head is also kept outside the database, so a
+    /// database-only intruder cannot roll the log back unnoticed.
+    pub witness: Option<PathBuf>,
+}
+
+impl Default for WriterConfig {
+    fn default() -> Self {
+        Self {
+            queue_capacity: 65_536,
+            batch_max: 4_096,
+            witness: None,
+        }
+    }
+}
+
+// Events are the hot path and flushes rare: boxing the large variant would
+// cost an allocation per event to save queue memory nobody is short of.
+#[allow(clippy::large_enum_variant)]
+enum Msg {
+    Event(AuditEvent, i64),
+    Flush(oneshot::Sender<Option<TreeHead>>),
+}
+
+#[derive(Debug, Default)]
+struct Stats {
+    refused: AtomicU64,
+    committed: AtomicU64,
+    failing: AtomicBool,
+}
+
+/// Handle to the audit log; cheap to clone.
+#[derive(Debug, Clone)]
+pub struct AuditLog {
+    tx: mpsc::Sender<Msg>,
+    stats: Arc<Stats>,
+}
+
+/// Counters for health checks and metrics.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+pub struct WriterStats {
+    /// Events refused because the queue was full or the writer gone.
+    pub refused: u64,
+    /// Events committed since start.
+    pub committed: u64,
+    /// The last commit attempt failed (the database is unreachable).
+    pub failing: bool,
+    /// Events waiting.
+    pub queued: usize,
+}
+
+impl AuditLog {
+    /// Starts the writer task on the current runtime.
+    pub fn start(
+        db: AuditDb,
+        signer: Arc<HeadSigner>,
+        config: WriterConfig,
+    ) -> (Self, tokio::task::JoinHandle<()>) {
+        let (tx, rx) = mpsc::channel(config.queue_capacity.max(1));
+        let stats = Arc::new(Stats::default());
+        let task = tokio::spawn(run(db, signer, config, rx, stats.clone()));
+        (Self { tx, stats }, task)
+    }
+
+    /// Queues `event`, timed now. Refused (fail closed) when the queue is full.
+    pub fn record(&self, event: AuditEvent) -> Result<(), AuditError> {
+        event.validate().map_err(AuditError::Invalid)?;
+        self.tx
+            .try_send(Msg::Event(event, crate::time::now_us()))
+            .map_err(|e| {
+                self.stats.refused.fetch_add(1, Ordering::Relaxed);
+                AuditError::Unavailable(match e {
+                    mpsc::error::TrySendError::Full(_) => "the audit queue is full".into(),
+                    mpsc::error::TrySendError::Closed(_) => "the audit writer stopped".into(),
+                })
+            })
+    }
+
+    /// Waits until every event queued before this call is committed, and
+    /// returns the head that covers them (None while the log is empty).
+    pub async fn flush(&self) -> Result<Option<TreeHead>, AuditError> {
+        let (tx, rx) = oneshot::channel();
+        let gone = || AuditError::Unavailable("the audit writer stopped".into());
+        self.tx.send(Msg::Flush(tx)).await.map_err(|_| gone())?;
+        rx.await.map_err(|_| gone())
+    }
+
+    /// Current counters.
+    pub fn stats(&self) -> WriterStats {
+        WriterStats {
+            refused: self.stats.refused.load(Ordering::Relaxed),
+            committed: self.stats.committed.load(Ordering::Relaxed),
+            failing: self.stats.failing.load(Ordering::Relaxed),
+            queued: self.tx.max_capacity() - self.tx.capacity(),
+        }
+    }
+}
+
+async fn run(
+    db: AuditDb,
+    signer: Arc<HeadSigner>,
+    config: WriterConfig,
+    mut rx: mpsc::Receiver<Msg>,
+    stats: Arc<Stats>,
+) {
+    let mut msgs = Vec::with_capacity(config.batch_max);
+    let mut latest: Option<TreeHead> = db.latest_head().await.ok().flatten();
+    let mut witnessed = Instant::now() - Duration::from_secs(60);
+    loop {
+        if rx.recv_many(&mut msgs, config.batch_max).await == 0 {
+            break;
+        }
+        let mut events = Vec::with_capacity(msgs.len());
+        let mut waiters = Vec::new();
+        for m in msgs.drain(..) {
+            match m {
+                Msg::Event(e, t) => events.push((e, t)),
+                Msg::Flush(w) => waiters.push(w),
+            }
+        }
+        if !events.is_empty() {
+            let n = events.len() as u64;
+            latest = Some(commit(&db, &signer, events, &stats).await);
+            stats.committed.fetch_add(n, Ordering::Relaxed);
+        }
+        // Witness at most once a second, and always when someone waits.
+        if let (Some(path), Some(head)) = (&config.witness, &latest) {
+            if !waiters.is_empty() || witnessed.elapsed() >= Duration::from_secs(1) {
+                write_witness(path, head);
+                witnessed = Instant::now();
+            }
+        }
+        for w in waiters {
+            let _ = w.send(latest.clone());
+        }
+    }
+    if let (Some(path), Some(head)) = (&config.witness, &latest) {
+        write_witness(path, head);
+    }
+}
+
+/// Commits `events`, retrying until the database takes them: events are
+/// never dropped, and meanwhile the queue fills and new requests are refused.
+async fn commit(
+    db: &AuditDb,
+    signer: &HeadSigner,
+    events: Vec<(AuditEvent, i64)>,
+    stats: &Stats,
+) -> TreeHead {
+    let mut delay = Duration::from_millis(100);
+    loop {
+        match db.append(&events, signer).await {
+            Ok(head) => {
+                if stats.failing.swap(false, Ordering::Relaxed) {
+                    tracing::info!("audit database reachable again");
+                }
+                return head;
+            }
+            Err(e) => {
+                if !stats.failing.swap(true, Ordering::Relaxed) {
+                    tracing::error!(error = %e, events = events.len(), "audit append failed; retrying (requests are refused once the queue is full)");
+                }
+                tokio::time::sleep(delay).await;
+                delay = (delay * 2).min(Duration::from_secs(5));
+            }
+        }
+    }
+}
+
+fn write_witness(path: &std::path::Path, head: &TreeHead) {
+    let json = serde_json::to_vec_pretty(head).unwrap_or_default();
+    if let Err(e) = storage::write_atomic(path, &json) {
+        tracing::warn!(path = %path.display(), error = %e, "could not write the audit head witness");
+    }
+}
+
+/// Reads the witness file, if any.
+pub fn read_witness(path: &std::path::Path) -> Result<Option<TreeHead>, AuditError> {
+    match std::fs::read(path) {
+        Ok(b) => serde_json::from_slice(&b)
+            .map(Some)
+            .map_err(|e| AuditError::Corrupt(format!("{}: {e}", path.display()))),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(AuditError::Corrupt(format!("{}: {e}", path.display()))),
+    }
+}

@@ -1,0 +1,384 @@
+//! The audit log against real databases: SQLite and the machine's Postgres.
+
+mod support;
+
+use audit::{
+    prove_consistency, prove_inclusion, verify_log, AuditLog, Filter, Outcome, WriterConfig,
+};
+use support::{event, signer, TestDb};
+
+async fn fill(t: &TestDb, n: u64, per_batch: u64) -> std::sync::Arc<audit::HeadSigner> {
+    let s = signer();
+    let mut i = 0;
+    while i < n {
+        let batch: Vec<_> = (i..(i + per_batch).min(n))
+            .map(|k| (event(k), 1_700_000_000_000_000 + k as i64 * 1_000_000))
+            .collect();
+        i += batch.len() as u64;
+        t.db.append(&batch, &s).await.unwrap();
+    }
+    s
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn queries_filter_and_page_on_both_databases() {
+    for t in TestDb::both().await {
+        let s = signer();
+        let (log, _task) = AuditLog::start(t.db.clone(), s.clone(), WriterConfig::default());
+        for i in 0..60 {
+            log.record(event(i)).unwrap();
+        }
+        let head = log.flush().await.unwrap().unwrap();
+        assert_eq!(head.tree_size, 60, "{}", t.label());
+        assert!(head.verify(&s.public_key()));
+
+        let db = &t.db;
+        let page = |f: Filter| async move { db.query(&f).await.unwrap() };
+        let by_actor = page(Filter {
+            actor: Some("User:u1".into()),
+            limit: Some(1000),
+            ..Default::default()
+        })
+        .await;
+        assert_eq!(by_actor.events.len(), 20);
+        assert!(by_actor.events.iter().all(|e| e.actor_id == "User:u1"));
+
+        let policy = page(Filter {
+            action: Some("policy.*".into()),
+            outcome: Some(Outcome::Deny),
+            limit: Some(1000),
+            ..Default::default()
+        })
+        .await;
+        // i % 4 == 1 is policy.denied (odd, so deny); policy.allowed is even.
+        assert_eq!(policy.events.len(), 15, "{}", t.label());
+        assert!(policy.events.iter().all(|e| e.action == "policy.denied"));
+
+        // Pagination walks everything exactly once, in both directions.
+        for newest_first in [false, true] {
+            let mut seen = Vec::new();
+            let mut after = None;
+            loop {
+                let p = page(Filter {
+                    after,
+                    newest_first,
+                    limit: Some(7),
+                    ..Default::default()
+                })
+                .await;
+                seen.extend(p.events.iter().map(|e| e.id));
+                match p.next {
+                    Some(n) => after = Some(n),
+                    None => break,
+                }
+            }
+            let mut expected: Vec<u64> = (0..60).collect();
+            if newest_first {
+                expected.reverse();
+            }
+            assert_eq!(seen, expected);
+        }
+
+        let bad =
+            t.db.query(&Filter {
+                limit: Some(5000),
+                ..Default::default()
+            })
+            .await;
+        assert!(bad.is_err());
+        t.drop_db().await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn proofs_convince_a_verifier_with_only_the_public_key() {
+    for t in TestDb::both().await {
+        let s = fill(&t, 37, 5).await;
+        let key = s.public_key();
+        for id in [0, 1, 17, 36] {
+            let p = prove_inclusion(&t.db, id, None).await.unwrap();
+            let e = t.db.event(id).await.unwrap().unwrap();
+            p.verify(&key, Some(&e)).unwrap();
+            let mut edited = e.clone();
+            edited.outcome = "allow".into();
+            edited.actor_id = "User:someone-else".into();
+            assert!(p.verify(&key, Some(&edited)).is_err());
+            // Proof against an older head too.
+            let old = prove_inclusion(&t.db, 0, Some(5)).await.unwrap();
+            old.verify(&key, None).unwrap();
+        }
+        let c = prove_consistency(&t.db, 10, None).await.unwrap();
+        assert_eq!((c.old.tree_size, c.new.tree_size), (10, 37));
+        c.verify(&key).unwrap();
+        assert!(c
+            .verify(&audit::HeadSigner::ephemeral().public_key())
+            .is_err());
+        assert!(
+            prove_consistency(&t.db, 11, None).await.is_err(),
+            "no head at 11"
+        );
+        let report = verify_log(&t.db, &key, None).await.unwrap();
+        assert!(report.ok(), "{:?}", report.finding);
+        assert_eq!(report.events_checked, 37);
+        assert_eq!(report.heads_checked, 8);
+        t.drop_db().await;
+    }
+}
+
+/// Each way an intruder with database access could rewrite history, and the
+/// event `audit verify` must name.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_tamper_case_is_named() {
+    let cases: &[(&str, &[&str], Option<u64>, &str)] = &[
+        (
+            "edited column",
+            &["UPDATE audit_events SET outcome = 'allow' WHERE id = 13"],
+            Some(13),
+            "altered",
+        ),
+        (
+            "edited details",
+            &["UPDATE audit_events SET details = '{\"n\":99}' WHERE id = 20"],
+            Some(20),
+            "altered",
+        ),
+        (
+            "deleted row",
+            &["DELETE FROM audit_events WHERE id = 7"],
+            Some(7),
+            "missing",
+        ),
+        (
+            "deleted tail",
+            &["DELETE FROM audit_events WHERE id >= 27"],
+            Some(27),
+            "deleted from the end",
+        ),
+        (
+            "reordered rows",
+            &[
+                "UPDATE audit_events SET id = -1 WHERE id = 4",
+                "UPDATE audit_events SET id = 4 WHERE id = 5",
+                "UPDATE audit_events SET id = 5 WHERE id = -1",
+            ],
+            Some(4),
+            "altered",
+        ),
+        (
+            "forged head",
+            &["UPDATE audit_tree_heads SET root = (SELECT root FROM audit_tree_heads WHERE tree_size = 5) \
+               WHERE tree_size = 10"],
+            None,
+            "bad signature",
+        ),
+        (
+            "inserted row",
+            &["INSERT INTO audit_events SELECT 30, time_us, actor_type, actor_id, organization, action, \
+               resource, outcome, rule_id, request_id, trace_id, source_ip, details, leaf_hash \
+               FROM audit_events WHERE id = 29"],
+            Some(30),
+            "not covered",
+        ),
+    ];
+    for (name, sql, first_bad, says) in cases {
+        for t in TestDb::both().await {
+            let s = fill(&t, 30, 5).await;
+            let clean = verify_log(&t.db, &s.public_key(), None).await.unwrap();
+            assert!(clean.ok());
+            for stmt in *sql {
+                t.exec(stmt).await;
+            }
+            let r = verify_log(&t.db, &s.public_key(), None).await.unwrap();
+            let f = r
+                .finding
+                .unwrap_or_else(|| panic!("{name} on {} went unnoticed", t.label()));
+            assert_eq!(
+                f.event,
+                *first_bad,
+                "{name} on {}: {}",
+                t.label(),
+                f.problem
+            );
+            assert!(
+                f.problem.contains(says),
+                "{name} on {}: {}",
+                t.label(),
+                f.problem
+            );
+            t.drop_db().await;
+        }
+    }
+}
+
+/// An intruder who also recomputes the leaf hash: the stored heads still
+/// pin the edit to the batch it was in.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_edit_with_a_recomputed_leaf_hash_is_pinned_to_its_batch() {
+    for t in TestDb::both().await {
+        let s = fill(&t, 30, 5).await;
+        let mut e = t.db.event(16).await.unwrap().unwrap();
+        e.outcome = "allow".into();
+        e.rule_id = Some("exec.admin.all".into());
+        sqlx::query(
+            "UPDATE audit_events SET outcome = $1, rule_id = $2, leaf_hash = $3 WHERE id = 16",
+        )
+        .bind(e.outcome.clone())
+        .bind(e.rule_id.clone())
+        .bind(e.leaf_hash().to_vec())
+        .execute(t.db.pool())
+        .await
+        .unwrap();
+        let f = verify_log(&t.db, &s.public_key(), None)
+            .await
+            .unwrap()
+            .finding
+            .expect("unnoticed");
+        assert_eq!(f.event, Some(15), "{}", f.problem);
+        assert!(
+            f.problem
+                .contains("events 15..20 do not match the signed head at 20"),
+            "{}",
+            f.problem
+        );
+        t.drop_db().await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rolling_back_log_and_heads_together_is_caught_by_the_witness() {
+    for t in TestDb::both().await {
+        let s = fill(&t, 20, 5).await;
+        let witness = t.db.latest_head().await.unwrap().unwrap();
+        // Remove the last batch and its head: the database alone is
+        // consistent again...
+        t.exec("DELETE FROM audit_events WHERE id >= 15").await;
+        t.exec("DELETE FROM audit_tree_heads WHERE tree_size = 20")
+            .await;
+        let mut edge = audit::merkle::Frontier::new();
+        for leaf in t.db.leaf_hashes(0, 15).await.unwrap() {
+            edge.push(leaf);
+        }
+        sqlx::query("UPDATE audit_state SET tree_size = 15, frontier = $1")
+            .bind(edge.to_bytes())
+            .execute(t.db.pool())
+            .await
+            .unwrap();
+        let alone = verify_log(&t.db, &s.public_key(), None).await.unwrap();
+        assert!(alone.ok(), "{:?}", alone.finding);
+        // ...but not with the head the appliance kept outside it.
+        let r = verify_log(&t.db, &s.public_key(), Some(&witness))
+            .await
+            .unwrap();
+        let f = r.finding.expect("truncation went unnoticed");
+        assert!(f.problem.contains("truncated"), "{}", f.problem);
+        assert_eq!(f.event, Some(15));
+        t.drop_db().await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn retention_prunes_to_a_verifiable_checkpoint_and_respects_holds() {
+    for t in TestDb::both().await {
+        let s = fill(&t, 40, 4).await;
+        let t0 = 1_700_000_000_000_000i64;
+        // Hold events 10..12 (by time); retention would drop 0..25.
+        let hold =
+            t.db.place_hold(
+                t0 + 10_000_000,
+                t0 + 12_000_000,
+                "case 42",
+                "User:compliance",
+            )
+            .await
+            .unwrap();
+        let r = t.db.prune(t0 + 25_000_000).await.unwrap();
+        assert_eq!((r.pruned, r.starts_at), (8, 8), "{r:?}");
+        assert!(r.stopped_by.contains("legal hold"), "{r:?}");
+        assert!(t.db.event(7).await.unwrap().is_none());
+        assert!(t.db.event(10).await.unwrap().is_some());
+
+        assert!(t.db.release_hold(hold).await.unwrap());
+        assert!(!t.db.release_hold(hold).await.unwrap());
+        let r = t.db.prune(t0 + 25_000_000).await.unwrap();
+        // Rounded down to the signed head at 24.
+        assert_eq!((r.pruned, r.starts_at), (16, 24), "{r:?}");
+
+        let report = verify_log(&t.db, &s.public_key(), None).await.unwrap();
+        assert!(report.ok(), "{:?}", report.finding);
+        assert_eq!((report.starts_at, report.events_checked), (24, 16));
+        let p = prove_inclusion(&t.db, 30, None).await.unwrap();
+        p.verify(&s.public_key(), None).unwrap();
+        assert!(prove_inclusion(&t.db, 3, None).await.is_err());
+
+        // Tampering with the checkpoint is caught.
+        t.exec("UPDATE audit_state SET checkpoint = (SELECT frontier FROM audit_state)")
+            .await;
+        let bad = verify_log(&t.db, &s.public_key(), None).await.unwrap();
+        assert!(bad.finding.unwrap().problem.contains("checkpoint"));
+        t.drop_db().await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stalled_database_fills_the_queue_and_the_log_fails_closed_without_losing_events() {
+    let t = TestDb::sqlite().await;
+    let s = signer();
+    // Another process holds the write lock: appends wait.
+    let mut blocker = <sqlx::SqliteConnection as sqlx::Connection>::connect(&t.url)
+        .await
+        .unwrap();
+    sqlx::query("BEGIN EXCLUSIVE")
+        .execute(&mut blocker)
+        .await
+        .unwrap();
+    let config = WriterConfig {
+        queue_capacity: 50,
+        batch_max: 10,
+        witness: Some(t.dir.path().join("head.json")),
+    };
+    let (log, _task) = AuditLog::start(t.db.clone(), s.clone(), config);
+    let mut accepted = 0u64;
+    let mut refused = 0u64;
+    for i in 0..200 {
+        match log.record(event(i)) {
+            Ok(()) => accepted += 1,
+            Err(audit::AuditError::Unavailable(_)) => refused += 1,
+            Err(e) => panic!("{e}"),
+        }
+    }
+    assert!(refused > 0, "a full queue must refuse");
+    assert!((50..=60).contains(&accepted), "{accepted}");
+    assert_eq!(log.stats().refused, refused);
+    sqlx::query("ROLLBACK").execute(&mut blocker).await.unwrap();
+    let head = log.flush().await.unwrap().unwrap();
+    assert_eq!(
+        head.tree_size, accepted,
+        "every accepted event is committed"
+    );
+    let witness = audit::read_witness(&t.dir.path().join("head.json")).unwrap();
+    assert_eq!(witness, Some(head));
+    t.drop_db().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_writers_on_one_database_interleave_safely() {
+    for t in TestDb::both().await {
+        let s = signer();
+        let other = audit::AuditDb::connect(&t.url).await.unwrap();
+        let (a, _) = AuditLog::start(t.db.clone(), s.clone(), WriterConfig::default());
+        let (b, _) = AuditLog::start(other, s.clone(), WriterConfig::default());
+        for i in 0..300 {
+            let log = if i % 2 == 0 { &a } else { &b };
+            log.record(event(i)).unwrap();
+            if i % 37 == 0 {
+                tokio::task::yield_now().await;
+            }
+        }
+        a.flush().await.unwrap();
+        b.flush().await.unwrap();
+        let r = verify_log(&t.db, &s.public_key(), None).await.unwrap();
+        assert!(r.ok(), "{}: {:?}", t.label(), r.finding);
+        assert_eq!(r.events_checked, 300);
+        t.drop_db().await;
+    }
+}
