@@ -48,7 +48,7 @@ fn default_queue() -> usize {
     65_536
 }
 fn default_batch() -> usize {
-    4_096
+    16_384
 }
 
 impl Default for AuditSettings {
@@ -244,10 +244,18 @@ pub async fn open(
     Ok(Trail { log, db, signer })
 }
 
-/// Prunes under the retention period hourly (and once at start).
-pub fn spawn_retention(trail: Trail, days: u64) {
+/// Hourly upkeep (and once at start): refresh query statistics and, with a
+/// retention period, prune.
+pub fn spawn_upkeep(trail: Trail, retention_days: Option<u64>) {
     tokio::spawn(async move {
         loop {
+            if let Err(e) = trail.db.analyze().await {
+                tracing::warn!(error = %e, "audit statistics refresh failed");
+            }
+            let Some(days) = retention_days else {
+                tokio::time::sleep(Duration::from_secs(3_600)).await;
+                continue;
+            };
             let cutoff = audit::time::now_us() - (days as i64) * 86_400 * 1_000_000;
             match trail.db.prune(cutoff).await {
                 Ok(r) if r.pruned > 0 => {
@@ -345,7 +353,10 @@ impl CliTrail {
         .details(details);
         e.resource = resource;
         self.db
-            .append(&[(e, audit::time::now_us())], signer)
+            .append(
+                &mut [audit::StoredEvent::pending(e, audit::time::now_us())],
+                signer,
+            )
             .await
             .context("recording the audit event")?;
         Ok(())

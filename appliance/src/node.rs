@@ -123,9 +123,7 @@ pub async fn run(
             )
             .map_err(|e| anyhow::anyhow!("{e}"))?;
     }
-    if let Some(days) = params.audit.retention_days {
-        audit_trail::spawn_retention(trail.clone(), days);
-    }
+    audit_trail::spawn_upkeep(trail.clone(), params.audit.retention_days);
     let access = access_setup::open(
         &params.data_dir,
         sequencer.chain().chain_id,

@@ -70,6 +70,8 @@ async fn run(label: &str, url: &str, n: u64) {
         "{label}: appended {n} events in {secs:.1} s = {:.0} events/s (signed head every batch)",
         n as f64 / secs
     );
+    // The node refreshes planner statistics hourly; a bulk load has none yet.
+    db.analyze().await.unwrap();
     let span_us = db
         .query(&Filter {
             newest_first: true,
@@ -122,7 +124,7 @@ async fn run(label: &str, url: &str, n: u64) {
         (
             "actor + deny, newest first",
             Box::new(|k| Filter {
-                actor: Some(format!("User:idp:user{}", k % 1000)),
+                actor: Some(format!("User:idp:user{}", (k % 125) * 8 + 3)),
                 outcome: Some(Outcome::Deny),
                 newest_first: true,
                 limit: Some(100),

@@ -278,25 +278,27 @@ pub struct StoredEvent {
 }
 
 impl StoredEvent {
-    /// Fixes `event` at position `id` and time `time_us`.
-    pub fn seal(id: u64, time_us: i64, event: &AuditEvent) -> Self {
+    /// `event` as it will be stored, timed `time_us`; the log gives it its
+    /// position (`id`) when it commits it. Serializing here keeps that work
+    /// on the emitting thread, off the single writer.
+    pub fn pending(event: AuditEvent, time_us: i64) -> Self {
         let mut details = serde_json::to_string(&event.details).unwrap_or_else(|_| "null".into());
         if details.len() > MAX_DETAILS_BYTES {
             details = serde_json::json!({ "truncated": true, "bytes": details.len() }).to_string();
         }
         Self {
-            id,
+            id: 0,
             time_us,
             actor_type: event.actor_type.as_str().to_owned(),
-            actor_id: event.actor_id.clone(),
-            organization: event.organization.clone(),
-            action: event.action.clone(),
-            resource: event.resource.clone(),
+            actor_id: event.actor_id,
+            organization: event.organization,
+            action: event.action,
+            resource: event.resource,
             outcome: event.outcome.as_str().to_owned(),
-            rule_id: event.rule_id.clone(),
-            request_id: event.request_id.clone(),
-            trace_id: event.trace_id.clone(),
-            source_ip: event.source_ip.clone(),
+            rule_id: event.rule_id,
+            request_id: event.request_id,
+            trace_id: event.trace_id,
+            source_ip: event.source_ip,
             details,
         }
     }
@@ -368,13 +370,13 @@ mod tests {
 
     #[test]
     fn every_field_changes_the_leaf() {
-        let base = StoredEvent::seal(
-            7,
-            1_700_000_000_000_000,
-            &AuditEvent::new(ActorKind::User, "User:a", "tx.submitted", Outcome::Allow)
+        let mut base = StoredEvent::pending(
+            AuditEvent::new(ActorKind::User, "User:a", "tx.submitted", Outcome::Allow)
                 .resource("tx:0x01")
                 .details(serde_json::json!({"wallet": "0xab"})),
+            1_700_000_000_000_000,
         );
+        base.id = 7;
         let h = base.leaf_hash();
         let mut variants = Vec::new();
         let mut e = base.clone();

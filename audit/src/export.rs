@@ -106,17 +106,17 @@ mod tests {
 
     #[test]
     fn csv_quotes_and_defuses_formulas() {
-        let e = StoredEvent::seal(
-            3,
-            0,
-            &AuditEvent::new(
+        let mut e = StoredEvent::pending(
+            AuditEvent::new(
                 ActorKind::User,
                 "=HYPERLINK(\"x\")",
                 "auth.login.failed",
                 Outcome::Deny,
             )
             .details(json!({"why": "a, b"})),
+            0,
         );
+        e.id = 3;
         let line = event_csv(&e);
         assert!(
             line.starts_with(

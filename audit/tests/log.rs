@@ -11,11 +11,13 @@ async fn fill(t: &TestDb, n: u64, per_batch: u64) -> std::sync::Arc<audit::HeadS
     let s = signer();
     let mut i = 0;
     while i < n {
-        let batch: Vec<_> = (i..(i + per_batch).min(n))
-            .map(|k| (event(k), 1_700_000_000_000_000 + k as i64 * 1_000_000))
+        let mut batch: Vec<_> = (i..(i + per_batch).min(n))
+            .map(|k| {
+                audit::StoredEvent::pending(event(k), 1_700_000_000_000_000 + k as i64 * 1_000_000)
+            })
             .collect();
         i += batch.len() as u64;
-        t.db.append(&batch, &s).await.unwrap();
+        t.db.append(&mut batch, &s).await.unwrap();
     }
     s
 }
@@ -107,6 +109,25 @@ async fn proofs_convince_a_verifier_with_only_the_public_key() {
             let old = prove_inclusion(&t.db, 0, Some(5)).await.unwrap();
             old.verify(&key, None).unwrap();
         }
+        // Time bounds (inclusive from, exclusive to) select exactly the
+        // events recorded in between.
+        let t0 = 1_700_000_000_000_000i64;
+        let window =
+            t.db.query(&Filter {
+                from_us: Some(t0 + 10_000_000),
+                to_us: Some(t0 + 20_000_000),
+                limit: Some(100),
+                ..Default::default()
+            })
+            .await
+            .unwrap();
+        let ids: Vec<u64> = window.events.iter().map(|e| e.id).collect();
+        assert_eq!(ids, (10..20).collect::<Vec<_>>());
+        let late = Filter {
+            from_us: Some(t0 + 1_000_000_000),
+            ..Default::default()
+        };
+        assert!(t.db.query(&late).await.unwrap().events.is_empty());
         let c = prove_consistency(&t.db, 10, None).await.unwrap();
         assert_eq!((c.old.tree_size, c.new.tree_size), (10, 37));
         c.verify(&key).unwrap();

@@ -29,7 +29,7 @@ enum Cmd {
         /// Data directory of the appliance.
         #[arg(long)]
         data_dir: PathBuf,
-        /// Role granted (admin, operator, trader, auditor, counterparty, service).
+        /// Role granted (admin, operator, trader, auditor, compliance, counterparty, service).
         #[arg(long)]
         role: String,
         /// Organization of the key holder.

@@ -16,10 +16,11 @@ CREATE TABLE audit_events (
     details      TEXT NOT NULL,
     leaf_hash    BLOB NOT NULL
 );
-CREATE INDEX audit_events_time ON audit_events (time_us);
+CREATE INDEX audit_events_time ON audit_events (time_us, id);
 CREATE INDEX audit_events_actor ON audit_events (actor_id, id);
 CREATE INDEX audit_events_action ON audit_events (action, id);
 CREATE INDEX audit_events_outcome ON audit_events (outcome, id);
+CREATE INDEX audit_events_resource ON audit_events (resource, id);
 
 CREATE TABLE audit_tree_heads (
     tree_size    BIGINT PRIMARY KEY,
@@ -30,16 +31,19 @@ CREATE TABLE audit_tree_heads (
 );
 
 -- One row. frontier: the right edge of the tree at tree_size; checkpoint:
--- the right edge at pruned_to, from which a pruned log stays verifiable.
+-- the right edge at pruned_to, from which a pruned log stays verifiable;
+-- last_time_us: event times never decrease in log order, which lets time
+-- bounds become id bounds in queries.
 CREATE TABLE audit_state (
     id         INTEGER PRIMARY KEY,
     tree_size  BIGINT NOT NULL,
     frontier   BLOB NOT NULL,
     pruned_to  BIGINT NOT NULL,
-    checkpoint BLOB NOT NULL
+    checkpoint BLOB NOT NULL,
+    last_time_us BIGINT NOT NULL
 );
-INSERT INTO audit_state (id, tree_size, frontier, pruned_to, checkpoint)
-VALUES (1, 0, X'', 0, X'');
+INSERT INTO audit_state (id, tree_size, frontier, pruned_to, checkpoint, last_time_us)
+VALUES (1, 0, X'', 0, X'', 0);
 
 CREATE TABLE audit_holds (
     id          INTEGER PRIMARY KEY AUTOINCREMENT,

@@ -3,7 +3,7 @@
 use super::{event_from_row, to_i64, AuditDb, EVENT_COLUMNS};
 use crate::{event::Outcome, event::StoredEvent, AuditError};
 use serde::{Deserialize, Serialize};
-use sqlx::AssertSqlSafe;
+use sqlx::{AssertSqlSafe, Row};
 
 /// Largest page a query returns.
 pub const MAX_PAGE: u32 = 1_000;
@@ -111,6 +111,17 @@ enum Arg {
 }
 
 impl AuditDb {
+    /// Id of the first event at or after `time_us`.
+    async fn first_id_at(&self, time_us: i64) -> Result<Option<i64>, AuditError> {
+        let row = sqlx::query(
+            "SELECT id FROM audit_events WHERE time_us >= $1 ORDER BY time_us, id LIMIT 1",
+        )
+        .bind(time_us)
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(row.map(|r| r.try_get(0)).transpose()?)
+    }
+
     /// Runs `filter`.
     pub async fn query(&self, filter: &Filter) -> Result<Page, AuditError> {
         let limit = filter.limit.unwrap_or(100);
@@ -144,11 +155,24 @@ impl AuditDb {
         if let Some(r) = &filter.resource {
             cond("resource = ?", Arg::Text(r.clone()));
         }
+        // Times are non-decreasing in id order, so a time range is the id
+        // range between two index probes; filtering on time and sorting by id
+        // instead would sort the whole window.
         if let Some(t) = filter.from_us {
-            cond("time_us >= ?", Arg::Int(t));
+            match self.first_id_at(t).await? {
+                Some(id) => cond("id >= ?", Arg::Int(id)),
+                None => {
+                    return Ok(Page {
+                        events: Vec::new(),
+                        next: None,
+                    })
+                }
+            }
         }
         if let Some(t) = filter.to_us {
-            cond("time_us < ?", Arg::Int(t));
+            if let Some(id) = self.first_id_at(t).await? {
+                cond("id < ?", Arg::Int(id));
+            }
         }
         if let Some(b) = filter.below {
             cond("id < ?", Arg::Int(to_i64(b)));
