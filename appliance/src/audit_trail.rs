@@ -13,7 +13,10 @@ use audit::{
 use serde::{Deserialize, Serialize};
 use std::{
     path::{Path, PathBuf},
-    sync::Arc,
+    sync::{
+        atomic::{AtomicI64, Ordering},
+        Arc,
+    },
     time::Duration,
 };
 use storage::SharedCipher;
@@ -155,6 +158,7 @@ pub struct Trail {
     log: AuditLog,
     db: AuditDb,
     signer: Arc<HeadSigner>,
+    last_refusal_log: Arc<AtomicI64>,
 }
 
 impl Trail {
@@ -170,7 +174,12 @@ impl Trail {
         }
         let r = self.log.record(event);
         if let Err(e) = &r {
-            tracing::error!(error = %e, "audit event refused");
+            // Under overload every request is refused; one line a second
+            // says so (the writer's counters on /health have the totals).
+            let now = audit::time::now_us() / 1_000_000;
+            if self.last_refusal_log.swap(now, Ordering::Relaxed) != now {
+                tracing::error!(error = %e, refused = self.log.stats().refused, "audit events refused; requests fail closed");
+            }
         }
         r
     }
@@ -241,7 +250,12 @@ pub async fn open(
         },
     );
     tracing::info!(database = %redact(&url), "audit trail open");
-    Ok(Trail { log, db, signer })
+    Ok(Trail {
+        log,
+        db,
+        signer,
+        last_refusal_log: Arc::default(),
+    })
 }
 
 /// Hourly upkeep (and once at start): refresh query statistics and, with a
