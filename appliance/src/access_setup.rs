@@ -16,7 +16,7 @@ use access_control::{
 };
 use alloy_primitives::Address;
 use anyhow::{Context, Result};
-use audit::{action, ActorKind, AuditEvent, Outcome};
+use audit::{action, AuditEvent, Outcome};
 use serde_json::json;
 use std::{
     path::{Path, PathBuf},
@@ -144,28 +144,36 @@ pub async fn open(
     }))
 }
 
-/// Records a policy reload (or its rejection) in the audit trail.
+/// Logs a policy reload (or its rejection) and records it in the audit
+/// trail: the one place every trigger (file change, SIGHUP, RPC) reports to.
 pub fn record_reload(
     trail: &Trail,
     by: Option<&access_control::Principal>,
     trigger: &str,
     result: &Result<ReloadReport, PolicyError>,
 ) {
+    let who = by.map(|p| p.key()).unwrap_or_else(|| "system".into());
     let (name, outcome, details) = match result {
-        Ok(r) => (
-            action::POLICIES_RELOADED,
-            Outcome::Allow,
-            json!({ "trigger": trigger, "rules": r.rules, "digest": r.digest, "changed": r.changed }),
-        ),
-        Err(e) => (
-            action::POLICIES_REJECTED,
-            Outcome::Error,
-            json!({ "trigger": trigger, "problems": e.to_string() }),
-        ),
+        Ok(r) => {
+            tracing::info!(trigger, by = %who, rules = r.rules, digest = %r.digest, changed = r.changed, "policies reloaded");
+            (
+                action::POLICIES_RELOADED,
+                Outcome::Allow,
+                json!({ "trigger": trigger, "rules": r.rules, "digest": r.digest, "changed": r.changed }),
+            )
+        }
+        Err(e) => {
+            tracing::error!(trigger, by = %who, error = %e, "policy reload rejected; previous policies stay in force");
+            (
+                action::POLICIES_REJECTED,
+                Outcome::Error,
+                json!({ "trigger": trigger, "problems": e.to_string() }),
+            )
+        }
     };
     let event = match by {
         Some(p) => crate::audit_trail::by(p, name, outcome),
-        None => AuditEvent::new(ActorKind::System, "system", name, outcome),
+        None => AuditEvent::system(name, outcome),
     };
     let _ = trail.record(event.resource("policies").details(details));
 }
@@ -178,17 +186,12 @@ pub fn spawn_upkeep(access: Arc<Access>) {
         let mut tick = tokio::time::interval(Duration::from_secs(1));
         loop {
             tick.tick().await;
-            let reloaded = a.engine.reload_if_changed();
-            match &reloaded {
-                Some(Ok(r)) if r.changed => {
-                    tracing::info!(rules = r.rules, digest = %r.digest, "policies reloaded (file change)")
-                }
-                Some(Err(e)) => {
-                    tracing::error!(error = %e, "policy change rejected; previous policies stay in force")
-                }
-                _ => {}
-            }
-            if let Some(r) = reloaded.filter(|r| r.as_ref().map_or(true, |r| r.changed)) {
+            // A touched file with the same content changed nothing.
+            if let Some(r) = a
+                .engine
+                .reload_if_changed()
+                .filter(|r| r.as_ref().map_or(true, |r| r.changed))
+            {
                 record_reload(&a.trail, None, "file change", &r);
             }
             if let Err(e) = a.authn.keys().reload_if_changed() {
@@ -212,16 +215,7 @@ pub fn spawn_upkeep(access: Arc<Access>) {
             return;
         };
         while hup.recv().await.is_some() {
-            let result = access.engine.reload();
-            record_reload(&access.trail, None, "SIGHUP", &result);
-            match result {
-                Ok(r) => {
-                    tracing::info!(rules = r.rules, digest = %r.digest, changed = r.changed, "policies reloaded (SIGHUP)")
-                }
-                Err(e) => {
-                    tracing::error!(error = %e, "policy reload rejected; previous policies stay in force")
-                }
-            }
+            record_reload(&access.trail, None, "SIGHUP", &access.engine.reload());
         }
     });
 }

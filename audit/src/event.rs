@@ -185,6 +185,11 @@ impl AuditEvent {
         }
     }
 
+    /// An event by the appliance itself (key upkeep, retention, reloads).
+    pub fn system(action: &str, outcome: Outcome) -> Self {
+        Self::new(ActorKind::System, "system", action, outcome)
+    }
+
     /// Sets the resource.
     pub fn resource(mut self, r: impl Into<String>) -> Self {
         self.resource = Some(r.into());

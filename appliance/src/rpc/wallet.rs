@@ -2,9 +2,17 @@
 //! policy reload. The method-level policy check has already run.
 
 use super::{access::RequestCaller, jsonrpc::RpcError, params::Params, RpcState};
+use crate::audit_trail::by;
 use alloy_primitives::{Address, Bytes};
+use audit::{action, AuditEvent, Outcome};
 use serde_json::{json, Value};
 use std::sync::Arc;
+
+/// Records a binding change that already happened; a refusal (queue full)
+/// is logged by the trail, since the change cannot be undone here.
+fn record(state: &RpcState, event: AuditEvent) {
+    let _ = state.access.trail.record(event);
+}
 
 pub(crate) async fn dispatch(
     state: &Arc<RpcState>,
@@ -38,6 +46,12 @@ pub(crate) async fn dispatch(
                 .bind(address, &principal.key(), &principal.org, "siwe")
                 .map_err(RpcError::server)?;
             tracing::info!(principal = %principal.key(), wallet = %address, "wallet bound (SIWE)");
+            record(
+                state,
+                by(principal, action::WALLET_BOUND, Outcome::Allow)
+                    .resource(format!("wallet:{address}"))
+                    .details(json!({ "principal": principal.key(), "via": "siwe" })),
+            );
             Ok(json!({ "address": address }))
         }
         "prividium_adminBindWallet" => {
@@ -54,21 +68,34 @@ pub(crate) async fn dispatch(
                 .bind(address, &who, &org.unwrap_or_default(), "admin")
                 .map_err(RpcError::server)?;
             tracing::info!(admin = %principal.key(), principal = %who, wallet = %address, "wallet bound by admin");
+            record(
+                state,
+                by(principal, action::WALLET_BOUND, Outcome::Allow)
+                    .resource(format!("wallet:{address}"))
+                    .details(json!({ "principal": who, "via": "admin" })),
+            );
             Ok(Value::Bool(true))
         }
         "prividium_adminUnbindWallet" => {
             let address: Address = p.at_most(1)?.req(0, "address")?;
             let removed = access.wallets.unbind(address).map_err(RpcError::server)?;
             tracing::info!(admin = %principal.key(), wallet = %address, removed, "wallet unbound by admin");
+            record(
+                state,
+                by(principal, action::WALLET_UNBOUND, Outcome::Allow)
+                    .resource(format!("wallet:{address}"))
+                    .details(json!({ "removed": removed })),
+            );
             Ok(Value::Bool(removed))
         }
-        "prividium_reloadPolicies" => match access.engine.reload() {
-            Ok(r) => {
-                tracing::info!(admin = %principal.key(), rules = r.rules, digest = %r.digest, "policies reloaded");
-                Ok(json!({ "rules": r.rules, "digest": r.digest, "changed": r.changed }))
+        "prividium_reloadPolicies" => {
+            let result = access.engine.reload();
+            crate::access_setup::record_reload(&access.trail, Some(principal), "rpc", &result);
+            match result {
+                Ok(r) => Ok(json!({ "rules": r.rules, "digest": r.digest, "changed": r.changed })),
+                Err(e) => Err(RpcError::server(e.to_string())),
             }
-            Err(e) => Err(RpcError::server(e.to_string())),
-        },
+        }
         _ => Err(RpcError::new(
             super::jsonrpc::code::METHOD_NOT_FOUND,
             format!("the method {method} does not exist/is not available"),

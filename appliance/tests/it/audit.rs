@@ -113,6 +113,18 @@ async fn compliance_officers_see_who_did_what_prove_it_and_catch_tampering() {
         .await;
     assert_eq!(bad["error"]["code"], -32001);
 
+    // Admin changes over RPC: a wallet binding and a policy reload.
+    let bound = Address::random();
+    let r = node
+        .rpc(
+            "prividium_adminBindWallet",
+            json!(["ApiKey:k_someone", bound]),
+        )
+        .await;
+    assert_eq!(r["result"], true, "{r}");
+    let r = node.rpc("prividium_reloadPolicies", json!([])).await;
+    assert!(r["result"]["rules"].as_u64().is_some(), "{r}");
+
     // Administrators do not read the audit trail; strangers are not let in.
     let (status, _, body) = get(&node, Some(&admin), "/audit/events").await;
     assert_eq!(status, 403, "{body}");
@@ -161,6 +173,22 @@ async fn compliance_officers_see_who_did_what_prove_it_and_catch_tampering() {
             .any(|e| e["actor_type"] == "operator"
                 && e["details"].as_str().unwrap().contains("auditor")),
         "{created:#?}"
+    );
+    let bindings = settle(&node, &auditor, "admin.wallet.bound", 1).await;
+    assert!(
+        bindings
+            .iter()
+            .any(|e| e["resource"] == format!("wallet:{bound}")
+                && e["actor_id"].as_str().unwrap().starts_with("ApiKey:k_")),
+        "{bindings:#?}"
+    );
+    let reloads = settle(&node, &auditor, "admin.policies.reloaded", 1).await;
+    assert!(
+        reloads.iter().any(|e| e["details"]
+            .as_str()
+            .unwrap()
+            .contains("\"trigger\":\"rpc\"")),
+        "{reloads:#?}"
     );
     // Reading the audit log is itself audited.
     let reads = settle(&node, &auditor, "audit.queried", 3).await;
