@@ -279,13 +279,8 @@ pub fn spawn_upkeep(trail: Trail, retention_days: Option<u64>) {
                         "audit retention pruned old events"
                     );
                     let _ = trail.record(
-                        AuditEvent::new(
-                            ActorKind::System,
-                            "system",
-                            action::AUDIT_PRUNED,
-                            Outcome::Allow,
-                        )
-                        .details(serde_json::to_value(&r).unwrap_or_default()),
+                        AuditEvent::system(action::AUDIT_PRUNED, Outcome::Allow)
+                            .details(serde_json::to_value(&r).unwrap_or_default()),
                     );
                 }
                 Ok(_) => {}
@@ -301,20 +296,20 @@ struct RecordedSettings {
     database_url: String,
 }
 
-/// The trail as the CLI sees it: the database and, for commands that record
-/// what they did, the signing key.
+/// The trail as the CLI sees it: the database and the signing key (every
+/// CLI command records what it did).
 pub struct CliTrail {
     /// Database.
     pub db: AuditDb,
     /// The audit directory of the data directory.
     pub dir: PathBuf,
-    signer: Option<Arc<HeadSigner>>,
+    signer: HeadSigner,
 }
 
 impl CliTrail {
     /// Opens the trail of `data_dir` (the database the node recorded, or
-    /// `url`). With `sign`, also the signing key, unsealed if need be.
-    pub async fn open(data_dir: &Path, url: Option<&str>, sign: bool) -> Result<Self> {
+    /// `url`) and its signing key, unsealed if need be.
+    pub async fn open(data_dir: &Path, url: Option<&str>) -> Result<Self> {
         let dir = data_dir.join(AUDIT_DIR);
         let url = match url {
             Some(u) => u.to_owned(),
@@ -334,17 +329,10 @@ impl CliTrail {
         let db = AuditDb::connect(&url)
             .await
             .with_context(|| format!("opening the audit database {}", redact(&url)))?;
-        let signer = if sign {
-            let cipher = crate::at_rest::open_recorded(data_dir)
-                .await?
-                .map(|a| a.cipher as SharedCipher);
-            Some(Arc::new(HeadSigner::load_or_create(
-                &dir,
-                cipher.as_deref(),
-            )?))
-        } else {
-            None
-        };
+        let cipher = crate::at_rest::open_recorded(data_dir)
+            .await?
+            .map(|a| a.cipher as SharedCipher);
+        let signer = HeadSigner::load_or_create(&dir, cipher.as_deref())?;
         Ok(Self { db, dir, signer })
     }
 
@@ -355,9 +343,6 @@ impl CliTrail {
         resource: Option<String>,
         details: serde_json::Value,
     ) -> Result<()> {
-        let Some(signer) = &self.signer else {
-            anyhow::bail!("internal: audit trail opened without its signing key");
-        };
         let mut e = AuditEvent::new(
             ActorKind::Operator,
             &operator(),
@@ -369,7 +354,7 @@ impl CliTrail {
         self.db
             .append(
                 &mut [audit::StoredEvent::pending(e, audit::time::now_us())],
-                signer,
+                &self.signer,
             )
             .await
             .context("recording the audit event")?;
@@ -410,7 +395,7 @@ pub async fn record_key_op(
         tracing::warn!("no audit trail in this data directory yet; {event_action} not recorded");
         return Ok(());
     }
-    CliTrail::open(data_dir, None, true)
+    CliTrail::open(data_dir, None)
         .await?
         .record(event_action, resource, details)
         .await

@@ -4,7 +4,7 @@
 //! key in the background (resumable; see `encryption::reencrypt_store`).
 
 use crate::{at_rest::AtRest, audit_trail::Trail};
-use audit::{action, ActorKind, AuditEvent, Outcome};
+use audit::{action, AuditEvent, Outcome};
 use serde_json::json;
 use std::{
     path::PathBuf,
@@ -31,7 +31,7 @@ impl KeyTask {
 }
 
 fn system(name: &str, outcome: Outcome) -> AuditEvent {
-    AuditEvent::new(ActorKind::System, "system", name, outcome).resource("data-keys")
+    AuditEvent::system(name, outcome).resource("data-keys")
 }
 
 fn mtime(path: &std::path::Path) -> Option<SystemTime> {

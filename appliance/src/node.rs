@@ -10,7 +10,7 @@ use crate::{
     tls::TlsFiles,
 };
 use anyhow::{Context, Result};
-use audit::{action, ActorKind, AuditEvent, Outcome};
+use audit::{action, AuditEvent, Outcome};
 use axum_server::{tls_rustls::RustlsConfig, Handle};
 use encryption::EncryptedStore;
 use sequencer::{Sequencer, SequencerConfig};
@@ -112,14 +112,9 @@ pub async fn run(
         let details = json!({ "provider": a.provider.id() });
         trail
             .record(
-                AuditEvent::new(
-                    ActorKind::System,
-                    "system",
-                    action::KEYS_UNSEALED,
-                    Outcome::Allow,
-                )
-                .resource("data-keys")
-                .details(details),
+                AuditEvent::system(action::KEYS_UNSEALED, Outcome::Allow)
+                    .resource("data-keys")
+                    .details(details),
             )
             .map_err(|e| anyhow::anyhow!("{e}"))?;
     }

@@ -26,6 +26,24 @@ impl std::str::FromStr for Format {
     }
 }
 
+impl Format {
+    /// The line an export starts with, if the format has one.
+    pub fn header(self) -> Option<&'static str> {
+        match self {
+            Self::Csv => Some(CSV_HEADER),
+            Self::JsonLines => None,
+        }
+    }
+
+    /// One event as one line of this format (no newline).
+    pub fn line(self, e: &StoredEvent) -> String {
+        match self {
+            Self::Csv => event_csv(e),
+            Self::JsonLines => event_json(e).to_string(),
+        }
+    }
+}
+
 /// CSV header row.
 pub const CSV_HEADER: &str = "id,time,actor_type,actor_id,organization,action,resource,outcome,rule_id,request_id,trace_id,source_ip,details,leaf_hash";
 

@@ -75,11 +75,8 @@ pub async fn prove_inclusion(
         ));
     }
     let path = tree.inclusion_proof(id, head.tree_size)?;
-    let leaf = db
-        .leaf_hashes(id, id + 1)
-        .await?
-        .pop()
-        .ok_or_else(|| AuditError::NotFound(format!("event {id}")))?;
+    // The leaf is already loaded: a one-leaf subtree is the leaf itself.
+    let leaf = tree.subtree(id, id + 1)?;
     Ok(InclusionProof {
         event_id: id,
         leaf_hash: hex::encode(leaf),

@@ -160,7 +160,7 @@ pub async fn run(args: Args) -> Result<()> {
     let Some(data_dir) = args.data_dir.clone() else {
         bail!("--data-dir is required");
     };
-    let trail = CliTrail::open(&data_dir, args.database_url.as_deref(), true).await?;
+    let trail = CliTrail::open(&data_dir, args.database_url.as_deref()).await?;
     let db = &trail.db;
     let mut out = std::io::stdout().lock();
     match args.cmd {
@@ -182,14 +182,11 @@ pub async fn run(args: Args) -> Result<()> {
                 )
                 .await?;
             let page = db.query(&filter).await?;
-            if format == export::Format::Csv {
-                writeln!(out, "{}", export::CSV_HEADER)?;
+            if let Some(header) = format.header() {
+                writeln!(out, "{header}")?;
             }
             for e in &page.events {
-                match format {
-                    export::Format::Csv => writeln!(out, "{}", export::event_csv(e))?,
-                    export::Format::JsonLines => writeln!(out, "{}", export::event_json(e))?,
-                }
+                writeln!(out, "{}", format.line(e))?;
             }
             match page.next {
                 Some(n) => eprintln!("more: --after {n}"),
@@ -219,17 +216,14 @@ pub async fn run(args: Args) -> Result<()> {
                 std::fs::File::create(&path)
                     .with_context(|| format!("creating {}", path.display()))?,
             );
-            if format == export::Format::Csv {
-                writeln!(file, "{}", export::CSV_HEADER)?;
+            if let Some(header) = format.header() {
+                writeln!(file, "{header}")?;
             }
             let mut count = 0u64;
             loop {
                 let page = db.query(&filter).await?;
                 for e in &page.events {
-                    match format {
-                        export::Format::Csv => writeln!(file, "{}", export::event_csv(e))?,
-                        export::Format::JsonLines => writeln!(file, "{}", export::event_json(e))?,
-                    }
+                    writeln!(file, "{}", format.line(e))?;
                 }
                 count += page.events.len() as u64;
                 match page.next {

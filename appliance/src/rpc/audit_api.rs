@@ -214,22 +214,17 @@ fn export_stream(
         async move {
             match step {
                 Step::Header => {
-                    let first = match format {
-                        export::Format::Csv => format!("{}\n", export::CSV_HEADER),
-                        export::Format::JsonLines => String::new(),
-                    };
+                    let first = format
+                        .header()
+                        .map(|h| format!("{h}\n"))
+                        .unwrap_or_default();
                     Some((Ok(first), Step::Page(filter0)))
                 }
                 Step::Page(f) => match db.query(&f).await {
                     Ok(page) => {
                         let mut chunk = String::new();
                         for e in &page.events {
-                            match format {
-                                export::Format::Csv => chunk.push_str(&export::event_csv(e)),
-                                export::Format::JsonLines => {
-                                    chunk.push_str(&export::event_json(e).to_string())
-                                }
-                            }
+                            chunk.push_str(&format.line(e));
                             chunk.push('\n');
                         }
                         let next = match page.next {

@@ -109,17 +109,12 @@ pub(crate) async fn authenticate(
     peer: SocketAddr,
 ) -> Result<Arc<access_control::Principal>, AuthFailure> {
     let trail = &state.access.trail;
-    let result = match header {
-        Some(h) => {
-            state
-                .access
-                .authn
-                .authenticate(Some(h), Some(peer.ip()))
-                .await
-        }
-        None => Err(access_control::AuthError::Missing),
-    };
-    match result {
+    match state
+        .access
+        .authn
+        .authenticate(header, Some(peer.ip()))
+        .await
+    {
         Ok(p) => {
             let method = match p.kind {
                 access_control::PrincipalKind::User => "oidc",
@@ -177,11 +172,16 @@ fn rpc_response(status: StatusCode, body: Value) -> Response {
     (status, Json(body)).into_response()
 }
 
-fn unauthorized(parsed: &RpcBody, why: &str) -> Response {
-    let id = match parsed {
+/// The id to answer a request-level error with: a single call's own id.
+fn request_id(parsed: &RpcBody) -> Value {
+    match parsed {
         RpcBody::Single(Ok(c)) => c.id.clone().unwrap_or(Value::Null),
         _ => Value::Null,
-    };
+    }
+}
+
+fn unauthorized(parsed: &RpcBody, why: &str) -> Response {
+    let id = request_id(parsed);
     let err = RpcError::new(code::UNAUTHORIZED, format!("unauthorized: {why}"));
     let mut resp = rpc_response(StatusCode::UNAUTHORIZED, jsonrpc::failure(id, &err));
     resp.headers_mut().insert(
@@ -192,10 +192,7 @@ fn unauthorized(parsed: &RpcBody, why: &str) -> Response {
 }
 
 fn unaudited(parsed: &RpcBody, why: &str) -> Response {
-    let id = match parsed {
-        RpcBody::Single(Ok(c)) => c.id.clone().unwrap_or(Value::Null),
-        _ => Value::Null,
-    };
+    let id = request_id(parsed);
     let err = RpcError::new(
         code::AUDIT_UNAVAILABLE,
         format!("audit log unavailable, request refused: {why}"),

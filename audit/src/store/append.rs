@@ -3,26 +3,75 @@
 //! event is ever outside a signed head and two writers (node and CLI) never
 //! interleave their leaves.
 
-use super::{state_from_row, to_i64, AuditDb};
+use super::{state_from_row, to_i64, AuditDb, LOCK_STATE, READ_STATE};
 use crate::{
     event::StoredEvent,
     head::{HeadSigner, TreeHead},
     merkle::{Frontier, Hash},
     AuditError,
 };
-use sqlx::{AssertSqlSafe, Row};
+use sqlx::{
+    Any, AssertSqlSafe, ColumnIndex, Database, Decode, Encode, Executor, IntoArguments, Row, Type,
+};
 
 /// Rows per SQLite INSERT (~160k events/s into a small table at 100 rows,
 /// measured with `examples/append_probe.rs`).
 const SQLITE_ROWS_PER_INSERT: usize = 100;
 
-pub(super) const LOCK_STATE: &str = "UPDATE audit_state SET tree_size = tree_size WHERE id = 1";
-pub(super) const READ_STATE: &str =
-    "SELECT tree_size, frontier, pruned_to, checkpoint, last_time_us FROM audit_state WHERE id = 1";
-pub(super) const WRITE_STATE: &str =
-    "UPDATE audit_state SET tree_size = $1, frontier = $2, last_time_us = $3 WHERE id = 1";
-pub(super) const INSERT_HEAD: &str = "INSERT INTO audit_tree_heads \
-    (tree_size, root, signed_at_ms, key_id, signature) VALUES ($1, $2, $3, $4, $5)";
+/// Opens an append on either driver: locks the tree state, then reads its
+/// right edge and the last event time.
+pub(super) async fn lock_state<DB>(conn: &mut DB::Connection) -> Result<(Frontier, i64), AuditError>
+where
+    DB: Database,
+    for<'c> &'c mut DB::Connection: Executor<'c, Database = DB>,
+    DB::Arguments: IntoArguments<DB>,
+    usize: ColumnIndex<DB::Row>,
+    i64: for<'q> Encode<'q, DB> + for<'r> Decode<'r, DB> + Type<DB>,
+    Vec<u8>: for<'q> Encode<'q, DB> + for<'r> Decode<'r, DB> + Type<DB>,
+{
+    sqlx::query::<DB>(LOCK_STATE).execute(&mut *conn).await?;
+    let row = sqlx::query::<DB>(READ_STATE).fetch_one(&mut *conn).await?;
+    Ok((state_from_row(&row)?.frontier, row.try_get(4)?))
+}
+
+/// Closes an append on either driver: signs the new head, stores the tree
+/// state and the head. The caller commits.
+pub(super) async fn store_head<DB>(
+    conn: &mut DB::Connection,
+    frontier: &Frontier,
+    last_time: i64,
+    signer: &HeadSigner,
+) -> Result<TreeHead, AuditError>
+where
+    DB: Database,
+    for<'c> &'c mut DB::Connection: Executor<'c, Database = DB>,
+    DB::Arguments: IntoArguments<DB>,
+    i64: for<'q> Encode<'q, DB> + Type<DB>,
+    Vec<u8>: for<'q> Encode<'q, DB> + Type<DB>,
+    String: for<'q> Encode<'q, DB> + Type<DB>,
+{
+    let head = signer.sign(frontier.size(), frontier.root(), now_ms());
+    sqlx::query::<DB>(
+        "UPDATE audit_state SET tree_size = $1, frontier = $2, last_time_us = $3 WHERE id = 1",
+    )
+    .bind(to_i64(frontier.size()))
+    .bind(frontier.to_bytes())
+    .bind(last_time)
+    .execute(&mut *conn)
+    .await?;
+    sqlx::query::<DB>(
+        "INSERT INTO audit_tree_heads (tree_size, root, signed_at_ms, key_id, signature) \
+         VALUES ($1, $2, $3, $4, $5)",
+    )
+    .bind(to_i64(head.tree_size))
+    .bind(head.root.to_vec())
+    .bind(to_i64(head.signed_at_ms))
+    .bind(head.key_id.clone())
+    .bind(head.signature.clone())
+    .execute(&mut *conn)
+    .await?;
+    Ok(head)
+}
 
 /// Places `events` as the next leaves after `frontier`; returns their leaf
 /// hashes and the last time.
@@ -59,12 +108,8 @@ impl AuditDb {
             return super::append_pg::append(pg, events, signer).await;
         }
         let mut tx = self.pool.begin().await?;
-        // Writing first takes the write lock on both databases (a row lock
-        // on Postgres, the reserved lock on SQLite) before the state is read.
-        sqlx::query(LOCK_STATE).execute(&mut *tx).await?;
-        let row = sqlx::query(READ_STATE).fetch_one(&mut *tx).await?;
-        let mut frontier = state_from_row(&row)?.frontier;
-        let (leaves, last_time) = seal_batch(&mut frontier, row.try_get(4)?, events);
+        let (mut frontier, last_time) = lock_state::<Any>(&mut tx).await?;
+        let (leaves, last_time) = seal_batch(&mut frontier, last_time, events);
         let rows = SQLITE_ROWS_PER_INSERT;
         for (chunk, chunk_leaves) in events.chunks(rows).zip(leaves.chunks(rows)) {
             // Only placeholders are generated; every value is bound.
@@ -89,21 +134,7 @@ impl AuditDb {
             }
             q.execute(&mut *tx).await?;
         }
-        let head = signer.sign(frontier.size(), frontier.root(), now_ms());
-        sqlx::query(WRITE_STATE)
-            .bind(to_i64(frontier.size()))
-            .bind(frontier.to_bytes())
-            .bind(last_time)
-            .execute(&mut *tx)
-            .await?;
-        sqlx::query(INSERT_HEAD)
-            .bind(to_i64(head.tree_size))
-            .bind(head.root.to_vec())
-            .bind(to_i64(head.signed_at_ms))
-            .bind(head.key_id.clone())
-            .bind(head.signature.clone())
-            .execute(&mut *tx)
-            .await?;
+        let head = store_head::<Any>(&mut tx, &frontier, last_time, signer).await?;
         tx.commit().await?;
         Ok(head)
     }

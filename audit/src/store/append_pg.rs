@@ -4,16 +4,15 @@
 //! transaction as the state and the signed head.
 
 use super::{
-    append::{now_ms, seal_batch, INSERT_HEAD, LOCK_STATE, READ_STATE, WRITE_STATE},
+    append::{lock_state, seal_batch, store_head},
     to_i64, EVENT_COLUMNS,
 };
 use crate::{
     event::StoredEvent,
     head::{HeadSigner, TreeHead},
-    merkle::Frontier,
     AuditError,
 };
-use sqlx::{AssertSqlSafe, PgPool, Row};
+use sqlx::{AssertSqlSafe, PgPool, Postgres};
 
 pub(super) async fn append(
     pool: &PgPool,
@@ -21,14 +20,8 @@ pub(super) async fn append(
     signer: &HeadSigner,
 ) -> Result<TreeHead, AuditError> {
     let mut tx = pool.begin().await?;
-    sqlx::query(LOCK_STATE).execute(&mut *tx).await?;
-    let row = sqlx::query(READ_STATE).fetch_one(&mut *tx).await?;
-    let size: i64 = row.try_get(0)?;
-    let edge: Vec<u8> = row.try_get(1)?;
-    let mut frontier = Frontier::from_parts(size as u64, &edge).ok_or_else(|| {
-        AuditError::Corrupt("audit_state frontier does not match its size".into())
-    })?;
-    let (sealed, last_time) = seal_batch(&mut frontier, row.try_get(4)?, events);
+    let (mut frontier, last_time) = lock_state::<Postgres>(&mut tx).await?;
+    let (sealed, last_time) = seal_batch(&mut frontier, last_time, events);
     let n = sealed.len();
     let sealed: Vec<_> = events.iter().zip(sealed).collect();
     let mut ids = Vec::with_capacity(n);
@@ -66,21 +59,7 @@ pub(super) async fn append(
         q = q.bind(column);
     }
     q.bind(&leaves).execute(&mut *tx).await?;
-    let head = signer.sign(frontier.size(), frontier.root(), now_ms());
-    sqlx::query(WRITE_STATE)
-        .bind(to_i64(frontier.size()))
-        .bind(frontier.to_bytes())
-        .bind(last_time)
-        .execute(&mut *tx)
-        .await?;
-    sqlx::query(INSERT_HEAD)
-        .bind(to_i64(head.tree_size))
-        .bind(head.root.to_vec())
-        .bind(to_i64(head.signed_at_ms))
-        .bind(head.key_id.clone())
-        .bind(head.signature.clone())
-        .execute(&mut *tx)
-        .await?;
+    let head = store_head::<Postgres>(&mut tx, &frontier, last_time, signer).await?;
     tx.commit().await?;
     Ok(head)
 }

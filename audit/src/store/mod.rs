@@ -26,6 +26,13 @@ use std::{sync::Once, time::Duration};
 static POSTGRES: Migrator = sqlx::migrate!("migrations/postgres");
 static SQLITE: Migrator = sqlx::migrate!("migrations/sqlite");
 
+/// Takes the write lock on the tree state (a row lock on Postgres, the
+/// reserved lock on SQLite) before anything reads it.
+pub(crate) const LOCK_STATE: &str = "UPDATE audit_state SET tree_size = tree_size WHERE id = 1";
+/// The tree state; [`state_from_row`] decodes the first four columns.
+pub(crate) const READ_STATE: &str =
+    "SELECT tree_size, frontier, pruned_to, checkpoint, last_time_us FROM audit_state WHERE id = 1";
+
 /// Columns of an event row, in [`event_from_row`]'s order.
 pub(crate) const EVENT_COLUMNS: &str = "id, time_us, actor_type, actor_id, organization, action, \
     resource, outcome, rule_id, request_id, trace_id, source_ip, details, leaf_hash";
@@ -145,11 +152,7 @@ impl AuditDb {
 
     /// The tree state as last committed.
     pub async fn state(&self) -> Result<LogState, AuditError> {
-        let row = sqlx::query(
-            "SELECT tree_size, frontier, pruned_to, checkpoint FROM audit_state WHERE id = 1",
-        )
-        .fetch_one(&self.pool)
-        .await?;
+        let row = sqlx::query(READ_STATE).fetch_one(&self.pool).await?;
         state_from_row(&row)
     }
 
@@ -289,7 +292,15 @@ fn hash_col(row: &AnyRow, i: usize) -> Result<Hash, AuditError> {
         .map_err(|_| AuditError::Corrupt("a stored hash is not 32 bytes".into()))
 }
 
-pub(crate) fn state_from_row(row: &AnyRow) -> Result<LogState, AuditError> {
+/// Decodes `tree_size, frontier, pruned_to, checkpoint` (the first four
+/// columns of [`READ_STATE`]) from a row of either driver.
+pub(crate) fn state_from_row<R>(row: &R) -> Result<LogState, AuditError>
+where
+    R: Row,
+    usize: sqlx::ColumnIndex<R>,
+    i64: for<'r> sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+    Vec<u8>: for<'r> sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+{
     let size = to_u64(row.try_get(0)?, "tree size")?;
     let frontier: Vec<u8> = row.try_get(1)?;
     let pruned = to_u64(row.try_get(2)?, "prune point")?;

@@ -2,7 +2,7 @@
 //! period under legal hold, and only up to a signed head whose right edge is
 //! kept as the checkpoint the rest of the log verifies from.
 
-use super::{state_from_row, to_i64, AuditDb};
+use super::{state_from_row, to_i64, AuditDb, LOCK_STATE, READ_STATE};
 use crate::{merkle::Leaves, AuditError};
 use serde::{Deserialize, Serialize};
 use sqlx::Row;
@@ -108,16 +108,8 @@ impl AuditDb {
     /// active hold covers and rounding down to a signed head.
     pub async fn prune(&self, cutoff_us: i64) -> Result<PruneReport, AuditError> {
         let mut tx = self.pool.begin().await?;
-        sqlx::query("UPDATE audit_state SET tree_size = tree_size WHERE id = 1")
-            .execute(&mut *tx)
-            .await?;
-        let state = state_from_row(
-            &sqlx::query(
-                "SELECT tree_size, frontier, pruned_to, checkpoint FROM audit_state WHERE id = 1",
-            )
-            .fetch_one(&mut *tx)
-            .await?,
-        )?;
+        sqlx::query(LOCK_STATE).execute(&mut *tx).await?;
+        let state = state_from_row(&sqlx::query(READ_STATE).fetch_one(&mut *tx).await?)?;
         let start = state.checkpoint.size();
         let first_young: Option<i64> =
             sqlx::query("SELECT MIN(id) FROM audit_events WHERE time_us >= $1")
