@@ -29,6 +29,9 @@ pub struct Config {
     /// Audit trail (default: SQLite in the data directory, kept forever).
     #[serde(default)]
     pub audit: crate::audit_trail::AuditSettings,
+    /// Batching and proving (default: off).
+    #[serde(default)]
+    pub prover: crate::proving::ProverSettings,
 }
 
 /// `[access]`.
@@ -209,6 +212,7 @@ impl Config {
             }
         }
         problems.extend(config.audit.problems());
+        problems.extend(config.prover.problems());
         if problems.is_empty() {
             Ok(config)
         } else {

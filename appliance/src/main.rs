@@ -15,6 +15,7 @@ mod cli;
 mod config;
 mod key_upkeep;
 mod node;
+mod proving;
 mod rpc;
 mod tls;
 
@@ -50,6 +51,9 @@ enum Cmd {
     Policies(cli::policies::Args),
     /// Query, export, prove and verify the audit log; legal holds.
     Audit(cli::audit::Args),
+    /// Check a batch proof as a counterparty: exit 0 only if it proves
+    /// exactly the given outputs for the pinned program.
+    Verify(cli::verify::Args),
 }
 
 fn main() -> std::process::ExitCode {
@@ -89,6 +93,7 @@ fn main() -> std::process::ExitCode {
             Cmd::Keys(args) => cli::keys::run(args).await,
             Cmd::Policies(args) => cli::policies::run(args),
             Cmd::Audit(args) => cli::audit::run(args).await,
+            Cmd::Verify(args) => cli::verify::run(args),
         }
     });
     match result {

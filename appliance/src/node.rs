@@ -46,6 +46,8 @@ pub struct NodeParams {
     pub encryption: EncryptionSettings,
     /// Audit trail.
     pub audit: AuditSettings,
+    /// Batching and proving.
+    pub prover: crate::proving::ProverSettings,
 }
 
 /// Starts the node; calls `on_ready` with the bound address once serving;
@@ -94,7 +96,9 @@ pub async fn run(
     };
     let cipher: Option<SharedCipher> = at_rest.as_ref().map(|a| a.cipher.clone() as SharedCipher);
 
-    let mut config = SequencerConfig::new(chain_file.spec()?);
+    let chain_spec = chain_file.spec()?;
+    let genesis_state = genesis.state();
+    let mut config = SequencerConfig::new(chain_spec.clone());
     (params.tune)(&mut config);
     config.log_cipher = cipher.clone();
     let dir = params.data_dir.clone();
@@ -119,6 +123,22 @@ pub async fn run(
             .map_err(|e| anyhow::anyhow!("{e}"))?;
     }
     audit_trail::spawn_upkeep(trail.clone(), params.audit.retention_days);
+    let prover = if params.prover.enabled {
+        let (dir, settings, seq, cipher) = (
+            params.data_dir.clone(),
+            params.prover.clone(),
+            sequencer.clone(),
+            cipher.clone(),
+        );
+        Some(
+            tokio::task::spawn_blocking(move || {
+                crate::proving::start(&dir, &settings, seq, chain_spec, genesis_state, cipher)
+            })
+            .await??,
+        )
+    } else {
+        None
+    };
     let access = access_setup::open(
         &params.data_dir,
         sequencer.chain().chain_id,
@@ -151,6 +171,9 @@ pub async fn run(
     server.await??;
     if let Some(k) = keys_task {
         k.stop().await;
+    }
+    if let Some(p) = prover {
+        tokio::task::spawn_blocking(move || p.stop(Duration::from_secs(5))).await?;
     }
     let seq = sequencer.clone();
     tokio::task::spawn_blocking(move || seq.shutdown()).await??;

@@ -26,7 +26,7 @@ enum Scheme {
 
 fn scheme(table: Table) -> Scheme {
     match table {
-        Table::Blocks | Table::StateRoots | Table::Meta => Scheme::Plain,
+        Table::Blocks | Table::StateRoots | Table::Meta | Table::ProverJobs => Scheme::Plain,
         Table::Storage => Scheme::Blind { prefix: Some(20) },
         Table::Accounts | Table::Code | Table::BlockHashes | Table::TxIndex => {
             Scheme::Blind { prefix: None }

@@ -1,1 +1,31 @@
-//! Prove every batch with a RISC-V zkVM running the state-transition program (issue 6; not started).
+//! Proves every batch of the private chain.
+//!
+//! Data flow: derived blocks → [`ProverState::witness_batch`] (the batch's
+//! witness: Merkle-Patricia proofs for what it touched) → a [`ZkBackend`]
+//! runs the state-transition batch program on it (natively, or as a RISC-V
+//! guest inside the zkVM) → a proof of the batch's [`BatchOutputs`].
+//!
+//! [`BatchOutputs`]: state_transition::BatchOutputs
+
+mod backend;
+mod envelope;
+mod error;
+mod files;
+#[cfg(feature = "openvm")]
+mod openvm;
+mod service;
+mod verify;
+mod witness;
+
+pub use backend::{Execution, NativeBackend, ZkBackend};
+pub use envelope::ProofEnvelope;
+pub use error::ProverError;
+pub use files::OutputsFile;
+#[cfg(feature = "openvm")]
+pub use openvm::{OpenVmBackend, OpenVmSettings, BACKEND as OPENVM_BACKEND};
+pub use service::{
+    AuditSource, BatchPolicy, ChainSource, Cutter, Job, JobState, JobStore, KvJobStore,
+    ProverService, Worker,
+};
+pub use verify::verify_proof;
+pub use witness::{ChainBlock, ProverState};

@@ -1,6 +1,6 @@
 use alloy_consensus::{Header, EMPTY_OMMER_ROOT_HASH};
 use alloy_eips::eip1559::{calc_next_block_base_fee, BaseFeeParams};
-use alloy_primitives::{Address, Bloom, Bytes, B256, U256};
+use alloy_primitives::{keccak256, Address, Bloom, Bytes, B256, U256};
 use revm::{
     context::{BlockEnv, CfgEnv},
     primitives::hardfork::SpecId,
@@ -95,6 +95,66 @@ impl BlockContext {
             difficulty: U256::ZERO,
             prevrandao: Some(self.prevrandao),
             ..Default::default()
+        }
+    }
+}
+
+/// What the next block's context depends on from its parent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ParentBlock {
+    /// Block number.
+    pub number: u64,
+    /// Block hash.
+    pub hash: B256,
+    /// Unix seconds.
+    pub timestamp: u64,
+    /// Gas used.
+    pub gas_used: u64,
+    /// Base fee (wei).
+    pub base_fee: u64,
+}
+
+impl ParentBlock {
+    /// The parent facts of a sealed header.
+    pub fn of(header: &Header, hash: B256) -> Self {
+        Self {
+            number: header.number,
+            hash,
+            timestamp: header.timestamp,
+            gas_used: header.gas_used,
+            base_fee: header.base_fee_per_gas.unwrap_or_default(),
+        }
+    }
+
+    /// Base fee of the block that follows this one.
+    pub fn next_base_fee(&self, chain: &ChainSpec) -> u64 {
+        if self.number == 0 {
+            chain.initial_base_fee()
+        } else {
+            chain.next_base_fee(self.gas_used, self.base_fee)
+        }
+    }
+}
+
+impl BlockContext {
+    /// The context of the block after `parent`: everything but the time and
+    /// fee recipient follows from the parent and the chain rules, so the
+    /// prover re-derives it instead of trusting it.
+    pub fn child_of(
+        chain: &ChainSpec,
+        parent: &ParentBlock,
+        timestamp: u64,
+        beneficiary: Address,
+    ) -> Self {
+        Self {
+            number: parent.number + 1,
+            timestamp,
+            parent_hash: parent.hash,
+            beneficiary,
+            gas_limit: chain.block_gas_limit,
+            base_fee: parent.next_base_fee(chain),
+            // No beacon chain: derive it from the parent so it is deterministic.
+            prevrandao: keccak256(parent.hash),
         }
     }
 }

@@ -15,25 +15,34 @@
 
 extern crate alloc;
 
+mod batch;
 mod block;
 mod diff;
 mod error;
 mod executor;
 mod guard;
+pub mod mpt;
+mod outputs;
 mod overlay;
 mod reader;
 mod root;
+mod rooted;
 mod tx_env;
+mod witness;
 
-pub use block::{BlockContext, ChainSpec, FeeMode, SealedHeader};
+pub use batch::{execute_batch, AccountDelta, BatchError, BatchOverlay, OverlayState, TrieState};
+pub use block::{BlockContext, ChainSpec, FeeMode, ParentBlock, SealedHeader};
 pub use diff::{AccountChange, StateDiff};
 pub use error::{StateError, TxRejection};
 pub use executor::{BlockExecutor, BlockOutcome, ExecutedTx};
 pub use guard::{CallGuard, Denial, Frame, FrameKind, GuardInspector, SharedGuard};
+pub use outputs::{BatchOutputs, OUTPUTS_LEN};
 pub use overlay::BlockState;
 pub use reader::{MemoryState, StateReader, BLOCK_HASH_WINDOW};
 pub use root::{account_leaf, state_root, storage_root, TrieAccountInput};
+pub use rooted::RootedState;
 pub use tx_env::{tx_env, SUPPORTED_TX_TYPES};
+pub use witness::{AuditHead, BatchWitness, ChainParams, WitnessBlock};
 
 /// Re-exported so callers name the exact revm/alloy versions this program runs.
 pub use alloy_consensus;

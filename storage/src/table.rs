@@ -18,11 +18,13 @@ pub enum Table {
     StateRoots,
     /// Single values: derived height, chain identity.
     Meta,
+    /// Prover: batch jobs, witnesses and proofs by batch number (its own file).
+    ProverJobs,
 }
 
 impl Table {
     /// Every table, for creation and scans.
-    pub const ALL: [Table; 8] = [
+    pub const ALL: [Table; 9] = [
         Table::Accounts,
         Table::Storage,
         Table::Code,
@@ -31,6 +33,7 @@ impl Table {
         Table::TxIndex,
         Table::StateRoots,
         Table::Meta,
+        Table::ProverJobs,
     ];
 
     /// Stable on-disk name.
@@ -44,6 +47,7 @@ impl Table {
             Table::TxIndex => "tx_index",
             Table::StateRoots => "state_roots",
             Table::Meta => "meta",
+            Table::ProverJobs => "prover_jobs",
         }
     }
 }

@@ -2,6 +2,7 @@
 
 use crate::at_rest::{EncryptionSettings, PassphraseSource};
 use crate::audit_trail::AuditSettings;
+use crate::proving::ProverSettings;
 use crate::{
     access_setup::AccessParams,
     chain_files::{self, ChainFile},
@@ -69,6 +70,22 @@ pub struct Args {
     /// Audit queue capacity (events waiting for the database).
     #[arg(long, default_value_t = 65_536)]
     pub audit_queue: usize,
+    /// Cut the chain into batches and prove each one in-process.
+    #[arg(long)]
+    pub prove: bool,
+    /// With --prove: `openvm` (real proofs) or `native` (batches cut and
+    /// checked by the batch program, no proofs; fast).
+    #[arg(long, default_value = "openvm")]
+    pub prover_backend: String,
+    /// The zkVM guest built by prover/guest/build.sh.
+    #[arg(long, default_value = "prover/guest/out/batch-program.elf")]
+    pub guest_elf: PathBuf,
+    /// Most blocks per batch.
+    #[arg(long, default_value_t = 100)]
+    pub batch_blocks: u64,
+    /// Longest a block waits for its batch (ms).
+    #[arg(long, default_value_t = 10_000)]
+    pub batch_wait_ms: u64,
 }
 
 /// Key provider choices of `prividium dev`.
@@ -261,7 +278,19 @@ pub async fn run(args: Args) -> Result<()> {
             queue_capacity: args.audit_queue,
             ..AuditSettings::default()
         },
+        prover: ProverSettings {
+            enabled: args.prove,
+            backend: args.prover_backend.clone(),
+            guest_elf: args.guest_elf.clone(),
+            max_blocks: args.batch_blocks,
+            max_wait_ms: args.batch_wait_ms,
+            ..ProverSettings::default()
+        },
     };
+    let problems = params.prover.problems();
+    if !problems.is_empty() {
+        anyhow::bail!("{}", problems.join("; "));
+    }
     node::run(params, move |addr| {
         dev.rpc_url = format!("https://{addr}");
         // Written only once serving, so tools can poll for the file.

@@ -5,3 +5,4 @@ pub mod keys;
 pub mod policies;
 pub mod replay;
 pub mod up;
+pub mod verify;

@@ -77,6 +77,7 @@ pub async fn run(args: Args) -> Result<()> {
         },
         encryption: config.encryption.clone(),
         audit: config.audit.clone(),
+        prover: config.prover.clone(),
     };
     node::run(params, |_| Ok(())).await
 }

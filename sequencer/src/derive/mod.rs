@@ -7,11 +7,9 @@
 //! crash the missing tail is replayed.
 
 mod replay;
-mod roots;
 
 pub(crate) use replay::replay;
 pub use replay::ReplayReport;
-pub(crate) use roots::RootTracker;
 
 use crate::{
     chain::{StoredBlock, StoredTx},
@@ -22,14 +20,14 @@ use crate::{
 use alloy_consensus::{Header, EMPTY_OMMER_ROOT_HASH};
 use alloy_primitives::{Bloom, Bytes, B256, U256};
 use alloy_trie::EMPTY_ROOT_HASH;
-use state_transition::{BlockOutcome, ChainSpec, MemoryState, StateDiff};
+use state_transition::{BlockOutcome, ChainSpec, MemoryState, RootedState, StateDiff};
 use std::sync::Arc;
 use storage::{KvStore, Table, WriteBatch};
 
 /// Applies blocks to the derived store and keeps the state root current.
 pub(crate) struct Deriver {
     store: Arc<dyn KvStore>,
-    roots: RootTracker,
+    roots: RootedState,
     height: u64,
     durable_every: u64,
 }
@@ -59,7 +57,7 @@ impl Deriver {
         let state = load_state(store.as_ref(), &view, height)?;
         Ok(Self {
             store,
-            roots: RootTracker::new(state),
+            roots: RootedState::new(state),
             height,
             durable_every: durable_every.max(1),
         })

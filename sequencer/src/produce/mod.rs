@@ -11,7 +11,7 @@ use crate::{
     wal::{BlockLog, BlockLogWriter, BlockRecord},
     SequencerConfig,
 };
-use alloy_primitives::{keccak256, Address};
+use alloy_primitives::Address;
 use parking_lot::Mutex;
 use state_transition::{BlockContext, BlockExecutor, BlockOutcome, TxRejection};
 use std::{
@@ -147,19 +147,9 @@ pub(crate) fn next_context(
     parent: &ProducedHead,
     beneficiary: Address,
 ) -> BlockContext {
-    let base_fee = parent.next_base_fee(chain);
     let now = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_secs())
         .unwrap_or_default();
-    BlockContext {
-        number: parent.number + 1,
-        timestamp: now.max(parent.timestamp),
-        parent_hash: parent.hash,
-        beneficiary,
-        gas_limit: chain.block_gas_limit,
-        base_fee,
-        // No beacon chain: derive it from the parent so it is deterministic.
-        prevrandao: keccak256(parent.hash),
-    }
+    BlockContext::child_of(chain, parent, now.max(parent.timestamp), beneficiary)
 }

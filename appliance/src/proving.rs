@@ -1,0 +1,260 @@
+//! Wires the prover into the node: `[prover]` settings, the chain and audit
+//! head as the prover reads them, the sealed job store and the service.
+
+use alloy_primitives::B256;
+use anyhow::{bail, Context, Result};
+use prover::{
+    AuditSource, BatchPolicy, ChainBlock, ChainSource, Cutter, KvJobStore, ProverError,
+    ProverService, Worker, ZkBackend,
+};
+use sequencer::Sequencer;
+use serde::Deserialize;
+use state_transition::{AuditHead, ChainSpec, MemoryState};
+use std::{
+    path::{Path, PathBuf},
+    sync::Arc,
+    time::Duration,
+};
+use storage::{RedbStore, SharedCipher};
+
+/// The prover's job store (witnesses and proofs), sealed like the chain.
+pub const PROVER_FILE: &str = "prover.redb";
+/// Where `batch-N.proof` and `batch-N.json` are written (public data only).
+pub const PROOFS_DIR: &str = "proofs";
+
+/// `[prover]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProverSettings {
+    /// Cut, witness and prove batches.
+    #[serde(default)]
+    pub enabled: bool,
+    /// `openvm` (proofs) or `native` (batches cut and checked, no proofs).
+    #[serde(default = "default_backend")]
+    pub backend: String,
+    /// The guest built by `prover/guest/build.sh`.
+    #[serde(default = "default_elf")]
+    pub guest_elf: PathBuf,
+    /// Refuse to start unless the loaded program has this id.
+    #[serde(default)]
+    pub program_id: Option<B256>,
+    /// Most blocks per batch.
+    #[serde(default = "default_max_blocks")]
+    pub max_blocks: u64,
+    /// Longest a block waits for its batch.
+    #[serde(default = "default_max_wait_ms")]
+    pub max_wait_ms: u64,
+    /// In-process proving workers.
+    #[serde(default = "default_workers")]
+    pub workers: usize,
+    /// A job held longer than this by one worker may be taken over.
+    #[serde(default = "default_lease_secs")]
+    pub lease_secs: u64,
+    /// Memory per proving segment (MiB).
+    #[serde(default = "default_segment_mb")]
+    pub segment_max_memory_mb: usize,
+}
+
+fn default_backend() -> String {
+    "openvm".into()
+}
+fn default_elf() -> PathBuf {
+    PathBuf::from("prover/guest/out/batch-program.elf")
+}
+fn default_max_blocks() -> u64 {
+    100
+}
+fn default_max_wait_ms() -> u64 {
+    60_000
+}
+fn default_workers() -> usize {
+    1
+}
+fn default_lease_secs() -> u64 {
+    7_200
+}
+fn default_segment_mb() -> usize {
+    2_048
+}
+
+impl Default for ProverSettings {
+    fn default() -> Self {
+        Self {
+            enabled: false,
+            backend: default_backend(),
+            guest_elf: default_elf(),
+            program_id: None,
+            max_blocks: default_max_blocks(),
+            max_wait_ms: default_max_wait_ms(),
+            workers: default_workers(),
+            lease_secs: default_lease_secs(),
+            segment_max_memory_mb: default_segment_mb(),
+        }
+    }
+}
+
+impl ProverSettings {
+    /// Every problem with these settings.
+    pub fn problems(&self) -> Vec<String> {
+        let mut problems = Vec::new();
+        if !self.enabled {
+            return problems;
+        }
+        if !matches!(self.backend.as_str(), "openvm" | "native") {
+            problems.push(format!(
+                "prover.backend = {}: use openvm or native",
+                self.backend
+            ));
+        }
+        if self.backend == "openvm" && !self.guest_elf.is_file() {
+            problems.push(format!(
+                "prover.guest_elf = {}: not found (build it with prover/guest/build.sh)",
+                self.guest_elf.display()
+            ));
+        }
+        if self.max_blocks == 0 {
+            problems.push("prover.max_blocks must be at least 1".into());
+        }
+        if self.workers == 0 && self.backend == "openvm" {
+            problems.push("prover.workers must be at least 1".into());
+        }
+        problems
+    }
+
+    /// Loads the proving backend (key generation takes tens of seconds).
+    pub fn backend(&self) -> Result<Option<Arc<dyn ZkBackend>>> {
+        match self.backend.as_str() {
+            "native" => Ok(None),
+            "openvm" => {
+                let backend = openvm_backend(self)?;
+                if let Some(pinned) = self.program_id {
+                    if backend.program_id() != pinned {
+                        bail!(
+                            "guest {} has program id {}, configuration pins {pinned}",
+                            self.guest_elf.display(),
+                            backend.program_id()
+                        );
+                    }
+                }
+                Ok(Some(backend))
+            }
+            other => bail!("unknown prover backend {other}"),
+        }
+    }
+}
+
+#[cfg(feature = "zkvm")]
+fn openvm_backend(settings: &ProverSettings) -> Result<Arc<dyn ZkBackend>> {
+    let elf = std::fs::read(&settings.guest_elf)
+        .with_context(|| format!("reading guest {}", settings.guest_elf.display()))?;
+    let vm = prover::OpenVmSettings {
+        segment_max_memory: settings.segment_max_memory_mb << 20,
+    };
+    Ok(Arc::new(prover::OpenVmBackend::new(&elf, vm)?))
+}
+
+#[cfg(not(feature = "zkvm"))]
+fn openvm_backend(_: &ProverSettings) -> Result<Arc<dyn ZkBackend>> {
+    bail!("this build has no zkVM: rebuild with the `zkvm` feature")
+}
+
+/// The derived chain as the prover reads it.
+struct SequencerSource(Arc<Sequencer>);
+
+impl ChainSource for SequencerSource {
+    fn head(&self) -> Result<u64, ProverError> {
+        let view = self.0.view().map_err(chain_err)?;
+        view.head().map_err(chain_err)
+    }
+
+    fn block(&self, n: u64) -> Result<ChainBlock, ProverError> {
+        let view = self.0.view().map_err(chain_err)?;
+        let block = view
+            .block(n)
+            .map_err(chain_err)?
+            .ok_or_else(|| ProverError::Chain(format!("block {n} not derived")))?;
+        Ok(ChainBlock {
+            header: block.header,
+            hash: block.hash,
+            transactions: block.txs.into_iter().map(|t| t.envelope).collect(),
+        })
+    }
+}
+
+fn chain_err(e: impl std::fmt::Display) -> ProverError {
+    ProverError::Chain(e.to_string())
+}
+
+/// The audit log's latest signed head, from its witness file.
+struct WitnessHead(PathBuf);
+
+impl AuditSource for WitnessHead {
+    fn head(&self) -> AuditHead {
+        match audit::read_witness(&self.0) {
+            Ok(Some(h)) => AuditHead {
+                size: h.tree_size,
+                root: B256::from(h.root),
+            },
+            Ok(None) => AuditHead::default(),
+            Err(e) => {
+                tracing::warn!(error = %e, "audit head unreadable; batch bound to an empty head");
+                AuditHead::default()
+            }
+        }
+    }
+}
+
+/// Starts cutting (and, with a proving backend, proving) batches.
+pub fn start(
+    dir: &Path,
+    settings: &ProverSettings,
+    sequencer: Arc<Sequencer>,
+    chain: ChainSpec,
+    genesis: MemoryState,
+    cipher: Option<SharedCipher>,
+) -> Result<ProverService> {
+    let backend = settings.backend()?;
+    let raw = Arc::new(RedbStore::open(&dir.join(PROVER_FILE))?);
+    let jobs = Arc::new(KvJobStore::new(crate::node::seal_store(raw, cipher)));
+    let policy = BatchPolicy {
+        max_blocks: settings.max_blocks,
+        max_wait: Duration::from_millis(settings.max_wait_ms),
+    };
+    let cutter = Cutter::new(
+        chain,
+        genesis,
+        Arc::new(SequencerSource(sequencer)),
+        jobs.clone(),
+        Arc::new(WitnessHead(
+            dir.join(crate::audit_trail::AUDIT_DIR)
+                .join(crate::audit_trail::WITNESS_FILE),
+        )),
+        policy,
+    );
+    let workers = match &backend {
+        None => Vec::new(),
+        Some(b) => (0..settings.workers)
+            .map(|i| {
+                Worker::new(
+                    format!("{}-{i}", std::process::id()),
+                    jobs.clone(),
+                    b.clone(),
+                    dir.join(PROOFS_DIR),
+                    Duration::from_secs(settings.lease_secs),
+                )
+            })
+            .collect(),
+    };
+    tracing::info!(
+        backend = %settings.backend,
+        program_id = ?backend.as_ref().map(|b| b.program_id()),
+        max_blocks = settings.max_blocks,
+        workers = workers.len(),
+        "prover started"
+    );
+    Ok(ProverService::spawn(
+        Some(cutter),
+        workers,
+        Duration::from_millis(200),
+    ))
+}

@@ -1,0 +1,102 @@
+//! `batch-N.json`: a batch's public outputs as a counterparty receives them
+//! next to `batch-N.proof`.
+
+use alloy_primitives::B256;
+use serde::{Deserialize, Serialize};
+use state_transition::BatchOutputs;
+
+/// The public outputs of one batch, plus how they were proven.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OutputsFile {
+    /// Chain id.
+    pub chain_id: u64,
+    /// Batch number.
+    pub batch_number: u64,
+    /// First block.
+    pub first_block: u64,
+    /// Last block.
+    pub last_block: u64,
+    /// State root before.
+    pub prev_state_root: B256,
+    /// State root after.
+    pub new_state_root: B256,
+    /// Hash of the block before the batch.
+    pub prev_block_hash: B256,
+    /// Hash of the last block.
+    pub last_block_hash: B256,
+    /// Commitment to the batch's transactions and receipts.
+    pub batch_commitment: B256,
+    /// Commitment to the chain rules.
+    pub config_hash: B256,
+    /// Audit log size at the bound head.
+    pub audit_size: u64,
+    /// Audit log root at the bound head.
+    pub audit_root: B256,
+    /// keccak256 of the ABI-encoded outputs (informational: verifiers recompute it).
+    pub digest: B256,
+    /// Program id the proof is for.
+    pub program_id: B256,
+    /// Proving backend.
+    pub backend: String,
+    /// RISC-V instructions executed, when measured.
+    #[serde(default)]
+    pub cycles: Option<u64>,
+}
+
+impl OutputsFile {
+    /// Describes `outputs` proven by `backend` under `program_id`.
+    pub fn new(
+        outputs: &BatchOutputs,
+        program_id: B256,
+        backend: &str,
+        cycles: Option<u64>,
+    ) -> Self {
+        Self {
+            chain_id: outputs.chain_id,
+            batch_number: outputs.batch_number,
+            first_block: outputs.first_block,
+            last_block: outputs.last_block,
+            prev_state_root: outputs.prev_state_root,
+            new_state_root: outputs.new_state_root,
+            prev_block_hash: outputs.prev_block_hash,
+            last_block_hash: outputs.last_block_hash,
+            batch_commitment: outputs.batch_commitment,
+            config_hash: outputs.config_hash,
+            audit_size: outputs.audit_size,
+            audit_root: outputs.audit_root,
+            digest: outputs.digest(),
+            program_id,
+            backend: backend.to_string(),
+            cycles,
+        }
+    }
+
+    /// The outputs these fields describe (the digest field is not trusted).
+    pub fn outputs(&self) -> BatchOutputs {
+        BatchOutputs {
+            chain_id: self.chain_id,
+            batch_number: self.batch_number,
+            first_block: self.first_block,
+            last_block: self.last_block,
+            prev_state_root: self.prev_state_root,
+            new_state_root: self.new_state_root,
+            prev_block_hash: self.prev_block_hash,
+            last_block_hash: self.last_block_hash,
+            batch_commitment: self.batch_commitment,
+            config_hash: self.config_hash,
+            audit_size: self.audit_size,
+            audit_root: self.audit_root,
+        }
+    }
+
+    /// File name of batch `n`'s outputs.
+    pub fn file_name(n: u64) -> String {
+        format!("batch-{n}.json")
+    }
+
+    /// File name of batch `n`'s proof.
+    pub fn proof_file_name(n: u64) -> String {
+        format!("batch-{n}.proof")
+    }
+}

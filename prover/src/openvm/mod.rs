@@ -1,0 +1,298 @@
+//! OpenVM backend: the batch program as a RISC-V guest (prover/guest),
+//! proven as an OpenVM app proof (one STARK per segment, no aggregation).
+//!
+//! Feature `openvm`; with `cuda` as well, traces are generated and proven on
+//! the GPU. The EVM (halo2) wrapper is not used: it needs KZG parameters that
+//! cannot be fetched offline, and settlement only needs the outputs digest.
+
+mod config;
+
+use crate::{
+    backend::{Execution, ZkBackend},
+    envelope::ProofEnvelope,
+    ProverError,
+};
+use alloy_primitives::B256;
+use openvm_sdk::openvm_circuit::system::memory::merkle::public_values::extract_public_values;
+use openvm_sdk::{
+    config::{AggregationSystemParams, AppConfig},
+    prover::verify_app_proof_with_expected_exe_commit,
+    DefaultStarkEngine, Sdk, StdIn, F,
+};
+use openvm_sdk_config::SdkVmConfig;
+use openvm_stark_sdk::{
+    config::{
+        app_params_with_100_bits_security, baby_bear_poseidon2::Digest, MAX_APP_LOG_STACKED_HEIGHT,
+    },
+    openvm_stark_backend::p3_field::{integers::QuotientMap, PrimeField32},
+};
+use openvm_transpiler::{elf::Elf, openvm_platform::memory::MEM_SIZE};
+
+/// Name written into proof files; a verifier refuses other backends.
+pub const BACKEND: &str = "openvm-app-2.0.2";
+
+/// Tunables.
+#[derive(Debug, Clone, Copy)]
+pub struct OpenVmSettings {
+    /// Memory one segment may use while proving; smaller segments use less
+    /// RAM but make more (and longer to verify) segment proofs.
+    pub segment_max_memory: usize,
+}
+
+impl Default for OpenVmSettings {
+    fn default() -> Self {
+        Self {
+            segment_max_memory: 2 << 30,
+        }
+    }
+}
+
+/// Proves the batch program with OpenVM.
+///
+/// The OpenVM SDK is not `Send` (its transpiler holds `Rc`s), so it lives on
+/// a thread of its own and this handle sends it requests; proofs are one at
+/// a time per backend, each using every core.
+pub struct OpenVmBackend {
+    requests: std::sync::mpsc::Sender<Request>,
+    program_id: B256,
+}
+
+enum Request {
+    Execute(
+        Vec<u8>,
+        std::sync::mpsc::Sender<Result<Execution, ProverError>>,
+    ),
+    Prove(
+        Vec<u8>,
+        std::sync::mpsc::Sender<Result<Vec<u8>, ProverError>>,
+    ),
+}
+
+impl std::fmt::Debug for OpenVmBackend {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("OpenVmBackend")
+            .field("program_id", &self.program_id)
+            .finish_non_exhaustive()
+    }
+}
+
+fn vm_error(e: impl std::fmt::Display) -> ProverError {
+    ProverError::Zkvm(e.to_string())
+}
+
+fn gone() -> ProverError {
+    ProverError::Zkvm("the OpenVM thread stopped".into())
+}
+
+impl OpenVmBackend {
+    /// Loads the guest ELF and generates its keys (tens of seconds, once).
+    pub fn new(elf: &[u8], settings: OpenVmSettings) -> Result<Self, ProverError> {
+        let elf = elf.to_vec();
+        let (ready_tx, ready_rx) = std::sync::mpsc::channel();
+        let (requests, inbox) = std::sync::mpsc::channel::<Request>();
+        std::thread::Builder::new()
+            .name("openvm".into())
+            .spawn(move || match Machine::load(&elf, settings) {
+                Ok(machine) => {
+                    let _ = ready_tx.send(Ok(machine.program_id));
+                    for request in inbox {
+                        machine.serve(request);
+                    }
+                }
+                Err(e) => {
+                    let _ = ready_tx.send(Err(e));
+                }
+            })
+            .map_err(vm_error)?;
+        let program_id = ready_rx.recv().map_err(|_| gone())??;
+        Ok(Self {
+            requests,
+            program_id,
+        })
+    }
+}
+
+#[cfg(not(feature = "cuda"))]
+type VmBuilder = openvm_sdk_config::SdkVmCpuBuilder;
+#[cfg(feature = "cuda")]
+type VmBuilder = openvm_sdk_config::SdkVmGpuBuilder;
+type AppProver = openvm_sdk::prover::AppProver<DefaultStarkEngine, VmBuilder>;
+
+/// The program committed once with its keys, owned by the OpenVM thread.
+/// (Building an app prover commits the program: minutes, so it is kept.)
+struct Machine {
+    prover: std::cell::RefCell<AppProver>,
+    exe_commit: Vec<u8>,
+    verifying_key: Vec<u8>,
+    program_id: B256,
+}
+
+impl Machine {
+    fn load(elf: &[u8], settings: OpenVmSettings) -> Result<Self, ProverError> {
+        let elf = Elf::decode(elf, MEM_SIZE as u32).map_err(vm_error)?;
+        let mut vm_config = SdkVmConfig::from_toml(config::VM_TOML).map_err(vm_error)?;
+        vm_config.system.config.segmentation_max_memory = settings.segment_max_memory;
+        let app_config = AppConfig::new(
+            vm_config,
+            app_params_with_100_bits_security(MAX_APP_LOG_STACKED_HEIGHT),
+        );
+        let sdk = Sdk::new(app_config, AggregationSystemParams::default()).map_err(vm_error)?;
+        let exe = sdk.convert_to_exe(elf).map_err(vm_error)?;
+        let started = std::time::Instant::now();
+        let (_, vk) = sdk.app_keygen();
+        let verifying_key = bitcode::serialize(&vk).map_err(vm_error)?;
+        let prover = sdk.app_prover(exe).map_err(vm_error)?;
+        let exe_commit = digest_bytes(&prover.app_exe_commit());
+        let program_id = ProofEnvelope::program_id(BACKEND, &exe_commit, &verifying_key);
+        tracing::info!(%program_id, keygen_ms = started.elapsed().as_millis() as u64, "OpenVM batch program loaded");
+        Ok(Self {
+            prover: std::cell::RefCell::new(prover),
+            exe_commit,
+            verifying_key,
+            program_id,
+        })
+    }
+
+    fn serve(&self, request: Request) {
+        match request {
+            Request::Execute(witness, reply) => {
+                let _ = reply.send(self.execute(&witness));
+            }
+            Request::Prove(witness, reply) => {
+                let _ = reply.send(self.prove(&witness));
+            }
+        }
+    }
+
+    fn stdin(witness: &[u8]) -> StdIn {
+        let mut stdin = StdIn::default();
+        stdin.write_bytes(witness);
+        stdin
+    }
+
+    fn execute(&self, witness: &[u8]) -> Result<Execution, ProverError> {
+        let prover = self.prover.borrow();
+        let (vm, exe) = (prover.vm(), prover.exe());
+        let interpreter = vm.metered_cost_interpreter(&exe).map_err(vm_error)?;
+        let (ctx, state) = interpreter
+            .execute_metered_cost(Self::stdin(witness), vm.build_metered_cost_ctx())
+            .map_err(vm_error)?;
+        let public_values = extract_public_values(
+            prover.vm_config().as_ref().num_public_values,
+            &state.memory.memory,
+        );
+        Ok(Execution {
+            digest: digest_of(&public_values)?,
+            cycles: Some(ctx.instret),
+        })
+    }
+
+    fn prove(&self, witness: &[u8]) -> Result<Vec<u8>, ProverError> {
+        let proof = self
+            .prover
+            .borrow_mut()
+            .prove(Self::stdin(witness))
+            .map_err(vm_error)?;
+        let envelope = ProofEnvelope {
+            backend: BACKEND.to_string(),
+            program_commit: self.exe_commit.clone(),
+            verifying_key: self.verifying_key.clone(),
+            proof: bitcode::serialize(&proof).map_err(vm_error)?,
+        };
+        Ok(envelope.encode())
+    }
+}
+
+/// A program commitment as bytes: each field element big-endian.
+fn digest_bytes(digest: &Digest) -> Vec<u8> {
+    digest
+        .iter()
+        .flat_map(|f| f.as_canonical_u32().to_be_bytes())
+        .collect()
+}
+
+/// The inverse of [`digest_bytes`]; `None` unless every element is canonical.
+fn digest_from_bytes(bytes: &[u8]) -> Option<Digest> {
+    let mut digest = Digest::default();
+    if bytes.len() != digest.len() * 4 {
+        return None;
+    }
+    for (f, chunk) in digest.iter_mut().zip(bytes.chunks_exact(4)) {
+        let n = u32::from_be_bytes(chunk.try_into().ok()?);
+        *f = F::from_canonical_checked(n)?;
+    }
+    Some(digest)
+}
+
+fn digest_of(public_values: &[u8]) -> Result<B256, ProverError> {
+    let bytes: [u8; 32] = public_values
+        .get(..32)
+        .and_then(|b| b.try_into().ok())
+        .ok_or_else(|| ProverError::Zkvm("program revealed no outputs digest".into()))?;
+    Ok(B256::from(bytes))
+}
+
+impl ZkBackend for OpenVmBackend {
+    fn name(&self) -> &'static str {
+        BACKEND
+    }
+
+    fn program_id(&self) -> B256 {
+        self.program_id
+    }
+
+    fn execute(&self, witness: &[u8]) -> Result<Execution, ProverError> {
+        let (reply, answer) = std::sync::mpsc::channel();
+        self.requests
+            .send(Request::Execute(witness.to_vec(), reply))
+            .map_err(|_| gone())?;
+        answer.recv().map_err(|_| gone())?
+    }
+
+    fn prove(&self, witness: &[u8]) -> Result<Vec<u8>, ProverError> {
+        let (reply, answer) = std::sync::mpsc::channel();
+        self.requests
+            .send(Request::Prove(witness.to_vec(), reply))
+            .map_err(|_| gone())?;
+        answer.recv().map_err(|_| gone())?
+    }
+}
+
+/// Checks an OpenVM proof envelope and returns the outputs digest it proves.
+pub(crate) fn verify(envelope: &ProofEnvelope) -> Result<B256, ProverError> {
+    let vk: openvm_sdk::keygen::AppVerifyingKey = bitcode::deserialize(&envelope.verifying_key)
+        .map_err(|_| ProverError::BadProofFile("verifying key does not decode".into()))?;
+    let proof: openvm_sdk::openvm_circuit::arch::ContinuationVmProof<openvm_sdk::SC> =
+        bitcode::deserialize(&envelope.proof)
+            .map_err(|_| ProverError::BadProofFile("proof does not decode".into()))?;
+    let commit = digest_from_bytes(&envelope.program_commit)
+        .ok_or_else(|| ProverError::BadProofFile("program commitment is malformed".into()))?;
+    verify_app_proof_with_expected_exe_commit::<DefaultStarkEngine>(&vk, &proof, Some(commit))
+        .map_err(|e| ProverError::Invalid(e.to_string()))?;
+    let bytes: Vec<u8> = proof
+        .user_public_values
+        .public_values
+        .iter()
+        .map(|f| u8::try_from(f.as_canonical_u32()))
+        .collect::<Result<_, _>>()
+        .map_err(|_| ProverError::Invalid("public values are not bytes".into()))?;
+    digest_of(&bytes)
+}
+
+#[cfg(test)]
+mod tests {
+    use openvm_sdk::openvm_circuit::arch::InitFileGenerator;
+
+    #[test]
+    fn guest_init_file_matches_the_vm_config() {
+        let vm = openvm_sdk_config::SdkVmConfig::from_toml(super::config::VM_TOML).unwrap();
+        let generated = vm.generate_init_file_contents().unwrap();
+        let body = |s: &str| -> Vec<String> {
+            s.lines()
+                .filter(|l| !l.trim_start().starts_with("//") && !l.trim().is_empty())
+                .map(str::to_string)
+                .collect()
+        };
+        assert_eq!(body(&generated), body(super::config::GUEST_INIT));
+    }
+}

@@ -1,0 +1,167 @@
+//! Cuts the chain into batches and witnesses each one.
+//!
+//! Witnessing is sequential (each batch starts from the previous one's
+//! state), proving is not: the cutter queues a job per batch with its
+//! witness, and any number of workers prove them.
+
+use super::{
+    jobs::{Job, JobState, JobStore},
+    unix_ms, AuditSource, ChainSource,
+};
+use crate::{ChainBlock, ProverError, ProverState};
+use state_transition::{execute_batch, ChainSpec, MemoryState};
+use std::{
+    sync::Arc,
+    time::{Duration, Instant},
+};
+
+/// When to cut a batch.
+#[derive(Debug, Clone, Copy)]
+pub struct BatchPolicy {
+    /// Most blocks in one batch.
+    pub max_blocks: u64,
+    /// Longest a block waits for its batch to be cut.
+    pub max_wait: Duration,
+}
+
+impl Default for BatchPolicy {
+    fn default() -> Self {
+        Self {
+            max_blocks: 100,
+            max_wait: Duration::from_secs(60),
+        }
+    }
+}
+
+/// Cuts batches from a chain source into a job store.
+pub struct Cutter {
+    chain: ChainSpec,
+    genesis: MemoryState,
+    source: Arc<dyn ChainSource>,
+    jobs: Arc<dyn JobStore>,
+    audit: Arc<dyn AuditSource>,
+    policy: BatchPolicy,
+    state: Option<ProverState>,
+    pending_since: Option<Instant>,
+}
+
+impl std::fmt::Debug for Cutter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Cutter")
+            .field("policy", &self.policy)
+            .field("height", &self.state.as_ref().map(ProverState::height))
+            .finish_non_exhaustive()
+    }
+}
+
+impl Cutter {
+    /// A cutter continuing after the last batch in `jobs`.
+    pub fn new(
+        chain: ChainSpec,
+        genesis: MemoryState,
+        source: Arc<dyn ChainSource>,
+        jobs: Arc<dyn JobStore>,
+        audit: Arc<dyn AuditSource>,
+        policy: BatchPolicy,
+    ) -> Self {
+        Self {
+            chain,
+            genesis,
+            source,
+            jobs,
+            audit,
+            policy,
+            state: None,
+            pending_since: None,
+        }
+    }
+
+    /// Rebuilds the prover's state at the end of the last cut batch by
+    /// re-executing the chain from genesis (after a start, or an error).
+    fn state(&mut self) -> Result<&mut ProverState, ProverError> {
+        if self.state.is_none() {
+            let target = self.jobs.last_cut()?.map_or(0, |(_, last)| last);
+            let started = Instant::now();
+            let mut genesis = self.genesis.clone();
+            let mut parent = self.source.block(0)?;
+            genesis.record_block_hash(0, parent.hash);
+            let mut state = ProverState::new(genesis, 0);
+            for n in 1..=target {
+                let block = self.source.block(n)?;
+                state.replay(&self.chain, &parent.header, &block)?;
+                parent = block;
+            }
+            tracing::info!(
+                blocks = target,
+                ms = started.elapsed().as_millis() as u64,
+                "prover state rebuilt"
+            );
+            self.state = Some(state);
+        }
+        Ok(self.state.as_mut().expect("just set"))
+    }
+
+    /// Cuts the next batch if one is due; returns its number.
+    pub fn cut_if_due(&mut self) -> Result<Option<u64>, ProverError> {
+        let result = self.try_cut();
+        if result.is_err() {
+            // The state may be ahead of the queue: rebuild it next time.
+            self.state = None;
+        }
+        result
+    }
+
+    fn try_cut(&mut self) -> Result<Option<u64>, ProverError> {
+        let head = self.source.head()?;
+        let (last_batch, last_block) = self.jobs.last_cut()?.unwrap_or((0, 0));
+        let pending = head.saturating_sub(last_block);
+        if pending == 0 {
+            self.pending_since = None;
+            return Ok(None);
+        }
+        let since = *self.pending_since.get_or_insert_with(Instant::now);
+        if pending < self.policy.max_blocks && since.elapsed() < self.policy.max_wait {
+            return Ok(None);
+        }
+        let last = last_block + pending.min(self.policy.max_blocks);
+        let number = last_batch + 1;
+        let blocks = (last_block + 1..=last)
+            .map(|n| self.source.block(n))
+            .collect::<Result<Vec<ChainBlock>, _>>()?;
+        let audit = self.audit.head();
+        let chain = self.chain.clone();
+        let source = self.source.clone();
+        let started = Instant::now();
+        let witness = self
+            .state()?
+            .witness_batch(&chain, number, &blocks, audit, |n| {
+                source.block(n).map(|b| b.header)
+            })?;
+        // Run the program natively first: a witness it refuses is a bug to
+        // report now, not after minutes of proving.
+        let outputs = execute_batch(&witness)?;
+        let encoded = witness.encode();
+        let job = Job {
+            batch_number: number,
+            first_block: last_block + 1,
+            last_block: last,
+            outputs: outputs.encode().into(),
+            state: JobState::Queued { not_before_ms: 0 },
+            attempts: 0,
+            last_error: None,
+            created_ms: unix_ms(),
+        };
+        self.jobs.insert(&job, &encoded)?;
+        self.pending_since = (head > last).then(Instant::now);
+        tracing::info!(
+            batch = number,
+            first_block = job.first_block,
+            last_block = last,
+            witness_bytes = encoded.len(),
+            new_state_root = %outputs.new_state_root,
+            ms = started.elapsed().as_millis() as u64,
+            "batch cut"
+        );
+        Ok(Some(number))
+    }
+}

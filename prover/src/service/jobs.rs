@@ -1,0 +1,358 @@
+//! The durable proving queue: one job per batch, its witness and, once
+//! proven, its proof.
+//!
+//! Jobs are written when a batch is cut and survive restarts; a worker
+//! claims a job under a lease, so a worker that dies (or hangs past the
+//! lease) loses it to the next claim. Failures are retried with backoff.
+
+use crate::ProverError;
+use alloy_primitives::Bytes;
+use parking_lot::Mutex;
+use serde::{Deserialize, Serialize};
+use std::sync::Arc;
+use storage::{KvStore, Table, WriteBatch};
+
+/// Where a job stands.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "state", rename_all = "snake_case")]
+pub enum JobState {
+    /// Waiting for a worker (not before `not_before_ms` after a failure).
+    Queued {
+        /// Earliest retry time (unix ms).
+        not_before_ms: u64,
+    },
+    /// A worker holds it until the lease ends.
+    Proving {
+        /// Who.
+        worker: String,
+        /// Lease end (unix ms).
+        lease_until_ms: u64,
+    },
+    /// Done; the proof is stored.
+    Proven {
+        /// Wall time of the proof.
+        proving_ms: u64,
+        /// RISC-V instructions.
+        cycles: Option<u64>,
+    },
+}
+
+/// One batch to prove.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Job {
+    /// Batch number.
+    pub batch_number: u64,
+    /// First block.
+    pub first_block: u64,
+    /// Last block.
+    pub last_block: u64,
+    /// ABI-encoded public outputs (as the native run computed them).
+    pub outputs: Bytes,
+    /// State.
+    #[serde(flatten)]
+    pub state: JobState,
+    /// Proving attempts so far.
+    pub attempts: u32,
+    /// Why the last attempt failed.
+    pub last_error: Option<String>,
+    /// When the batch was cut (unix ms).
+    pub created_ms: u64,
+}
+
+/// The queue's storage.
+pub trait JobStore: Send + Sync {
+    /// The last batch cut: (batch number, last block).
+    fn last_cut(&self) -> Result<Option<(u64, u64)>, ProverError>;
+    /// Stores a newly cut batch (must be the next number).
+    fn insert(&self, job: &Job, witness: &[u8]) -> Result<(), ProverError>;
+    /// Takes the oldest job that is due, with its witness.
+    fn claim(
+        &self,
+        worker: &str,
+        now_ms: u64,
+        lease_ms: u64,
+    ) -> Result<Option<(Job, Vec<u8>)>, ProverError>;
+    /// Records a proof (only the lease holder may).
+    fn finish(
+        &self,
+        batch: u64,
+        worker: &str,
+        proof: &[u8],
+        proving_ms: u64,
+        cycles: Option<u64>,
+    ) -> Result<(), ProverError>;
+    /// Puts a job back after a failure, to retry after `retry_ms`.
+    fn fail(
+        &self,
+        batch: u64,
+        worker: &str,
+        error: &str,
+        now_ms: u64,
+        retry_ms: u64,
+    ) -> Result<(), ProverError>;
+    /// One job.
+    fn job(&self, batch: u64) -> Result<Option<Job>, ProverError>;
+    /// Up to `limit` jobs from batch `from` on.
+    fn jobs(&self, from: u64, limit: usize) -> Result<Vec<Job>, ProverError>;
+    /// A stored proof.
+    fn proof(&self, batch: u64) -> Result<Option<Vec<u8>>, ProverError>;
+}
+
+const LAST_CUT: &[u8] = b"m/last_cut";
+
+fn key(kind: u8, batch: u64) -> Vec<u8> {
+    let mut k = vec![kind];
+    k.extend_from_slice(&batch.to_be_bytes());
+    k
+}
+
+fn store_err(e: impl std::fmt::Display) -> ProverError {
+    ProverError::Store(e.to_string())
+}
+
+/// The embedded queue: a table of the appliance's key-value store (sealed
+/// like the rest when encryption is on). One process; claims are serialized.
+pub struct KvJobStore {
+    store: Arc<dyn KvStore>,
+    lock: Mutex<()>,
+}
+
+impl std::fmt::Debug for KvJobStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("KvJobStore").finish_non_exhaustive()
+    }
+}
+
+impl KvJobStore {
+    /// Uses `store`'s prover table.
+    pub fn new(store: Arc<dyn KvStore>) -> Self {
+        Self {
+            store,
+            lock: Mutex::new(()),
+        }
+    }
+
+    fn put_job(&self, job: &Job, extra: Option<(Vec<u8>, &[u8])>) -> Result<(), ProverError> {
+        let mut batch = WriteBatch::new();
+        batch.put(
+            Table::ProverJobs,
+            key(b'j', job.batch_number),
+            serde_json::to_vec(job).map_err(store_err)?,
+        );
+        if let Some((k, v)) = extra {
+            batch.put(Table::ProverJobs, k, v.to_vec());
+        }
+        self.store.write(batch, true).map_err(store_err)
+    }
+
+    fn held(&self, batch: u64, worker: &str) -> Result<Job, ProverError> {
+        let job = self
+            .job(batch)?
+            .ok_or_else(|| ProverError::Store(format!("no job for batch {batch}")))?;
+        match &job.state {
+            JobState::Proving { worker: w, .. } if w == worker => Ok(job),
+            _ => Err(ProverError::LeaseLost(batch)),
+        }
+    }
+}
+
+impl JobStore for KvJobStore {
+    fn last_cut(&self) -> Result<Option<(u64, u64)>, ProverError> {
+        let Some(raw) = self
+            .store
+            .get(Table::ProverJobs, LAST_CUT)
+            .map_err(store_err)?
+        else {
+            return Ok(None);
+        };
+        serde_json::from_slice(&raw).map(Some).map_err(store_err)
+    }
+
+    fn insert(&self, job: &Job, witness: &[u8]) -> Result<(), ProverError> {
+        let _guard = self.lock.lock();
+        let expected = self.last_cut()?.map_or(1, |(n, _)| n + 1);
+        if job.batch_number != expected {
+            return Err(ProverError::Store(format!(
+                "batch {} cut, but {expected} is next",
+                job.batch_number
+            )));
+        }
+        let mut batch = WriteBatch::new();
+        batch.put(
+            Table::ProverJobs,
+            key(b'j', job.batch_number),
+            serde_json::to_vec(job).map_err(store_err)?,
+        );
+        batch.put(
+            Table::ProverJobs,
+            key(b'w', job.batch_number),
+            witness.to_vec(),
+        );
+        batch.put(
+            Table::ProverJobs,
+            LAST_CUT,
+            serde_json::to_vec(&(job.batch_number, job.last_block)).map_err(store_err)?,
+        );
+        self.store.write(batch, true).map_err(store_err)
+    }
+
+    fn claim(
+        &self,
+        worker: &str,
+        now_ms: u64,
+        lease_ms: u64,
+    ) -> Result<Option<(Job, Vec<u8>)>, ProverError> {
+        let _guard = self.lock.lock();
+        let mut from = 1;
+        loop {
+            let page = self.jobs(from, 256)?;
+            let Some(last) = page.last() else {
+                return Ok(None);
+            };
+            from = last.batch_number + 1;
+            let due = page.into_iter().find(|j| match &j.state {
+                JobState::Queued { not_before_ms } => *not_before_ms <= now_ms,
+                JobState::Proving { lease_until_ms, .. } => *lease_until_ms <= now_ms,
+                JobState::Proven { .. } => false,
+            });
+            if let Some(mut job) = due {
+                let witness = self
+                    .store
+                    .get(Table::ProverJobs, &key(b'w', job.batch_number))
+                    .map_err(store_err)?
+                    .ok_or_else(|| {
+                        ProverError::Store(format!("witness of batch {} missing", job.batch_number))
+                    })?;
+                job.attempts += 1;
+                job.state = JobState::Proving {
+                    worker: worker.to_string(),
+                    lease_until_ms: now_ms + lease_ms,
+                };
+                self.put_job(&job, None)?;
+                return Ok(Some((job, witness)));
+            }
+        }
+    }
+
+    fn finish(
+        &self,
+        batch: u64,
+        worker: &str,
+        proof: &[u8],
+        proving_ms: u64,
+        cycles: Option<u64>,
+    ) -> Result<(), ProverError> {
+        let _guard = self.lock.lock();
+        let mut job = self.held(batch, worker)?;
+        job.state = JobState::Proven { proving_ms, cycles };
+        job.last_error = None;
+        self.put_job(&job, Some((key(b'p', batch), proof)))
+    }
+
+    fn fail(
+        &self,
+        batch: u64,
+        worker: &str,
+        error: &str,
+        now_ms: u64,
+        retry_ms: u64,
+    ) -> Result<(), ProverError> {
+        let _guard = self.lock.lock();
+        let mut job = self.held(batch, worker)?;
+        job.state = JobState::Queued {
+            not_before_ms: now_ms + retry_ms,
+        };
+        job.last_error = Some(error.to_string());
+        self.put_job(&job, None)
+    }
+
+    fn job(&self, batch: u64) -> Result<Option<Job>, ProverError> {
+        match self
+            .store
+            .get(Table::ProverJobs, &key(b'j', batch))
+            .map_err(store_err)?
+        {
+            Some(raw) => serde_json::from_slice(&raw).map(Some).map_err(store_err),
+            None => Ok(None),
+        }
+    }
+
+    fn jobs(&self, from: u64, limit: usize) -> Result<Vec<Job>, ProverError> {
+        let end = [b'j' + 1];
+        self.store
+            .range(Table::ProverJobs, &key(b'j', from), Some(&end), limit)
+            .map_err(store_err)?
+            .into_iter()
+            .map(|(_, v)| serde_json::from_slice(&v).map_err(store_err))
+            .collect()
+    }
+
+    fn proof(&self, batch: u64) -> Result<Option<Vec<u8>>, ProverError> {
+        self.store
+            .get(Table::ProverJobs, &key(b'p', batch))
+            .map_err(store_err)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn job(n: u64) -> Job {
+        Job {
+            batch_number: n,
+            first_block: n * 10 - 9,
+            last_block: n * 10,
+            outputs: Bytes::from(vec![n as u8; 4]),
+            state: JobState::Queued { not_before_ms: 0 },
+            attempts: 0,
+            last_error: None,
+            created_ms: 1,
+        }
+    }
+
+    #[test]
+    fn jobs_are_claimed_in_order_leased_retried_and_survive_reopening() {
+        let raw: Arc<dyn KvStore> = Arc::new(storage::MemoryStore::default());
+        let q = KvJobStore::new(raw.clone());
+        assert_eq!(q.last_cut().unwrap(), None);
+        q.insert(&job(1), b"w1").unwrap();
+        q.insert(&job(2), b"w2").unwrap();
+        assert!(
+            q.insert(&job(2), b"again").is_err(),
+            "numbers are contiguous"
+        );
+        assert_eq!(q.last_cut().unwrap(), Some((2, 20)));
+
+        let (j, w) = q.claim("a", 1_000, 500).unwrap().unwrap();
+        assert_eq!((j.batch_number, w.as_slice()), (1, &b"w1"[..]));
+        let (j2, _) = q.claim("b", 1_000, 500).unwrap().unwrap();
+        assert_eq!(j2.batch_number, 2);
+        assert!(q.claim("c", 1_000, 500).unwrap().is_none(), "both leased");
+
+        // A failure goes back with backoff; an expired lease is taken over.
+        q.fail(1, "a", "boom", 1_100, 1_000).unwrap();
+        assert!(q.claim("c", 1_200, 500).unwrap().is_none());
+        let (j, _) = q.claim("c", 2_100, 500).unwrap().unwrap();
+        assert_eq!((j.batch_number, j.attempts), (1, 2));
+        assert_eq!(j.last_error.as_deref(), Some("boom"));
+        let (j, _) = q.claim("d", 5_000, 500).unwrap().unwrap();
+        assert_eq!(j.batch_number, 1, "c's lease ran out");
+        assert!(matches!(
+            q.finish(1, "c", b"p", 1, None),
+            Err(ProverError::LeaseLost(1))
+        ));
+        q.finish(1, "d", b"proof", 900, Some(5)).unwrap();
+        assert_eq!(q.proof(1).unwrap().as_deref(), Some(&b"proof"[..]));
+
+        let reopened = KvJobStore::new(raw);
+        assert_eq!(
+            reopened.job(1).unwrap().unwrap().state,
+            JobState::Proven {
+                proving_ms: 900,
+                cycles: Some(5)
+            }
+        );
+        assert_eq!(reopened.jobs(1, 10).unwrap().len(), 2);
+    }
+}

@@ -1,0 +1,109 @@
+//! The proving service: [`Cutter`] turns derived blocks into queued batch
+//! jobs, [`Worker`]s prove them; both loop in [`ProverService`].
+
+mod cutter;
+mod jobs;
+mod worker;
+
+pub use cutter::{BatchPolicy, Cutter};
+pub use jobs::{Job, JobState, JobStore, KvJobStore};
+pub use worker::Worker;
+
+use crate::{ChainBlock, ProverError};
+use state_transition::AuditHead;
+use std::{
+    sync::{
+        atomic::{AtomicBool, Ordering},
+        Arc,
+    },
+    thread::JoinHandle,
+    time::Duration,
+};
+
+/// Where the prover reads the chain (the derived store, in the appliance).
+pub trait ChainSource: Send + Sync {
+    /// Last block available.
+    fn head(&self) -> Result<u64, ProverError>;
+    /// Block `n` (0 is genesis).
+    fn block(&self, n: u64) -> Result<ChainBlock, ProverError>;
+}
+
+/// Where the audit tree head bound into each batch comes from.
+pub trait AuditSource: Send + Sync {
+    /// The latest signed head.
+    fn head(&self) -> AuditHead;
+}
+
+pub(crate) fn unix_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+}
+
+/// The cutter and workers running on their own threads until stopped.
+#[derive(Debug)]
+pub struct ProverService {
+    stop: Arc<AtomicBool>,
+    threads: Vec<JoinHandle<()>>,
+}
+
+impl ProverService {
+    /// Starts `cutter` (if any: standalone workers have none) and `workers`,
+    /// polling every `poll`.
+    pub fn spawn(cutter: Option<Cutter>, workers: Vec<Worker>, poll: Duration) -> Self {
+        let stop = Arc::new(AtomicBool::new(false));
+        let mut threads = Vec::new();
+        if let Some(mut cutter) = cutter {
+            let stop = stop.clone();
+            threads.push(spawn_loop("prover-cutter", stop, poll, move || {
+                cutter.cut_if_due().map(|n| n.is_some())
+            }));
+        }
+        for worker in workers {
+            let stop = stop.clone();
+            threads.push(spawn_loop("prover-worker", stop, poll, move || {
+                worker.run_once().map(|n| n.is_some())
+            }));
+        }
+        Self { stop, threads }
+    }
+
+    /// Asks every loop to stop and waits up to `wait` for them. A proof
+    /// still running is abandoned: its lease runs out and the job is proven
+    /// again after the next start.
+    pub fn stop(self, wait: Duration) {
+        self.stop.store(true, Ordering::Relaxed);
+        let deadline = std::time::Instant::now() + wait;
+        for t in self.threads {
+            while !t.is_finished() && std::time::Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            if t.is_finished() {
+                let _ = t.join();
+            }
+        }
+    }
+}
+
+/// Runs `step` until stopped; sleeps `poll` when it did nothing or failed.
+fn spawn_loop(
+    name: &str,
+    stop: Arc<AtomicBool>,
+    poll: Duration,
+    mut step: impl FnMut() -> Result<bool, ProverError> + Send + 'static,
+) -> JoinHandle<()> {
+    let name = name.to_string();
+    std::thread::Builder::new()
+        .name(name.clone())
+        .spawn(move || {
+            while !stop.load(Ordering::Relaxed) {
+                match step() {
+                    Ok(true) => continue,
+                    Ok(false) => {}
+                    Err(e) => tracing::warn!(task = %name, error = %e, "prover step failed"),
+                }
+                std::thread::sleep(poll);
+            }
+        })
+        .expect("spawn prover thread")
+}

@@ -1,0 +1,41 @@
+//! Counterparty verification: a proof file, the public outputs and the
+//! pinned program id, nothing else.
+
+use crate::{envelope::ProofEnvelope, ProverError};
+use alloy_primitives::B256;
+use state_transition::BatchOutputs;
+
+/// Checks that `proof_file` proves exactly `outputs` for program
+/// `program_id`. `Ok` only for a valid proof of those outputs.
+pub fn verify_proof(
+    proof_file: &[u8],
+    outputs: &BatchOutputs,
+    program_id: B256,
+) -> Result<(), ProverError> {
+    let envelope = ProofEnvelope::decode(proof_file)?;
+    let claimed = envelope.claimed_program_id();
+    if claimed != program_id {
+        return Err(ProverError::WrongProgram {
+            expected: program_id,
+            got: claimed,
+        });
+    }
+    let proven = proven_digest(&envelope)?;
+    let expected = outputs.digest();
+    if proven != expected {
+        return Err(ProverError::OutputsMismatch {
+            expected,
+            got: proven,
+        });
+    }
+    Ok(())
+}
+
+/// The outputs digest a backend's proof proves.
+fn proven_digest(envelope: &ProofEnvelope) -> Result<B256, ProverError> {
+    match envelope.backend.as_str() {
+        #[cfg(feature = "openvm")]
+        crate::openvm::BACKEND => crate::openvm::verify(envelope),
+        other => Err(ProverError::UnknownBackend(other.to_string())),
+    }
+}
