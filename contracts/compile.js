@@ -1,14 +1,16 @@
 #!/usr/bin/env node
-// Compiles every contracts/*.sol with the npm `solc` package (standard JSON,
-// evmVersion cancun, optimizer 200 runs) and writes one artifact per
-// deployable contract to contracts/out/<Name>.json:
+// Compiles every *.sol in one directory (default: contracts/, or the first
+// argument, e.g. gateway-bridge/contracts) with the npm `solc` package
+// (standard JSON, evmVersion cancun, optimizer 200 runs) and writes one
+// artifact per deployable contract to <dir>/out/<Name>.json:
 //   {"contractName", "abi", "bytecode": "0x...", "deployedBytecode": "0x..."}
 //
 // `solc` is resolved from $PRIVIDIUM_PEERS/node_modules (default
 // ~/.cache/prividium-peers, populated by deploy/dev/install-peers.sh).
 // Prefer running contracts/compile.sh, which installs the peers first.
 //
-// The artifacts are checked in: the Rust load generator include_str!s them.
+// The artifacts are checked in: the Rust load generator and the settlement
+// bridge include_str! them, so building needs no Node.js.
 'use strict';
 
 const fs = require('fs');
@@ -31,7 +33,7 @@ function loadSolc() {
   }
 }
 
-const srcDir = __dirname;
+const srcDir = process.argv[2] ? path.resolve(process.argv[2]) : __dirname;
 const outDir = path.join(srcDir, 'out');
 const solc = loadSolc();
 
@@ -90,7 +92,7 @@ for (const file of Object.keys(output.contracts || {}).sort()) {
     };
     const dest = path.join(outDir, name + '.json');
     fs.writeFileSync(dest, JSON.stringify(artifact, null, 2) + '\n');
-    console.error(`compile.js: wrote ${path.relative(path.dirname(srcDir), dest)} (${bytecode.length / 2} bytes initcode)`);
+    console.error(`compile.js: wrote ${path.relative(process.cwd(), dest)} (${bytecode.length / 2} bytes initcode)`);
     written++;
   }
 }

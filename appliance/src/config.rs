@@ -32,6 +32,9 @@ pub struct Config {
     /// Batching and proving (default: off).
     #[serde(default)]
     pub prover: crate::proving::ProverSettings,
+    /// Settlement of proven batches (default: off).
+    #[serde(default)]
+    pub settlement: crate::settling::SettlementSettings,
 }
 
 /// `[access]`.
@@ -213,6 +216,11 @@ impl Config {
         }
         problems.extend(config.audit.problems());
         problems.extend(config.prover.problems());
+        problems.extend(
+            config
+                .settlement
+                .problems(config.prover.enabled && config.prover.backend != "native"),
+        );
         if problems.is_empty() {
             Ok(config)
         } else {
@@ -282,7 +290,7 @@ mod tests {
         assert!(
             err.problems
                 .iter()
-                .all(|p| p.contains("file not found") || p.contains("access.policies_dir")),
+                .all(|p| p.contains("not found") || p.contains("access.policies_dir")),
             "{err}"
         );
     }

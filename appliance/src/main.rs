@@ -17,6 +17,7 @@ mod key_upkeep;
 mod node;
 mod proving;
 mod rpc;
+mod settling;
 mod tls;
 
 use clap::{Parser, Subcommand};
@@ -52,8 +53,12 @@ enum Cmd {
     /// Query, export, prove and verify the audit log; legal holds.
     Audit(cli::audit::Args),
     /// Check a batch proof as a counterparty: exit 0 only if it proves
-    /// exactly the given outputs for the pinned program.
+    /// exactly the given outputs (or the commitment on the settlement
+    /// chain) for the pinned program.
     Verify(cli::verify::Args),
+    /// The settlement chain: the bridge's key, deploying and registering
+    /// the contract, what it holds.
+    Settlement(cli::settlement::Args),
 }
 
 fn main() -> std::process::ExitCode {
@@ -93,7 +98,8 @@ fn main() -> std::process::ExitCode {
             Cmd::Keys(args) => cli::keys::run(args).await,
             Cmd::Policies(args) => cli::policies::run(args),
             Cmd::Audit(args) => cli::audit::run(args).await,
-            Cmd::Verify(args) => cli::verify::run(args),
+            Cmd::Verify(args) => cli::verify::run(args).await,
+            Cmd::Settlement(args) => cli::settlement::run(args).await,
         }
     });
     match result {

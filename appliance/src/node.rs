@@ -48,6 +48,8 @@ pub struct NodeParams {
     pub audit: AuditSettings,
     /// Batching and proving.
     pub prover: crate::proving::ProverSettings,
+    /// Settling proven batches.
+    pub settlement: crate::settling::SettlementSettings,
 }
 
 /// Starts the node; calls `on_ready` with the bound address once serving;
@@ -139,6 +141,17 @@ pub async fn run(
     } else {
         None
     };
+    let bridge = if params.settlement.enabled {
+        Some(crate::settling::start(
+            &params.data_dir,
+            &params.settlement,
+            sequencer.chain().chain_id,
+            cipher.clone(),
+            trail.clone(),
+        )?)
+    } else {
+        None
+    };
     let access = access_setup::open(
         &params.data_dir,
         sequencer.chain().chain_id,
@@ -171,6 +184,9 @@ pub async fn run(
     server.await??;
     if let Some(k) = keys_task {
         k.stop().await;
+    }
+    if let Some(b) = bridge {
+        b.stop().await;
     }
     if let Some(p) = prover {
         tokio::task::spawn_blocking(move || p.stop(Duration::from_secs(5))).await?;

@@ -56,9 +56,17 @@ contract PrividiumSettlement {
         bytes32 lastStateRoot;
     }
 
+    /// Where a proof was committed; lets a counterparty holding only a
+    /// proof file find the commitment it must match.
+    struct ProofRef {
+        uint64 chainId;
+        uint64 batchNumber;
+    }
+
     address public owner;
     mapping(uint64 => Chain) private chains;
     mapping(uint64 => mapping(uint64 => Batch)) private batches;
+    mapping(bytes32 => ProofRef) private proofs;
 
     event ChainRegistered(uint64 indexed chainId, bytes32 genesisStateRoot, bytes32 programId, address submitter);
     event SubmitterChanged(uint64 indexed chainId, address submitter);
@@ -82,6 +90,8 @@ contract PrividiumSettlement {
     error NotNextBlock(uint64 expected, uint64 got);
     error RootMismatch(bytes32 expected, bytes32 got);
     error EmptyBatch(uint64 firstBlock, uint64 lastBlock);
+    error ProofAlreadyCommitted(bytes32 proofDigest, uint64 chainId, uint64 batchNumber);
+    error ZeroProofDigest();
 
     modifier onlyOwner() {
         if (msg.sender != owner) revert NotOwner(msg.sender);
@@ -123,6 +133,10 @@ contract PrividiumSettlement {
         if (o.firstBlock != c.lastBlock + 1) revert NotNextBlock(c.lastBlock + 1, o.firstBlock);
         if (o.lastBlock < o.firstBlock) revert EmptyBatch(o.firstBlock, o.lastBlock);
         if (o.prevStateRoot != c.lastStateRoot) revert RootMismatch(c.lastStateRoot, o.prevStateRoot);
+        if (proofDigest == bytes32(0)) revert ZeroProofDigest();
+        ProofRef memory seen = proofs[proofDigest];
+        if (seen.batchNumber != 0) revert ProofAlreadyCommitted(proofDigest, seen.chainId, seen.batchNumber);
+        proofs[proofDigest] = ProofRef(o.chainId, o.batchNumber);
         bytes32 digest = keccak256(outputs);
         batches[o.chainId][o.batchNumber] = Batch(
             o.batchNumber,
@@ -150,6 +164,12 @@ contract PrividiumSettlement {
 
     function getChain(uint64 chainId) external view returns (Chain memory) {
         return chains[chainId];
+    }
+
+    /// The chain and batch a proof (by keccak256 of its file) was committed
+    /// for; batchNumber 0 when it never was.
+    function findProof(bytes32 proofDigest) external view returns (ProofRef memory) {
+        return proofs[proofDigest];
     }
 
     function _chain(uint64 chainId) private view returns (Chain storage c) {

@@ -27,5 +27,5 @@ pub use service::{
     AuditSource, BatchPolicy, ChainSource, Cutter, Job, JobState, JobStore, KvJobStore,
     ProverService, Worker,
 };
-pub use verify::verify_proof;
+pub use verify::{verify_proof, verify_proof_digest};
 pub use witness::{ChainBlock, ProverState};

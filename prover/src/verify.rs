@@ -12,6 +12,16 @@ pub fn verify_proof(
     outputs: &BatchOutputs,
     program_id: B256,
 ) -> Result<(), ProverError> {
+    verify_proof_digest(proof_file, outputs.digest(), program_id)
+}
+
+/// Checks that `proof_file` proves outputs whose digest is `digest` (what a
+/// settlement contract stores) for program `program_id`.
+pub fn verify_proof_digest(
+    proof_file: &[u8],
+    digest: B256,
+    program_id: B256,
+) -> Result<(), ProverError> {
     let envelope = ProofEnvelope::decode(proof_file)?;
     let claimed = envelope.claimed_program_id();
     if claimed != program_id {
@@ -21,10 +31,9 @@ pub fn verify_proof(
         });
     }
     let proven = proven_digest(&envelope)?;
-    let expected = outputs.digest();
-    if proven != expected {
+    if proven != digest {
         return Err(ProverError::OutputsMismatch {
-            expected,
+            expected: digest,
             got: proven,
         });
     }

@@ -86,6 +86,12 @@ pub struct Args {
     /// Longest a block waits for its batch (ms).
     #[arg(long, default_value_t = 10_000)]
     pub batch_wait_ms: u64,
+    /// With --prove: settle proven batches on this settlement chain (JSON-RPC URL).
+    #[arg(long, requires = "settle_contract")]
+    pub settle_rpc: Option<String>,
+    /// The PrividiumSettlement contract on --settle-rpc.
+    #[arg(long, requires = "settle_rpc")]
+    pub settle_contract: Option<alloy_primitives::Address>,
 }
 
 /// Key provider choices of `prividium dev`.
@@ -286,8 +292,20 @@ pub async fn run(args: Args) -> Result<()> {
             max_wait_ms: args.batch_wait_ms,
             ..ProverSettings::default()
         },
+        settlement: crate::settling::SettlementSettings {
+            enabled: args.settle_rpc.is_some(),
+            rpc_url: args.settle_rpc.clone().unwrap_or_default(),
+            contract: args.settle_contract,
+            poll_ms: 500,
+            ..Default::default()
+        },
     };
-    let problems = params.prover.problems();
+    let mut problems = params.prover.problems();
+    problems.extend(
+        params
+            .settlement
+            .problems(args.prove && args.prover_backend != "native"),
+    );
     if !problems.is_empty() {
         anyhow::bail!("{}", problems.join("; "));
     }

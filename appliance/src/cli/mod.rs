@@ -4,5 +4,6 @@ pub mod dev;
 pub mod keys;
 pub mod policies;
 pub mod replay;
+pub mod settlement;
 pub mod up;
 pub mod verify;

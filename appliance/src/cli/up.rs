@@ -78,6 +78,7 @@ pub async fn run(args: Args) -> Result<()> {
         encryption: config.encryption.clone(),
         audit: config.audit.clone(),
         prover: config.prover.clone(),
+        settlement: config.settlement.clone(),
     };
     node::run(params, |_| Ok(())).await
 }

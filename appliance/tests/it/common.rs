@@ -39,7 +39,9 @@ impl Node {
             .spawn()
             .expect("spawn prividium");
         let dev_path = dir.join("dev.json");
-        let deadline = Instant::now() + Duration::from_secs(60);
+        // With --prove the zkVM's keys are generated before serving.
+        let wait = if extra.contains(&"--prove") { 900 } else { 60 };
+        let deadline = Instant::now() + Duration::from_secs(wait);
         while !dev_path.exists() {
             if let Ok(Some(status)) = child.try_wait() {
                 panic!("prividium exited early: {status}");

@@ -11,3 +11,4 @@ mod clients;
 mod common;
 mod crash;
 mod idp;
+mod settlement;

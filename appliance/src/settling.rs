@@ -1,0 +1,170 @@
+//! Wires the gateway bridge into the node: `[settlement]` settings, the
+//! sealed settlement key, and the audit record of every settled batch.
+
+use crate::audit_trail::Trail;
+use alloy_primitives::Address;
+use anyhow::{Context, Result};
+use audit::{action, AuditEvent, Outcome};
+use gateway_bridge::{
+    Bridge, BridgeConfig, EvmSettlement, Mined, ProofCheck, ProofsDir, ProvenBatch, SendPolicy,
+    SettlementObserver,
+};
+use serde::Deserialize;
+use serde_json::json;
+use std::{path::Path, sync::Arc, time::Duration};
+use storage::SharedCipher;
+
+/// `[settlement]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SettlementSettings {
+    /// Settle proven batches.
+    #[serde(default)]
+    pub enabled: bool,
+    /// JSON-RPC URL of the settlement chain (the ZKsync Gateway, or any EVM chain).
+    #[serde(default)]
+    pub rpc_url: String,
+    /// The PrividiumSettlement contract.
+    #[serde(default)]
+    pub contract: Option<Address>,
+    /// How often to look for newly proven batches (ms).
+    #[serde(default = "default_poll_ms")]
+    pub poll_ms: u64,
+    /// Longest wait for one RPC answer (s).
+    #[serde(default = "default_rpc_timeout")]
+    pub rpc_timeout_secs: u64,
+    /// How long a transaction may stay unmined before it is re-sent with
+    /// higher fees (s).
+    #[serde(default = "default_mine_timeout")]
+    pub mine_timeout_secs: u64,
+    /// Re-verify each proof before settling it (recommended: `proofs/` is
+    /// plain files).
+    #[serde(default = "default_true")]
+    pub verify_proofs: bool,
+}
+
+fn default_poll_ms() -> u64 {
+    2_000
+}
+fn default_rpc_timeout() -> u64 {
+    15
+}
+fn default_mine_timeout() -> u64 {
+    120
+}
+fn default_true() -> bool {
+    true
+}
+
+impl Default for SettlementSettings {
+    fn default() -> Self {
+        Self {
+            enabled: false,
+            rpc_url: String::new(),
+            contract: None,
+            poll_ms: default_poll_ms(),
+            rpc_timeout_secs: default_rpc_timeout(),
+            mine_timeout_secs: default_mine_timeout(),
+            verify_proofs: true,
+        }
+    }
+}
+
+impl SettlementSettings {
+    /// Every problem with these settings (`proving`: whether proofs are made).
+    pub fn problems(&self, proving: bool) -> Vec<String> {
+        let mut problems = Vec::new();
+        if !self.enabled {
+            return problems;
+        }
+        if !proving {
+            problems.push("settlement needs proofs: enable [prover] with a proving backend".into());
+        }
+        if !(self.rpc_url.starts_with("http://") || self.rpc_url.starts_with("https://")) {
+            problems.push(format!(
+                "settlement.rpc_url = {:?}: an http(s) URL is required",
+                self.rpc_url
+            ));
+        }
+        if self.contract.is_none() {
+            problems.push("settlement.contract is required".into());
+        }
+        problems
+    }
+
+    /// How the bridge sends.
+    pub fn send_policy(&self) -> SendPolicy {
+        SendPolicy {
+            rpc_timeout: Duration::from_secs(self.rpc_timeout_secs.max(1)),
+            mine_timeout: Duration::from_secs(self.mine_timeout_secs.max(1)),
+            ..SendPolicy::default()
+        }
+    }
+}
+
+/// Records each settled batch: its number, roots and the settlement
+/// transaction (public data only, like what was sent).
+struct AuditObserver(Trail);
+
+impl SettlementObserver for AuditObserver {
+    fn settled(&self, batch: &ProvenBatch, mined: &Mined) {
+        let o = &batch.outputs;
+        let event = AuditEvent::system(action::SETTLEMENT_SUBMITTED, Outcome::Allow)
+            .resource(format!("batch/{}", o.batch_number))
+            .details(json!({
+                "first_block": o.first_block,
+                "last_block": o.last_block,
+                "new_state_root": o.new_state_root,
+                "outputs_digest": o.digest(),
+                "settlement_tx": mined.tx_hash,
+                "settlement_block": mined.block_number,
+            }));
+        if let Err(e) = self.0.record(event) {
+            tracing::error!(error = %e, batch = o.batch_number, "settled batch not recorded in the audit log");
+        }
+    }
+}
+
+/// Starts settling the batches the prover writes under `data_dir`.
+pub fn start(
+    data_dir: &Path,
+    settings: &SettlementSettings,
+    chain_id: u64,
+    cipher: Option<SharedCipher>,
+    trail: Trail,
+) -> Result<Bridge> {
+    let signer = gateway_bridge::signer::load_or_create(data_dir, cipher.as_deref())?;
+    let contract = settings
+        .contract
+        .context("settlement.contract is required")?;
+    tracing::info!(
+        submitter = %signer.address(),
+        %contract,
+        rpc = %settings.rpc_url,
+        "settlement bridge started"
+    );
+    let client = EvmSettlement::new(
+        &settings.rpc_url,
+        contract,
+        Some(signer),
+        settings.send_policy(),
+    )?;
+    let check = if settings.verify_proofs {
+        ProofCheck::Verify
+    } else {
+        ProofCheck::Consistency
+    };
+    Ok(Bridge::spawn(
+        client,
+        Arc::new(ProofsDir::new(
+            data_dir.join(crate::proving::PROOFS_DIR),
+            check,
+        )),
+        Arc::new(AuditObserver(trail)),
+        BridgeConfig {
+            chain_id,
+            poll: Duration::from_millis(settings.poll_ms.max(50)),
+            max_backoff: Duration::from_secs(60),
+        },
+    ))
+}

@@ -1,0 +1,214 @@
+//! A real proof travels from the appliance to a real settlement chain
+//! (anvil) and a counterparty verifies it from there, with nothing but the
+//! proof file and the contract address.
+//!
+//! Named `zkvm_…`: it proves with OpenVM (minutes), so `scripts/test.sh`
+//! runs it in the zkVM step, not with the fast tests.
+
+#[path = "../../../gateway-bridge/tests/support/peers.rs"]
+mod peers;
+
+use crate::common::{bin, hash_of, raw, transfer, wait_receipt, Node};
+use alloy_primitives::{Address, B256, U256};
+use gateway_bridge::{EvmSettlement, SendPolicy, SettlementClient};
+use peers::{fund, Anvil, Recorder, Secrets, OWNER_KEY};
+use serde_json::json;
+use std::{path::Path, process::Command, time::Duration};
+
+const GUEST: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/../prover/guest/out/batch-program.elf"
+);
+
+fn cli(args: &[&str]) -> std::process::Output {
+    Command::new(bin())
+        .args(args)
+        .env("PRIVIDIUM_SETTLEMENT_OWNER_KEY", OWNER_KEY)
+        .env("APPLIANCE_LOG", "warn")
+        .output()
+        .unwrap()
+}
+
+fn cli_ok(args: &[&str]) -> String {
+    let out = cli(args);
+    assert!(
+        out.status.success(),
+        "{args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+async fn wait_for(path: &Path, what: &str, secs: u64) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(secs);
+    while !path.exists() {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{what} not ready after {secs} s"
+        );
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn zkvm_appliance_settles_proven_batches_and_a_counterparty_verifies_them() {
+    assert!(
+        Path::new(GUEST).is_file(),
+        "build the guest: prover/guest/build.sh"
+    );
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("node");
+    let anvil = Anvil::start(tmp.path());
+    let recorder = Recorder::start(anvil.port).await;
+    let contract = cli_ok(&["settlement", "deploy", "--rpc", &anvil.url()]);
+    let contract_addr: Address = contract.parse().unwrap();
+
+    // The appliance talks to the settlement chain through the recorder only.
+    let node = Node::start_with(
+        &data,
+        &[
+            "--prove",
+            "--guest-elf",
+            GUEST,
+            "--batch-blocks",
+            "100",
+            "--batch-wait-ms",
+            "3000",
+            "--settle-rpc",
+            &recorder.url(),
+            "--settle-contract",
+            &contract,
+        ],
+    )
+    .await;
+    let submitter: Address = std::fs::read_to_string(data.join("bridge/signer.address"))
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    fund(&anvil.url(), submitter);
+
+    // Private activity: two transfers with recognisable recipients and amounts.
+    let chain_id: u64 = node.dev["chain_id"].as_u64().unwrap();
+    let key = node.key(0);
+    let mut secrets = Secrets::default();
+    secrets.add_bytes("sender", key.address().as_slice());
+    for (nonce, wei) in [(0u64, 987_654_321_012u64), (1, 987_654_321_034)] {
+        let to = Address::from_slice(&alloy_primitives::keccak256(format!("payee {wei}"))[12..]);
+        let tx = transfer(&key, chain_id, nonce, to, wei);
+        let sent = node.rpc("eth_sendRawTransaction", json!([raw(&tx)])).await;
+        let hash = hash_of(&sent);
+        wait_receipt(&node, &hash.to_string()).await;
+        secrets.add_bytes("recipient", to.as_slice());
+        secrets.add_bytes("tx hash", hash.as_slice());
+        secrets.add_amount("amount", U256::from(wei));
+    }
+
+    // Batch 1 is proven; the operator registers the chain with its program.
+    let outputs_file = data.join("proofs/batch-1.json");
+    wait_for(&outputs_file, "batch 1's proof", 1_800).await;
+    let outputs: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&outputs_file).unwrap()).unwrap();
+    let program_id = outputs["program_id"].as_str().unwrap().to_string();
+    cli_ok(&[
+        "settlement",
+        "register",
+        "--rpc",
+        &anvil.url(),
+        "--contract",
+        &contract,
+        "--data-dir",
+        data.to_str().unwrap(),
+        "--program-id",
+        &program_id,
+        "--submitter",
+        &submitter.to_string(),
+    ]);
+
+    // The bridge settles it (it was retrying while the chain was unknown).
+    let public =
+        EvmSettlement::new(&anvil.url(), contract_addr, None, SendPolicy::default()).unwrap();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(120);
+    let settled = loop {
+        if let Some(b) = public.batch(chain_id, 1).await.unwrap() {
+            break b;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "batch 1 not settled"
+        );
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    };
+    let new_root: B256 = outputs["new_state_root"].as_str().unwrap().parse().unwrap();
+    assert_eq!(settled.new_state_root, new_root);
+    assert_eq!(settled.program_id.to_string(), program_id);
+    assert_eq!(
+        settled.outputs_digest.to_string(),
+        outputs["digest"].as_str().unwrap()
+    );
+    node.stop();
+
+    // A counterparty with the proof file and the contract address only.
+    let elsewhere = tmp.path().join("counterparty");
+    std::fs::create_dir_all(&elsewhere).unwrap();
+    let proof = elsewhere.join("batch-1.proof");
+    std::fs::copy(data.join("proofs/batch-1.proof"), &proof).unwrap();
+    let verify = |proof: &Path, batch: &str| {
+        cli(&[
+            "verify",
+            "--settlement-rpc",
+            &anvil.url(),
+            "--contract",
+            &contract,
+            "--batch",
+            batch,
+            "--proof",
+            proof.to_str().unwrap(),
+            "--image-id",
+            &program_id,
+        ])
+    };
+    let ok = verify(&proof, "1");
+    let stdout = String::from_utf8_lossy(&ok.stdout);
+    assert!(
+        ok.status.success(),
+        "{}",
+        String::from_utf8_lossy(&ok.stderr)
+    );
+    assert!(stdout.starts_with("valid: batch 1"), "{stdout}");
+    assert!(!verify(&proof, "2").status.success());
+    let mut bytes = std::fs::read(&proof).unwrap();
+    let mid = bytes.len() / 2;
+    bytes[mid] ^= 1;
+    let tampered = elsewhere.join("tampered.proof");
+    std::fs::write(&tampered, bytes).unwrap();
+    let bad = verify(&tampered, "1");
+    assert!(!bad.status.success());
+    assert!(
+        String::from_utf8_lossy(&bad.stderr).contains("does NOT verify"),
+        "{}",
+        String::from_utf8_lossy(&bad.stderr)
+    );
+
+    // What left the appliance: commitments, never the private data.
+    let sent = recorder.text();
+    assert!(sent.contains("eth_sendrawtransaction"), "nothing was sent");
+    let leaks = secrets.found_in(&sent);
+    assert!(
+        leaks.is_empty(),
+        "private data sent to the settlement chain: {leaks:?}"
+    );
+
+    // The settlement is in the audit log.
+    let q = cli_ok(&[
+        "audit",
+        "query",
+        "--data-dir",
+        data.to_str().unwrap(),
+        "--action",
+        "settlement.submitted",
+        "--format",
+        "csv",
+    ]);
+    assert!(q.contains("batch/1"), "{q}");
+}

@@ -1,0 +1,355 @@
+//! The settlement chain as the bridge sees it: a trait at the seam (so the
+//! ZKsync Gateway or any EVM chain can sit behind it) and its alloy
+//! implementation over JSON-RPC.
+
+use crate::{
+    contract::{creation_code, describe_revert, PrividiumSettlement as C},
+    egress::Commitment,
+    BridgeError,
+};
+use alloy_network::{EthereumWallet, NetworkTransactionBuilder, TransactionBuilder};
+use alloy_primitives::{Address, Bytes, TxKind, B256};
+use alloy_provider::{Provider, RootProvider};
+use alloy_rpc_types_eth::TransactionRequest;
+use alloy_signer_local::PrivateKeySigner;
+use alloy_sol_types::SolCall;
+use serde::Serialize;
+use std::{future::Future, time::Duration};
+
+/// A registered chain as the contract holds it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ChainRecord {
+    /// The only address allowed to commit its batches.
+    pub submitter: Address,
+    /// The program batches must be proven with.
+    pub program_id: B256,
+    /// Last committed batch (0: none yet).
+    pub last_batch: u64,
+    /// Last block covered.
+    pub last_block: u64,
+    /// State root after the last batch (the genesis root before any).
+    pub last_state_root: B256,
+}
+
+/// One committed batch as the contract holds it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct SettledBatch {
+    /// Batch number.
+    pub batch_number: u64,
+    /// First block.
+    pub first_block: u64,
+    /// Last block.
+    pub last_block: u64,
+    /// State root before.
+    pub prev_state_root: B256,
+    /// State root after.
+    pub new_state_root: B256,
+    /// Commitment to the batch's blocks.
+    pub batch_commitment: B256,
+    /// keccak256 of the 384-byte public outputs.
+    pub outputs_digest: B256,
+    /// keccak256 of the proof file.
+    pub proof_digest: B256,
+    /// Program the batch was proven with.
+    pub program_id: B256,
+    /// Audit log size at the bound head.
+    pub audit_size: u64,
+    /// Audit log root at the bound head.
+    pub audit_root: B256,
+    /// Settlement-chain time of the commit.
+    pub committed_at: u64,
+}
+
+/// A mined settlement transaction.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Mined {
+    /// Its hash on the settlement chain.
+    pub tx_hash: B256,
+    /// The settlement block it is in.
+    pub block_number: u64,
+}
+
+/// The settlement layer.
+pub trait SettlementClient: Send + Sync {
+    /// The chain's record, `None` when it is not registered.
+    fn chain(
+        &self,
+        chain_id: u64,
+    ) -> impl Future<Output = Result<Option<ChainRecord>, BridgeError>> + Send;
+    /// Batch `n` of the chain, `None` when not committed.
+    fn batch(
+        &self,
+        chain_id: u64,
+        n: u64,
+    ) -> impl Future<Output = Result<Option<SettledBatch>, BridgeError>> + Send;
+    /// Where a proof (by digest) was committed: `(chain id, batch)`.
+    fn find_proof(
+        &self,
+        proof_digest: B256,
+    ) -> impl Future<Output = Result<Option<(u64, u64)>, BridgeError>> + Send;
+    /// Sends one commitment and waits until it is mined.
+    fn commit(
+        &self,
+        commitment: &Commitment,
+    ) -> impl Future<Output = Result<Mined, BridgeError>> + Send;
+}
+
+/// Timing of submissions.
+#[derive(Debug, Clone, Copy)]
+pub struct SendPolicy {
+    /// Longest wait for one RPC answer.
+    pub rpc_timeout: Duration,
+    /// How long a sent transaction may stay unmined before it is re-sent
+    /// with the same nonce and higher fees.
+    pub mine_timeout: Duration,
+    /// Re-sends before giving up on one submission.
+    pub max_resends: u32,
+}
+
+impl Default for SendPolicy {
+    fn default() -> Self {
+        Self {
+            rpc_timeout: Duration::from_secs(15),
+            mine_timeout: Duration::from_secs(60),
+            max_resends: 5,
+        }
+    }
+}
+
+/// The settlement contract on an EVM chain, over JSON-RPC.
+#[derive(Debug, Clone)]
+pub struct EvmSettlement {
+    provider: RootProvider,
+    contract: Address,
+    signer: Option<PrivateKeySigner>,
+    policy: SendPolicy,
+}
+
+impl EvmSettlement {
+    /// A client of `contract` at `rpc_url`; `signer` is needed only to send.
+    pub fn new(
+        rpc_url: &str,
+        contract: Address,
+        signer: Option<PrivateKeySigner>,
+        policy: SendPolicy,
+    ) -> Result<Self, BridgeError> {
+        let url = rpc_url
+            .parse()
+            .map_err(|e| BridgeError::Rpc(format!("bad settlement RPC URL {rpc_url:?}: {e}")))?;
+        Ok(Self {
+            provider: RootProvider::new_http(url),
+            contract,
+            signer,
+            policy,
+        })
+    }
+
+    /// The contract address.
+    pub fn contract(&self) -> Address {
+        self.contract
+    }
+
+    /// Deploys the settlement contract with `owner` as its owner.
+    pub async fn deploy(
+        rpc_url: &str,
+        owner: PrivateKeySigner,
+        policy: SendPolicy,
+    ) -> Result<Self, BridgeError> {
+        let mut client = Self::new(rpc_url, Address::ZERO, Some(owner), policy)?;
+        let mined = client.send(TxKind::Create, creation_code()).await?;
+        let receipt = client
+            .timed(client.provider.get_transaction_receipt(mined.tx_hash))
+            .await?
+            .ok_or_else(|| BridgeError::Rpc("deployment receipt vanished".into()))?;
+        client.contract = receipt
+            .contract_address
+            .ok_or_else(|| BridgeError::Rpc("deployment created no contract".into()))?;
+        Ok(client)
+    }
+
+    /// Registers a private chain (owner only).
+    pub async fn register_chain(
+        &self,
+        chain_id: u64,
+        genesis_state_root: B256,
+        program_id: B256,
+        submitter: Address,
+    ) -> Result<Mined, BridgeError> {
+        let call = C::registerChainCall {
+            chainId: chain_id,
+            genesisStateRoot: genesis_state_root,
+            programId: program_id,
+            submitter,
+        };
+        self.send(TxKind::Call(self.contract), call.abi_encode().into())
+            .await
+    }
+
+    /// Points later batches at a new program (owner only).
+    pub async fn set_program(&self, chain_id: u64, program_id: B256) -> Result<Mined, BridgeError> {
+        let call = C::setProgramCall {
+            chainId: chain_id,
+            programId: program_id,
+        };
+        self.send(TxKind::Call(self.contract), call.abi_encode().into())
+            .await
+    }
+
+    async fn view<T: SolCall>(&self, call: T) -> Result<T::Return, BridgeError> {
+        let tx = TransactionRequest::default()
+            .with_to(self.contract)
+            .with_input(call.abi_encode());
+        let out = self.timed(self.provider.call(tx)).await?;
+        T::abi_decode_returns(&out).map_err(|e| {
+            BridgeError::Rpc(format!("undecodable answer from {}: {e}", self.contract))
+        })
+    }
+
+    /// Signs and sends one transaction, re-sending it with the same nonce
+    /// and higher fees while it stays unmined, and waits for its receipt.
+    async fn send(&self, to: TxKind, input: Bytes) -> Result<Mined, BridgeError> {
+        let signer = self
+            .signer
+            .clone()
+            .ok_or_else(|| BridgeError::Signer("this client has no signer".into()))?;
+        let from = signer.address();
+        let wallet = EthereumWallet::from(signer);
+        let chain_id = self.timed(self.provider.get_chain_id()).await?;
+        // The mined (not pending) count: a transaction of ours left in the
+        // pool by a crash is replaced rather than queued behind.
+        let nonce = self
+            .timed(self.provider.get_transaction_count(from).latest())
+            .await?;
+        let mut tx = TransactionRequest::default()
+            .with_from(from)
+            .with_kind(to)
+            .with_input(input)
+            .with_chain_id(chain_id)
+            .with_nonce(nonce);
+        let gas = self.timed(self.provider.estimate_gas(tx.clone())).await?;
+        tx.set_gas_limit(gas + gas / 5);
+        let fees = self.timed(self.provider.estimate_eip1559_fees()).await?;
+        let mut last_hash = B256::ZERO;
+        for attempt in 0..=self.policy.max_resends {
+            // Each re-send bumps both fees by 25 %, above the 10 % a node
+            // requires to replace a pending transaction.
+            let bump = |fee: u128| fee + fee * 25 * u128::from(attempt) / 100;
+            let tx = tx
+                .clone()
+                .with_max_fee_per_gas(bump(fees.max_fee_per_gas))
+                .with_max_priority_fee_per_gas(bump(fees.max_priority_fee_per_gas));
+            let envelope = tx
+                .build(&wallet)
+                .await
+                .map_err(|e| BridgeError::Signer(e.to_string()))?;
+            let raw = alloy_network::eip2718::Encodable2718::encoded_2718(&envelope);
+            last_hash = *envelope.tx_hash();
+            match self.timed(self.provider.send_raw_transaction(&raw)).await {
+                Ok(_) => {}
+                // Sent before a restart or a lost answer: wait for it.
+                Err(BridgeError::Rpc(m)) if m.contains("already known") => {}
+                Err(e) => return Err(e),
+            }
+            if let Some(mined) = self.wait_mined(last_hash).await? {
+                return Ok(mined);
+            }
+            tracing::warn!(tx = %last_hash, attempt, "settlement transaction not mined yet; re-sending with higher fees");
+        }
+        Err(BridgeError::NotMined {
+            hash: last_hash,
+            secs: self.policy.mine_timeout.as_secs() * u64::from(self.policy.max_resends + 1),
+        })
+    }
+
+    async fn wait_mined(&self, hash: B256) -> Result<Option<Mined>, BridgeError> {
+        let deadline = tokio::time::Instant::now() + self.policy.mine_timeout;
+        while tokio::time::Instant::now() < deadline {
+            if let Some(r) = self
+                .timed(self.provider.get_transaction_receipt(hash))
+                .await?
+            {
+                let mined = Mined {
+                    tx_hash: hash,
+                    block_number: r.block_number.unwrap_or_default(),
+                };
+                if !r.status() {
+                    return Err(BridgeError::Reverted(format!(
+                        "transaction {hash} reverted in block {}",
+                        mined.block_number
+                    )));
+                }
+                return Ok(Some(mined));
+            }
+            tokio::time::sleep(Duration::from_millis(250)).await;
+        }
+        Ok(None)
+    }
+
+    /// Runs one RPC with a deadline; a revert becomes the contract's reason.
+    async fn timed<T>(
+        &self,
+        fut: impl std::future::IntoFuture<Output = alloy_provider::transport::TransportResult<T>>,
+    ) -> Result<T, BridgeError> {
+        match tokio::time::timeout(self.policy.rpc_timeout, fut).await {
+            Ok(Ok(v)) => Ok(v),
+            Ok(Err(e)) => Err(match e.as_error_resp().and_then(|p| p.as_revert_data()) {
+                Some(data) => BridgeError::Reverted(describe_revert(&data)),
+                None => BridgeError::rpc(e),
+            }),
+            Err(_) => Err(BridgeError::Rpc(format!(
+                "no answer within {} s",
+                self.policy.rpc_timeout.as_secs()
+            ))),
+        }
+    }
+}
+
+impl SettlementClient for EvmSettlement {
+    async fn chain(&self, chain_id: u64) -> Result<Option<ChainRecord>, BridgeError> {
+        let c = self.view(C::getChainCall { chainId: chain_id }).await?;
+        Ok(c.registered.then_some(ChainRecord {
+            submitter: c.submitter,
+            program_id: c.programId,
+            last_batch: c.lastBatch,
+            last_block: c.lastBlock,
+            last_state_root: c.lastStateRoot,
+        }))
+    }
+
+    async fn batch(&self, chain_id: u64, n: u64) -> Result<Option<SettledBatch>, BridgeError> {
+        let b = self
+            .view(C::getBatchCall {
+                chainId: chain_id,
+                batchNumber: n,
+            })
+            .await?;
+        Ok((b.batchNumber != 0).then_some(SettledBatch {
+            batch_number: b.batchNumber,
+            first_block: b.firstBlock,
+            last_block: b.lastBlock,
+            prev_state_root: b.prevStateRoot,
+            new_state_root: b.newStateRoot,
+            batch_commitment: b.batchCommitment,
+            outputs_digest: b.outputsDigest,
+            proof_digest: b.proofDigest,
+            program_id: b.programId,
+            audit_size: b.auditSize,
+            audit_root: b.auditRoot,
+            committed_at: b.committedAt,
+        }))
+    }
+
+    async fn find_proof(&self, proof_digest: B256) -> Result<Option<(u64, u64)>, BridgeError> {
+        let r = self
+            .view(C::findProofCall {
+                proofDigest: proof_digest,
+            })
+            .await?;
+        Ok((r.batchNumber != 0).then_some((r.chainId, r.batchNumber)))
+    }
+
+    async fn commit(&self, commitment: &Commitment) -> Result<Mined, BridgeError> {
+        self.send(TxKind::Call(self.contract), commitment.calldata())
+            .await
+    }
+}

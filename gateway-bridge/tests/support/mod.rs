@@ -1,0 +1,99 @@
+//! Test peers for the bridge (see `peers`) and real batches of a small
+//! private chain written as the prover writes them.
+#![allow(dead_code, unreachable_pub, missing_docs)]
+
+#[path = "../../../prover/tests/support/mod.rs"]
+pub mod chain;
+pub mod peers;
+
+pub use peers::*;
+
+use alloy_primitives::{B256, U256};
+use prover::{OutputsFile, ProofEnvelope};
+use state_transition::{execute_batch, AuditHead, BatchOutputs};
+use std::path::Path;
+
+/// A private chain cut into batches of two blocks, each block with an ETH
+/// transfer of a distinctive amount to a fresh address, written to `dir` as
+/// the prover writes proven batches (with a stand-in proof: the contract
+/// never reads proofs, and these tests are about settlement).
+pub struct Batches {
+    pub chain: chain::TestChain,
+    prover: prover::ProverState,
+    pub outputs: Vec<BatchOutputs>,
+    pub secrets: Secrets,
+}
+
+impl Batches {
+    pub fn new() -> Self {
+        let chain = chain::TestChain::new();
+        let prover = chain.prover_state();
+        Self {
+            chain,
+            prover,
+            outputs: Vec::new(),
+            secrets: Secrets::default(),
+        }
+    }
+
+    pub fn genesis_root(&self) -> B256 {
+        self.chain.roots[0]
+    }
+
+    /// Produces the next batch and returns its outputs.
+    pub fn next(&mut self) -> BatchOutputs {
+        let n = self.outputs.len() as u64 + 1;
+        let mut blocks = Vec::new();
+        for i in 0..2u64 {
+            let to = alloy_primitives::Address::from_slice(
+                &alloy_primitives::keccak256(format!("recipient {n}/{i}"))[12..],
+            );
+            let wei = 1_234_567_891_000 + n * 10 + i;
+            let tx = self.chain.eth(0, to, wei);
+            self.secrets.add_bytes("recipient", to.as_slice());
+            self.secrets
+                .add_bytes("sender", chain::TestChain::address(0).as_slice());
+            self.secrets.add_bytes("tx hash", tx.tx_hash().as_slice());
+            self.secrets.add_amount("amount", U256::from(wei));
+            blocks.push(self.chain.produce(vec![tx]));
+        }
+        let audit = AuditHead {
+            size: 10 * n,
+            root: B256::repeat_byte(n as u8),
+        };
+        let chain = &self.chain;
+        let witness = self
+            .prover
+            .witness_batch(&chain.spec, n, &blocks, audit, |b| chain.header(b))
+            .unwrap();
+        let out = execute_batch(&witness).unwrap();
+        self.outputs.push(out);
+        out
+    }
+
+    /// Writes batch `n` as `batch-n.proof` + `batch-n.json` under `dir`.
+    pub fn write(&self, dir: &Path, n: u64) -> B256 {
+        std::fs::create_dir_all(dir).unwrap();
+        let outputs = self.outputs[n as usize - 1];
+        let envelope = ProofEnvelope {
+            backend: "settlement-test".into(),
+            program_commit: b"test program".to_vec(),
+            verifying_key: b"test key".to_vec(),
+            proof: format!("stand-in proof of batch {n}").into_bytes(),
+        };
+        let program_id = envelope.claimed_program_id();
+        let proof = envelope.encode();
+        std::fs::write(dir.join(OutputsFile::proof_file_name(n)), &proof).unwrap();
+        let file = OutputsFile::new(&outputs, program_id, &envelope.backend, None);
+        std::fs::write(
+            dir.join(OutputsFile::file_name(n)),
+            serde_json::to_vec_pretty(&file).unwrap(),
+        )
+        .unwrap();
+        program_id
+    }
+
+    pub fn program_id() -> B256 {
+        ProofEnvelope::program_id("settlement-test", b"test program", b"test key")
+    }
+}
