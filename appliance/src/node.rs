@@ -173,6 +173,7 @@ pub async fn run(
         sequencer: sequencer.clone(),
         access: access.clone(),
         limits: params.limits,
+        settlement: bridge.as_ref().map(|b| b.status_handle()),
     });
     gate.open(router(state));
     tracing::info!(%addr, "JSON-RPC serving (https)");

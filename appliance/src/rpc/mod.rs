@@ -64,6 +64,8 @@ pub struct RpcState {
     pub access: Arc<Access>,
     /// Limits.
     pub limits: RpcLimits,
+    /// The settlement bridge's status, when settling.
+    pub settlement: Option<Arc<std::sync::Mutex<gateway_bridge::BridgeStatus>>>,
 }
 
 /// Methods anyone may call without a token.
@@ -164,6 +166,13 @@ async fn health(State(state): State<Arc<RpcState>>) -> Response {
         "state_root": head.state_root,
         "pool": state.sequencer.pool_size(),
         "audit": audit,
+        // Public endpoint: progress only; the reason of a failure (it may
+        // name the settlement endpoint) is in the log.
+        "settlement": state.settlement.as_ref().and_then(|s| s.lock().ok()).map(|s| json!({
+            "settled_batch": s.settled_batch,
+            "reachable": s.reachable,
+            "failing": s.last_error.is_some(),
+        })),
     });
     (status, Json(body)).into_response()
 }

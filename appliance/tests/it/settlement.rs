@@ -58,29 +58,27 @@ async fn zkvm_appliance_settles_proven_batches_and_a_counterparty_verifies_them(
     );
     let tmp = tempfile::tempdir().unwrap();
     let data = tmp.path().join("node");
-    let anvil = Anvil::start(tmp.path());
+    let mut anvil = Anvil::start(tmp.path());
     let recorder = Recorder::start(anvil.port).await;
     let contract = cli_ok(&["settlement", "deploy", "--rpc", &anvil.url()]);
     let contract_addr: Address = contract.parse().unwrap();
 
     // The appliance talks to the settlement chain through the recorder only.
-    let node = Node::start_with(
-        &data,
-        &[
-            "--prove",
-            "--guest-elf",
-            GUEST,
-            "--batch-blocks",
-            "100",
-            "--batch-wait-ms",
-            "3000",
-            "--settle-rpc",
-            &recorder.url(),
-            "--settle-contract",
-            &contract,
-        ],
-    )
-    .await;
+    let recorder_url = recorder.url();
+    let args = [
+        "--prove",
+        "--guest-elf",
+        GUEST,
+        "--batch-blocks",
+        "100",
+        "--batch-wait-ms",
+        "3000",
+        "--settle-rpc",
+        &recorder_url,
+        "--settle-contract",
+        &contract,
+    ];
+    let node = Node::start_with(&data, &args).await;
     let submitter: Address = std::fs::read_to_string(data.join("bridge/signer.address"))
         .unwrap()
         .trim()
@@ -146,6 +144,19 @@ async fn zkvm_appliance_settles_proven_batches_and_a_counterparty_verifies_them(
         settled.outputs_digest.to_string(),
         outputs["digest"].as_str().unwrap()
     );
+    wait_health(&node, |s| s["settled_batch"] == 1 && s["failing"] == false).await;
+
+    // The settlement node restarts, then the appliance: the bridge resumes
+    // from the contract, checks the settled tip is its own batch and sends
+    // nothing twice.
+    anvil.stop();
+    wait_health(&node, |s| s["reachable"] == false).await;
+    anvil.restart();
+    node.stop();
+    let node = Node::start_with(&data, &args).await;
+    wait_health(&node, |s| s["settled_batch"] == 1 && s["failing"] == false).await;
+    let chain = public.chain(chain_id).await.unwrap().unwrap();
+    assert_eq!((chain.last_batch, chain.last_state_root), (1, new_root));
     node.stop();
 
     // A counterparty with the proof file and the contract address only.
@@ -210,5 +221,21 @@ async fn zkvm_appliance_settles_proven_batches_and_a_counterparty_verifies_them(
         "--format",
         "csv",
     ]);
-    assert!(q.contains("batch/1"), "{q}");
+    assert_eq!(q.matches("batch/1").count(), 1, "settled once: {q}");
+}
+
+/// Waits (60 s at most) until `/health`'s settlement part satisfies `ok`.
+async fn wait_health(node: &Node, ok: impl Fn(&serde_json::Value) -> bool) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        let health = node.health().await;
+        if ok(&health["settlement"]) {
+            return;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "settlement status not reached: {health}"
+        );
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
 }
