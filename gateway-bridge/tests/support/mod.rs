@@ -8,13 +8,15 @@ pub mod peers;
 
 pub use peers::*;
 
+use alloy_consensus::Transaction as _;
 use alloy_primitives::{B256, U256};
 use prover::{OutputsFile, ProofEnvelope};
 use state_transition::{execute_batch, AuditHead, BatchOutputs};
 use std::path::Path;
 
 /// A private chain cut into batches of two blocks, each block with an ETH
-/// transfer of a distinctive amount to a fresh address, written to `dir` as
+/// transfer of a distinctive amount to a fresh address and a BankToken
+/// transfer to it, written to `dir` as
 /// the prover writes proven batches (with a stand-in proof: the contract
 /// never reads proofs, and these tests are about settlement).
 pub struct Batches {
@@ -22,6 +24,7 @@ pub struct Batches {
     prover: prover::ProverState,
     pub outputs: Vec<BatchOutputs>,
     pub secrets: Secrets,
+    token: Option<alloy_primitives::Address>,
 }
 
 impl Batches {
@@ -33,6 +36,7 @@ impl Batches {
             prover,
             outputs: Vec::new(),
             secrets: Secrets::default(),
+            token: None,
         }
     }
 
@@ -55,7 +59,23 @@ impl Batches {
                 .add_bytes("sender", chain::TestChain::address(0).as_slice());
             self.secrets.add_bytes("tx hash", tx.tx_hash().as_slice());
             self.secrets.add_amount("amount", U256::from(wei));
-            blocks.push(self.chain.produce(vec![tx]));
+            let mut txs = vec![tx];
+            // Every batch also moves BankToken: calldata that must not leave.
+            if self.token.is_none() {
+                let (deploy, token) = self.chain.deploy_token(1, 1_000_000_000);
+                self.token = Some(token);
+                txs.push(deploy);
+            }
+            let token = self.token.unwrap_or_default();
+            let units = 7_654_321 + n * 10 + i;
+            let erc20 = self.chain.token_transfer(1, token, to, units);
+            self.secrets.add_bytes("token", token.as_slice());
+            self.secrets.add_bytes("calldata", erc20.input());
+            self.secrets
+                .add_bytes("tx hash", erc20.tx_hash().as_slice());
+            self.secrets.add_amount("token amount", U256::from(units));
+            txs.push(erc20);
+            blocks.push(self.chain.produce(txs));
         }
         let audit = AuditHead {
             size: 10 * n,
