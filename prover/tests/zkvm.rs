@@ -23,8 +23,11 @@ use std::{
 use support::{FixedAudit, Source, TestChain};
 
 fn backend() -> OpenVmBackend {
-    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/guest/out/batch-program.elf");
-    let elf = std::fs::read(path)
+    let path = format!(
+        "{}/guest/out/batch-program.elf",
+        std::env::var("CARGO_MANIFEST_DIR").expect("run by cargo")
+    );
+    let elf = std::fs::read(&path)
         .unwrap_or_else(|e| panic!("{path}: {e}; build the guest with prover/guest/build.sh"));
     let started = Instant::now();
     let backend = OpenVmBackend::new(&elf, OpenVmSettings::default()).unwrap();

@@ -33,10 +33,13 @@ use std::{
 };
 
 const FIXTURES_ENV: &str = "PRIVIDIUM_STATE_TESTS";
-const DEFAULT_FIXTURES: &str = concat!(
-    env!("CARGO_MANIFEST_DIR"),
-    "/../../shared/fixtures/ethereum-tests/GeneralStateTests"
-);
+/// Beside the project root. Resolved when the test runs, not when it is
+/// built: a build cache shared by several checkouts would otherwise point
+/// at whichever checkout built it.
+fn default_fixtures() -> PathBuf {
+    PathBuf::from(std::env::var("CARGO_MANIFEST_DIR").expect("run by cargo"))
+        .join("../../shared/fixtures/ethereum-tests/GeneralStateTests")
+}
 const SHOWN_FAILURES: usize = 20;
 
 // Skip categories (post-states not run).
@@ -151,7 +154,7 @@ fn json_files(dir: &Path, out: &mut Vec<PathBuf>) {
 fn general_state_tests() {
     let root = std::env::var_os(FIXTURES_ENV)
         .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(DEFAULT_FIXTURES));
+        .unwrap_or_else(default_fixtures);
     assert!(
         root.exists(),
         "state-test fixtures not found at {} (set {FIXTURES_ENV})",

@@ -14,7 +14,7 @@ fn peers_dir() -> PathBuf {
 }
 
 fn repo() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
+    PathBuf::from(std::env::var("CARGO_MANIFEST_DIR").expect("run by cargo")).join("..")
 }
 
 #[tokio::test]

@@ -13,7 +13,8 @@ pub(crate) struct Idp {
 }
 
 fn script() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../access-control/tests/idp/idp.mjs")
+    Path::new(&std::env::var("CARGO_MANIFEST_DIR").expect("run by cargo"))
+        .join("../access-control/tests/idp/idp.mjs")
 }
 
 pub(crate) fn free_port() -> u16 {

@@ -15,10 +15,14 @@ use peers::{fund, Anvil, Recorder, Secrets, OWNER_KEY};
 use serde_json::json;
 use std::{path::Path, process::Command, time::Duration};
 
-const GUEST: &str = concat!(
-    env!("CARGO_MANIFEST_DIR"),
-    "/../prover/guest/out/batch-program.elf"
-);
+/// The guest of this checkout (resolved at run time: a shared build cache
+/// may have compiled this test in another checkout).
+fn guest() -> String {
+    format!(
+        "{}/../prover/guest/out/batch-program.elf",
+        std::env::var("CARGO_MANIFEST_DIR").expect("run by cargo")
+    )
+}
 
 fn cli(args: &[&str]) -> std::process::Output {
     Command::new(bin())
@@ -52,8 +56,9 @@ async fn wait_for(path: &Path, what: &str, secs: u64) {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn zkvm_appliance_settles_proven_batches_and_a_counterparty_verifies_them() {
+    let guest = guest();
     assert!(
-        Path::new(GUEST).is_file(),
+        Path::new(&guest).is_file(),
         "build the guest: prover/guest/build.sh"
     );
     let tmp = tempfile::tempdir().unwrap();
@@ -68,7 +73,7 @@ async fn zkvm_appliance_settles_proven_batches_and_a_counterparty_verifies_them(
     let args = [
         "--prove",
         "--guest-elf",
-        GUEST,
+        &guest,
         "--batch-blocks",
         "100",
         "--batch-wait-ms",

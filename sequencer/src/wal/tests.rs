@@ -101,13 +101,16 @@ fn unknown_record_version_is_reported() {
 /// The v1 wire format must never change once released.
 #[test]
 fn v1_encoding_matches_the_golden_fixture() {
-    let fixture = concat!(env!("CARGO_MANIFEST_DIR"), "/src/wal/fixtures/v1_block.hex");
+    let fixture = format!(
+        "{}/src/wal/fixtures/v1_block.hex",
+        std::env::var("CARGO_MANIFEST_DIR").expect("run by cargo")
+    );
     let mut payload = vec![v1::VERSION];
     v1::encode(&record(7, 2), &mut payload);
     if std::env::var_os("PRIVIDIUM_BLESS").is_some() {
-        std::fs::write(fixture, hex_encode(&payload)).unwrap();
+        std::fs::write(&fixture, hex_encode(&payload)).unwrap();
     }
-    let golden = std::fs::read_to_string(fixture).expect("golden fixture present");
+    let golden = std::fs::read_to_string(&fixture).expect("golden fixture present");
     assert_eq!(hex_encode(&payload), golden.trim());
     assert_eq!(decode_payload(0, &payload, None).unwrap(), record(7, 2));
 }
