@@ -14,6 +14,7 @@ use std::{
     path::{Path, PathBuf},
     sync::Arc,
 };
+use storage::SharedCipher;
 
 const SETTINGS_FILE: &str = "encryption.json";
 const DEV_PASSPHRASE_FILE: &str = "dev-passphrase";
@@ -234,6 +235,13 @@ pub fn provider_for(data_dir: &Path) -> Result<(Arc<dyn KeyProvider>, Keyring)> 
             data_dir.display()
         ),
     }
+}
+
+/// The record cipher of a data directory for a CLI command (None: plaintext).
+pub async fn recorded_cipher(data_dir: &Path) -> Result<Option<SharedCipher>> {
+    Ok(open_recorded(data_dir)
+        .await?
+        .map(|a| a.cipher as SharedCipher))
 }
 
 /// Unlocks an encrypted data directory for a CLI command (None: plaintext).

@@ -329,9 +329,7 @@ impl CliTrail {
         let db = AuditDb::connect(&url)
             .await
             .with_context(|| format!("opening the audit database {}", redact(&url)))?;
-        let cipher = crate::at_rest::open_recorded(data_dir)
-            .await?
-            .map(|a| a.cipher as SharedCipher);
+        let cipher = crate::at_rest::recorded_cipher(data_dir).await?;
         let signer = HeadSigner::load_or_create(&dir, cipher.as_deref())?;
         Ok(Self { db, dir, signer })
     }

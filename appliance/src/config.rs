@@ -216,11 +216,7 @@ impl Config {
         }
         problems.extend(config.audit.problems());
         problems.extend(config.prover.problems());
-        problems.extend(
-            config
-                .settlement
-                .problems(config.prover.enabled && config.prover.backend != "native"),
-        );
+        problems.extend(config.settlement.problems(config.prover.proves()));
         if problems.is_empty() {
             Ok(config)
         } else {

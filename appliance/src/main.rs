@@ -89,9 +89,7 @@ fn main() -> std::process::ExitCode {
             Cmd::Dev(args) => cli::dev::run(args).await,
             Cmd::Up(args) => cli::up::run(args).await,
             Cmd::Replay(args) => {
-                let cipher = at_rest::open_recorded(&args.data_dir)
-                    .await?
-                    .map(|a| a.cipher as storage::SharedCipher);
+                let cipher = at_rest::recorded_cipher(&args.data_dir).await?;
                 tokio::task::spawn_blocking(move || cli::replay::run(args, cipher)).await?
             }
             Cmd::Bench(args) => bench::run(args).await,

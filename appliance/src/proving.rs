@@ -121,6 +121,11 @@ impl ProverSettings {
         problems
     }
 
+    /// Whether batches get proofs (not only cut and checked natively).
+    pub fn proves(&self) -> bool {
+        self.enabled && self.backend != "native"
+    }
+
     /// Loads the proving backend (key generation takes tens of seconds).
     pub fn backend(&self) -> Result<Option<Arc<dyn ZkBackend>>> {
         match self.backend.as_str() {

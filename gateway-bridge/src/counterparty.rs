@@ -4,7 +4,6 @@
 
 use crate::{client::SettledBatch, client::SettlementClient, BridgeError};
 use alloy_primitives::keccak256;
-use prover::ProofEnvelope;
 
 /// A batch whose proof checked against its settled commitment.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -42,14 +41,8 @@ pub async fn verify_settled<C: SettlementClient>(
         .batch(found_chain, found_batch)
         .await?
         .ok_or_else(|| fail(format!("batch {found_batch} is not on the contract")))?;
-    let envelope = ProofEnvelope::decode(proof)?;
-    let claimed = envelope.claimed_program_id();
-    if claimed != settled.program_id {
-        return Err(fail(format!(
-            "proof is from program {claimed}; the chain's batches are proven with {}",
-            settled.program_id
-        )));
-    }
+    // Also refuses a proof from any program but the one the chain was
+    // registered with when the batch was committed.
     prover::verify_proof_digest(proof, settled.outputs_digest, settled.program_id)?;
     Ok(Verified {
         chain_id: found_chain,

@@ -77,23 +77,19 @@ impl Bridge {
                     &mut agreed,
                 );
                 let pause = match step.await {
-                    Ok(Step::Settled(n)) => {
+                    Ok(step) => {
                         failures = 0;
-                        set(&shared, |s| {
-                            s.settled_batch = Some(n);
-                            s.reachable = true;
-                            s.last_error = None;
-                        });
-                        Duration::ZERO
-                    }
-                    Ok(Step::Idle(settled)) => {
-                        failures = 0;
+                        let (settled, pause) = match step {
+                            // More may be waiting: look again at once.
+                            Step::Settled(n) => (n, Duration::ZERO),
+                            Step::Idle(n) => (n, config.poll),
+                        };
                         set(&shared, |s| {
                             s.settled_batch = Some(settled);
                             s.reachable = true;
                             s.last_error = None;
                         });
-                        config.poll
+                        pause
                     }
                     Err(e) => {
                         failures = failures.saturating_add(1);
@@ -197,6 +193,8 @@ async fn settle_next<C: SettlementClient>(
     }
     let commitment = Commitment::new(batch.outputs, &batch.proof);
     let mined = client.commit(&commitment).await?;
+    // Settled by us: no need to check it against our own files next step.
+    *agreed = Some(next);
     tracing::info!(
         batch = next,
         blocks = %format!("{}..={}", o.first_block, o.last_block),

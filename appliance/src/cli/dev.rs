@@ -301,11 +301,7 @@ pub async fn run(args: Args) -> Result<()> {
         },
     };
     let mut problems = params.prover.problems();
-    problems.extend(
-        params
-            .settlement
-            .problems(args.prove && args.prover_backend != "native"),
-    );
+    problems.extend(params.settlement.problems(params.prover.proves()));
     if !problems.is_empty() {
         anyhow::bail!("{}", problems.join("; "));
     }

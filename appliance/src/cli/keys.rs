@@ -104,9 +104,7 @@ async fn docs(data_dir: &std::path::Path) -> Result<DocDir> {
     if !data_dir.is_dir() {
         bail!("data directory {} does not exist", data_dir.display());
     }
-    let cipher = at_rest::open_recorded(data_dir)
-        .await?
-        .map(|a| a.cipher as storage::SharedCipher);
+    let cipher = at_rest::recorded_cipher(data_dir).await?;
     Ok(DocDir::new(data_dir.join(ACCESS_DIR), cipher))
 }
 

@@ -7,7 +7,10 @@ use alloy_signer_local::PrivateKeySigner;
 use anyhow::{bail, Context, Result};
 use clap::{Parser, Subcommand};
 use gateway_bridge::{EvmSettlement, SendPolicy, SettlementClient};
-use std::{io::Read, path::PathBuf};
+use std::{
+    io::Read,
+    path::{Path, PathBuf},
+};
 
 /// Arguments.
 #[derive(Debug, Parser)]
@@ -84,14 +87,7 @@ enum Cmd {
 /// Runs a `settlement` subcommand.
 pub async fn run(args: Args) -> Result<()> {
     match args.cmd {
-        Cmd::Address { data_dir } => {
-            let cipher = at_rest::open_recorded(&data_dir).await?.map(|a| a.cipher);
-            let key = gateway_bridge::signer::load_or_create(
-                &data_dir,
-                cipher.as_deref().map(|c| c as &dyn storage::RecordCipher),
-            )?;
-            println!("{}", key.address());
-        }
+        Cmd::Address { data_dir } => println!("{}", bridge_address(&data_dir).await?),
         Cmd::ImportKey { data_dir } => {
             let mut text = String::new();
             std::io::stdin().read_to_string(&mut text)?;
@@ -99,12 +95,8 @@ pub async fn run(args: Args) -> Result<()> {
                 .trim()
                 .parse()
                 .context("stdin must hold a 32-byte hex private key")?;
-            let cipher = at_rest::open_recorded(&data_dir).await?.map(|a| a.cipher);
-            let address = gateway_bridge::signer::import(
-                &data_dir,
-                secret,
-                cipher.as_deref().map(|c| c as &dyn storage::RecordCipher),
-            )?;
+            let cipher = at_rest::recorded_cipher(&data_dir).await?;
+            let address = gateway_bridge::signer::import(&data_dir, secret, cipher.as_deref())?;
             println!("{address}");
         }
         Cmd::Deploy { rpc, owner_key_env } => {
@@ -123,14 +115,7 @@ pub async fn run(args: Args) -> Result<()> {
             let (chain, genesis) = chain_files::load(&data_dir)?;
             let submitter = match submitter {
                 Some(s) => s,
-                None => {
-                    let cipher = at_rest::open_recorded(&data_dir).await?.map(|a| a.cipher);
-                    gateway_bridge::signer::load_or_create(
-                        &data_dir,
-                        cipher.as_deref().map(|c| c as &dyn storage::RecordCipher),
-                    )?
-                    .address()
-                }
+                None => bridge_address(&data_dir).await?,
             };
             let root = genesis.state().state_root();
             let client = EvmSettlement::new(
@@ -171,6 +156,12 @@ pub async fn run(args: Args) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// The bridge's settlement address (its sealed key is created on first use).
+async fn bridge_address(data_dir: &Path) -> Result<Address> {
+    let cipher = at_rest::recorded_cipher(data_dir).await?;
+    Ok(gateway_bridge::signer::load_or_create(data_dir, cipher.as_deref())?.address())
 }
 
 fn owner_key(var: &str) -> Result<PrivateKeySigner> {
