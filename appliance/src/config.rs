@@ -281,6 +281,11 @@ mod tests {
     #[test]
     fn the_documented_example_parses() {
         let example = include_str!("../../deploy/prividium.example.toml");
+        let pinned = include_str!("../../prover/guest/PROGRAM_ID").trim();
+        assert!(
+            example.contains(&format!("program_id = \"{pinned}\"")),
+            "the example pins the published program id"
+        );
         let err = Config::parse("example", example).unwrap_err();
         // Only the referenced files are missing on a build machine.
         assert!(

@@ -36,6 +36,18 @@ fn backend() -> OpenVmBackend {
         started.elapsed().as_secs_f64(),
         backend.program_id()
     );
+    // The build and key generation are reproducible, so the id is published
+    // with the source: operators and counterparties pin this value.
+    let pinned = std::fs::read_to_string(format!(
+        "{}/guest/PROGRAM_ID",
+        std::env::var("CARGO_MANIFEST_DIR").expect("run by cargo")
+    ))
+    .unwrap();
+    assert_eq!(
+        format!("{}", backend.program_id()),
+        pinned.trim(),
+        "the batch program changed: publish its new id in prover/guest/PROGRAM_ID"
+    );
     backend
 }
 
