@@ -63,9 +63,41 @@ pub struct Caller {
     pub principal: std::sync::Arc<Principal>,
     /// Bound EOAs.
     pub wallets: BTreeSet<Address>,
+    /// The principal's policy entity, built by the first decision and
+    /// shared by the rest (a request's method and read checks, every call
+    /// frame of a transaction).
+    entity: EntityCache,
 }
 
+/// Derived from the other fields, so it takes no part in equality.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct EntityCache(std::sync::Arc<std::sync::OnceLock<cedar_policy::Entity>>);
+
+impl PartialEq for EntityCache {
+    fn eq(&self, _: &Self) -> bool {
+        true
+    }
+}
+impl Eq for EntityCache {}
+
 impl Caller {
+    /// `principal` acting with `wallets`.
+    pub fn new(principal: std::sync::Arc<Principal>, wallets: BTreeSet<Address>) -> Self {
+        Self {
+            principal,
+            wallets,
+            entity: EntityCache::default(),
+        }
+    }
+
+    /// The principal's policy entity, built once.
+    pub(crate) fn entity(
+        &self,
+        build: impl FnOnce(&Self) -> cedar_policy::Entity,
+    ) -> &cedar_policy::Entity {
+        self.entity.0.get_or_init(|| build(self))
+    }
+
     /// True when `address` is one of the caller's wallets.
     pub fn owns(&self, address: &Address) -> bool {
         self.wallets.contains(address)

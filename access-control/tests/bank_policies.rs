@@ -17,16 +17,16 @@ fn engine() -> PolicyEngine {
 }
 
 fn caller(role: &str, org: &str, wallets: &[Address]) -> Caller {
-    Caller {
-        principal: Arc::new(Principal {
+    Caller::new(
+        Arc::new(Principal {
             kind: PrincipalKind::User,
             id: format!("idp:{role}"),
             roles: BTreeSet::from([role.to_owned()]),
             org: org.into(),
             expires_at: None,
         }),
-        wallets: wallets.iter().copied().collect(),
-    }
+        wallets.iter().copied().collect(),
+    )
 }
 
 fn rpc(e: &PolicyEngine, c: &Caller, action: &str) -> (bool, String) {

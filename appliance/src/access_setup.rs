@@ -126,10 +126,14 @@ pub async fn open(
     let directory = Arc::new(ContractDirectory::open(&docs, wallets.clone())?);
     let mut issuers = Vec::new();
     for cfg in &params.oidc {
-        let issuer = OidcIssuer::discover(cfg.clone())
-            .await
-            .with_context(|| format!("OIDC issuer {}", cfg.issuer))?;
-        tracing::info!(issuer = %cfg.issuer, "OIDC issuer discovered");
+        let issuer =
+            OidcIssuer::new(cfg.clone()).with_context(|| format!("OIDC issuer {}", cfg.issuer))?;
+        // An IdP that is down must not keep API keys and the rest of the
+        // appliance from working: its tokens are refused until it answers,
+        // and the upkeep loop keeps trying.
+        if let Err(e) = issuer.refresh().await {
+            tracing::warn!(issuer = %cfg.issuer, error = %e, "identity provider unreachable at start; its tokens are refused until it answers");
+        }
         issuers.push(Arc::new(issuer));
     }
     Ok(Arc::new(Access {

@@ -85,6 +85,9 @@ pub enum TokenError {
     /// `iss` names no configured issuer.
     #[error("token issuer {0:?} is not trusted")]
     UnknownIssuer(String),
+    /// The issuer's keys could not be fetched yet (IdP unreachable).
+    #[error("signing keys of issuer {0:?} are not available yet (identity provider unreachable); retry shortly")]
+    IssuerUnavailable(String),
     /// No key with the token's `kid` in the issuer's JWKS.
     #[error("unknown signing key id {0:?}")]
     UnknownKey(String),
@@ -137,8 +140,11 @@ struct KeySet {
 /// A trusted issuer with its cached signing keys.
 pub struct OidcIssuer {
     config: OidcIssuerConfig,
+    /// The configured issuer, checked to be a URL once.
+    url: IssuerUrl,
     algorithms: Vec<Algorithm>,
-    jwks_uri: String,
+    /// Known after the first successful discovery.
+    jwks_uri: RwLock<Option<String>>,
     http: reqwest::Client,
     keys: RwLock<KeySet>,
     /// Bumped whenever the set of key ids changes.
@@ -215,8 +221,10 @@ fn build_http(config: &OidcIssuerConfig) -> Result<reqwest::Client, DiscoveryErr
 }
 
 impl OidcIssuer {
-    /// Runs discovery and fetches the JWKS.
-    pub async fn discover(config: OidcIssuerConfig) -> Result<Self, DiscoveryError> {
+    /// Checks the configuration; contacts nothing. The IdP is discovered by
+    /// the first [`refresh`](Self::refresh), so an IdP that is down when the
+    /// appliance starts delays OIDC logins instead of the whole appliance.
+    pub fn new(config: OidcIssuerConfig) -> Result<Self, DiscoveryError> {
         let cfg_err = |message: String| DiscoveryError::Config {
             issuer: config.issuer.clone(),
             message,
@@ -232,19 +240,13 @@ impl OidcIssuer {
                 }
             }
         }
-        let http = build_http(&config)?;
         let url = IssuerUrl::new(config.issuer.clone()).map_err(|e| cfg_err(e.to_string()))?;
-        let metadata = CoreProviderMetadata::discover_async(url, &http)
-            .await
-            .map_err(|e| DiscoveryError::Fetch {
-                issuer: config.issuer.clone(),
-                message: format!("discovery failed: {}", error_chain(&e)),
-            })?;
-        let jwks_uri = metadata.jwks_uri().url().to_string();
-        let issuer = Self {
+        let http = build_http(&config)?;
+        Ok(Self {
             config,
+            url,
             algorithms,
-            jwks_uri,
+            jwks_uri: RwLock::new(None),
             http,
             keys: RwLock::new(KeySet {
                 keys: HashMap::new(),
@@ -252,9 +254,30 @@ impl OidcIssuer {
             }),
             generation: AtomicU64::new(0),
             last_miss_refresh: Mutex::new(None),
-        };
-        issuer.refresh().await?;
-        Ok(issuer)
+        })
+    }
+
+    /// Whether the issuer's signing keys have been fetched at least once.
+    pub fn ready(&self) -> bool {
+        !self.keys.read().keys.is_empty()
+    }
+
+    /// The JWKS address from the discovery document, discovering it first
+    /// when it is not known yet.
+    async fn jwks_uri(&self) -> Result<String, DiscoveryError> {
+        if let Some(uri) = self.jwks_uri.read().clone() {
+            return Ok(uri);
+        }
+        let metadata = CoreProviderMetadata::discover_async(self.url.clone(), &self.http)
+            .await
+            .map_err(|e| DiscoveryError::Fetch {
+                issuer: self.config.issuer.clone(),
+                message: format!("discovery failed: {}", error_chain(&e)),
+            })?;
+        let uri = metadata.jwks_uri().url().to_string();
+        tracing::info!(issuer = %self.config.issuer, jwks = %uri, "OIDC issuer discovered");
+        *self.jwks_uri.write() = Some(uri.clone());
+        Ok(uri)
     }
 
     /// The configuration.
@@ -262,15 +285,17 @@ impl OidcIssuer {
         &self.config
     }
 
-    /// Re-fetches the JWKS; returns whether the set of key ids changed.
+    /// Re-fetches the JWKS (after discovery, the first time); returns
+    /// whether the set of key ids changed.
     pub async fn refresh(&self) -> Result<bool, DiscoveryError> {
         let fetch_err = |message: String| DiscoveryError::Fetch {
             issuer: self.config.issuer.clone(),
             message,
         };
+        let jwks_uri = self.jwks_uri().await?;
         let body: Value = self
             .http
-            .get(&self.jwks_uri)
+            .get(&jwks_uri)
             .send()
             .await
             .and_then(|r| r.error_for_status())
@@ -323,8 +348,12 @@ impl OidcIssuer {
         self.generation.load(Ordering::Relaxed)
     }
 
-    /// True when the periodic refresh is due.
+    /// True when the periodic refresh is due; while no keys were ever
+    /// fetched, as often as the unknown-key rate limit allows.
     pub fn refresh_due(&self) -> bool {
+        if !self.ready() {
+            return self.may_refresh_on_miss();
+        }
         self.keys.read().fetched.elapsed() >= Duration::from_secs(self.config.jwks_refresh_secs)
     }
 
@@ -348,6 +377,9 @@ impl OidcIssuer {
         }
         let claims = {
             let keys = self.keys.read();
+            if keys.keys.is_empty() {
+                return Err(TokenError::IssuerUnavailable(self.config.issuer.clone()));
+            }
             let key = keys
                 .keys
                 .get(&kid)

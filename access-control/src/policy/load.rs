@@ -1,12 +1,15 @@
 //! Reading a policy directory: schema, policies and ABIs, all checked before
 //! anything is swapped in.
 
-use super::abi::AbiRegistry;
+use super::{
+    abi::AbiRegistry,
+    slice::{self, ActionSlice},
+};
 use cedar_policy::{Entities, Policy, PolicyId, PolicySet, Schema, ValidationMode, Validator};
 use miette::Diagnostic;
 use sha2::{Digest, Sha256};
 use std::{
-    collections::BTreeMap,
+    collections::{BTreeMap, HashMap},
     path::{Path, PathBuf},
 };
 
@@ -52,6 +55,8 @@ pub struct PolicyBundle {
     pub set: PolicySet,
     /// The schema's action entities (method families are action groups).
     pub actions: Entities,
+    /// Per action: the policies that can apply and the action's entities.
+    pub slices: HashMap<String, ActionSlice>,
     /// Function signatures of registered contract ABIs.
     pub abi: AbiRegistry,
     /// Where each rule id was defined (`file:line`).
@@ -231,6 +236,7 @@ pub fn load_dir(dir: &Path) -> Result<PolicyBundle, PolicyError> {
         return Err(fail(problems));
     }
     Ok(PolicyBundle {
+        slices: slice::by_action(&set, &actions),
         set,
         actions,
         abi,

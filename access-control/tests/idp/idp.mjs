@@ -145,6 +145,8 @@ const USERS = {
   carol: { password: 'carol-pw', roles: ['auditor'], org: 'bank-a' },
   dave: { password: 'dave-pw', roles: ['counterparty'], org: 'bank-b' },
   erin: { password: 'erin-pw', roles: ['admin'], org: 'bank-a' },
+  olga: { password: 'olga-pw', roles: ['operator'], org: 'bank-a' },
+  cora: { password: 'cora-pw', roles: ['compliance'], org: 'bank-a' },
 };
 
 const clients = [

@@ -134,16 +134,16 @@ pub fn run(args: Args) -> Result<()> {
                 Some(("ApiKey", id)) => (PrincipalKind::ApiKey, id),
                 _ => bail!("--principal must be User:<id> or ApiKey:<id>"),
             };
-            let caller = Caller {
-                principal: Arc::new(Principal {
+            let caller = Caller::new(
+                Arc::new(Principal {
                     kind,
                     id: id.to_owned(),
                     roles: roles.into_iter().collect(),
                     org,
                     expires_at: None,
                 }),
-                wallets: wallets.iter().copied().collect::<BTreeSet<_>>(),
-            };
+                wallets.iter().copied().collect::<BTreeSet<_>>(),
+            );
             let res = match resource.split_once(':') {
                 None if resource == "node" => Resource::Node,
                 Some(("account", a)) => Resource::Account(AccountFacts {

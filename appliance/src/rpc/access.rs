@@ -109,7 +109,7 @@ impl Access {
     /// The caller behind a verified principal.
     pub fn caller(&self, principal: Arc<access_control::Principal>) -> Caller {
         let wallets = self.wallets.of(&principal.key());
-        Caller { principal, wallets }
+        Caller::new(principal, wallets)
     }
 
     fn rpc(&self, c: &Caller, action: &str) -> Decision {

@@ -155,6 +155,7 @@ async fn health(State(state): State<Arc<RpcState>>) -> Response {
     let head = state.sequencer.head();
     let running = state.sequencer.is_running();
     let audit = state.access.trail.log().stats();
+    let issuers = state.access.authn.issuers();
     let status = if running && !audit.failing {
         StatusCode::OK
     } else {
@@ -166,6 +167,12 @@ async fn health(State(state): State<Arc<RpcState>>) -> Response {
         "state_root": head.state_root,
         "pool": state.sequencer.pool_size(),
         "audit": audit,
+        // Counts only: issuer addresses are internal. Fewer ready than
+        // configured means an IdP has not answered since start.
+        "oidc": {
+            "issuers": issuers.len(),
+            "ready": issuers.iter().filter(|i| i.ready()).count(),
+        },
         // Public endpoint: progress only; the reason of a failure (it may
         // name the settlement endpoint) is in the log.
         "settlement": state.settlement.as_ref().and_then(|s| s.lock().ok()).map(|s| json!({

@@ -3,35 +3,11 @@
 //! CLI, tamper detection by `prividium audit verify`, and failing closed when
 //! the audit database stalls (on the machine's real Postgres).
 
-use crate::common::{bin, hash_of, raw, transfer, wait_receipt, Node};
+use crate::common::{cli, cli_ok, hash_of, raw, transfer, wait_receipt, Node};
 use alloy_primitives::Address;
 use serde_json::{json, Value};
 use sqlx::{Connection, Executor};
-use std::{
-    path::Path,
-    process::{Command, Output},
-    time::{Duration, Instant},
-};
-
-fn cli(args: &[&str], dir: &Path) -> Output {
-    Command::new(bin())
-        .args(args)
-        .arg("--data-dir")
-        .arg(dir)
-        .env("APPLIANCE_LOG", "error")
-        .output()
-        .unwrap()
-}
-
-fn cli_ok(args: &[&str], dir: &Path) -> String {
-    let out = cli(args, dir);
-    assert!(
-        out.status.success(),
-        "{args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
+use std::time::{Duration, Instant};
 
 async fn get(
     node: &Node,

@@ -6,7 +6,7 @@ use alloy_signer_local::PrivateKeySigner;
 use serde_json::{json, Value};
 use std::{
     path::Path,
-    process::{Child, Command, Stdio},
+    process::{Child, Command, Output, Stdio},
     time::{Duration, Instant},
 };
 
@@ -18,6 +18,42 @@ pub(crate) struct Node {
 
 pub(crate) fn bin() -> &'static str {
     env!("CARGO_BIN_EXE_prividium")
+}
+
+/// Runs `prividium ARGS --data-dir DIR`.
+pub(crate) fn cli(args: &[&str], dir: &Path) -> Output {
+    Command::new(bin())
+        .args(args)
+        .arg("--data-dir")
+        .arg(dir)
+        .env("APPLIANCE_LOG", "error")
+        .output()
+        .unwrap()
+}
+
+/// [`cli`] that must succeed; returns its stdout.
+pub(crate) fn cli_ok(args: &[&str], dir: &Path) -> String {
+    let out = cli(args, dir);
+    assert!(
+        out.status.success(),
+        "{args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// The 401 an HTTP client gets calling `method` with `token`: the message
+/// of its JSON-RPC error (checked to be -32001).
+pub(crate) async fn token_refusal(node: &Node, token: &str, method: &str) -> String {
+    let (status, body) = node
+        .post_as(
+            Some(token),
+            json!({"jsonrpc":"2.0","id":1,"method":method}).to_string(),
+        )
+        .await;
+    assert_eq!(status, 401, "{body}");
+    assert_eq!(body["error"]["code"], json!(-32001), "{body}");
+    body["error"]["message"].as_str().unwrap().to_owned()
 }
 
 impl Node {

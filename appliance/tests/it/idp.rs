@@ -10,27 +10,29 @@ use std::{
 pub(crate) struct Idp {
     child: Child,
     pub(crate) issuer: String,
+    jwks: PathBuf,
 }
 
-fn script() -> PathBuf {
+fn script(name: &str) -> PathBuf {
     Path::new(&std::env::var("CARGO_MANIFEST_DIR").expect("run by cargo"))
-        .join("../access-control/tests/idp/idp.mjs")
+        .join("../access-control/tests/idp")
+        .join(name)
 }
 
-pub(crate) fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
+pub(crate) use test_support::free_port;
 
 impl Idp {
     /// Starts the IdP; `jwks` holds its signing keys (created if missing).
     pub(crate) fn start(port: u16, jwks: &Path, token_ttl: u64) -> Idp {
+        Self::start_signing(port, jwks, token_ttl, "RS256")
+    }
+
+    /// Starts the IdP signing access tokens with `alg` (RS256, ES256 or
+    /// EdDSA; `jwks` holds a key of each kind).
+    pub(crate) fn start_signing(port: u16, jwks: &Path, token_ttl: u64, alg: &str) -> Idp {
         let mut child = Command::new("node")
-            .arg(script())
-            .args(["--port", &port.to_string(), "--jwks"])
+            .arg(script("idp.mjs"))
+            .args(["--port", &port.to_string(), "--alg", alg, "--jwks"])
             .arg(jwks)
             .env("IDP_TOKEN_TTL", token_ttl.to_string())
             .stdout(Stdio::piped())
@@ -46,7 +48,32 @@ impl Idp {
             .unwrap_or_else(|| panic!("IdP did not start: {line:?}"))
             .trim()
             .to_owned();
-        Idp { child, issuer }
+        Idp {
+            child,
+            issuer,
+            jwks: jwks.to_path_buf(),
+        }
+    }
+
+    /// A token with exactly `claims`, signed by the IdP's own RSA key (or
+    /// naming `kid` instead of that key's id): for tokens the IdP would not
+    /// issue on request, such as expired ones.
+    pub(crate) fn mint(&self, claims: &serde_json::Value, kid: Option<&str>) -> String {
+        let mut cmd = Command::new("node");
+        cmd.arg(script("mint.mjs"))
+            .arg("--jwks")
+            .arg(&self.jwks)
+            .args(["--claims", &claims.to_string()]);
+        if let Some(kid) = kid {
+            cmd.args(["--kid", kid]);
+        }
+        let out = cmd.output().expect("node is installed");
+        assert!(
+            out.status.success(),
+            "mint: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap().trim().to_owned()
     }
 
     /// An access token for a confidential client (client_credentials).

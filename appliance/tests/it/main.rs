@@ -11,4 +11,5 @@ mod clients;
 mod common;
 mod crash;
 mod idp;
+mod roles;
 mod settlement;
