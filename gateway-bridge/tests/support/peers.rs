@@ -7,7 +7,6 @@
 use alloy_primitives::U256;
 use alloy_signer_local::PrivateKeySigner;
 use std::{
-    net::TcpListener,
     path::{Path, PathBuf},
     process::{Child, Command, Stdio},
     sync::{Arc, Mutex},
@@ -23,13 +22,7 @@ pub fn key(hex: &str) -> PrivateKeySigner {
     hex.parse().unwrap()
 }
 
-pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
+pub use test_support::free_port;
 
 fn anvil_bin() -> PathBuf {
     let peers = std::env::var("PRIVIDIUM_PEERS")
@@ -70,7 +63,7 @@ impl Anvil {
 
     /// (Re)starts on the same port with the saved chain.
     pub fn restart(&mut self) {
-        let child = Command::new(anvil_bin())
+        let mut child = Command::new(anvil_bin())
             .args(["--host", "127.0.0.1", "--port", &self.port.to_string()])
             .args(["--chain-id", "31337", "--state"])
             .arg(&self.state)
@@ -79,12 +72,20 @@ impl Anvil {
             .stderr(Stdio::null())
             .spawn()
             .expect("start anvil");
-        self.child = Some(child);
         let deadline = Instant::now() + Duration::from_secs(30);
         while std::net::TcpStream::connect(("127.0.0.1", self.port)).is_err() {
             assert!(Instant::now() < deadline, "anvil did not start");
             std::thread::sleep(Duration::from_millis(50));
         }
+        // Whoever answered must be our anvil, not another listener on the
+        // port (ours would have exited, unable to bind).
+        std::thread::sleep(Duration::from_millis(100));
+        assert!(
+            matches!(child.try_wait(), Ok(None)),
+            "anvil exited at start (port {} taken?)",
+            self.port
+        );
+        self.child = Some(child);
     }
 
     /// Stops gracefully, so anvil writes its state.
