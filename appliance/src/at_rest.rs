@@ -286,18 +286,37 @@ pub fn print_status(data_dir: &Path) -> Result<()> {
             d.sealed
         );
     }
-    match encryption::reencrypt::load_progress(data_dir) {
-        Some(p) => println!(
-            "re-encryption to v{}: {} examined, {} re-sealed, tables done: {}{}",
-            p.target,
-            p.examined,
-            p.resealed,
-            p.done_tables.join(","),
-            p.table
-                .map(|t| format!(", in progress: {t}"))
-                .unwrap_or_default()
+    let mut pending = false;
+    for store in ["chain", "prover"] {
+        if let Some(p) = encryption::reencrypt::load_progress(data_dir, store) {
+            pending = true;
+            println!(
+                "re-encryption of {store} to v{}: {} examined, {} re-sealed, tables done: {}{}",
+                p.target,
+                p.examined,
+                p.resealed,
+                p.done_tables.join(","),
+                p.table
+                    .map(|t| format!(", in progress: {t}"))
+                    .unwrap_or_default()
+            );
+        }
+    }
+    let partial_log = format!("{}.reseal", sequencer::BLOCK_LOG_FILE);
+    if data_dir.join(&partial_log).exists() {
+        pending = true;
+        println!("re-encryption of the block log: partial copy in {partial_log}");
+    }
+    let live_old = doc
+        .deks
+        .iter()
+        .any(|d| d.version != doc.current && d.retired.is_none());
+    match (pending, live_old) {
+        (false, false) => println!("re-encryption: none pending"),
+        (false, true) => println!(
+            "re-encryption: older keys still live; a running node moves their records and retires them"
         ),
-        None => println!("re-encryption: none pending"),
+        (true, _) => {}
     }
     Ok(())
 }

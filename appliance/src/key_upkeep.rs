@@ -1,20 +1,24 @@
 //! Key housekeeping inside a running node: picks up data-key rotations made
 //! by `prividium keys rotate-dek`, rotates by itself before a key reaches its
-//! usage limit, records usage, and moves the derived store onto the current
-//! key in the background (resumable; see `encryption::reencrypt_store`).
+//! usage limit, records usage, and after a rotation moves everything sealed
+//! onto the current key in the background and retires the older keys
+//! (resumable; see [`crate::rekey`]).
 
-use crate::{at_rest::AtRest, audit_trail::Trail};
+use crate::{
+    at_rest::AtRest,
+    audit_trail::Trail,
+    rekey::{self, Holdings, Pass},
+};
 use audit::{action, AuditEvent, Outcome};
 use serde_json::json;
 use std::{
-    path::PathBuf,
     sync::{
         atomic::{AtomicBool, Ordering},
         Arc,
     },
     time::{Duration, Instant, SystemTime},
 };
-use storage::{KvStore, RecordCipher};
+use storage::RecordCipher;
 
 /// The running housekeeping task.
 pub struct KeyTask {
@@ -38,15 +42,15 @@ fn mtime(path: &std::path::Path) -> Option<SystemTime> {
     std::fs::metadata(path).and_then(|m| m.modified()).ok()
 }
 
-/// Starts housekeeping for `at`.
-pub fn spawn(at: AtRest, data_dir: PathBuf, raw: Arc<dyn KvStore>, trail: Trail) -> KeyTask {
+/// Starts housekeeping for `at`, whose records are in `holdings`.
+pub fn spawn(at: AtRest, holdings: Holdings, trail: Trail) -> KeyTask {
     let stop = Arc::new(AtomicBool::new(false));
     let flag = stop.clone();
     let handle = tokio::spawn(async move {
         let ring_path = at.keyring.path();
         let mut seen = mtime(&ring_path);
         let mut last_usage = Instant::now();
-        let mut pending = reencryption_pending(&at, &data_dir);
+        let mut pending = old_keys_live(&at);
         let mut job: Option<tokio::task::JoinHandle<()>> = None;
         while !flag.load(Ordering::Relaxed) {
             tokio::time::sleep(Duration::from_millis(250)).await;
@@ -95,15 +99,10 @@ pub fn spawn(at: AtRest, data_dir: PathBuf, raw: Arc<dyn KvStore>, trail: Trail)
             let idle = job.as_ref().is_none_or(|j| j.is_finished());
             if pending && idle {
                 pending = false;
-                let (cipher, raw, dir, stop, trail) = (
-                    at.cipher.clone(),
-                    raw.clone(),
-                    data_dir.clone(),
-                    flag.clone(),
-                    trail.clone(),
-                );
-                job = Some(tokio::task::spawn_blocking(move || {
-                    reencrypt(&dir, raw.as_ref(), cipher.as_ref(), &stop, &trail)
+                let (at, holdings, stop, trail) =
+                    (at.clone(), holdings.clone(), flag.clone(), trail.clone());
+                job = Some(tokio::spawn(async move {
+                    rekey_and_record(&at, &holdings, stop, &trail).await
                 }));
             }
         }
@@ -121,16 +120,10 @@ pub fn spawn(at: AtRest, data_dir: PathBuf, raw: Arc<dyn KvStore>, trail: Trail)
     KeyTask { stop, handle }
 }
 
-/// True when an earlier run was interrupted, or an older key is still live
-/// and the store has not been moved onto the current one yet.
-fn reencryption_pending(at: &AtRest, data_dir: &std::path::Path) -> bool {
-    if encryption::reencrypt::load_progress(data_dir).is_some() {
-        return true;
-    }
+/// True when a data-key version other than the current one is not retired
+/// yet: some record may still be sealed under it.
+fn old_keys_live(at: &AtRest) -> bool {
     let current = at.cipher.current_version();
-    if encryption::reencrypt::completed_target(data_dir) == Some(current) {
-        return false;
-    }
     at.keyring
         .read()
         .map(|doc| {
@@ -141,50 +134,36 @@ fn reencryption_pending(at: &AtRest, data_dir: &std::path::Path) -> bool {
         .unwrap_or(false)
 }
 
-fn reencrypt(
-    dir: &std::path::Path,
-    raw: &dyn KvStore,
-    cipher: &dyn RecordCipher,
-    stop: &AtomicBool,
-    trail: &Trail,
-) {
+async fn rekey_and_record(at: &AtRest, holdings: &Holdings, stop: Arc<AtomicBool>, trail: &Trail) {
     let started = Instant::now();
-    let mut last_log = Instant::now();
-    let target = cipher.current_version();
     tracing::info!(
-        target,
-        "re-encrypting the derived store onto the current data key"
+        target = at.cipher.current_version(),
+        "moving sealed records onto the current data key"
     );
-    let result = encryption::reencrypt_store(dir, raw, cipher, stop, |p| {
-        if last_log.elapsed() > Duration::from_secs(5) {
-            last_log = Instant::now();
-            tracing::info!(
-                target,
-                examined = p.examined,
-                resealed = p.resealed,
-                table = p.table.as_deref().unwrap_or("-"),
-                "re-encryption progress"
-            );
-        }
-    });
-    match result {
-        Ok(r) if r.complete => {
-            tracing::info!(
-                target,
-                examined = r.examined,
-                resealed = r.resealed,
-                secs = started.elapsed().as_secs_f64(),
-                "re-encryption of the derived store finished"
-            );
-            let details =
-                json!({ "version": target, "examined": r.examined, "resealed": r.resealed });
-            let _ = trail.record(system(action::REENCRYPTED, Outcome::Allow).details(details));
-        }
-        Ok(r) => tracing::info!(
+    match rekey::run(at, holdings, stop).await {
+        Ok(Pass::Done {
             target,
-            resealed = r.resealed,
-            "re-encryption paused; it resumes at the next start"
-        ),
-        Err(e) => tracing::error!(error = %e, "re-encryption failed; it retries at the next start"),
+            moved,
+            retired,
+        }) => {
+            tracing::info!(
+                target,
+                ?retired,
+                secs = started.elapsed().as_secs_f64(),
+                "re-encryption finished"
+            );
+            let details = json!({ "version": target, "moved": moved });
+            let _ = trail.record(system(action::REENCRYPTED, Outcome::Allow).details(details));
+            if !retired.is_empty() {
+                let details = json!({ "retired": retired, "current": target });
+                let _ = trail.record(system(action::DEKS_RETIRED, Outcome::Allow).details(details));
+            }
+        }
+        Ok(Pass::Paused) => tracing::info!("re-encryption paused; it resumes at the next start"),
+        Err(e) => {
+            tracing::error!(error = %e, "re-encryption failed; it retries at the next start");
+            let details = json!({ "error": e });
+            let _ = trail.record(system(action::REENCRYPTED, Outcome::Error).details(details));
+        }
     }
 }

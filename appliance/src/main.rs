@@ -16,6 +16,7 @@ mod config;
 mod key_upkeep;
 mod node;
 mod proving;
+mod rekey;
 mod rpc;
 mod settling;
 mod tls;

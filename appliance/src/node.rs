@@ -5,7 +5,7 @@ use crate::audit_trail::{self, AuditSettings};
 use crate::{
     at_rest::{self, AtRest, EncryptionSettings, UnsealError},
     chain_files::{self, STATE_FILE},
-    key_upkeep,
+    key_upkeep, rekey,
     rpc::{gate::Gate, router, RpcLimits, RpcState},
     tls::TlsFiles,
 };
@@ -62,7 +62,7 @@ pub async fn run(
     params: NodeParams,
     on_ready: impl FnOnce(SocketAddr) -> Result<()>,
 ) -> Result<()> {
-    let (chain_file, genesis) = chain_files::load(&params.data_dir)?;
+    let chain_file = chain_files::load_chain(&params.data_dir)?;
     at_rest::prepare(&params.data_dir, &params.encryption)?;
     let tls = RustlsConfig::from_pem_file(&params.tls.cert, &params.tls.key)
         .await
@@ -98,6 +98,7 @@ pub async fn run(
     };
     let cipher: Option<SharedCipher> = at_rest.as_ref().map(|a| a.cipher.clone() as SharedCipher);
 
+    let genesis = chain_files::load_genesis(&params.data_dir, cipher.as_ref())?;
     let chain_spec = chain_file.spec()?;
     let genesis_state = genesis.state();
     let mut config = SequencerConfig::new(chain_spec.clone());
@@ -125,19 +126,29 @@ pub async fn run(
             .map_err(|e| anyhow::anyhow!("{e}"))?;
     }
     audit_trail::spawn_upkeep(trail.clone(), params.audit.retention_days);
+    let mut stores: Vec<(&'static str, Arc<dyn KvStore>)> = vec![("chain", raw_store)];
     let prover = if params.prover.enabled {
-        let (dir, settings, seq, cipher) = (
+        let (dir, settings, seq, cipher, trail) = (
             params.data_dir.clone(),
             params.prover.clone(),
             sequencer.clone(),
             cipher.clone(),
+            trail.clone(),
         );
-        Some(
-            tokio::task::spawn_blocking(move || {
-                crate::proving::start(&dir, &settings, seq, chain_spec, genesis_state, cipher)
-            })
-            .await??,
-        )
+        let (service, raw) = tokio::task::spawn_blocking(move || {
+            crate::proving::start(
+                &dir,
+                &settings,
+                seq,
+                chain_spec,
+                genesis_state,
+                cipher,
+                trail,
+            )
+        })
+        .await??;
+        stores.push(("prover", raw));
+        Some(service)
     } else {
         None
     };
@@ -161,9 +172,14 @@ pub async fn run(
     )
     .await?;
     access_setup::spawn_upkeep(access.clone());
+    let holdings = rekey::Holdings {
+        data_dir: params.data_dir.clone(),
+        stores,
+        sequencer: sequencer.clone(),
+    };
     let keys_task = at_rest
         .clone()
-        .map(|a| key_upkeep::spawn(a, params.data_dir.clone(), raw_store, trail.clone()));
+        .map(|a| key_upkeep::spawn(a, holdings, trail.clone()));
     // For `prividium policies reload` (SIGHUP).
     std::fs::write(
         params.data_dir.join(PID_FILE),

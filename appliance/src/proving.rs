@@ -1,21 +1,24 @@
 //! Wires the prover into the node: `[prover]` settings, the chain and audit
 //! head as the prover reads them, the sealed job store and the service.
 
+use crate::audit_trail::Trail;
 use alloy_primitives::B256;
 use anyhow::{bail, Context, Result};
+use audit::{action, AuditEvent, Outcome};
 use prover::{
-    AuditSource, BatchPolicy, ChainBlock, ChainSource, Cutter, KvJobStore, ProverError,
-    ProverService, Worker, ZkBackend,
+    AuditSource, BatchPolicy, ChainBlock, ChainSource, Cutter, ExportedProof, KvJobStore,
+    ProofObserver, ProverError, ProverService, Worker, ZkBackend,
 };
 use sequencer::Sequencer;
 use serde::Deserialize;
+use serde_json::json;
 use state_transition::{AuditHead, ChainSpec, MemoryState};
 use std::{
     path::{Path, PathBuf},
     sync::Arc,
     time::Duration,
 };
-use storage::{RedbStore, SharedCipher};
+use storage::{KvStore, RedbStore, SharedCipher};
 
 /// The prover's job store (witnesses and proofs), sealed like the chain.
 pub const PROVER_FILE: &str = "prover.redb";
@@ -209,7 +212,34 @@ impl AuditSource for WitnessHead {
     }
 }
 
-/// Starts cutting (and, with a proving backend, proving) batches.
+/// Records each proof written for export (public data only: the batch's
+/// outputs and the proof's digest, as settlement sends them).
+struct ExportAudit(Trail);
+
+impl ProofObserver for ExportAudit {
+    fn exported(&self, p: &ExportedProof) {
+        let o = &p.outputs;
+        let event = AuditEvent::system(action::PROOF_EXPORTED, Outcome::Allow)
+            .resource(format!("batch/{}", o.batch_number))
+            .details(json!({
+                "first_block": o.first_block,
+                "last_block": o.last_block,
+                "new_state_root": o.new_state_root,
+                "outputs_digest": o.digest(),
+                "proof_digest": p.proof_digest,
+                "proof_bytes": p.proof_bytes,
+                "program_id": p.program_id,
+                "proving_ms": p.proving_ms,
+                "cycles": p.cycles,
+            }));
+        if let Err(e) = self.0.record(event) {
+            tracing::error!(error = %e, batch = o.batch_number, "exported proof not recorded in the audit log");
+        }
+    }
+}
+
+/// Starts cutting (and, with a proving backend, proving) batches. Also
+/// returns the job store's raw file (for re-encryption after a rotation).
 pub fn start(
     dir: &Path,
     settings: &ProverSettings,
@@ -217,10 +247,14 @@ pub fn start(
     chain: ChainSpec,
     genesis: MemoryState,
     cipher: Option<SharedCipher>,
-) -> Result<ProverService> {
+    trail: Trail,
+) -> Result<(ProverService, Arc<dyn KvStore>)> {
     let backend = settings.backend()?;
-    let raw = Arc::new(RedbStore::open(&dir.join(PROVER_FILE))?);
-    let jobs = Arc::new(KvJobStore::new(crate::node::seal_store(raw, cipher)));
+    let raw: Arc<dyn KvStore> = Arc::new(RedbStore::open(&dir.join(PROVER_FILE))?);
+    let jobs = Arc::new(KvJobStore::new(crate::node::seal_store(
+        raw.clone(),
+        cipher,
+    )));
     let policy = BatchPolicy {
         max_blocks: settings.max_blocks,
         max_wait: Duration::from_millis(settings.max_wait_ms),
@@ -247,6 +281,7 @@ pub fn start(
                     dir.join(PROOFS_DIR),
                     Duration::from_secs(settings.lease_secs),
                 )
+                .with_observer(Arc::new(ExportAudit(trail.clone())))
             })
             .collect(),
     };
@@ -257,9 +292,6 @@ pub fn start(
         workers = workers.len(),
         "prover started"
     );
-    Ok(ProverService::spawn(
-        Some(cutter),
-        workers,
-        Duration::from_millis(200),
-    ))
+    let service = ProverService::spawn(Some(cutter), workers, Duration::from_millis(200));
+    Ok((service, raw))
 }

@@ -115,6 +115,8 @@ pub mod action {
     pub const KEK_ROTATED: &str = "key.kek.rotated";
     /// Stored records were moved onto the current data key.
     pub const REENCRYPTED: &str = "key.reencrypt.completed";
+    /// Data-key versions that no longer seal anything were retired.
+    pub const DEKS_RETIRED: &str = "key.dek.retired";
     /// A proof left the appliance.
     pub const PROOF_EXPORTED: &str = "proof.exported";
     /// A commitment was sent to the settlement layer.

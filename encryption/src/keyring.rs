@@ -282,8 +282,10 @@ impl Keyring {
     ) -> Result<ActiveKeys, KeyringError> {
         let _lock = self.lock()?;
         let (mut doc, blind) = self.load_checked(provider).await?;
+        // A retired version seals nothing any more (every record was moved
+        // off it), so it is never unwrapped again.
         let mut deks = BTreeMap::new();
-        for d in &doc.deks {
+        for d in doc.deks.iter().filter(|d| d.retired.is_none()) {
             deks.insert(d.version, provider.unwrap_key(&d.wrapped).await?);
         }
         let current = doc.current;
@@ -355,17 +357,28 @@ impl Keyring {
     ) -> Result<Option<u32>, KeyringError> {
         let doc = self.read()?;
         let known = cipher.versions();
-        let unchanged = doc.current == storage::RecordCipher::current_version(cipher)
-            && doc.deks.iter().all(|d| known.contains(&d.version));
+        let live: Vec<u32> = doc
+            .deks
+            .iter()
+            .filter(|d| d.retired.is_none())
+            .map(|d| d.version)
+            .collect();
+        let unchanged =
+            doc.current == storage::RecordCipher::current_version(cipher) && live == known;
         if unchanged {
             return Ok(None);
         }
         self.report_usage(provider, cipher).await?;
         let keys = self.unlock(provider, limits).await?;
         let current = keys.current;
+        let rotated = current != storage::RecordCipher::current_version(cipher);
         cipher.swap(&keys);
-        tracing::info!(current, "switched to the rotated data key");
-        Ok(Some(current))
+        if rotated {
+            tracing::info!(current, "switched to the rotated data key");
+        } else {
+            tracing::info!(live = ?cipher.versions(), "dropped retired data keys");
+        }
+        Ok(rotated.then_some(current))
     }
 
     /// Records how many records the current key has sealed (for the usage
@@ -450,6 +463,18 @@ mod tests {
         assert!(doc.deks.iter().all(|d| d.wrapped.starts_with("local:v2:")));
         let k3 = ring.unlock(&p, KeyLimits::default()).await.unwrap();
         assert_eq!(Cipher::new(&k3).open(b"ctx", &old).unwrap(), b"v1 record");
+
+        // Retired: never unwrapped again, and a running cipher drops it
+        // without counting that as a rotation.
+        ring.retire(&p, &[1, 2]).await.unwrap(); // the current one stays
+        assert_eq!(
+            ring.refresh(&p, &c, KeyLimits::default()).await.unwrap(),
+            None
+        );
+        assert_eq!(c.versions(), vec![2]);
+        assert!(c.open(b"ctx", &old).is_err());
+        let k4 = ring.unlock(&p, KeyLimits::default()).await.unwrap();
+        assert_eq!(k4.deks.keys().copied().collect::<Vec<_>>(), vec![2]);
     }
 
     #[tokio::test]

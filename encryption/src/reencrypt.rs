@@ -3,8 +3,9 @@
 //!
 //! Works on the raw store, in pages, with compare-and-set writes so a value
 //! the chain wrote meanwhile is never overwritten by a stale copy. The
-//! position is saved after every page in `keys/reencrypt.json`, so a stopped
-//! run (shutdown, crash, Ctrl-C) resumes where it was.
+//! position is saved after every page in `keys/reencrypt-<store>.json`, so a
+//! stopped run (shutdown, crash, Ctrl-C) resumes where it was. `<store>`
+//! names the store (`chain`, `prover`): each keeps its own position.
 
 use crate::{fsutil, keyring::KEYS_DIR, kv::context};
 use serde::{Deserialize, Serialize};
@@ -15,10 +16,6 @@ use std::{
 };
 use storage::{KvStore, RecordCipher, Result, StorageError, Table, WriteBatch};
 
-const PROGRESS_FILE: &str = "reencrypt.json";
-/// Records the key version the whole store was last moved onto, so a node
-/// does not rescan every table at each start only to find nothing to move.
-const DONE_FILE: &str = "reencrypt-done.json";
 const PAGE: usize = 2_000;
 
 /// Where a run stands (also the resume point on disk).
@@ -51,13 +48,23 @@ pub struct ReencryptReport {
     pub complete: bool,
 }
 
-fn progress_path(data_dir: &Path) -> PathBuf {
-    data_dir.join(KEYS_DIR).join(PROGRESS_FILE)
+fn progress_path(data_dir: &Path, store: &str) -> PathBuf {
+    data_dir
+        .join(KEYS_DIR)
+        .join(format!("reencrypt-{store}.json"))
 }
 
-/// The key version a completed run last moved the whole store onto.
-pub fn completed_target(data_dir: &Path) -> Option<u32> {
-    let raw = std::fs::read(data_dir.join(KEYS_DIR).join(DONE_FILE)).ok()?;
+/// Records the key version the whole store was last moved onto, so a node
+/// does not rescan every table at each start only to find nothing to move.
+fn done_path(data_dir: &Path, store: &str) -> PathBuf {
+    data_dir
+        .join(KEYS_DIR)
+        .join(format!("reencrypt-{store}-done.json"))
+}
+
+/// The key version a completed run last moved the whole of `store` onto.
+pub fn completed_target(data_dir: &Path, store: &str) -> Option<u32> {
+    let raw = std::fs::read(done_path(data_dir, store)).ok()?;
     serde_json::from_slice::<serde_json::Value>(&raw)
         .ok()?
         .get("target")?
@@ -65,29 +72,31 @@ pub fn completed_target(data_dir: &Path) -> Option<u32> {
         .and_then(|v| u32::try_from(v).ok())
 }
 
-/// Reads the saved position (None when no run is pending).
-pub fn load_progress(data_dir: &Path) -> Option<Progress> {
-    let raw = std::fs::read(progress_path(data_dir)).ok()?;
+/// Reads the saved position of `store` (None when no run is pending).
+pub fn load_progress(data_dir: &Path, store: &str) -> Option<Progress> {
+    let raw = std::fs::read(progress_path(data_dir, store)).ok()?;
     serde_json::from_slice(&raw).ok()
 }
 
-fn save_progress(data_dir: &Path, p: &Progress) -> Result<()> {
+fn save_progress(data_dir: &Path, store: &str, p: &Progress) -> Result<()> {
     let json = serde_json::to_vec_pretty(p).expect("serializable");
-    fsutil::write_atomic(&progress_path(data_dir), &json)
+    fsutil::write_atomic(&progress_path(data_dir, store), &json)
         .map_err(|e| StorageError::backend_msg(None, format!("saving re-encryption progress: {e}")))
 }
 
-/// Re-seals every record of `raw` not under the cipher's current key.
-/// Stops early (resumable) when `stop` is set; `on_page` sees progress.
+/// Re-seals every record of `raw` (the store called `store`) not under the
+/// cipher's current key. Stops early (resumable) when `stop` is set;
+/// `on_page` sees progress.
 pub fn reencrypt_store(
     data_dir: &Path,
+    store: &str,
     raw: &dyn KvStore,
     cipher: &dyn RecordCipher,
     stop: &AtomicBool,
     mut on_page: impl FnMut(&Progress),
 ) -> Result<ReencryptReport> {
     let target = cipher.current_version();
-    let mut p = match load_progress(data_dir) {
+    let mut p = match load_progress(data_dir, store) {
         Some(p) if p.target == target => p,
         _ => Progress {
             target,
@@ -109,7 +118,7 @@ pub fn reencrypt_store(
         };
         loop {
             if stop.load(Ordering::Relaxed) {
-                save_progress(data_dir, &p)?;
+                save_progress(data_dir, store, &p)?;
                 return Ok(ReencryptReport {
                     examined: p.examined,
                     resealed: p.resealed,
@@ -146,7 +155,7 @@ pub fn reencrypt_store(
                     p.after = Some(hex::encode(k));
                     start = k.clone();
                     start.push(0);
-                    save_progress(data_dir, &p)?;
+                    save_progress(data_dir, store, &p)?;
                     on_page(&p);
                 }
                 _ => break,
@@ -155,17 +164,15 @@ pub fn reencrypt_store(
         p.done_tables.push(table.name().into());
         p.table = None;
         p.after = None;
-        save_progress(data_dir, &p)?;
+        save_progress(data_dir, store, &p)?;
         on_page(&p);
     }
     let done =
         serde_json::json!({ "target": target, "examined": p.examined, "resealed": p.resealed });
-    fsutil::write_atomic(
-        &data_dir.join(KEYS_DIR).join(DONE_FILE),
-        done.to_string().as_bytes(),
-    )
-    .map_err(|e| StorageError::backend_msg(None, format!("saving re-encryption result: {e}")))?;
-    let _ = std::fs::remove_file(progress_path(data_dir));
+    fsutil::write_atomic(&done_path(data_dir, store), done.to_string().as_bytes()).map_err(
+        |e| StorageError::backend_msg(None, format!("saving re-encryption result: {e}")),
+    )?;
+    let _ = std::fs::remove_file(progress_path(data_dir, store));
     Ok(ReencryptReport {
         examined: p.examined,
         resealed: p.resealed,
@@ -202,20 +209,32 @@ mod tests {
 
         // A stop request after the first page leaves a resume point.
         let stop = AtomicBool::new(false);
-        let first = reencrypt_store(dir.path(), raw.as_ref(), cipher.as_ref(), &stop, |_| {
-            stop.store(true, Ordering::Relaxed)
-        })
+        let first = reencrypt_store(
+            dir.path(),
+            "chain",
+            raw.as_ref(),
+            cipher.as_ref(),
+            &stop,
+            |_| stop.store(true, Ordering::Relaxed),
+        )
         .unwrap();
         assert!(!first.complete);
-        assert!(load_progress(dir.path()).is_some());
+        assert!(load_progress(dir.path(), "chain").is_some());
 
         let stop = AtomicBool::new(false);
-        let rest =
-            reencrypt_store(dir.path(), raw.as_ref(), cipher.as_ref(), &stop, |_| {}).unwrap();
+        let rest = reencrypt_store(
+            dir.path(),
+            "chain",
+            raw.as_ref(),
+            cipher.as_ref(),
+            &stop,
+            |_| {},
+        )
+        .unwrap();
         assert!(rest.complete);
         assert_eq!(rest.resealed, 5001);
-        assert!(load_progress(dir.path()).is_none());
-        assert_eq!(completed_target(dir.path()), Some(2));
+        assert!(load_progress(dir.path(), "chain").is_none());
+        assert_eq!(completed_target(dir.path(), "chain"), Some(2));
 
         // Every record is now under v2 and v1 can go.
         let only2 = Arc::new(Cipher::new(&keys(&[2], 2)));

@@ -153,6 +153,44 @@ path "transit/keys/prividium/rotate" { capabilities = ["update"] }"#,
 }
 
 #[tokio::test]
+async fn transit_over_tls_trusts_only_the_configured_ca() {
+    if !ready() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let certs = dir.path().join("certs");
+    std::fs::create_dir_all(&certs).unwrap();
+    let bao = Bao::dev_tls(&certs);
+    let auth = || TransitAuth::Token {
+        env: None,
+        file: Some(bao.token_file(dir.path())),
+    };
+
+    // The server's certificate is from its own CA, which the system store
+    // does not hold: without the pinned CA nothing is sent.
+    let unpinned = TransitProvider::new(config(&bao.addr, auth())).unwrap();
+    let err = unpinned
+        .generate()
+        .await
+        .err()
+        .expect("untrusted certificate");
+    assert!(err.to_string().contains("certificate"), "{err}");
+
+    let mut pinned = config(&bao.addr, auth());
+    pinned.ca_cert = bao.ca.clone();
+    let p = TransitProvider::new(pinned).unwrap();
+    let ring = Keyring::new(&dir.path().join("data"));
+    let cipher = Cipher::new(&ring.unlock(&p, KeyLimits::default()).await.unwrap());
+    let sealed = cipher.seal(b"kv/accounts/y", b"250 CHF").unwrap();
+    assert!(ring.read().unwrap().deks[0]
+        .wrapped
+        .starts_with("vault:v1:"));
+    // A restart unwraps the key over TLS again.
+    let again = Cipher::new(&ring.unlock(&p, KeyLimits::default()).await.unwrap());
+    assert_eq!(again.open(b"kv/accounts/y", &sealed).unwrap(), b"250 CHF");
+}
+
+#[tokio::test]
 async fn unreachable_or_refusing_provider_is_reported_as_retryable() {
     if !ready() {
         return;

@@ -6,8 +6,8 @@ use crate::{
     hot::{Hot, ProducedHead, SharedHot},
     intrinsic::intrinsic_gas,
     mempool::{Mempool, MempoolError, PooledTx, TxGuard},
-    produce::{next_context, Producer},
-    wal::BlockLog,
+    produce::{next_context, Producer, ResealControl},
+    wal::{BlockLog, ResealProgress},
     ChainView, Genesis, ReplayReport, Result, SequencerConfig, SequencerError,
 };
 use alloy_consensus::{transaction::SignerRecoverable, Transaction, TxEnvelope};
@@ -46,6 +46,7 @@ pub struct Sequencer {
     head: watch::Receiver<ChainHead>,
     stop: Arc<AtomicBool>,
     threads: Mutex<Vec<JoinHandle<Result<()>>>>,
+    reseal: Arc<ResealControl>,
 }
 
 impl std::fmt::Debug for Sequencer {
@@ -103,6 +104,7 @@ impl Sequencer {
         let (to_derive, from_produce) = mpsc::sync_channel(256);
         let stop = Arc::new(AtomicBool::new(false));
         let mempool = Arc::new(Mutex::new(Mempool::new(config.mempool.clone())));
+        let reseal = Arc::new(ResealControl::default());
 
         let derive_thread =
             std::thread::Builder::new()
@@ -126,6 +128,7 @@ impl Sequencer {
             to_derive,
             stop: stop.clone(),
             beneficiary: Address::ZERO,
+            reseal: reseal.clone(),
         };
         let stop_on_error = stop.clone();
         let produce_thread =
@@ -147,7 +150,20 @@ impl Sequencer {
             head: head_rx,
             stop,
             threads: Mutex::new(vec![produce_thread, derive_thread]),
+            reseal,
         })
+    }
+
+    /// Asks the producer to move the block log onto the current data key
+    /// in its idle time (after a rotation, so the old key can be retired).
+    pub fn reseal_block_log(&self) {
+        self.reseal.request();
+    }
+
+    /// Where the last [`Self::reseal_block_log`] stands (None until the
+    /// producer's first slice of it).
+    pub fn block_log_reseal(&self) -> Option<std::result::Result<ResealProgress, String>> {
+        self.reseal.state()
     }
 
     /// Chain rules.

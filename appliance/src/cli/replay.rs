@@ -20,7 +20,8 @@ pub struct Args {
 /// On an encrypted appliance both stores and the log are read through `cipher`.
 pub fn run(args: Args, cipher: Option<SharedCipher>) -> Result<()> {
     let dir = args.data_dir;
-    let (chain_file, genesis) = chain_files::load(&dir)?;
+    let chain_file = chain_files::load_chain(&dir)?;
+    let genesis = chain_files::load_genesis(&dir, cipher.as_ref())?;
     let chain = chain_file.spec()?;
     let old_path = dir.join(STATE_FILE);
     let previous = if old_path.exists() {

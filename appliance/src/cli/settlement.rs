@@ -11,6 +11,7 @@ use std::{
     io::Read,
     path::{Path, PathBuf},
 };
+use storage::SharedCipher;
 
 /// Arguments.
 #[derive(Debug, Parser)]
@@ -87,7 +88,10 @@ enum Cmd {
 /// Runs a `settlement` subcommand.
 pub async fn run(args: Args) -> Result<()> {
     match args.cmd {
-        Cmd::Address { data_dir } => println!("{}", bridge_address(&data_dir).await?),
+        Cmd::Address { data_dir } => {
+            let cipher = at_rest::recorded_cipher(&data_dir).await?;
+            println!("{}", bridge_address(&data_dir, cipher.as_ref())?);
+        }
         Cmd::ImportKey { data_dir } => {
             let mut text = String::new();
             std::io::stdin().read_to_string(&mut text)?;
@@ -112,10 +116,12 @@ pub async fn run(args: Args) -> Result<()> {
             submitter,
             owner_key_env,
         } => {
-            let (chain, genesis) = chain_files::load(&data_dir)?;
+            let chain = chain_files::load_chain(&data_dir)?;
+            let cipher = at_rest::recorded_cipher(&data_dir).await?;
+            let genesis = chain_files::load_genesis(&data_dir, cipher.as_ref())?;
             let submitter = match submitter {
                 Some(s) => s,
-                None => bridge_address(&data_dir).await?,
+                None => bridge_address(&data_dir, cipher.as_ref())?,
             };
             let root = genesis.state().state_root();
             let client = EvmSettlement::new(
@@ -159,9 +165,8 @@ pub async fn run(args: Args) -> Result<()> {
 }
 
 /// The bridge's settlement address (its sealed key is created on first use).
-async fn bridge_address(data_dir: &Path) -> Result<Address> {
-    let cipher = at_rest::recorded_cipher(data_dir).await?;
-    Ok(gateway_bridge::signer::load_or_create(data_dir, cipher.as_deref())?.address())
+fn bridge_address(data_dir: &Path, cipher: Option<&SharedCipher>) -> Result<Address> {
+    Ok(gateway_bridge::signer::load_or_create(data_dir, cipher.map(|c| c.as_ref()))?.address())
 }
 
 fn owner_key(var: &str) -> Result<PrivateKeySigner> {

@@ -27,7 +27,7 @@ pub async fn run(args: Args) -> Result<()> {
     let dir = &config.data_dir;
     let chain = config.chain_file();
     if dir.join(chain_files::CHAIN_FILE).exists() {
-        let (existing, _) = chain_files::load(dir)?;
+        let existing = chain_files::load_chain(dir)?;
         if existing != chain {
             bail!(
                 "[chain] in {} differs from the chain in {}: {existing:?}",

@@ -26,6 +26,29 @@ fn files_under(dir: &Path) -> Vec<PathBuf> {
     out
 }
 
+/// Data-key versions found in the block log's frames and in every sealed
+/// file (`PVDSEAL1`) under `dir`; record layout `1 | version u32 BE | …`.
+fn sealed_key_versions(dir: &Path) -> std::collections::BTreeSet<u32> {
+    let version = |sealed: &[u8]| u32::from_be_bytes(sealed[1..5].try_into().unwrap());
+    let mut out = std::collections::BTreeSet::new();
+    let log = std::fs::read(dir.join("blocks.log")).unwrap();
+    let mut pos = 8; // magic
+    while pos + 8 <= log.len() {
+        let len = u32::from_be_bytes(log[pos..pos + 4].try_into().unwrap()) as usize;
+        let payload = &log[pos + 8..pos + 8 + len];
+        assert_eq!(payload[0], 2, "sealed frame");
+        out.insert(version(&payload[9..]));
+        pos += 8 + len;
+    }
+    for path in files_under(dir) {
+        let bytes = std::fs::read(&path).unwrap();
+        if let Some(sealed) = bytes.strip_prefix(b"PVDSEAL1".as_slice()) {
+            out.insert(version(sealed));
+        }
+    }
+    out
+}
+
 fn contains(haystack: &[u8], needle: &[u8]) -> bool {
     haystack.windows(needle.len()).any(|w| w == needle)
 }
@@ -59,6 +82,8 @@ async fn nothing_a_transaction_carries_is_readable_on_disk() {
     let dir = tempfile::tempdir().unwrap();
     let node = Node::start(dir.path()).await;
     let (recipient, amount, calldata, hash) = send_recognisable(&node).await;
+    // Funded in the genesis allocations.
+    let funded = node.key(1).address();
     node.stop();
 
     let amount_be = amount.to_be_bytes_trimmed_vec();
@@ -107,6 +132,21 @@ async fn nothing_a_transaction_carries_is_readable_on_disk() {
         }
     }
     assert!(hits.is_empty(), "plaintext found on disk: {hits:#?}");
+    // Nor are the genesis allocations, outside the dev files that hand the
+    // funded keys to the developer.
+    let funded_hex = alloy_primitives::hex::encode(funded);
+    for file in &files {
+        let name = file.file_name().unwrap().to_string_lossy();
+        if name.starts_with("dev") || file.starts_with(dir.path().join("audit")) {
+            continue;
+        }
+        let bytes = std::fs::read(file).unwrap().to_ascii_lowercase();
+        assert!(
+            !contains(&bytes, funded_hex.as_bytes()),
+            "genesis account in {}",
+            file.display()
+        );
+    }
 
     // And it all reads back after a restart.
     let node = Node::start(dir.path()).await;
@@ -168,6 +208,17 @@ async fn tampered_block_log_or_wrong_key_refuses_to_start() {
     assert!(err.contains("wrong passphrase"), "{err}");
     std::fs::write(&pass, real).unwrap();
 
+    // The sealed genesis, edited.
+    let genesis = dir.path().join("genesis.json");
+    let sealed = std::fs::read(&genesis).unwrap();
+    let mut edited = sealed.clone();
+    let last = edited.len() - 1;
+    edited[last] ^= 1;
+    std::fs::write(&genesis, &edited).unwrap();
+    let err = start_refused(dir.path());
+    assert!(err.contains("genesis.json cannot be opened"), "{err}");
+    std::fs::write(&genesis, &sealed).unwrap();
+
     // Restored, it starts and serves again.
     Node::start(dir.path()).await.stop();
 }
@@ -217,8 +268,27 @@ async fn data_key_rotation_while_running_keeps_everything_readable() {
     let tx = crate::common::transfer(&node.key(2), chain_id, 0, third, 7);
     let sent = node.rpc("eth_sendRawTransaction", json!([raw(&tx)])).await;
     wait_receipt(&node, &format!("{:#x}", hash_of(&sent))).await;
-    node.stop();
 
+    // The node moves every record onto v3 and retires v1 and v2.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let status = keys_cmd(&["status"], dir.path());
+        let retired = status.lines().filter(|l| l.contains("retired")).count();
+        if retired == 2 && status.contains("re-encryption: none pending") {
+            break;
+        }
+        assert!(Instant::now() < deadline, "old keys not retired: {status}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    node.stop();
+    assert_eq!(
+        sealed_key_versions(dir.path()),
+        std::collections::BTreeSet::from([3]),
+        "block log frames and sealed files all under v3"
+    );
+
+    // Only v3 is unwrapped now; the chain, its genesis, the access
+    // documents and the audit signing key all open with it.
     let node = Node::start(dir.path()).await;
     for (who, want) in [
         (first, format!("{amount:#x}")),
@@ -232,6 +302,21 @@ async fn data_key_rotation_while_running_keeps_everything_readable() {
     let status = keys_cmd(&["status"], dir.path());
     assert!(status.contains("current data key: v3"), "{status}");
     assert!(status.contains("re-encryption: none pending"), "{status}");
+    let retired = crate::common::cli_ok(
+        &[
+            "audit",
+            "query",
+            "--action",
+            "key.dek.retired",
+            "--format",
+            "csv",
+        ],
+        dir.path(),
+    );
+    assert!(
+        retired.lines().count() >= 2,
+        "header and an event: {retired}"
+    );
 }
 
 #[tokio::test]

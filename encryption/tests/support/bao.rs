@@ -20,13 +20,7 @@ pub fn bao_bin() -> Option<PathBuf> {
     bin.exists().then_some(bin)
 }
 
-pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
+pub use test_support::free_port;
 
 pub struct Bao {
     child: Option<Child>,
@@ -35,6 +29,8 @@ pub struct Bao {
     pub token: String,
     config: Option<PathBuf>,
     pub unseal_key: Option<String>,
+    /// The CA of a TLS dev server's certificate.
+    pub ca: Option<PathBuf>,
 }
 
 impl Bao {
@@ -60,6 +56,7 @@ impl Bao {
             .args(args)
             .env("BAO_ADDR", &self.addr)
             .env("BAO_TOKEN", &self.token)
+            .envs(self.ca.iter().map(|c| ("BAO_CACERT", c)))
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
@@ -83,6 +80,7 @@ impl Bao {
         Command::new(bao_bin().unwrap())
             .arg("status")
             .env("BAO_ADDR", &self.addr)
+            .envs(self.ca.iter().map(|c| ("BAO_CACERT", c)))
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .status()
@@ -110,6 +108,7 @@ impl Bao {
             token: "root".into(),
             config: None,
             unseal_key: None,
+            ca: None,
         };
         bao.wait_for(0);
         bao.cli(&["secrets", "enable", "transit"]);
@@ -118,6 +117,34 @@ impl Bao {
 
     pub fn dev() -> Bao {
         Self::dev_on(free_port())
+    }
+
+    /// A dev server speaking only TLS, with a certificate from a CA it
+    /// generates into `cert_dir` (`vault-ca.pem`).
+    pub fn dev_tls(cert_dir: &Path) -> Bao {
+        let port = free_port();
+        let listen = format!("-dev-listen-address=127.0.0.1:{port}");
+        let certs = format!("-dev-tls-cert-dir={}", cert_dir.display());
+        let child = Self::spawn(&[
+            "server",
+            "-dev",
+            "-dev-tls",
+            &certs,
+            "-dev-root-token-id=root",
+            &listen,
+        ]);
+        let bao = Bao {
+            child: Some(child),
+            port,
+            addr: format!("https://127.0.0.1:{port}"),
+            token: "root".into(),
+            config: None,
+            unseal_key: None,
+            ca: Some(cert_dir.join("vault-ca.pem")),
+        };
+        bao.wait_for(0);
+        bao.cli(&["secrets", "enable", "transit"]);
+        bao
     }
 
     /// A raft-backed server in `dir`: initialised and unsealed, transit on.
@@ -156,6 +183,7 @@ disable_mlock = true
             token: String::new(),
             config: Some(config),
             unseal_key: None,
+            ca: None,
         };
         bao.wait_for(2);
         let init: serde_json::Value = serde_json::from_str(&bao.cli(&[

@@ -5,6 +5,10 @@
 //! advanced, and the executed block handed to the derive stage. Nothing is
 //! reported included before the log append returns.
 
+mod reseal;
+
+pub(crate) use reseal::ResealControl;
+
 use crate::{
     hot::{ProducedHead, SharedHot},
     mempool::Mempool,
@@ -32,15 +36,21 @@ pub(crate) struct Producer {
     pub(crate) to_derive: SyncSender<BlockOutcome>,
     pub(crate) stop: Arc<AtomicBool>,
     pub(crate) beneficiary: Address,
+    pub(crate) reseal: Arc<ResealControl>,
 }
 
 impl Producer {
     /// Runs until `stop` is set; returns the first fatal error.
     pub(crate) fn run(mut self) -> Result<(), crate::SequencerError> {
         let mut next_tick = Instant::now() + self.config.block_time;
+        let mut last_slice = Instant::now();
         while !self.stop.load(Ordering::Relaxed) {
             let now = Instant::now();
             if now < next_tick {
+                if self.reseal_slice() {
+                    last_slice = Instant::now();
+                    continue;
+                }
                 std::thread::sleep((next_tick - now).min(Duration::from_millis(5)));
                 continue;
             }
@@ -50,6 +60,11 @@ impl Producer {
                 next_tick = now + self.config.block_time;
             }
             self.produce_one()?;
+            // Under constant load there is no idle time: a re-seal still
+            // gets a slice a second.
+            if last_slice.elapsed() > Duration::from_secs(1) && self.reseal_slice() {
+                last_slice = Instant::now();
+            }
         }
         Ok(())
     }

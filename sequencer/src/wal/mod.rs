@@ -15,11 +15,14 @@
 //! refused. Plaintext frames are refused in an encrypted log.
 
 mod record;
+mod reseal;
 mod v1;
 
 pub use record::BlockRecord;
+pub use reseal::ResealProgress;
 
 use std::{
+    collections::BTreeMap,
     fs::{File, OpenOptions},
     io::{Read, Seek, SeekFrom, Write},
     path::{Path, PathBuf},
@@ -59,6 +62,14 @@ pub enum WalError {
         /// Version byte.
         version: u8,
     },
+    /// A block could not be sealed (key exhausted or unavailable).
+    #[error("cannot seal block {number} for the block log: {reason}")]
+    Seal {
+        /// Block number.
+        number: u64,
+        /// Why.
+        reason: String,
+    },
     /// Appended block does not follow the last one.
     #[error("block {got} appended after block {last:?}")]
     OutOfOrder {
@@ -95,6 +106,10 @@ pub struct BlockLog {
     first: Option<u64>,
     len: u64,
     cipher: Option<SharedCipher>,
+    /// Frames per data-key version (empty for a plaintext log).
+    versions: BTreeMap<u32, u64>,
+    /// A re-seal onto the current key in progress.
+    reseal: Option<reseal::Rewrite>,
 }
 
 impl BlockLog {
@@ -147,40 +162,57 @@ impl BlockLog {
             first: scan.first,
             len: scan.valid_len,
             cipher,
+            versions: scan.versions,
+            reseal: None,
         })
     }
 
-    fn encode_payload(&self, record: &BlockRecord) -> Result<Vec<u8>> {
+    /// Frames per data-key version (empty for a plaintext log): a version
+    /// absent here seals nothing in the log.
+    pub fn key_versions(&self) -> &BTreeMap<u32, u64> {
+        &self.versions
+    }
+
+    /// The frame payload of `record`, and the key version it is sealed under.
+    fn encode_payload(&self, record: &BlockRecord) -> Result<(Vec<u8>, Option<u32>)> {
         let mut plain = vec![v1::VERSION];
         v1::encode(record, &mut plain);
         let Some(cipher) = &self.cipher else {
-            return Ok(plain);
+            return Ok((plain, None));
+        };
+        let seal_err = |reason: String| WalError::Seal {
+            number: record.number,
+            reason,
         };
         let sealed = cipher
             .seal(&frame_context(record.number), &plain)
-            .map_err(|e| WalError::Corrupt {
-                offset: self.len,
-                reason: format!("cannot seal block {}: {e}", record.number),
-            })?;
-        let mut payload = Vec::with_capacity(9 + sealed.len());
-        payload.push(SEALED_VERSION);
-        payload.extend_from_slice(&record.number.to_be_bytes());
-        payload.extend_from_slice(&sealed);
-        Ok(payload)
+            .map_err(|e| seal_err(e.to_string()))?;
+        let version = cipher
+            .key_version(&sealed)
+            .map_err(|e| seal_err(e.to_string()))?;
+        Ok((sealed_payload(record.number, &sealed), Some(version)))
     }
 
     fn read_at(&self, offset: u64) -> Result<BlockRecord> {
-        let io = |source| WalError::Io {
-            path: self.path.clone(),
-            source,
-        };
-        let mut f = File::open(&self.path).map_err(io)?;
-        f.seek(SeekFrom::Start(offset)).map_err(io)?;
+        let mut f = File::open(&self.path).map_err(self.io())?;
+        let payload = self.read_payload(&mut f, offset)?;
+        decode_payload(offset, &payload, self.cipher.as_deref())
+    }
+
+    /// The checked payload of the frame at `offset` of `f` (the log file).
+    fn read_payload(&self, f: &mut File, offset: u64) -> Result<Vec<u8>> {
+        f.seek(SeekFrom::Start(offset)).map_err(self.io())?;
         let mut header = [0u8; FRAME_HEADER];
-        f.read_exact(&mut header).map_err(io)?;
+        f.read_exact(&mut header).map_err(self.io())?;
         let len = u32::from_be_bytes(header[..4].try_into().expect("4 bytes")) as usize;
+        if len > MAX_RECORD {
+            return Err(WalError::Corrupt {
+                offset,
+                reason: format!("frame length {len} exceeds limit"),
+            });
+        }
         let mut payload = vec![0u8; len];
-        f.read_exact(&mut payload).map_err(io)?;
+        f.read_exact(&mut payload).map_err(self.io())?;
         let crc = u32::from_be_bytes(header[4..].try_into().expect("4 bytes"));
         if crc32fast::hash(&payload) != crc {
             return Err(WalError::Corrupt {
@@ -188,8 +220,33 @@ impl BlockLog {
                 reason: "checksum mismatch".into(),
             });
         }
-        decode_payload(offset, &payload, self.cipher.as_deref())
+        Ok(payload)
     }
+
+    fn io(&self) -> impl Fn(std::io::Error) -> WalError + '_ {
+        |source| WalError::Io {
+            path: self.path.clone(),
+            source,
+        }
+    }
+}
+
+/// `2 | number | sealed`: a version-1 payload sealed for block `number`.
+fn sealed_payload(number: u64, sealed: &[u8]) -> Vec<u8> {
+    let mut payload = Vec::with_capacity(9 + sealed.len());
+    payload.push(SEALED_VERSION);
+    payload.extend_from_slice(&number.to_be_bytes());
+    payload.extend_from_slice(sealed);
+    payload
+}
+
+/// `len | crc | payload`.
+fn frame(payload: &[u8]) -> Vec<u8> {
+    let mut frame = Vec::with_capacity(FRAME_HEADER + payload.len());
+    frame.extend_from_slice(&(payload.len() as u32).to_be_bytes());
+    frame.extend_from_slice(&crc32fast::hash(payload).to_be_bytes());
+    frame.extend_from_slice(payload);
+    frame
 }
 
 fn frame_context(number: u64) -> Vec<u8> {
@@ -209,10 +266,12 @@ struct Scan {
     offsets: Vec<u64>,
     first: Option<u64>,
     valid_len: u64,
+    versions: BTreeMap<u32, u64>,
 }
 
 fn scan(bytes: &[u8], cipher: Option<&dyn storage::RecordCipher>) -> Result<Scan> {
     let mut offsets = Vec::new();
+    let mut versions = BTreeMap::new();
     let mut first = None;
     let mut expected_next: Option<u64> = None;
     let mut pos = MAGIC.len();
@@ -253,6 +312,12 @@ fn scan(bytes: &[u8], cipher: Option<&dyn storage::RecordCipher>) -> Result<Scan
                 });
             }
         }
+        if let (Some(c), Some(sealed)) = (cipher, payload.get(9..)) {
+            // decode_payload opened it, so its header parses.
+            if let Ok(v) = c.key_version(sealed) {
+                *versions.entry(v).or_insert(0) += 1;
+            }
+        }
         first.get_or_insert(record.number);
         expected_next = Some(record.number + 1);
         offsets.push(offset);
@@ -262,6 +327,7 @@ fn scan(bytes: &[u8], cipher: Option<&dyn storage::RecordCipher>) -> Result<Scan
         offsets,
         first,
         valid_len: pos.min(bytes.len()) as u64,
+        versions,
     })
 }
 
@@ -312,21 +378,17 @@ impl BlockLogWriter for BlockLog {
                 got: record.number,
             });
         }
-        let payload = self.encode_payload(record)?;
-        let mut frame = Vec::with_capacity(FRAME_HEADER + payload.len());
-        frame.extend_from_slice(&(payload.len() as u32).to_be_bytes());
-        frame.extend_from_slice(&crc32fast::hash(&payload).to_be_bytes());
-        frame.extend_from_slice(&payload);
-        let io = |source| WalError::Io {
-            path: self.path.clone(),
-            source,
-        };
-        self.file.write_all(&frame).map_err(io)?;
+        let (payload, version) = self.encode_payload(record)?;
+        let frame = frame(&payload);
+        self.file.write_all(&frame).map_err(self.io())?;
         // fdatasync: the record must survive power loss before anyone is told.
-        self.file.sync_data().map_err(io)?;
+        self.file.sync_data().map_err(self.io())?;
         self.offsets.push(self.len);
         self.first.get_or_insert(record.number);
         self.len += frame.len() as u64;
+        if let Some(v) = version {
+            *self.versions.entry(v).or_insert(0) += 1;
+        }
         Ok(())
     }
 }

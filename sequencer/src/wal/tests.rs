@@ -235,3 +235,104 @@ fn sealed_log_refuses_edited_swapped_and_plaintext_frames() {
     let err = BlockLog::open_with(&path, Some(c)).unwrap_err().to_string();
     assert!(err.contains("plaintext record"), "{err}");
 }
+
+fn keys(versions: &[u32], current: u32) -> encryption::ActiveKeys {
+    encryption::ActiveKeys {
+        deks: versions
+            .iter()
+            .map(|v| (*v, zeroize::Zeroizing::new([0x10 ^ *v as u8; 32])))
+            .collect(),
+        current,
+        epoch: 1,
+        sealed_before: 0,
+        limit: u64::MAX,
+        mac: zeroize::Zeroizing::new([0; 32]),
+    }
+}
+
+/// Steps until complete, one frame per step (the deadline is already past).
+fn reseal_all(log: &mut BlockLog) -> ResealProgress {
+    loop {
+        let p = log.reseal_step(std::time::Instant::now()).unwrap();
+        if p.complete {
+            return p;
+        }
+    }
+}
+
+#[test]
+fn reseal_moves_every_frame_to_the_new_key_while_blocks_are_appended() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("blocks.log");
+    let c = std::sync::Arc::new(encryption::Cipher::new(&keys(&[1], 1)));
+    let mut log = BlockLog::open_with(&path, Some(c.clone())).unwrap();
+    for n in 1..=4 {
+        log.append(&record(n, 1)).unwrap();
+    }
+    assert!(!log.needs_reseal());
+    c.swap(&keys(&[1, 2], 2));
+    assert!(log.needs_reseal());
+
+    let first = log.reseal_step(std::time::Instant::now()).unwrap();
+    assert_eq!((first.copied, first.total, first.complete), (1, 4, false));
+    // Blocks keep coming in the middle of the copy, sealed under v2.
+    log.append(&record(5, 2)).unwrap();
+    let done = reseal_all(&mut log);
+    assert_eq!((done.copied, done.total, done.resealed), (5, 5, 4));
+    assert_eq!(log.key_versions(), &BTreeMap::from([(2, 5)]));
+    assert!(!dir.path().join("blocks.log.reseal").exists());
+    // Appends go to the new file.
+    log.append(&record(6, 1)).unwrap();
+    drop(log);
+
+    // v1 is no longer needed to read anything.
+    let only_v2 = std::sync::Arc::new(encryption::Cipher::new(&keys(&[2], 2)));
+    let log = BlockLog::open_with(&path, Some(only_v2)).unwrap();
+    assert_eq!(log.last_block(), Some(6));
+    let all = log.read_from(1, 10).unwrap();
+    assert_eq!(all[0], record(1, 1));
+    assert_eq!(all[4], record(5, 2));
+}
+
+#[test]
+fn interrupted_reseal_resumes_from_its_partial_copy() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("blocks.log");
+    let c = std::sync::Arc::new(encryption::Cipher::new(&keys(&[1], 1)));
+    let mut log = BlockLog::open_with(&path, Some(c.clone())).unwrap();
+    for n in 1..=6 {
+        log.append(&record(n, 1)).unwrap();
+    }
+    c.swap(&keys(&[1, 2], 2));
+    for _ in 0..3 {
+        log.reseal_step(std::time::Instant::now()).unwrap();
+    }
+    drop(log); // stopped mid-way: three frames are in blocks.log.reseal
+    let partial = dir.path().join("blocks.log.reseal");
+    assert!(partial.exists());
+
+    let mut log = BlockLog::open_with(&path, Some(c.clone())).unwrap();
+    let done = reseal_all(&mut log);
+    assert_eq!(
+        (done.copied, done.resealed),
+        (6, 3),
+        "resumed after frame 3"
+    );
+    drop(log);
+    let only_v2 = std::sync::Arc::new(encryption::Cipher::new(&keys(&[2], 2)));
+    assert_eq!(
+        BlockLog::open_with(&path, Some(only_v2))
+            .unwrap()
+            .read_from(3, 1)
+            .unwrap()[0],
+        record(3, 1)
+    );
+
+    // A partial copy that is not a prefix of this log is discarded.
+    c.swap(&keys(&[1, 2, 3], 3));
+    std::fs::write(&partial, b"PVDLOG01 not frames").unwrap();
+    let mut log = BlockLog::open_with(&path, Some(c)).unwrap();
+    let done = reseal_all(&mut log);
+    assert_eq!((done.copied, done.resealed), (6, 6));
+    assert_eq!(log.key_versions(), &BTreeMap::from([(3, 6)]));
+}

@@ -1,0 +1,223 @@
+//! After a data-key rotation: moves everything the appliance keeps sealed
+//! onto the current key — the derived stores, the block log and the sealed
+//! files — and then retires the older keys, which are never unwrapped again.
+//!
+//! Each step is resumable (the stores keep their position, the block log
+//! its partial copy), so a shutdown mid-way only delays retirement to the
+//! next start. A key is retired only when every step finished under the
+//! same current key.
+
+use crate::{at_rest::AtRest, audit_trail::AUDIT_DIR, chain_files};
+use access_control::{store::DocDir, ACCESS_DIR};
+use sequencer::Sequencer;
+use serde_json::{json, Value};
+use std::{
+    path::{Path, PathBuf},
+    sync::{
+        atomic::{AtomicBool, Ordering},
+        Arc,
+    },
+    time::{Duration, Instant},
+};
+use storage::{KvStore, SharedCipher};
+
+/// What holds sealed records in a running node.
+#[derive(Clone)]
+pub struct Holdings {
+    /// The data directory.
+    pub data_dir: PathBuf,
+    /// Raw (unwrapped) stores by name: `chain`, and `prover` when proving.
+    pub stores: Vec<(&'static str, Arc<dyn KvStore>)>,
+    /// Owner of the block log.
+    pub sequencer: Arc<Sequencer>,
+}
+
+/// How a pass ended.
+#[derive(Debug)]
+pub enum Pass {
+    /// Everything is under `target`; `retired` lists the versions retired.
+    Done {
+        /// Current key of the whole pass.
+        target: u32,
+        /// What was moved, per holding (for the audit record).
+        moved: Value,
+        /// Versions retired by this pass.
+        retired: Vec<u32>,
+    },
+    /// Stopped (shutdown) or the key changed again; resumes later.
+    Paused,
+}
+
+/// Moves every holding onto the current key, then retires the others.
+pub async fn run(at: &AtRest, h: &Holdings, stop: Arc<AtomicBool>) -> Result<Pass, String> {
+    let cipher: SharedCipher = at.cipher.clone();
+    let target = cipher.current_version();
+    let mut moved = serde_json::Map::new();
+
+    for (name, raw) in &h.stores {
+        let (dir, raw, c, stop) = (
+            h.data_dir.clone(),
+            raw.clone(),
+            cipher.clone(),
+            stop.clone(),
+        );
+        let name = *name;
+        let report = tokio::task::spawn_blocking(move || {
+            let mut last = Instant::now();
+            encryption::reencrypt_store(&dir, name, raw.as_ref(), c.as_ref(), &stop, |p| {
+                if last.elapsed() > Duration::from_secs(5) {
+                    last = Instant::now();
+                    tracing::info!(
+                        store = name,
+                        target,
+                        examined = p.examined,
+                        resealed = p.resealed,
+                        "re-encryption progress"
+                    );
+                }
+            })
+        })
+        .await
+        .map_err(|e| e.to_string())?
+        .map_err(|e| format!("store {name}: {e}"))?;
+        if !report.complete {
+            return Ok(Pass::Paused);
+        }
+        moved.insert(
+            name.into(),
+            json!({ "examined": report.examined, "resealed": report.resealed }),
+        );
+    }
+
+    match block_log(h, target, &stop).await? {
+        Some(p) => {
+            moved.insert(
+                "block_log".into(),
+                json!({ "frames": p.total, "resealed": p.resealed }),
+            );
+        }
+        None => return Ok(Pass::Paused),
+    }
+
+    let (dir, c) = (h.data_dir.clone(), cipher.clone());
+    let files = tokio::task::spawn_blocking(move || reseal_files(&dir, &c))
+        .await
+        .map_err(|e| e.to_string())??;
+    moved.insert("files".into(), json!({ "resealed": files }));
+
+    if cipher.current_version() != target || stop.load(Ordering::Relaxed) {
+        return Ok(Pass::Paused);
+    }
+    let retired: Vec<u32> = at
+        .keyring
+        .read()
+        .map_err(|e| e.to_string())?
+        .deks
+        .iter()
+        .filter(|d| d.version != target && d.retired.is_none())
+        .map(|d| d.version)
+        .collect();
+    if !retired.is_empty() {
+        at.keyring
+            .retire(at.provider.as_ref(), &retired)
+            .await
+            .map_err(|e| e.to_string())?;
+        tracing::info!(?retired, current = target, "retired data keys");
+    }
+    Ok(Pass::Done {
+        target,
+        moved: Value::Object(moved),
+        retired,
+    })
+}
+
+/// Has the producer move the block log onto `target` in its idle time;
+/// None when stopped first or the key changed meanwhile.
+async fn block_log(
+    h: &Holdings,
+    target: u32,
+    stop: &AtomicBool,
+) -> Result<Option<sequencer::wal::ResealProgress>, String> {
+    h.sequencer.reseal_block_log();
+    let mut last = Instant::now();
+    loop {
+        if stop.load(Ordering::Relaxed) || !h.sequencer.is_running() {
+            return Ok(None);
+        }
+        match h.sequencer.block_log_reseal() {
+            Some(Err(e)) => return Err(format!("block log: {e}")),
+            Some(Ok(p)) if p.complete => return Ok((p.target == target).then_some(p)),
+            Some(Ok(p)) if last.elapsed() > Duration::from_secs(5) => {
+                last = Instant::now();
+                tracing::info!(
+                    target,
+                    copied = p.copied,
+                    total = p.total,
+                    "block log re-seal progress"
+                );
+            }
+            _ => {}
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// Files sealed whole, with the name each is sealed under. The access
+/// documents are listed by [`reseal_files`] from their directory.
+fn sealed_files(data_dir: &Path) -> Vec<(PathBuf, &'static str)> {
+    vec![
+        (
+            data_dir.join(chain_files::GENESIS_FILE),
+            chain_files::GENESIS_CONTEXT,
+        ),
+        (
+            data_dir.join(AUDIT_DIR).join(audit::head::SIGNING_KEY_FILE),
+            audit::head::SIGNING_KEY_FILE,
+        ),
+        (
+            gateway_bridge::signer::key_path(data_dir),
+            gateway_bridge::signer::SIGNER_FILE,
+        ),
+    ]
+}
+
+/// Re-seals every sealed file not under the current key; returns how many.
+fn reseal_files(data_dir: &Path, shared: &SharedCipher) -> Result<u64, String> {
+    let cipher = shared.as_ref();
+    let current = cipher.current_version();
+    let stale = |bytes: &[u8]| {
+        storage::is_sealed(bytes) && cipher.key_version(&bytes[8..]).is_ok_and(|v| v != current)
+    };
+    let mut count = 0;
+    for (path, name) in sealed_files(data_dir) {
+        let Ok(bytes) = std::fs::read(&path) else {
+            continue; // not created on this appliance
+        };
+        if !stale(&bytes) {
+            continue;
+        }
+        let fail = |e: String| format!("{}: {e}", path.display());
+        let plain = storage::open_file(cipher, name, &bytes).map_err(|e| fail(e.to_string()))?;
+        let sealed = storage::seal_file(cipher, name, &plain).map_err(|e| fail(e.to_string()))?;
+        storage::write_atomic(&path, &sealed).map_err(|e| fail(e.to_string()))?;
+        count += 1;
+    }
+    // Access documents change while the node runs: re-sealed through their
+    // store, under the lock every writer takes.
+    let access = data_dir.join(ACCESS_DIR);
+    let docs = DocDir::new(&access, Some(shared.clone()));
+    for entry in std::fs::read_dir(&access).into_iter().flatten().flatten() {
+        let path = entry.path();
+        let Some(name) = path.file_name().and_then(|n| n.to_str()) else {
+            continue;
+        };
+        if !path.is_file() || !std::fs::read(&path).is_ok_and(|b| stale(&b)) {
+            continue;
+        }
+        docs.doc(name)
+            .update::<Value, _>(|_| ())
+            .map_err(|e| format!("{}: {e}", path.display()))?;
+        count += 1;
+    }
+    Ok(count)
+}
