@@ -24,8 +24,8 @@ pub use files::OutputsFile;
 #[cfg(feature = "openvm")]
 pub use openvm::{OpenVmBackend, OpenVmSettings, BACKEND as OPENVM_BACKEND};
 pub use service::{
-    AuditSource, BatchPolicy, ChainSource, Cutter, Job, JobState, JobStore, KvJobStore,
-    ProverService, Worker,
+    AuditSource, BatchPolicy, ChainSource, Cutter, ExportedProof, Job, JobState, JobStore,
+    KvJobStore, ProofObserver, ProverService, Worker,
 };
 pub use verify::{verify_proof, verify_proof_digest};
 pub use witness::{ChainBlock, ProverState};

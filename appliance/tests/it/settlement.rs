@@ -227,6 +227,18 @@ async fn zkvm_appliance_settles_proven_batches_and_a_counterparty_verifies_them(
         "csv",
     ]);
     assert_eq!(q.matches("batch/1").count(), 1, "settled once: {q}");
+    // So is each proof the prover exported.
+    let q = cli_ok(&[
+        "audit",
+        "query",
+        "--data-dir",
+        data.to_str().unwrap(),
+        "--action",
+        "proof.exported",
+        "--format",
+        "csv",
+    ]);
+    assert!(q.contains("batch/1"), "proof export recorded: {q}");
 }
 
 /// Waits (60 s at most) until `/health`'s settlement part satisfies `ok`.

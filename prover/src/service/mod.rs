@@ -34,6 +34,30 @@ pub trait AuditSource: Send + Sync {
     fn head(&self) -> AuditHead;
 }
 
+/// A proof written for export (`proofs/batch-N.proof` + `batch-N.json`).
+#[derive(Debug, Clone)]
+pub struct ExportedProof {
+    /// The batch's public outputs.
+    pub outputs: state_transition::BatchOutputs,
+    /// keccak256 of the proof file (what settlement commits to).
+    pub proof_digest: alloy_primitives::B256,
+    /// Size of the proof file.
+    pub proof_bytes: usize,
+    /// The program proven.
+    pub program_id: alloy_primitives::B256,
+    /// Proving time.
+    pub proving_ms: u64,
+    /// Cycles executed, when the backend counts them.
+    pub cycles: Option<u64>,
+}
+
+/// Told of every proof a worker exports (the appliance records it in the
+/// audit log: a proof is data leaving the prover).
+pub trait ProofObserver: Send + Sync {
+    /// `proof` was written for export.
+    fn exported(&self, proof: &ExportedProof);
+}
+
 pub(crate) fn unix_ms() -> u64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)

@@ -1,6 +1,6 @@
 //! Proves queued batches.
 
-use super::{jobs::JobStore, unix_ms};
+use super::{jobs::JobStore, unix_ms, ExportedProof, ProofObserver};
 use crate::{verify_proof, OutputsFile, ProverError, ZkBackend};
 use state_transition::BatchOutputs;
 use std::{
@@ -20,6 +20,7 @@ pub struct Worker {
     backend: Arc<dyn ZkBackend>,
     out_dir: PathBuf,
     lease: Duration,
+    observer: Option<Arc<dyn ProofObserver>>,
 }
 
 impl std::fmt::Debug for Worker {
@@ -49,7 +50,14 @@ impl Worker {
             backend,
             out_dir,
             lease,
+            observer: None,
         }
+    }
+
+    /// Tells `observer` of every proof this worker exports.
+    pub fn with_observer(mut self, observer: Arc<dyn ProofObserver>) -> Self {
+        self.observer = Some(observer);
+        self
     }
 
     /// Proves one due job, if any; returns its batch number.
@@ -66,6 +74,16 @@ impl Worker {
             Ok((proof, outputs, proving_ms, cycles)) => {
                 self.jobs.finish(n, &self.id, &proof, proving_ms, cycles)?;
                 self.write_files(n, &proof, &outputs, cycles)?;
+                if let Some(o) = &self.observer {
+                    o.exported(&ExportedProof {
+                        outputs,
+                        proof_digest: alloy_primitives::keccak256(&proof),
+                        proof_bytes: proof.len(),
+                        program_id: self.backend.program_id(),
+                        proving_ms,
+                        cycles,
+                    });
+                }
                 tracing::info!(
                     batch = n,
                     proving_ms,
