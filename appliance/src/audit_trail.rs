@@ -164,6 +164,32 @@ pub struct Trail {
 impl Trail {
     /// Records `event`, filling in the current request's context.
     /// Refused when the queue is full: the caller must then fail closed.
+    /// Records `action` about batch `o` with its public data (block range,
+    /// new root, outputs digest) and `extra` details; a failure is logged,
+    /// since the batch itself has already happened.
+    pub fn record_batch(
+        &self,
+        action: &str,
+        o: &state_transition::BatchOutputs,
+        extra: serde_json::Value,
+    ) {
+        let mut details = serde_json::json!({
+            "first_block": o.first_block,
+            "last_block": o.last_block,
+            "new_state_root": o.new_state_root,
+            "outputs_digest": o.digest(),
+        });
+        if let (Some(d), serde_json::Value::Object(extra)) = (details.as_object_mut(), extra) {
+            d.extend(extra);
+        }
+        let event = AuditEvent::system(action, Outcome::Allow)
+            .resource(format!("batch/{}", o.batch_number))
+            .details(details);
+        if let Err(e) = self.record(event) {
+            tracing::error!(error = %e, batch = o.batch_number, action, "batch event not recorded in the audit log");
+        }
+    }
+
     pub fn record(&self, mut event: AuditEvent) -> Result<(), AuditError> {
         if let Some(ctx) = RequestContext::current() {
             event.request_id.get_or_insert(ctx.request_id);

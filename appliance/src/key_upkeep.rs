@@ -34,6 +34,9 @@ impl KeyTask {
     }
 }
 
+/// Pause before a failed re-encryption is tried again.
+const RETRY_AFTER: Duration = Duration::from_secs(60);
+
 fn system(name: &str, outcome: Outcome) -> AuditEvent {
     AuditEvent::system(name, outcome).resource("data-keys")
 }
@@ -51,10 +54,15 @@ pub fn spawn(at: AtRest, holdings: Holdings, trail: Trail) -> KeyTask {
         let mut seen = mtime(&ring_path);
         let mut last_usage = Instant::now();
         let mut pending = old_keys_live(&at);
-        let mut job: Option<tokio::task::JoinHandle<()>> = None;
+        let mut retry_at: Option<Instant> = None;
+        let mut job: Option<tokio::task::JoinHandle<bool>> = None;
         while !flag.load(Ordering::Relaxed) {
             tokio::time::sleep(Duration::from_millis(250)).await;
-            if mtime(&ring_path) != seen {
+            // Every keyring write — a CLI rotation, this task's own usage
+            // report, rotation or retirement — is looked at here, next tick.
+            let now_seen = mtime(&ring_path);
+            if now_seen != seen {
+                seen = now_seen;
                 match at
                     .keyring
                     .refresh(at.provider.as_ref(), &at.cipher, at.limits)
@@ -64,7 +72,6 @@ pub fn spawn(at: AtRest, holdings: Holdings, trail: Trail) -> KeyTask {
                     Ok(None) => {}
                     Err(e) => tracing::error!(error = %e, "cannot load the rotated keyring"),
                 }
-                seen = mtime(&ring_path);
             }
             if last_usage.elapsed() > Duration::from_secs(30) {
                 last_usage = Instant::now();
@@ -94,10 +101,21 @@ pub fn spawn(at: AtRest, holdings: Holdings, trail: Trail) -> KeyTask {
                     };
                     let _ = trail.record(system(action::DEK_ROTATED, outcome).details(details));
                 }
-                seen = mtime(&ring_path);
             }
-            let idle = job.as_ref().is_none_or(|j| j.is_finished());
-            if pending && idle {
+            if job.as_ref().is_some_and(|j| j.is_finished()) {
+                let retry = match job.take() {
+                    Some(j) => j.await.unwrap_or(true),
+                    None => false,
+                };
+                if retry {
+                    retry_at = Some(Instant::now() + RETRY_AFTER);
+                }
+            }
+            if retry_at.is_some_and(|t| Instant::now() >= t) {
+                retry_at = None;
+                pending = true;
+            }
+            if pending && job.is_none() {
                 pending = false;
                 let (at, holdings, stop, trail) =
                     (at.clone(), holdings.clone(), flag.clone(), trail.clone());
@@ -134,7 +152,14 @@ fn old_keys_live(at: &AtRest) -> bool {
         .unwrap_or(false)
 }
 
-async fn rekey_and_record(at: &AtRest, holdings: &Holdings, stop: Arc<AtomicBool>, trail: &Trail) {
+/// Moves everything onto the current key and retires the others, and
+/// records the outcome; true when it failed and should be tried again.
+async fn rekey_and_record(
+    at: &AtRest,
+    holdings: &Holdings,
+    stop: Arc<AtomicBool>,
+    trail: &Trail,
+) -> bool {
     let started = Instant::now();
     tracing::info!(
         target = at.cipher.current_version(),
@@ -159,11 +184,15 @@ async fn rekey_and_record(at: &AtRest, holdings: &Holdings, stop: Arc<AtomicBool
                 let _ = trail.record(system(action::DEKS_RETIRED, Outcome::Allow).details(details));
             }
         }
-        Ok(Pass::Paused) => tracing::info!("re-encryption paused; it resumes at the next start"),
+        Ok(Pass::Paused) => {
+            tracing::info!("re-encryption paused; it resumes with the next key or start")
+        }
         Err(e) => {
-            tracing::error!(error = %e, "re-encryption failed; it retries at the next start");
+            tracing::error!(error = %e, retry_in_s = RETRY_AFTER.as_secs(), "re-encryption failed");
             let details = json!({ "error": e });
             let _ = trail.record(system(action::REENCRYPTED, Outcome::Error).details(details));
+            return true;
         }
     }
+    false
 }

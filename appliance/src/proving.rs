@@ -4,7 +4,7 @@
 use crate::audit_trail::Trail;
 use alloy_primitives::B256;
 use anyhow::{bail, Context, Result};
-use audit::{action, AuditEvent, Outcome};
+use audit::action;
 use prover::{
     AuditSource, BatchPolicy, ChainBlock, ChainSource, Cutter, ExportedProof, KvJobStore,
     ProofObserver, ProverError, ProverService, Worker, ZkBackend,
@@ -218,23 +218,15 @@ struct ExportAudit(Trail);
 
 impl ProofObserver for ExportAudit {
     fn exported(&self, p: &ExportedProof) {
-        let o = &p.outputs;
-        let event = AuditEvent::system(action::PROOF_EXPORTED, Outcome::Allow)
-            .resource(format!("batch/{}", o.batch_number))
-            .details(json!({
-                "first_block": o.first_block,
-                "last_block": o.last_block,
-                "new_state_root": o.new_state_root,
-                "outputs_digest": o.digest(),
-                "proof_digest": p.proof_digest,
-                "proof_bytes": p.proof_bytes,
-                "program_id": p.program_id,
-                "proving_ms": p.proving_ms,
-                "cycles": p.cycles,
-            }));
-        if let Err(e) = self.0.record(event) {
-            tracing::error!(error = %e, batch = o.batch_number, "exported proof not recorded in the audit log");
-        }
+        let extra = json!({
+            "proof_digest": p.proof_digest,
+            "proof_bytes": p.proof_bytes,
+            "program_id": p.program_id,
+            "proving_ms": p.proving_ms,
+            "cycles": p.cycles,
+        });
+        self.0
+            .record_batch(action::PROOF_EXPORTED, &p.outputs, extra);
     }
 }
 

@@ -54,39 +54,16 @@ pub async fn run(at: &AtRest, h: &Holdings, stop: Arc<AtomicBool>) -> Result<Pas
     let target = cipher.current_version();
     let mut moved = serde_json::Map::new();
 
-    for (name, raw) in &h.stores {
-        let (dir, raw, c, stop) = (
-            h.data_dir.clone(),
-            raw.clone(),
-            cipher.clone(),
-            stop.clone(),
-        );
-        let name = *name;
-        let report = tokio::task::spawn_blocking(move || {
-            let mut last = Instant::now();
-            encryption::reencrypt_store(&dir, name, raw.as_ref(), c.as_ref(), &stop, |p| {
-                if last.elapsed() > Duration::from_secs(5) {
-                    last = Instant::now();
-                    tracing::info!(
-                        store = name,
-                        target,
-                        examined = p.examined,
-                        resealed = p.resealed,
-                        "re-encryption progress"
-                    );
-                }
-            })
-        })
-        .await
-        .map_err(|e| e.to_string())?
-        .map_err(|e| format!("store {name}: {e}"))?;
-        if !report.complete {
-            return Ok(Pass::Paused);
+    for (name, report) in reencrypt_stores(h, &cipher, &stop).await? {
+        match report {
+            Some(r) => {
+                moved.insert(
+                    name.into(),
+                    json!({ "examined": r.examined, "resealed": r.resealed }),
+                );
+            }
+            None => return Ok(Pass::Paused),
         }
-        moved.insert(
-            name.into(),
-            json!({ "examined": report.examined, "resealed": report.resealed }),
-        );
     }
 
     match block_log(h, target, &stop).await? {
@@ -99,12 +76,37 @@ pub async fn run(at: &AtRest, h: &Holdings, stop: Arc<AtomicBool>) -> Result<Pas
         None => return Ok(Pass::Paused),
     }
 
-    let (dir, c) = (h.data_dir.clone(), cipher.clone());
-    let files = tokio::task::spawn_blocking(move || reseal_files(&dir, &c))
-        .await
-        .map_err(|e| e.to_string())??;
+    let files = reseal_files_blocking(h, &cipher).await?;
     moved.insert("files".into(), json!({ "resealed": files }));
 
+    // A write sealed just before the switch to `target` can land after the
+    // pass went by, and a CLI process may still hold the older keys: check
+    // again, changing nothing if all is moved, before any key goes.
+    let mut clean = false;
+    for _ in 0..3 {
+        if cipher.current_version() != target {
+            return Ok(Pass::Paused); // rotated again: the next pass moves all
+        }
+        let mut stragglers = reseal_files_blocking(h, &cipher).await?;
+        for (name, report) in reencrypt_stores(h, &cipher, &stop).await? {
+            match report {
+                Some(r) => stragglers += r.resealed,
+                None => return Ok(Pass::Paused),
+            }
+            tracing::debug!(store = name, "re-checked");
+        }
+        if stragglers == 0 {
+            clean = true;
+            break;
+        }
+        tracing::warn!(
+            stragglers,
+            "records still sealed under older keys; checking again"
+        );
+    }
+    if !clean {
+        return Err("records keep appearing under older data keys; not retiring them".into());
+    }
     if cipher.current_version() != target || stop.load(Ordering::Relaxed) {
         return Ok(Pass::Paused);
     }
@@ -129,6 +131,57 @@ pub async fn run(at: &AtRest, h: &Holdings, stop: Arc<AtomicBool>) -> Result<Pas
         moved: Value::Object(moved),
         retired,
     })
+}
+
+/// Moves each store onto the current key; a store's report is None when
+/// the run was stopped before its end.
+async fn reencrypt_stores(
+    h: &Holdings,
+    cipher: &SharedCipher,
+    stop: &Arc<AtomicBool>,
+) -> Result<Vec<(&'static str, Option<encryption::ReencryptReport>)>, String> {
+    let mut out = Vec::new();
+    for (name, raw) in &h.stores {
+        let (dir, raw, c, stop) = (
+            h.data_dir.clone(),
+            raw.clone(),
+            cipher.clone(),
+            stop.clone(),
+        );
+        let name = *name;
+        let target = c.current_version();
+        let report = tokio::task::spawn_blocking(move || {
+            let mut last = Instant::now();
+            encryption::reencrypt_store(&dir, name, raw.as_ref(), c.as_ref(), &stop, |p| {
+                if last.elapsed() > Duration::from_secs(5) {
+                    last = Instant::now();
+                    tracing::info!(
+                        store = name,
+                        target,
+                        examined = p.examined,
+                        resealed = p.resealed,
+                        "re-encryption progress"
+                    );
+                }
+            })
+        })
+        .await
+        .map_err(|e| e.to_string())?
+        .map_err(|e| format!("store {name}: {e}"))?;
+        let complete = report.complete;
+        out.push((name, complete.then_some(report)));
+        if !complete {
+            break;
+        }
+    }
+    Ok(out)
+}
+
+async fn reseal_files_blocking(h: &Holdings, cipher: &SharedCipher) -> Result<u64, String> {
+    let (dir, c) = (h.data_dir.clone(), cipher.clone());
+    tokio::task::spawn_blocking(move || reseal_files(&dir, &c))
+        .await
+        .map_err(|e| e.to_string())?
 }
 
 /// Has the producer move the block log onto `target` in its idle time;
@@ -208,7 +261,13 @@ fn reseal_files(data_dir: &Path, shared: &SharedCipher) -> Result<u64, String> {
     let docs = DocDir::new(&access, Some(shared.clone()));
     for entry in std::fs::read_dir(&access).into_iter().flatten().flatten() {
         let path = entry.path();
-        let Some(name) = path.file_name().and_then(|n| n.to_str()) else {
+        // Only the documents: a `.tmp` left by a crash mid-write is not
+        // one (and is sealed under the document's name, not its own).
+        let Some(name) = path
+            .file_name()
+            .and_then(|n| n.to_str())
+            .filter(|n| n.ends_with(".json"))
+        else {
             continue;
         };
         if !path.is_file() || !std::fs::read(&path).is_ok_and(|b| stale(&b)) {

@@ -4,7 +4,7 @@
 use crate::audit_trail::Trail;
 use alloy_primitives::Address;
 use anyhow::{Context, Result};
-use audit::{action, AuditEvent, Outcome};
+use audit::action;
 use gateway_bridge::{
     Bridge, BridgeConfig, EvmSettlement, Mined, ProofCheck, ProofsDir, ProvenBatch, SendPolicy,
     SettlementObserver,
@@ -108,20 +108,12 @@ struct AuditObserver(Trail);
 
 impl SettlementObserver for AuditObserver {
     fn settled(&self, batch: &ProvenBatch, mined: &Mined) {
-        let o = &batch.outputs;
-        let event = AuditEvent::system(action::SETTLEMENT_SUBMITTED, Outcome::Allow)
-            .resource(format!("batch/{}", o.batch_number))
-            .details(json!({
-                "first_block": o.first_block,
-                "last_block": o.last_block,
-                "new_state_root": o.new_state_root,
-                "outputs_digest": o.digest(),
-                "settlement_tx": mined.tx_hash,
-                "settlement_block": mined.block_number,
-            }));
-        if let Err(e) = self.0.record(event) {
-            tracing::error!(error = %e, batch = o.batch_number, "settled batch not recorded in the audit log");
-        }
+        let extra = json!({
+            "settlement_tx": mined.tx_hash,
+            "settlement_block": mined.block_number,
+        });
+        self.0
+            .record_batch(action::SETTLEMENT_SUBMITTED, &batch.outputs, extra);
     }
 }
 

@@ -215,29 +215,24 @@ async fn zkvm_appliance_settles_proven_batches_and_a_counterparty_verifies_them(
         "private data sent to the settlement chain: {leaks:?}"
     );
 
-    // The settlement is in the audit log.
-    let q = cli_ok(&[
-        "audit",
-        "query",
-        "--data-dir",
-        data.to_str().unwrap(),
-        "--action",
-        "settlement.submitted",
-        "--format",
-        "csv",
-    ]);
+    // The settlement is in the audit log, and so is each proof the prover
+    // exported.
+    let events = |action: &str| {
+        let dir = data.to_str().unwrap();
+        cli_ok(&[
+            "audit",
+            "query",
+            "--data-dir",
+            dir,
+            "--action",
+            action,
+            "--format",
+            "csv",
+        ])
+    };
+    let q = events("settlement.submitted");
     assert_eq!(q.matches("batch/1").count(), 1, "settled once: {q}");
-    // So is each proof the prover exported.
-    let q = cli_ok(&[
-        "audit",
-        "query",
-        "--data-dir",
-        data.to_str().unwrap(),
-        "--action",
-        "proof.exported",
-        "--format",
-        "csv",
-    ]);
+    let q = events("proof.exported");
     assert!(q.contains("batch/1"), "proof export recorded: {q}");
 }
 

@@ -47,7 +47,7 @@ impl Producer {
         while !self.stop.load(Ordering::Relaxed) {
             let now = Instant::now();
             if now < next_tick {
-                if self.reseal_slice() {
+                if self.reseal_slice()? {
                     last_slice = Instant::now();
                     continue;
                 }
@@ -62,7 +62,7 @@ impl Producer {
             self.produce_one()?;
             // Under constant load there is no idle time: a re-seal still
             // gets a slice a second.
-            if last_slice.elapsed() > Duration::from_secs(1) && self.reseal_slice() {
+            if last_slice.elapsed() > Duration::from_secs(1) && self.reseal_slice()? {
                 last_slice = Instant::now();
             }
         }

@@ -2,7 +2,7 @@
 //! the log, so the copy and the final swap never race an append.
 
 use super::Producer;
-use crate::wal::ResealProgress;
+use crate::wal::{ResealProgress, WalError};
 use parking_lot::Mutex;
 use std::{
     sync::atomic::{AtomicBool, Ordering},
@@ -36,11 +36,11 @@ impl ResealControl {
 
 impl Producer {
     /// One slice of a requested re-seal; false when none is requested.
-    /// A failure ends the request (reported, not fatal: the old log is
-    /// untouched until the swap).
-    pub(super) fn reseal_slice(&mut self) -> bool {
+    /// A failure ends the request and is reported, not fatal — the old log
+    /// stays in use — unless it left the log unable to take appends.
+    pub(super) fn reseal_slice(&mut self) -> Result<bool, crate::SequencerError> {
         if !self.reseal.requested.load(Ordering::Acquire) {
-            return false;
+            return Ok(false);
         }
         let result = self.log.reseal_step(Instant::now() + SLICE);
         let finished = match &result {
@@ -53,7 +53,17 @@ impl Producer {
         if finished {
             self.reseal.requested.store(false, Ordering::Release);
         }
-        *self.reseal.state.lock() = Some(result.map_err(|e| e.to_string()));
-        true
+        let (state, fatal) = match result {
+            Ok(p) => (Ok(p), None),
+            Err(e) => (
+                Err(e.to_string()),
+                matches!(e, WalError::Unusable(_)).then_some(e),
+            ),
+        };
+        *self.reseal.state.lock() = Some(state);
+        match fatal {
+            Some(e) => Err(e.into()),
+            None => Ok(true),
+        }
     }
 }

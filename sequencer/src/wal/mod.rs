@@ -62,6 +62,9 @@ pub enum WalError {
         /// Version byte.
         version: u8,
     },
+    /// The log cannot take appends any more (see the reason); restart.
+    #[error("block log unusable: {0}")]
+    Unusable(String),
     /// A block could not be sealed (key exhausted or unavailable).
     #[error("cannot seal block {number} for the block log: {reason}")]
     Seal {
@@ -110,6 +113,8 @@ pub struct BlockLog {
     versions: BTreeMap<u32, u64>,
     /// A re-seal onto the current key in progress.
     reseal: Option<reseal::Rewrite>,
+    /// Set when a failure left appends unsafe.
+    unusable: Option<String>,
 }
 
 impl BlockLog {
@@ -164,6 +169,7 @@ impl BlockLog {
             cipher,
             versions: scan.versions,
             reseal: None,
+            unusable: None,
         })
     }
 
@@ -371,6 +377,9 @@ fn decode_payload(
 
 impl BlockLogWriter for BlockLog {
     fn append(&mut self, record: &BlockRecord) -> Result<()> {
+        if let Some(why) = &self.unusable {
+            return Err(WalError::Unusable(why.clone()));
+        }
         let last = self.last_block();
         if last.is_some_and(|l| record.number != l + 1) {
             return Err(WalError::OutOfOrder {

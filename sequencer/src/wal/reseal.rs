@@ -29,6 +29,18 @@ pub struct ResealProgress {
     pub complete: bool,
 }
 
+fn sync_dir_retrying(path: &Path) -> std::io::Result<()> {
+    let mut result = sync_dir(path);
+    for _ in 0..3 {
+        if result.is_ok() {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+        result = sync_dir(path);
+    }
+    result
+}
+
 /// The partial new log.
 #[derive(Debug)]
 pub(super) struct Rewrite {
@@ -146,25 +158,31 @@ impl BlockLog {
         }
         rw.file.sync_all().map_err(wio)?;
         std::fs::rename(&rw.path, &self.path).map_err(self.io())?;
-        sync_dir(&self.path).map_err(self.io())?;
-        let mut file = OpenOptions::new()
-            .read(true)
-            .append(true)
-            .open(&self.path)
-            .map_err(self.io())?;
-        file.seek(SeekFrom::End(0)).map_err(self.io())?;
-        self.file = file;
+        // From here the copy is the log: appends go to it (its handle is
+        // at its end), whatever happens next.
+        self.file = rw.file;
         self.offsets = rw.offsets;
         self.len = rw.len;
         self.versions = rw.versions;
+        if let Err(e) = sync_dir_retrying(&self.path) {
+            // The rename may not survive a power loss, and blocks appended
+            // now would be lost with it: stop appending instead.
+            let why = format!("the re-sealed block log's rename is not durable: {e}");
+            self.unusable = Some(why.clone());
+            return Err(WalError::Unusable(why));
+        }
+        // Frames copied before a second rotation are under the key that
+        // was current then: another pass moves them.
+        let complete = !self.needs_reseal();
         tracing::info!(
             target,
             frames = total,
             resealed = rw.resealed,
-            "block log moved onto the current data key"
+            complete,
+            "block log re-sealed and swapped in"
         );
         Ok(ResealProgress {
-            complete: true,
+            complete,
             ..progress
         })
     }
@@ -183,8 +201,11 @@ impl BlockLog {
                 .then(|| scan(&bytes, Some(cipher)).ok())
                 .flatten()
                 .filter(|s| {
+                    // A copy made for an earlier key (rotated again while
+                    // stopped) would carry frames under it: start over.
                     s.offsets.len() <= self.offsets.len()
                         && (s.offsets.is_empty() || s.first == self.first)
+                        && s.versions.keys().all(|v| *v == cipher.current_version())
                 });
             match prefix {
                 Some(s) => {

@@ -250,6 +250,23 @@ fn keys(versions: &[u32], current: u32) -> encryption::ActiveKeys {
     }
 }
 
+/// A log of `blocks` one-transaction blocks sealed under v1, and its cipher.
+fn log_under_v1(dir: &Path, blocks: u64) -> (std::sync::Arc<encryption::Cipher>, BlockLog) {
+    let c = std::sync::Arc::new(encryption::Cipher::new(&keys(&[1], 1)));
+    let mut log = BlockLog::open_with(&dir.join("blocks.log"), Some(c.clone())).unwrap();
+    for n in 1..=blocks {
+        log.append(&record(n, 1)).unwrap();
+    }
+    (c, log)
+}
+
+/// `n` re-seal steps of one frame each.
+fn steps(log: &mut BlockLog, n: usize) {
+    for _ in 0..n {
+        log.reseal_step(std::time::Instant::now()).unwrap();
+    }
+}
+
 /// Steps until complete, one frame per step (the deadline is already past).
 fn reseal_all(log: &mut BlockLog) -> ResealProgress {
     loop {
@@ -264,11 +281,7 @@ fn reseal_all(log: &mut BlockLog) -> ResealProgress {
 fn reseal_moves_every_frame_to_the_new_key_while_blocks_are_appended() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("blocks.log");
-    let c = std::sync::Arc::new(encryption::Cipher::new(&keys(&[1], 1)));
-    let mut log = BlockLog::open_with(&path, Some(c.clone())).unwrap();
-    for n in 1..=4 {
-        log.append(&record(n, 1)).unwrap();
-    }
+    let (c, mut log) = log_under_v1(dir.path(), 4);
     assert!(!log.needs_reseal());
     c.swap(&keys(&[1, 2], 2));
     assert!(log.needs_reseal());
@@ -298,15 +311,9 @@ fn reseal_moves_every_frame_to_the_new_key_while_blocks_are_appended() {
 fn interrupted_reseal_resumes_from_its_partial_copy() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("blocks.log");
-    let c = std::sync::Arc::new(encryption::Cipher::new(&keys(&[1], 1)));
-    let mut log = BlockLog::open_with(&path, Some(c.clone())).unwrap();
-    for n in 1..=6 {
-        log.append(&record(n, 1)).unwrap();
-    }
+    let (c, mut log) = log_under_v1(dir.path(), 6);
     c.swap(&keys(&[1, 2], 2));
-    for _ in 0..3 {
-        log.reseal_step(std::time::Instant::now()).unwrap();
-    }
+    steps(&mut log, 3);
     drop(log); // stopped mid-way: three frames are in blocks.log.reseal
     let partial = dir.path().join("blocks.log.reseal");
     assert!(partial.exists());
@@ -335,4 +342,32 @@ fn interrupted_reseal_resumes_from_its_partial_copy() {
     let done = reseal_all(&mut log);
     assert_eq!((done.copied, done.resealed), (6, 6));
     assert_eq!(log.key_versions(), &BTreeMap::from([(3, 6)]));
+}
+
+#[test]
+fn a_copy_made_for_an_older_key_is_never_reported_complete() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("blocks.log");
+    let (c, mut log) = log_under_v1(dir.path(), 4);
+
+    // Rotated again while a copy for v2 is half done: the copy's v2 frames
+    // are still v2 when it is swapped in, so the run is not complete.
+    c.swap(&keys(&[1, 2], 2));
+    steps(&mut log, 2);
+    c.swap(&keys(&[1, 2, 3], 3));
+    let swapped = reseal_all(&mut log);
+    assert_eq!(log.key_versions(), &BTreeMap::from([(3, 4)]));
+    assert_eq!(swapped.target, 3);
+
+    // Stopped half-way through a copy for v4, rotated to v5 while stopped:
+    // the v4 copy is not resumed, the v5 run redoes every frame.
+    c.swap(&keys(&[3, 4], 4));
+    steps(&mut log, 2);
+    drop(log);
+    assert!(dir.path().join("blocks.log.reseal").exists());
+    c.swap(&keys(&[3, 4, 5], 5));
+    let mut log = BlockLog::open_with(&path, Some(c)).unwrap();
+    let done = reseal_all(&mut log);
+    assert_eq!((done.copied, done.resealed), (4, 4));
+    assert_eq!(log.key_versions(), &BTreeMap::from([(5, 4)]));
 }
