@@ -307,10 +307,7 @@ pub fn print_status(data_dir: &Path) -> Result<()> {
         pending = true;
         println!("re-encryption of the block log: partial copy in {partial_log}");
     }
-    let live_old = doc
-        .deks
-        .iter()
-        .any(|d| d.version != doc.current && d.retired.is_none());
+    let live_old = !doc.live_versions_except(doc.current).is_empty();
     match (pending, live_old) {
         (false, false) => println!("re-encryption: none pending"),
         (false, true) => println!(

@@ -141,15 +141,10 @@ pub fn spawn(at: AtRest, holdings: Holdings, trail: Trail) -> KeyTask {
 /// True when a data-key version other than the current one is not retired
 /// yet: some record may still be sealed under it.
 fn old_keys_live(at: &AtRest) -> bool {
-    let current = at.cipher.current_version();
-    at.keyring
-        .read()
-        .map(|doc| {
-            doc.deks
-                .iter()
-                .any(|d| d.version != current && d.retired.is_none())
-        })
-        .unwrap_or(false)
+    at.keyring.read().is_ok_and(|doc| {
+        !doc.live_versions_except(at.cipher.current_version())
+            .is_empty()
+    })
 }
 
 /// Moves everything onto the current key and retires the others, and

@@ -110,15 +110,11 @@ pub async fn run(at: &AtRest, h: &Holdings, stop: Arc<AtomicBool>) -> Result<Pas
     if cipher.current_version() != target || stop.load(Ordering::Relaxed) {
         return Ok(Pass::Paused);
     }
-    let retired: Vec<u32> = at
+    let retired = at
         .keyring
         .read()
         .map_err(|e| e.to_string())?
-        .deks
-        .iter()
-        .filter(|d| d.version != target && d.retired.is_none())
-        .map(|d| d.version)
-        .collect();
+        .live_versions_except(target);
     if !retired.is_empty() {
         at.keyring
             .retire(at.provider.as_ref(), &retired)
@@ -238,9 +234,8 @@ fn sealed_files(data_dir: &Path) -> Vec<(PathBuf, &'static str)> {
 fn reseal_files(data_dir: &Path, shared: &SharedCipher) -> Result<u64, String> {
     let cipher = shared.as_ref();
     let current = cipher.current_version();
-    let stale = |bytes: &[u8]| {
-        storage::is_sealed(bytes) && cipher.key_version(&bytes[8..]).is_ok_and(|v| v != current)
-    };
+    let stale =
+        |bytes: &[u8]| storage::file_key_version(cipher, bytes).is_some_and(|v| v != current);
     let mut count = 0;
     for (path, name) in sealed_files(data_dir) {
         let Ok(bytes) = std::fs::read(&path) else {

@@ -103,6 +103,16 @@ impl KeyringDoc {
         hex::encode(mac.finalize().into_bytes())
     }
 
+    /// Versions other than `current` that are not retired: records may
+    /// still be sealed under them.
+    pub fn live_versions_except(&self, current: u32) -> Vec<u32> {
+        self.deks
+            .iter()
+            .filter(|d| d.version != current && d.retired.is_none())
+            .map(|d| d.version)
+            .collect()
+    }
+
     /// The record of `version`.
     pub fn dek(&self, version: u32) -> Option<&DekRecord> {
         self.deks.iter().find(|d| d.version == version)

@@ -31,6 +31,13 @@ pub fn open_file(
     cipher.open(&context(name), body)
 }
 
+/// The data-key version a sealed file's contents are under (None when
+/// `bytes` is not a sealed file).
+pub fn file_key_version(cipher: &dyn RecordCipher, bytes: &[u8]) -> Option<u32> {
+    let body = bytes.strip_prefix(MAGIC.as_slice())?;
+    cipher.key_version(body).ok()
+}
+
 /// True when `bytes` look like a sealed file.
 pub fn is_sealed(bytes: &[u8]) -> bool {
     bytes.starts_with(MAGIC)
