@@ -129,6 +129,32 @@ impl JsonDoc {
         }
     }
 
+    /// Removes the temporary copy a writer that crashed mid-write left
+    /// beside the document (sealed under whatever key was current then).
+    /// Taken under the writers' lock, so a write in progress is never
+    /// touched. Returns whether there was one.
+    pub fn discard_leftover(&self) -> Result<bool, StoreError> {
+        let tmp = self.path.with_extension("tmp");
+        if !tmp.exists() {
+            return Ok(false);
+        }
+        let lock_path = self.path.with_extension("lock");
+        let lock = OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&lock_path)
+            .map_err(io(&lock_path))?;
+        lock.lock().map_err(io(&lock_path))?;
+        let removed = match fs::remove_file(&tmp) {
+            Ok(()) => true,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => false,
+            Err(e) => return Err(io(&tmp)(e)),
+        };
+        drop(lock);
+        Ok(removed)
+    }
+
     /// Read-modify-write under an exclusive lock shared by all processes.
     pub fn update<T, R>(&self, f: impl FnOnce(&mut T) -> R) -> Result<R, StoreError>
     where
@@ -215,5 +241,20 @@ mod tests {
         assert!(doc
             .update(|m: &mut BTreeMap<String, u64>| m.clear())
             .is_err());
+    }
+
+    #[test]
+    fn a_write_interrupted_by_a_crash_is_discarded_and_the_document_kept() {
+        let dir = tempfile::tempdir().unwrap();
+        let doc = DocDir::plain(dir.path()).doc("keys.json");
+        doc.update(|m: &mut BTreeMap<String, u64>| m.insert("k".into(), 1))
+            .unwrap();
+        assert!(!doc.discard_leftover().unwrap());
+        let tmp = dir.path().join("keys.tmp");
+        fs::write(&tmp, b"half a write").unwrap();
+        assert!(doc.discard_leftover().unwrap());
+        assert!(!tmp.exists());
+        let m: BTreeMap<String, u64> = doc.read().unwrap();
+        assert_eq!(m["k"], 1);
     }
 }

@@ -162,8 +162,6 @@ pub struct Trail {
 }
 
 impl Trail {
-    /// Records `event`, filling in the current request's context.
-    /// Refused when the queue is full: the caller must then fail closed.
     /// Records `action` about batch `o` with its public data (block range,
     /// new root, outputs digest) and `extra` details; a failure is logged,
     /// since the batch itself has already happened.
@@ -190,6 +188,8 @@ impl Trail {
         }
     }
 
+    /// Records `event`, filling in the current request's context.
+    /// Refused when the queue is full: the caller must then fail closed.
     pub fn record(&self, mut event: AuditEvent) -> Result<(), AuditError> {
         if let Some(ctx) = RequestContext::current() {
             event.request_id.get_or_insert(ctx.request_id);
@@ -262,9 +262,13 @@ pub async fn open(
             database_url: url.clone(),
         })?,
     )?;
-    let db = AuditDb::connect(&url)
+    let mut db = AuditDb::connect(&url)
         .await
         .with_context(|| format!("opening the audit database {}", redact(&url)))?;
+    if let Some(c) = &cipher {
+        db = db.sealed_with(c.clone());
+        spawn_seal_plain_rows(db.clone());
+    }
     let signer = Arc::new(HeadSigner::load_or_create(&dir, cipher.as_deref())?);
     let (log, _task) = AuditLog::start(
         db.clone(),
@@ -282,6 +286,25 @@ pub async fn open(
         signer,
         last_refusal_log: Arc::default(),
     })
+}
+
+/// Seals, in the background, rows of a log written before encryption was
+/// turned on (and rows a stopped re-encryption left under an older key);
+/// until then they stay readable, but queries by actor or resource find
+/// only sealed rows.
+fn spawn_seal_plain_rows(db: AuditDb) {
+    tokio::spawn(async move {
+        match db.reseal(&std::sync::atomic::AtomicBool::new(false)).await {
+            Ok(r) if r.resealed > 0 => {
+                tracing::info!(
+                    sealed = r.resealed,
+                    "audit rows moved under the current data key"
+                )
+            }
+            Ok(_) => {}
+            Err(e) => tracing::error!(error = %e, "sealing audit rows failed"),
+        }
+    });
 }
 
 /// Hourly upkeep (and once at start): refresh query statistics and, with a
@@ -352,10 +375,13 @@ impl CliTrail {
                     .database_url
             }
         };
-        let db = AuditDb::connect(&url)
+        let mut db = AuditDb::connect(&url)
             .await
             .with_context(|| format!("opening the audit database {}", redact(&url)))?;
         let cipher = crate::at_rest::recorded_cipher(data_dir).await?;
+        if let Some(c) = &cipher {
+            db = db.sealed_with(c.clone());
+        }
         let signer = HeadSigner::load_or_create(&dir, cipher.as_deref())?;
         Ok(Self { db, dir, signer })
     }

@@ -176,6 +176,7 @@ pub async fn run(
         data_dir: params.data_dir.clone(),
         stores,
         sequencer: sequencer.clone(),
+        audit: trail.db().clone(),
     };
     let keys_task = at_rest
         .clone()

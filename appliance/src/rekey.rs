@@ -1,6 +1,6 @@
 //! After a data-key rotation: moves everything the appliance keeps sealed
-//! onto the current key — the derived stores, the block log and the sealed
-//! files — and then retires the older keys, which are never unwrapped again.
+//! onto the current key — the derived stores, the audit log's rows, the
+//! block log and the sealed files — and then retires the older keys, which are never unwrapped again.
 //!
 //! Each step is resumable (the stores keep their position, the block log
 //! its partial copy), so a shutdown mid-way only delays retirement to the
@@ -30,6 +30,8 @@ pub struct Holdings {
     pub stores: Vec<(&'static str, Arc<dyn KvStore>)>,
     /// Owner of the block log.
     pub sequencer: Arc<Sequencer>,
+    /// The audit log, whose event rows are sealed.
+    pub audit: audit::AuditDb,
 }
 
 /// How a pass ended.
@@ -66,6 +68,16 @@ pub async fn run(at: &AtRest, h: &Holdings, stop: Arc<AtomicBool>) -> Result<Pas
         }
     }
 
+    match audit_rows(h, &stop).await? {
+        Some(r) => {
+            moved.insert(
+                "audit".into(),
+                json!({ "examined": r.examined, "resealed": r.resealed }),
+            );
+        }
+        None => return Ok(Pass::Paused),
+    }
+
     match block_log(h, target, &stop).await? {
         Some(p) => {
             moved.insert(
@@ -94,6 +106,10 @@ pub async fn run(at: &AtRest, h: &Holdings, stop: Arc<AtomicBool>) -> Result<Pas
                 None => return Ok(Pass::Paused),
             }
             tracing::debug!(store = name, "re-checked");
+        }
+        match audit_rows(h, &stop).await? {
+            Some(r) => stragglers += r.resealed,
+            None => return Ok(Pass::Paused),
         }
         if stragglers == 0 {
             clean = true;
@@ -171,6 +187,20 @@ async fn reencrypt_stores(
         }
     }
     Ok(out)
+}
+
+/// Moves the audit log's sealed rows onto the current key; None when
+/// stopped first.
+async fn audit_rows(
+    h: &Holdings,
+    stop: &AtomicBool,
+) -> Result<Option<audit::store::ResealReport>, String> {
+    let report = h
+        .audit
+        .reseal(stop)
+        .await
+        .map_err(|e| format!("audit log: {e}"))?;
+    Ok(report.complete.then_some(report))
 }
 
 async fn reseal_files_blocking(h: &Holdings, cipher: &SharedCipher) -> Result<u64, String> {
@@ -256,8 +286,18 @@ fn reseal_files(data_dir: &Path, shared: &SharedCipher) -> Result<u64, String> {
     let docs = DocDir::new(&access, Some(shared.clone()));
     for entry in std::fs::read_dir(&access).into_iter().flatten().flatten() {
         let path = entry.path();
-        // Only the documents: a `.tmp` left by a crash mid-write is not
-        // one (and is sealed under the document's name, not its own).
+        // A `.tmp` is a write a crash interrupted, sealed under an older
+        // key: dropped (the document itself is whole).
+        if let Some(stem) = path
+            .file_name()
+            .and_then(|n| n.to_str())
+            .and_then(|n| n.strip_suffix(".tmp"))
+        {
+            docs.doc(&format!("{stem}.json"))
+                .discard_leftover()
+                .map_err(|e| format!("{}: {e}", path.display()))?;
+            continue;
+        }
         let Some(name) = path
             .file_name()
             .and_then(|n| n.to_str())

@@ -3,7 +3,10 @@
 //! Appends `AUDIT_BENCH_EVENTS` (default 1,000,000) events through the
 //! asynchronous writer, then runs filtered queries and reports p50/p99.
 //! SQLite always; Postgres too when `AUDIT_BENCH_PG` (server URL, e.g.
-//! `postgres://postgres@127.0.0.1:5432`) is set.
+//! `postgres://postgres@127.0.0.1:5432`) is set. Each database is run plain
+//! and then with identifying fields sealed (as on an encrypted appliance),
+//! so the cost of sealing shows side by side; `AUDIT_BENCH_MODES=plain` or
+//! `sealed` runs one.
 //!
 //! `cargo bench -p audit --bench audit_log`
 
@@ -49,8 +52,26 @@ fn event(i: u64) -> AuditEvent {
     .details(serde_json::json!({ "action": "eth_getBalance" }))
 }
 
-async fn run(label: &str, url: &str, n: u64) {
-    let db = AuditDb::connect(url).await.unwrap();
+/// The appliance's record cipher over fixed test keys.
+fn cipher() -> storage::SharedCipher {
+    Arc::new(encryption::Cipher::new(&encryption::ActiveKeys {
+        deks: [(1, encryption::KeyBytes::new([7; 32]))].into(),
+        current: 1,
+        epoch: 1,
+        sealed_before: 0,
+        limit: u64::MAX,
+        mac: encryption::KeyBytes::new([9; 32]),
+    }))
+}
+
+async fn run(label: &str, url: &str, n: u64, sealed: bool) {
+    let mut db = AuditDb::connect(url).await.unwrap();
+    let label = if sealed {
+        db = db.sealed_with(cipher());
+        format!("{label} sealed")
+    } else {
+        label.to_owned()
+    };
     let signer = Arc::new(HeadSigner::ephemeral());
     let key = signer.public_key();
     let (log, _task) = AuditLog::start(db.clone(), signer, WriterConfig::default());
@@ -178,15 +199,26 @@ async fn main() {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(1_000_000);
+    let modes = std::env::var("AUDIT_BENCH_MODES").unwrap_or_else(|_| "plain,sealed".into());
+    for sealed in [false, true] {
+        if !modes.contains(if sealed { "sealed" } else { "plain" }) {
+            continue;
+        }
+        run_both(n, sealed).await;
+    }
+}
+
+async fn run_both(n: u64, sealed: bool) {
     let dir = tempfile::tempdir().unwrap();
     run(
         "sqlite",
         &format!("sqlite://{}", dir.path().join("bench.db").display()),
         n,
+        sealed,
     )
     .await;
     if let Ok(server) = std::env::var("AUDIT_BENCH_PG") {
-        let name = format!("prividium_audit_bench_{}", std::process::id());
+        let name = format!("prividium_audit_bench_{}_{sealed}", std::process::id());
         let mut admin = sqlx::PgConnection::connect(&format!("{server}/postgres"))
             .await
             .unwrap();
@@ -194,7 +226,7 @@ async fn main() {
             .execute(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
             .await
             .unwrap();
-        run("postgres", &format!("{server}/{name}"), n).await;
+        run("postgres", &format!("{server}/{name}"), n, sealed).await;
         let _ = admin
             .execute(sqlx::AssertSqlSafe(format!(
                 "DROP DATABASE {name} WITH (FORCE)"

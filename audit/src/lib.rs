@@ -44,6 +44,14 @@ pub enum AuditError {
     /// Stored state contradicts itself.
     #[error("audit log damaged: {0}")]
     Corrupt(String),
+    /// A sealed event row does not open or does not match its columns.
+    #[error("audit event {event}: {reason}")]
+    Sealed {
+        /// The event's id.
+        event: u64,
+        /// What is wrong.
+        reason: String,
+    },
     /// Nothing matches.
     #[error("{0}")]
     NotFound(String),

@@ -151,8 +151,21 @@ async fn check(
     let mut heads = HeadCursor::new(start);
     let mut last_good_head = start;
     loop {
-        let page = db.events_from(frontier.size(), PAGE).await?;
-        if page.is_empty() {
+        // A sealed row that does not open is checked after the rows before
+        // it, so the first bad event is the one named.
+        let (page, unopened) = match db.events_from(frontier.size(), PAGE).await {
+            Ok(page) => (page, None),
+            Err(AuditError::Sealed { event, reason }) => {
+                let before = event.saturating_sub(frontier.size()).min(u64::from(PAGE)) as u32;
+                let page = match before {
+                    0 => Vec::new(),
+                    n => db.events_from(frontier.size(), n).await?,
+                };
+                (page, Some((event, reason)))
+            }
+            Err(e) => return Err(e),
+        };
+        if page.is_empty() && unopened.is_none() {
             break;
         }
         for (event, stored_leaf) in page {
@@ -186,6 +199,12 @@ async fn check(
             {
                 return Ok(Some(bad));
             }
+        }
+        if let Some((event, reason)) = unopened {
+            return Ok(found(
+                Some(event),
+                format!("event {event} was altered: {reason}"),
+            ));
         }
     }
     let size = frontier.size();

@@ -1,5 +1,7 @@
 //! The audit log against real databases: SQLite and the machine's Postgres.
 
+#[path = "log_cases/sealed.rs"]
+mod sealed;
 mod support;
 
 use audit::{
@@ -195,8 +197,8 @@ async fn every_tamper_case_is_named() {
         (
             "inserted row",
             &["INSERT INTO audit_events SELECT 30, time_us, actor_type, actor_id, organization, action, \
-               resource, outcome, rule_id, request_id, trace_id, source_ip, details, leaf_hash \
-               FROM audit_events WHERE id = 29"],
+               resource, outcome, rule_id, request_id, trace_id, source_ip, details, leaf_hash, sealed, \
+               key_version FROM audit_events WHERE id = 29"],
             Some(30),
             "not covered",
         ),

@@ -105,32 +105,42 @@ impl AuditDb {
     ) -> Result<TreeHead, AuditError> {
         // Postgres appends on its native pool; what follows is SQLite.
         if let Some(pg) = &self.pg {
-            return super::append_pg::append(pg, events, signer).await;
+            return super::append_pg::append(self, pg, events, signer).await;
         }
         let mut tx = self.pool.begin().await?;
         let (mut frontier, last_time) = lock_state::<Any>(&mut tx).await?;
         let (leaves, last_time) = seal_batch(&mut frontier, last_time, events);
+        let fields = events
+            .iter()
+            .map(|e| self.row_fields(e))
+            .collect::<Result<Vec<_>, _>>()?;
         let rows = SQLITE_ROWS_PER_INSERT;
-        for (chunk, chunk_leaves) in events.chunks(rows).zip(leaves.chunks(rows)) {
+        for ((chunk, chunk_fields), chunk_leaves) in events
+            .chunks(rows)
+            .zip(fields.chunks(rows))
+            .zip(leaves.chunks(rows))
+        {
             // Only placeholders are generated; every value is bound.
             let sql = insert_sql(chunk.len());
             let mut q = sqlx::query(AssertSqlSafe(sql));
-            for (e, leaf) in chunk.iter().zip(chunk_leaves) {
+            for ((e, f), leaf) in chunk.iter().zip(chunk_fields).zip(chunk_leaves) {
                 q = q
                     .bind(to_i64(e.id))
                     .bind(e.time_us)
                     .bind(e.actor_type.as_str())
-                    .bind(e.actor_id.as_str())
-                    .bind(e.organization.as_deref())
+                    .bind(f.actor_id.as_ref())
+                    .bind(f.organization)
                     .bind(e.action.as_str())
-                    .bind(e.resource.as_deref())
+                    .bind(f.resource.as_deref())
                     .bind(e.outcome.as_str())
                     .bind(e.rule_id.as_deref())
-                    .bind(e.request_id.as_deref())
-                    .bind(e.trace_id.as_deref())
-                    .bind(e.source_ip.as_deref())
-                    .bind(e.details.as_str())
-                    .bind(&leaf[..]);
+                    .bind(f.request_id)
+                    .bind(f.trace_id)
+                    .bind(f.source_ip)
+                    .bind(f.details)
+                    .bind(&leaf[..])
+                    .bind(f.sealed.as_deref())
+                    .bind(f.key_version);
             }
             q.execute(&mut *tx).await?;
         }
@@ -143,7 +153,7 @@ impl AuditDb {
 /// A many-row INSERT with anonymous parameters: SQLite looks named ones
 /// (`$n`) up by a linear search per bind, which is quadratic per statement.
 fn insert_sql(rows: usize) -> String {
-    let row = format!("({})", vec!["?"; 14].join(", "));
+    let row = format!("({})", vec!["?"; 16].join(", "));
     format!(
         "INSERT INTO audit_events ({}) VALUES {}",
         super::EVENT_COLUMNS,

@@ -5,7 +5,7 @@
 
 use super::{
     append::{lock_state, seal_batch, store_head},
-    to_i64, EVENT_COLUMNS,
+    to_i64, AuditDb, EVENT_COLUMNS,
 };
 use crate::{
     event::StoredEvent,
@@ -15,50 +15,63 @@ use crate::{
 use sqlx::{AssertSqlSafe, PgPool, Postgres};
 
 pub(super) async fn append(
+    db: &AuditDb,
     pool: &PgPool,
     events: &mut [StoredEvent],
     signer: &HeadSigner,
 ) -> Result<TreeHead, AuditError> {
     let mut tx = pool.begin().await?;
     let (mut frontier, last_time) = lock_state::<Postgres>(&mut tx).await?;
-    let (sealed, last_time) = seal_batch(&mut frontier, last_time, events);
-    let n = sealed.len();
-    let sealed: Vec<_> = events.iter().zip(sealed).collect();
+    let (leaves_of_batch, last_time) = seal_batch(&mut frontier, last_time, events);
+    let n = leaves_of_batch.len();
+    let fields = events
+        .iter()
+        .map(|e| db.row_fields(e))
+        .collect::<Result<Vec<_>, _>>()?;
     let mut ids = Vec::with_capacity(n);
     let mut times = Vec::with_capacity(n);
     let mut leaves = Vec::with_capacity(n);
+    let mut sealed = Vec::with_capacity(n);
+    let mut versions = Vec::with_capacity(n);
     let mut text: [Vec<Option<&str>>; 11] = Default::default();
-    for (e, leaf) in &sealed {
+    for ((e, f), leaf) in events.iter().zip(&fields).zip(&leaves_of_batch) {
         ids.push(to_i64(e.id));
         times.push(e.time_us);
         leaves.push(leaf.to_vec());
-        let fields = [
+        sealed.push(f.sealed.clone());
+        versions.push(f.key_version);
+        let columns = [
             Some(e.actor_type.as_str()),
-            Some(e.actor_id.as_str()),
-            e.organization.as_deref(),
+            Some(f.actor_id.as_ref()),
+            f.organization,
             Some(e.action.as_str()),
-            e.resource.as_deref(),
+            f.resource.as_deref(),
             Some(e.outcome.as_str()),
             e.rule_id.as_deref(),
-            e.request_id.as_deref(),
-            e.trace_id.as_deref(),
-            e.source_ip.as_deref(),
-            Some(e.details.as_str()),
+            f.request_id,
+            f.trace_id,
+            f.source_ip,
+            Some(f.details),
         ];
-        for (column, value) in text.iter_mut().zip(fields) {
+        for (column, value) in text.iter_mut().zip(columns) {
             column.push(value);
         }
     }
     let sql = format!(
         "INSERT INTO audit_events ({EVENT_COLUMNS}) SELECT * FROM UNNEST($1::bigint[], \
          $2::bigint[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[], $8::text[], \
-         $9::text[], $10::text[], $11::text[], $12::text[], $13::text[], $14::bytea[])"
+         $9::text[], $10::text[], $11::text[], $12::text[], $13::text[], $14::bytea[], \
+         $15::bytea[], $16::bigint[])"
     );
     let mut q = sqlx::query(AssertSqlSafe(sql)).bind(&ids).bind(&times);
     for column in &text {
         q = q.bind(column);
     }
-    q.bind(&leaves).execute(&mut *tx).await?;
+    q.bind(&leaves)
+        .bind(&sealed)
+        .bind(&versions)
+        .execute(&mut *tx)
+        .await?;
     let head = store_head::<Postgres>(&mut tx, &frontier, last_time, signer).await?;
     tx.commit().await?;
     Ok(head)

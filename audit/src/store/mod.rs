@@ -5,9 +5,12 @@
 mod append;
 mod append_pg;
 mod query;
+mod reseal;
 mod retention;
+mod sealing;
 
 pub use query::{Filter, FilterArgs, Page, MAX_PAGE};
+pub use reseal::ResealReport;
 pub use retention::{Hold, PruneReport};
 
 use crate::{
@@ -16,12 +19,14 @@ use crate::{
     merkle::{Frontier, Hash},
     AuditError,
 };
+use sealing::Sealing;
 use sqlx::{
     any::{AnyPoolOptions, AnyRow},
     migrate::Migrator,
     AnyPool, AssertSqlSafe, Executor, Row,
 };
 use std::{sync::Once, time::Duration};
+use storage::SharedCipher;
 
 static POSTGRES: Migrator = sqlx::migrate!("migrations/postgres");
 static SQLITE: Migrator = sqlx::migrate!("migrations/sqlite");
@@ -33,9 +38,10 @@ pub(crate) const LOCK_STATE: &str = "UPDATE audit_state SET tree_size = tree_siz
 pub(crate) const READ_STATE: &str =
     "SELECT tree_size, frontier, pruned_to, checkpoint, last_time_us FROM audit_state WHERE id = 1";
 
-/// Columns of an event row, in [`event_from_row`]'s order.
+/// Columns of an event row, in [`AuditDb::event_from_row`]'s order.
 pub(crate) const EVENT_COLUMNS: &str = "id, time_us, actor_type, actor_id, organization, action, \
-    resource, outcome, rule_id, request_id, trace_id, source_ip, details, leaf_hash";
+    resource, outcome, rule_id, request_id, trace_id, source_ip, details, leaf_hash, sealed, \
+    key_version";
 
 /// Which database is behind the pool.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -64,6 +70,8 @@ pub struct AuditDb {
     backend: Backend,
     /// Native pool for appends on Postgres (array binds).
     pg: Option<sqlx::PgPool>,
+    /// Seals identifying fields at rest; None keeps rows plain.
+    sealing: Option<Sealing>,
 }
 
 impl From<sqlx::Error> for AuditError {
@@ -136,7 +144,36 @@ impl AuditDb {
             ),
             Backend::Sqlite => None,
         };
-        Ok(Self { pool, backend, pg })
+        Ok(Self {
+            pool,
+            backend,
+            pg,
+            sealing: None,
+        })
+    }
+
+    /// Seals what events say about people, accounts and transactions under
+    /// `cipher` from now on, and opens rows sealed earlier. Rows written
+    /// plain before stay readable until [`AuditDb::reseal`] moves them.
+    pub fn sealed_with(mut self, cipher: SharedCipher) -> Self {
+        self.sealing = Some(Sealing::new(cipher));
+        self
+    }
+
+    /// The stored column values of `e` (sealed or plain).
+    pub(crate) fn row_fields<'a>(
+        &self,
+        e: &'a StoredEvent,
+    ) -> Result<sealing::RowFields<'a>, AuditError> {
+        match &self.sealing {
+            Some(s) => s.seal(e),
+            None => Ok(sealing::plain(e)),
+        }
+    }
+
+    /// True when identifying fields are sealed at rest.
+    pub fn is_sealed(&self) -> bool {
+        self.sealing.is_some()
     }
 
     /// Which database this is.
@@ -170,7 +207,7 @@ impl AuditDb {
             .bind(i64::from(limit))
             .fetch_all(&self.pool)
             .await?;
-        rows.iter().map(event_from_row).collect()
+        rows.iter().map(|r| self.event_from_row(r)).collect()
     }
 
     /// One event.
@@ -181,7 +218,7 @@ impl AuditDb {
             .fetch_optional(&self.pool)
             .await?;
         row.as_ref()
-            .map(|r| event_from_row(r).map(|(e, _)| e))
+            .map(|r| self.event_from_row(r).map(|(e, _)| e))
             .transpose()
     }
 
@@ -313,23 +350,37 @@ where
     })
 }
 
-pub(crate) fn event_from_row(row: &AnyRow) -> Result<(StoredEvent, Hash), AuditError> {
-    let event = StoredEvent {
-        id: to_u64(row.try_get(0)?, "event id")?,
-        time_us: row.try_get(1)?,
-        actor_type: row.try_get(2)?,
-        actor_id: row.try_get(3)?,
-        organization: row.try_get(4)?,
-        action: row.try_get(5)?,
-        resource: row.try_get(6)?,
-        outcome: row.try_get(7)?,
-        rule_id: row.try_get(8)?,
-        request_id: row.try_get(9)?,
-        trace_id: row.try_get(10)?,
-        source_ip: row.try_get(11)?,
-        details: row.try_get(12)?,
-    };
-    Ok((event, hash_col(row, 13)?))
+impl AuditDb {
+    /// Decodes a row selected with [`EVENT_COLUMNS`], opening its sealed
+    /// fields when it has them.
+    pub(crate) fn event_from_row(&self, row: &AnyRow) -> Result<(StoredEvent, Hash), AuditError> {
+        let mut event = StoredEvent {
+            id: to_u64(row.try_get(0)?, "event id")?,
+            time_us: row.try_get(1)?,
+            actor_type: row.try_get(2)?,
+            actor_id: row.try_get(3)?,
+            organization: row.try_get(4)?,
+            action: row.try_get(5)?,
+            resource: row.try_get(6)?,
+            outcome: row.try_get(7)?,
+            rule_id: row.try_get(8)?,
+            request_id: row.try_get(9)?,
+            trace_id: row.try_get(10)?,
+            source_ip: row.try_get(11)?,
+            details: row.try_get(12)?,
+        };
+        let sealed: Option<Vec<u8>> = row.try_get(14)?;
+        if let Some(sealed) = sealed {
+            let Some(sealing) = &self.sealing else {
+                return Err(AuditError::Unavailable(format!(
+                    "event {} is sealed at rest; open the log with the appliance's data keys",
+                    event.id
+                )));
+            };
+            sealing.open(&mut event, &sealed)?;
+        }
+        Ok((event, hash_col(row, 13)?))
+    }
 }
 
 fn head_from_row(row: &AnyRow) -> Result<TreeHead, AuditError> {
