@@ -294,15 +294,26 @@ pub async fn open(
 /// only sealed rows.
 fn spawn_seal_plain_rows(db: AuditDb) {
     tokio::spawn(async move {
-        match db.reseal(&std::sync::atomic::AtomicBool::new(false)).await {
-            Ok(r) if r.resealed > 0 => {
-                tracing::info!(
-                    sealed = r.resealed,
-                    "audit rows moved under the current data key"
-                )
+        let mut wait = Duration::from_secs(5);
+        loop {
+            match db.reseal(&std::sync::atomic::AtomicBool::new(false)).await {
+                Ok(r) => {
+                    if r.resealed > 0 {
+                        tracing::info!(
+                            sealed = r.resealed,
+                            "audit rows moved under the current data key"
+                        );
+                    }
+                    return;
+                }
+                Err(e) => tracing::error!(
+                    error = %e,
+                    retry_in_s = wait.as_secs(),
+                    "sealing audit rows failed"
+                ),
             }
-            Ok(_) => {}
-            Err(e) => tracing::error!(error = %e, "sealing audit rows failed"),
+            tokio::time::sleep(wait).await;
+            wait = (wait * 2).min(Duration::from_secs(600));
         }
     });
 }
@@ -353,6 +364,8 @@ pub struct CliTrail {
     /// The audit directory of the data directory.
     pub dir: PathBuf,
     signer: HeadSigner,
+    /// The data keys, when the directory is encrypted.
+    at_rest: Option<crate::at_rest::AtRest>,
 }
 
 impl CliTrail {
@@ -378,12 +391,18 @@ impl CliTrail {
         let mut db = AuditDb::connect(&url)
             .await
             .with_context(|| format!("opening the audit database {}", redact(&url)))?;
-        let cipher = crate::at_rest::recorded_cipher(data_dir).await?;
+        let at_rest = crate::at_rest::open_recorded(data_dir).await?;
+        let cipher = at_rest.as_ref().map(|a| a.cipher.clone() as SharedCipher);
         if let Some(c) = &cipher {
             db = db.sealed_with(c.clone());
         }
         let signer = HeadSigner::load_or_create(&dir, cipher.as_deref())?;
-        Ok(Self { db, dir, signer })
+        Ok(Self {
+            db,
+            dir,
+            signer,
+            at_rest,
+        })
     }
 
     /// Appends one event by the operator at this console.
@@ -401,6 +420,14 @@ impl CliTrail {
         )
         .details(details);
         e.resource = resource;
+        // The node may have rotated (and retired the key this process
+        // started with) meanwhile: seal under the keyring's current key.
+        if let Some(a) = &self.at_rest {
+            a.keyring
+                .refresh(a.provider.as_ref(), &a.cipher, a.limits)
+                .await
+                .context("reloading the data keys")?;
+        }
         self.db
             .append(
                 &mut [audit::StoredEvent::pending(e, audit::time::now_us())],

@@ -156,11 +156,7 @@ async fn check(
         let (page, unopened) = match db.events_from(frontier.size(), PAGE).await {
             Ok(page) => (page, None),
             Err(AuditError::Sealed { event, reason }) => {
-                let before = event.saturating_sub(frontier.size()).min(u64::from(PAGE)) as u32;
-                let page = match before {
-                    0 => Vec::new(),
-                    n => db.events_from(frontier.size(), n).await?,
-                };
+                let page = db.events_between(frontier.size(), event).await?;
                 (page, Some((event, reason)))
             }
             Err(e) => return Err(e),
@@ -201,10 +197,7 @@ async fn check(
             }
         }
         if let Some((event, reason)) = unopened {
-            return Ok(found(
-                Some(event),
-                format!("event {event} was altered: {reason}"),
-            ));
+            return Ok(found(Some(event), format!("event {event}: {reason}")));
         }
     }
     let size = frontier.size();

@@ -114,6 +114,9 @@ impl AuditDb {
                         conn.execute("PRAGMA journal_mode = WAL").await?;
                         conn.execute("PRAGMA synchronous = FULL").await?;
                         conn.execute("PRAGMA busy_timeout = 10000").await?;
+                        // Rows re-sealed in place (or pruned) must not
+                        // leave their old bytes in free pages.
+                        conn.execute("PRAGMA secure_delete = ON").await?;
                         // Four secondary indexes over millions of rows: the
                         // default 2 MiB page cache makes every insert a miss.
                         conn.execute("PRAGMA cache_size = -65536").await?;
@@ -205,6 +208,23 @@ impl AuditDb {
         let rows = sqlx::query(AssertSqlSafe(sql))
             .bind(to_i64(from))
             .bind(i64::from(limit))
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter().map(|r| self.event_from_row(r)).collect()
+    }
+
+    /// Events with `from <= id < to`, in id order.
+    pub async fn events_between(
+        &self,
+        from: u64,
+        to: u64,
+    ) -> Result<Vec<(StoredEvent, Hash)>, AuditError> {
+        let sql = format!(
+            "SELECT {EVENT_COLUMNS} FROM audit_events WHERE id >= $1 AND id < $2 ORDER BY id"
+        );
+        let rows = sqlx::query(AssertSqlSafe(sql))
+            .bind(to_i64(from))
+            .bind(to_i64(to))
             .fetch_all(&self.pool)
             .await?;
         rows.iter().map(|r| self.event_from_row(r)).collect()
@@ -377,7 +397,7 @@ impl AuditDb {
                     event.id
                 )));
             };
-            sealing.open(&mut event, &sealed)?;
+            sealing.open(&mut event, &sealed, row.try_get(15)?)?;
         }
         Ok((event, hash_col(row, 13)?))
     }

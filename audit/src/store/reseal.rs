@@ -79,6 +79,13 @@ impl AuditDb {
             }
             tx.commit().await?;
         }
+        if report.resealed > 0 && self.backend == super::Backend::Sqlite {
+            // The old page images stay in the write-ahead log until a
+            // checkpoint copies them over and the log is truncated.
+            sqlx::query("PRAGMA wal_checkpoint(TRUNCATE)")
+                .execute(&self.pool)
+                .await?;
+        }
         report.complete = true;
         Ok(report)
     }

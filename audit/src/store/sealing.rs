@@ -127,14 +127,32 @@ impl Sealing {
     /// Fills `e`'s identifying fields from its sealed blob, after checking
     /// that the row's other identifying columns are exactly what sealing
     /// left there: an edit to any column of a sealed row is noticed.
-    pub(crate) fn open(&self, e: &mut StoredEvent, sealed: &[u8]) -> Result<(), AuditError> {
+    pub(crate) fn open(
+        &self,
+        e: &mut StoredEvent,
+        sealed: &[u8],
+        key_version: Option<i64>,
+    ) -> Result<(), AuditError> {
         let id = e.id;
-        let plain = self.cipher.open(&context(id), sealed).map_err(|err| {
-            sealed_err(
+        let plain = self.cipher.open(&context(id), sealed).map_err(|err| match err {
+            CipherError::UnknownKey(v) => sealed_err(
                 id,
-                format!("the sealed fields do not open ({err}): altered, moved from another row or sealed under another key"),
-            )
+                format!("sealed under data key v{v}, which these keys do not include (retired, or another appliance's)"),
+            ),
+            other => sealed_err(
+                id,
+                format!("altered: the sealed fields do not open ({other}); changed, moved from another row or sealed under another key"),
+            ),
         })?;
+        // Re-sealing finds rows by this column: one edited to claim the
+        // current key would otherwise keep an old key in use unnoticed.
+        let version = self.cipher.key_version(sealed).ok().map(i64::from);
+        if version != key_version {
+            return Err(sealed_err(
+                id,
+                "altered: its key_version column does not match its sealed fields",
+            ));
+        }
         let p: Private<'static> =
             serde_json::from_slice(&plain).map_err(|err| sealed_err(id, err))?;
         let lookups_match = e.actor_id == self.blind_actor(&p.actor_id)
@@ -151,7 +169,7 @@ impl Sealing {
         if !lookups_match || !rest_empty {
             return Err(sealed_err(
                 id,
-                "its plain columns were altered (they no longer match the sealed fields)",
+                "altered: its plain columns no longer match its sealed fields",
             ));
         }
         e.actor_id = p.actor_id.into_owned();

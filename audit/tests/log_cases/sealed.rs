@@ -131,6 +131,11 @@ async fn an_edited_swapped_or_foreign_sealed_row_is_named() {
         ("lookup column copied from another row", Some(relabel), 5),
         ("plain column written on a sealed row", Some(plant), 20),
         ("one ciphertext byte flipped", None, 12),
+        (
+            "key version column edited",
+            Some("UPDATE audit_events SET key_version = 7 WHERE id = 3"),
+            3,
+        ),
     ];
     for (name, sql, bad) in cases {
         for t in sealed_dbs(&c).await {
