@@ -129,6 +129,20 @@ impl JsonDoc {
         }
     }
 
+    /// Takes the exclusive lock every writer of this document holds, in
+    /// any process; released when the returned file is dropped.
+    fn lock(&self) -> Result<File, StoreError> {
+        let lock_path = self.path.with_extension("lock");
+        let lock = OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&lock_path)
+            .map_err(io(&lock_path))?;
+        lock.lock().map_err(io(&lock_path))?;
+        Ok(lock)
+    }
+
     /// Removes the temporary copy a writer that crashed mid-write left
     /// beside the document (sealed under whatever key was current then).
     /// Taken under the writers' lock, so a write in progress is never
@@ -138,14 +152,7 @@ impl JsonDoc {
         if !tmp.exists() {
             return Ok(false);
         }
-        let lock_path = self.path.with_extension("lock");
-        let lock = OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(&lock_path)
-            .map_err(io(&lock_path))?;
-        lock.lock().map_err(io(&lock_path))?;
+        let lock = self.lock()?;
         let removed = match fs::remove_file(&tmp) {
             Ok(()) => true,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => false,
@@ -163,14 +170,7 @@ impl JsonDoc {
         if let Some(dir) = self.path.parent() {
             fs::create_dir_all(dir).map_err(io(dir))?;
         }
-        let lock_path = self.path.with_extension("lock");
-        let lock = OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(&lock_path)
-            .map_err(io(&lock_path))?;
-        lock.lock().map_err(io(&lock_path))?;
+        let lock = self.lock()?;
         let mut doc: T = self.read()?;
         let out = f(&mut doc);
         self.write_locked(&doc)?;
