@@ -1,6 +1,7 @@
 //! After a data-key rotation: moves everything the appliance keeps sealed
 //! onto the current key — the derived stores, the audit log's rows, the
-//! block log and the sealed files — and then retires the older keys, which are never unwrapped again.
+//! block log and the sealed files — and then retires the older keys, which
+//! are never unwrapped again.
 //!
 //! Each step is resumable (the stores keep their position, the block log
 //! its partial copy), so a shutdown mid-way only delays retirement to the

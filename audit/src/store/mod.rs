@@ -174,11 +174,6 @@ impl AuditDb {
         }
     }
 
-    /// True when identifying fields are sealed at rest.
-    pub fn is_sealed(&self) -> bool {
-        self.sealing.is_some()
-    }
-
     /// Which database this is.
     pub fn backend(&self) -> Backend {
         self.backend
@@ -203,14 +198,12 @@ impl AuditDb {
         from: u64,
         limit: u32,
     ) -> Result<Vec<(StoredEvent, Hash)>, AuditError> {
-        let sql =
-            format!("SELECT {EVENT_COLUMNS} FROM audit_events WHERE id >= $1 ORDER BY id LIMIT $2");
-        let rows = sqlx::query(AssertSqlSafe(sql))
-            .bind(to_i64(from))
-            .bind(i64::from(limit))
-            .fetch_all(&self.pool)
-            .await?;
-        rows.iter().map(|r| self.event_from_row(r)).collect()
+        self.select_events(
+            "id >= $1 ORDER BY id LIMIT $2",
+            to_i64(from),
+            i64::from(limit),
+        )
+        .await
     }
 
     /// Events with `from <= id < to`, in id order.
@@ -219,12 +212,21 @@ impl AuditDb {
         from: u64,
         to: u64,
     ) -> Result<Vec<(StoredEvent, Hash)>, AuditError> {
-        let sql = format!(
-            "SELECT {EVENT_COLUMNS} FROM audit_events WHERE id >= $1 AND id < $2 ORDER BY id"
-        );
+        self.select_events("id >= $1 AND id < $2 ORDER BY id", to_i64(from), to_i64(to))
+            .await
+    }
+
+    /// Events matching `clause` (with its two bound values), decoded.
+    async fn select_events(
+        &self,
+        clause: &str,
+        a: i64,
+        b: i64,
+    ) -> Result<Vec<(StoredEvent, Hash)>, AuditError> {
+        let sql = format!("SELECT {EVENT_COLUMNS} FROM audit_events WHERE {clause}");
         let rows = sqlx::query(AssertSqlSafe(sql))
-            .bind(to_i64(from))
-            .bind(to_i64(to))
+            .bind(a)
+            .bind(b)
             .fetch_all(&self.pool)
             .await?;
         rows.iter().map(|r| self.event_from_row(r)).collect()

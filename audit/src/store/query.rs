@@ -110,29 +110,6 @@ enum Arg {
     Int(i64),
 }
 
-/// A WHERE clause being built: conditions with `$n` placeholders and the
-/// values they bind.
-#[derive(Default)]
-struct Conds {
-    sql: Vec<String>,
-    args: Vec<Arg>,
-}
-
-impl Conds {
-    /// Adds `sql` with its one `?` bound to `arg`.
-    fn add(&mut self, sql: &str, arg: Arg) {
-        self.args.push(arg);
-        self.sql
-            .push(sql.replace('?', &format!("${}", self.args.len())));
-    }
-
-    /// `column` equals `plain`, or its keyed hash when rows are sealed.
-    fn lookup(&mut self, column: &str, plain: &str, blinded: Option<String>) {
-        let value = blinded.unwrap_or_else(|| plain.to_owned());
-        self.add(&format!("{column} = ?"), Arg::Text(value));
-    }
-}
-
 impl AuditDb {
     /// Id of the first event at or after `time_us`.
     async fn first_id_at(&self, time_us: i64) -> Result<Option<i64>, AuditError> {
@@ -153,35 +130,42 @@ impl AuditDb {
                 "limit must be between 1 and {MAX_PAGE}"
             )));
         }
-        let mut c = Conds::default();
+        let mut conds: Vec<String> = Vec::new();
+        let mut args: Vec<Arg> = Vec::new();
+        let mut cond = |sql: &str, arg: Arg| {
+            args.push(arg);
+            conds.push(sql.replace('?', &format!("${}", args.len())));
+        };
         // Sealed rows hold keyed hashes of actor and resource (rows written
         // before encryption was on are sealed when the node opens the log).
         let sealing = self.sealing.as_ref();
         if let Some(a) = &filter.actor {
-            c.lookup("actor_id", a, sealing.map(|s| s.blind_actor(a)));
+            let stored = sealing.map_or_else(|| a.clone(), |s| s.blind_actor(a));
+            cond("actor_id = ?", Arg::Text(stored));
         }
         match filter.action.as_deref().map(|a| (a, a.strip_suffix(".*"))) {
             Some((_, Some(ns))) => {
                 // A range on the index instead of LIKE, whose use of the
                 // index differs between databases and collations.
-                c.add("action >= ?", Arg::Text(format!("{ns}.")));
-                c.add("action < ?", Arg::Text(format!("{ns}/")));
+                cond("action >= ?", Arg::Text(format!("{ns}.")));
+                cond("action < ?", Arg::Text(format!("{ns}/")));
             }
-            Some((exact, None)) => c.add("action = ?", Arg::Text(exact.to_owned())),
+            Some((exact, None)) => cond("action = ?", Arg::Text(exact.to_owned())),
             None => {}
         }
         if let Some(o) = filter.outcome {
-            c.add("outcome = ?", Arg::Text(o.as_str().to_owned()));
+            cond("outcome = ?", Arg::Text(o.as_str().to_owned()));
         }
         if let Some(r) = &filter.resource {
-            c.lookup("resource", r, sealing.map(|s| s.blind_resource(r)));
+            let stored = sealing.map_or_else(|| r.clone(), |s| s.blind_resource(r));
+            cond("resource = ?", Arg::Text(stored));
         }
         // Times are non-decreasing in id order, so a time range is the id
         // range between two index probes; filtering on time and sorting by id
         // instead would sort the whole window.
         if let Some(t) = filter.from_us {
             match self.first_id_at(t).await? {
-                Some(id) => c.add("id >= ?", Arg::Int(id)),
+                Some(id) => cond("id >= ?", Arg::Int(id)),
                 None => {
                     return Ok(Page {
                         events: Vec::new(),
@@ -192,27 +176,27 @@ impl AuditDb {
         }
         if let Some(t) = filter.to_us {
             if let Some(id) = self.first_id_at(t).await? {
-                c.add("id < ?", Arg::Int(id));
+                cond("id < ?", Arg::Int(id));
             }
         }
         if let Some(b) = filter.below {
-            c.add("id < ?", Arg::Int(to_i64(b)));
+            cond("id < ?", Arg::Int(to_i64(b)));
         }
         if let Some(after) = filter.after {
             let op = if filter.newest_first { "<" } else { ">" };
-            c.add(&format!("id {op} ?"), Arg::Int(to_i64(after)));
+            cond(&format!("id {op} ?"), Arg::Int(to_i64(after)));
         }
         let mut sql = format!("SELECT {EVENT_COLUMNS} FROM audit_events");
-        if !c.sql.is_empty() {
+        if !conds.is_empty() {
             sql.push_str(" WHERE ");
-            sql.push_str(&c.sql.join(" AND "));
+            sql.push_str(&conds.join(" AND "));
         }
         let order = if filter.newest_first { "DESC" } else { "ASC" };
         // One more row than asked tells whether another page exists.
         sql.push_str(&format!(" ORDER BY id {order} LIMIT {}", limit + 1));
         // The text holds column names and placeholders only; values are bound.
         let mut q = sqlx::query(AssertSqlSafe(sql));
-        for a in c.args {
+        for a in args {
             q = match a {
                 Arg::Text(s) => q.bind(s),
                 Arg::Int(i) => q.bind(i),
