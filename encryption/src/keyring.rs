@@ -251,7 +251,7 @@ impl Keyring {
         if doc.format != FORMAT {
             return Err(self.rejected(format!("unknown format {}", doc.format)));
         }
-        if doc.provider != provider.id() {
+        if !provider.is(&doc.provider) {
             return Err(self.rejected(format!(
                 "its keys are wrapped by {}, but the configured provider is {}",
                 doc.provider,

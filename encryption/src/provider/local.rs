@@ -342,6 +342,18 @@ impl KeyProvider for LocalKeyFile {
         format!("local:{}", self.path.display())
     }
 
+    /// The same key file named by another path (relative from the CLI,
+    /// absolute from `dev`) is the same provider.
+    fn is(&self, recorded: &str) -> bool {
+        recorded == self.id()
+            || recorded.strip_prefix("local:").is_some_and(|p| {
+                match (std::fs::canonicalize(p), std::fs::canonicalize(&self.path)) {
+                    (Ok(a), Ok(b)) => a == b,
+                    _ => false,
+                }
+            })
+    }
+
     fn generate(&self) -> BoxFuture<'_, Result<NewKey, ProviderError>> {
         Box::pin(async move {
             let plaintext = Zeroizing::new(random::<32>());
@@ -412,6 +424,22 @@ mod tests {
         // The file holds no key material in the clear.
         let raw = std::fs::read(&path).unwrap();
         assert!(!raw.windows(32).any(|w| w == key.plaintext.as_ref()));
+    }
+
+    #[test]
+    fn the_same_file_under_another_path_is_the_same_provider() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("kek.sealed");
+        let pass = Passphrase::new("correct horse battery staple");
+        let file = LocalKeyFile::create(&path, &pass, CHEAP).unwrap();
+        let roundabout = dir.path().join(".").join("kek.sealed");
+        assert!(file.is(&format!("local:{}", roundabout.display())));
+        assert!(file.is(&file.id()));
+        let other = dir.path().join("other.sealed");
+        LocalKeyFile::create(&other, &pass, CHEAP).unwrap();
+        assert!(!file.is(&format!("local:{}", other.display())));
+        assert!(!file.is("local:/nonexistent/kek.sealed"));
+        assert!(!file.is(&format!("transit:{}", path.display())));
     }
 
     #[test]

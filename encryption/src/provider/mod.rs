@@ -68,6 +68,11 @@ pub trait KeyProvider: Send + Sync + std::fmt::Debug {
     /// A stable description (kind and location) recorded in the keyring, so
     /// a keyring opened with a different provider fails with a clear error.
     fn id(&self) -> String;
+    /// True when `recorded` (an [`KeyProvider::id`] stored in a keyring)
+    /// names this provider, however its location was spelled.
+    fn is(&self, recorded: &str) -> bool {
+        recorded == self.id()
+    }
     /// Generates a data key.
     fn generate(&self) -> BoxFuture<'_, Result<NewKey, ProviderError>>;
     /// Unwraps a stored data key.
