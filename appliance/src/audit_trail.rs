@@ -448,7 +448,7 @@ pub fn operator() -> String {
 }
 
 /// A URL without its password, for logs and errors.
-fn redact(url: &str) -> String {
+pub fn redact(url: &str) -> String {
     match (url.find("://"), url.rfind('@')) {
         (Some(s), Some(at)) if at > s => {
             let creds = &url[s + 3..at];

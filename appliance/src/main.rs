@@ -1,7 +1,9 @@
 //! `prividium`: the private-chain appliance binary.
 //!
 //! Subcommands: `dev` (embedded defaults), `up` (production, from a config
-//! file), `replay` (rebuild derived state), `bench` (load generator).
+//! file), `replay` (rebuild derived state), `bench` (load generator),
+//! `prover worker` (proves from the shared queue on a proving machine), and
+//! the operator and counterparty tools.
 
 // A binary: `pub` marks what sibling modules use, nothing is exported.
 #![allow(unreachable_pub)]
@@ -60,6 +62,9 @@ enum Cmd {
     /// The settlement chain: the bridge's key, deploying and registering
     /// the contract, what it holds.
     Settlement(cli::settlement::Args),
+    /// Proving machines: `prover worker` proves batches from the node's
+    /// shared queue.
+    Prover(cli::prover::Args),
 }
 
 fn main() -> std::process::ExitCode {
@@ -99,6 +104,7 @@ fn main() -> std::process::ExitCode {
             Cmd::Audit(args) => cli::audit::run(args).await,
             Cmd::Verify(args) => cli::verify::run(args).await,
             Cmd::Settlement(args) => cli::settlement::run(args).await,
+            Cmd::Prover(args) => cli::prover::run(args).await,
         }
     });
     match result {

@@ -127,6 +127,7 @@ pub async fn run(
     }
     audit_trail::spawn_upkeep(trail.clone(), params.audit.retention_days);
     let mut stores: Vec<(&'static str, Arc<dyn KvStore>)> = vec![("chain", raw_store)];
+    let mut prover_queue = None;
     let prover = if params.prover.enabled {
         let (dir, settings, seq, cipher, trail) = (
             params.data_dir.clone(),
@@ -135,7 +136,7 @@ pub async fn run(
             cipher.clone(),
             trail.clone(),
         );
-        let (service, raw) = tokio::task::spawn_blocking(move || {
+        let started = tokio::task::spawn_blocking(move || {
             crate::proving::start(
                 &dir,
                 &settings,
@@ -147,8 +148,11 @@ pub async fn run(
             )
         })
         .await??;
-        stores.push(("prover", raw));
-        Some(service)
+        if let Some(raw) = started.raw {
+            stores.push(("prover", raw));
+        }
+        prover_queue = started.queue;
+        Some(started.service)
     } else {
         None
     };
@@ -177,6 +181,7 @@ pub async fn run(
         stores,
         sequencer: sequencer.clone(),
         audit: trail.db().clone(),
+        prover_queue,
     };
     let keys_task = at_rest
         .clone()
@@ -267,7 +272,7 @@ async fn unseal_until_ready(
     }
 }
 
-async fn shutdown_signal() {
+pub async fn shutdown_signal() {
     let ctrl_c = tokio::signal::ctrl_c();
     let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
         Ok(s) => s,

@@ -6,8 +6,9 @@ use alloy_primitives::B256;
 use anyhow::{bail, Context, Result};
 use audit::action;
 use prover::{
-    AuditSource, BatchPolicy, ChainBlock, ChainSource, Cutter, ExportedProof, KvJobStore,
-    ProofObserver, ProverError, ProverService, Worker, ZkBackend,
+    AuditSource, BatchPolicy, ChainBlock, ChainSource, CheckpointStore, Cutter, ExportedProof,
+    Exporter, JobStore, KvJobStore, PgJobStore, ProofObserver, ProverError, ProverService, Worker,
+    ZkBackend,
 };
 use sequencer::Sequencer;
 use serde::Deserialize;
@@ -24,6 +25,10 @@ use storage::{KvStore, RedbStore, SharedCipher};
 pub const PROVER_FILE: &str = "prover.redb";
 /// Where `batch-N.proof` and `batch-N.json` are written (public data only).
 pub const PROOFS_DIR: &str = "proofs";
+/// The cutter's state at a batch boundary (sealed: it holds every balance).
+pub const CHECKPOINT_FILE: &str = "prover-checkpoint.bin";
+/// How often the cutter saves it.
+const CHECKPOINT_EVERY: Duration = Duration::from_secs(300);
 
 /// `[prover]`.
 #[derive(Debug, Clone, Deserialize)]
@@ -47,7 +52,13 @@ pub struct ProverSettings {
     /// Longest a block waits for its batch.
     #[serde(default = "default_max_wait_ms")]
     pub max_wait_ms: u64,
-    /// In-process proving workers.
+    /// The proving queue: `postgres://…` to share it with worker processes
+    /// on proving machines (`prividium prover worker`); default the
+    /// embedded store in the data directory.
+    #[serde(default)]
+    pub queue: Option<String>,
+    /// In-process proving workers (0: only external workers prove, which
+    /// needs a Postgres `queue` and a pinned `program_id`).
     #[serde(default = "default_workers")]
     pub workers: usize,
     /// A job held longer than this by one worker may be taken over.
@@ -87,6 +98,7 @@ impl Default for ProverSettings {
             backend: default_backend(),
             guest_elf: default_elf(),
             program_id: None,
+            queue: None,
             max_blocks: default_max_blocks(),
             max_wait_ms: default_max_wait_ms(),
             workers: default_workers(),
@@ -109,7 +121,7 @@ impl ProverSettings {
                 self.backend
             ));
         }
-        if self.backend == "openvm" && !self.guest_elf.is_file() {
+        if self.backend == "openvm" && self.workers > 0 && !self.guest_elf.is_file() {
             problems.push(format!(
                 "prover.guest_elf = {}: not found (build it with prover/guest/build.sh)",
                 self.guest_elf.display()
@@ -118,8 +130,27 @@ impl ProverSettings {
         if self.max_blocks == 0 {
             problems.push("prover.max_blocks must be at least 1".into());
         }
+        if let Some(q) = &self.queue {
+            if !q.starts_with("postgres://") && !q.starts_with("postgresql://") {
+                problems.push(format!(
+                    "prover.queue = {}: use a postgres:// URL (or leave it out for the embedded queue)",
+                    crate::audit_trail::redact(q)
+                ));
+            }
+        }
         if self.workers == 0 && self.backend == "openvm" {
-            problems.push("prover.workers must be at least 1".into());
+            if self.queue.is_none() {
+                problems.push(
+                    "prover.workers = 0 needs a shared prover.queue (postgres://…) that worker processes prove from"
+                        .into(),
+                );
+            }
+            if self.program_id.is_none() {
+                problems.push(
+                    "prover.workers = 0: pin prover.program_id, which proofs from worker processes are checked against"
+                        .into(),
+                );
+            }
         }
         problems
     }
@@ -152,7 +183,7 @@ impl ProverSettings {
 }
 
 #[cfg(feature = "zkvm")]
-fn openvm_backend(settings: &ProverSettings) -> Result<Arc<dyn ZkBackend>> {
+pub fn openvm_backend(settings: &ProverSettings) -> Result<Arc<dyn ZkBackend>> {
     let elf = std::fs::read(&settings.guest_elf)
         .with_context(|| format!("reading guest {}", settings.guest_elf.display()))?;
     let vm = prover::OpenVmSettings {
@@ -162,7 +193,7 @@ fn openvm_backend(settings: &ProverSettings) -> Result<Arc<dyn ZkBackend>> {
 }
 
 #[cfg(not(feature = "zkvm"))]
-fn openvm_backend(_: &ProverSettings) -> Result<Arc<dyn ZkBackend>> {
+pub fn openvm_backend(_: &ProverSettings) -> Result<Arc<dyn ZkBackend>> {
     bail!("this build has no zkVM: rebuild with the `zkvm` feature")
 }
 
@@ -212,6 +243,43 @@ impl AuditSource for WitnessHead {
     }
 }
 
+/// The cutter's checkpoint as a file in the data directory, sealed like the
+/// chain when encryption is on.
+struct CheckpointFile {
+    path: PathBuf,
+    cipher: Option<SharedCipher>,
+}
+
+impl CheckpointStore for CheckpointFile {
+    fn load(&self) -> Result<Option<Vec<u8>>, ProverError> {
+        let bytes = match std::fs::read(&self.path) {
+            Ok(b) => b,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(ProverError::Store(format!("{}: {e}", self.path.display()))),
+        };
+        match &self.cipher {
+            Some(c) => storage::open_file(c.as_ref(), CHECKPOINT_FILE, &bytes)
+                .map(Some)
+                .map_err(|e| ProverError::Store(format!("{}: {e}", self.path.display()))),
+            None => Ok(Some(bytes)),
+        }
+    }
+
+    fn save(&self, bytes: &[u8]) -> Result<(), ProverError> {
+        let sealed;
+        let out = match &self.cipher {
+            Some(c) => {
+                sealed = storage::seal_file(c.as_ref(), CHECKPOINT_FILE, bytes)
+                    .map_err(|e| ProverError::Store(e.to_string()))?;
+                &sealed
+            }
+            None => bytes,
+        };
+        storage::write_atomic(&self.path, out)
+            .map_err(|e| ProverError::Store(format!("{}: {e}", self.path.display())))
+    }
+}
+
 /// Records each proof written for export (public data only: the batch's
 /// outputs and the proof's digest, as settlement sends them).
 struct ExportAudit(Trail);
@@ -224,14 +292,26 @@ impl ProofObserver for ExportAudit {
             "program_id": p.program_id,
             "proving_ms": p.proving_ms,
             "cycles": p.cycles,
+            "worker": p.worker,
         });
         self.0
             .record_batch(action::PROOF_EXPORTED, &p.outputs, extra);
     }
 }
 
-/// Starts cutting (and, with a proving backend, proving) batches. Also
-/// returns the job store's raw file (for re-encryption after a rotation).
+/// The running prover and what holds its sealed records (for re-encryption
+/// after a rotation).
+pub struct Started {
+    /// Cutter, in-process workers and exporter.
+    pub service: ProverService,
+    /// The embedded job store's raw file.
+    pub raw: Option<Arc<dyn KvStore>>,
+    /// The shared Postgres queue.
+    pub queue: Option<Arc<PgJobStore>>,
+}
+
+/// Starts cutting (and, with a proving backend, proving and exporting)
+/// batches.
 pub fn start(
     dir: &Path,
     settings: &ProverSettings,
@@ -240,13 +320,34 @@ pub fn start(
     genesis: MemoryState,
     cipher: Option<SharedCipher>,
     trail: Trail,
-) -> Result<(ProverService, Arc<dyn KvStore>)> {
-    let backend = settings.backend()?;
-    let raw: Arc<dyn KvStore> = Arc::new(RedbStore::open(&dir.join(PROVER_FILE))?);
-    let jobs = Arc::new(KvJobStore::new(crate::node::seal_store(
-        raw.clone(),
-        cipher,
-    )));
+) -> Result<Started> {
+    // Key generation takes minutes and gigabytes: only for in-process workers.
+    let backend = if settings.workers > 0 {
+        settings.backend()?
+    } else {
+        None
+    };
+    let checkpoints = Arc::new(CheckpointFile {
+        path: dir.join(CHECKPOINT_FILE),
+        cipher: cipher.clone(),
+    });
+    let (jobs, raw, queue): (Arc<dyn JobStore>, _, _) = match &settings.queue {
+        Some(url) => {
+            let q = Arc::new(
+                PgJobStore::connect(url, chain.chain_id, cipher)
+                    .with_context(|| format!("prover queue {}", crate::audit_trail::redact(url)))?,
+            );
+            (q.clone(), None, Some(q))
+        }
+        None => {
+            let raw: Arc<dyn KvStore> = Arc::new(RedbStore::open(&dir.join(PROVER_FILE))?);
+            let jobs = Arc::new(KvJobStore::new(crate::node::seal_store(
+                raw.clone(),
+                cipher,
+            )));
+            (jobs, Some(raw), None)
+        }
+    };
     let policy = BatchPolicy {
         max_blocks: settings.max_blocks,
         max_wait: Duration::from_millis(settings.max_wait_ms),
@@ -261,29 +362,87 @@ pub fn start(
                 .join(crate::audit_trail::WITNESS_FILE),
         )),
         policy,
-    );
-    let workers = match &backend {
+    )
+    .with_checkpoints(checkpoints, CHECKPOINT_EVERY);
+    let workers: Vec<Worker> = match &backend {
         None => Vec::new(),
         Some(b) => (0..settings.workers)
             .map(|i| {
                 Worker::new(
-                    format!("{}-{i}", std::process::id()),
+                    format!("{}-{}-{i}", hostname(), std::process::id()),
                     jobs.clone(),
                     b.clone(),
-                    dir.join(PROOFS_DIR),
                     Duration::from_secs(settings.lease_secs),
                 )
-                .with_observer(Arc::new(ExportAudit(trail.clone())))
             })
             .collect(),
     };
+    let program_id = backend
+        .as_ref()
+        .map(|b| b.program_id())
+        .or(settings.program_id);
+    let exporter = match program_id {
+        Some(id) if settings.proves() => Some(
+            Exporter::new(jobs, dir.join(PROOFS_DIR), id)
+                .with_observer(Arc::new(ExportAudit(trail))),
+        ),
+        _ => None,
+    };
     tracing::info!(
         backend = %settings.backend,
-        program_id = ?backend.as_ref().map(|b| b.program_id()),
+        ?program_id,
+        queue = settings.queue.as_deref().map(crate::audit_trail::redact).unwrap_or_else(|| "embedded".into()),
         max_blocks = settings.max_blocks,
         workers = workers.len(),
         "prover started"
     );
-    let service = ProverService::spawn(Some(cutter), workers, Duration::from_millis(200));
-    Ok((service, raw))
+    let service = ProverService::spawn(Some(cutter), workers, exporter, Duration::from_millis(200));
+    Ok(Started {
+        service,
+        raw,
+        queue,
+    })
+}
+
+/// This machine's name, to tell workers apart in the queue and audit log.
+pub fn hostname() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|h| h.trim().to_string())
+        .ok()
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "host".into())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn proving_only_in_worker_processes_needs_a_shared_queue_and_a_pinned_program() {
+        let base = ProverSettings {
+            enabled: true,
+            workers: 0,
+            ..ProverSettings::default()
+        };
+        let problems = base.problems().join("\n");
+        assert!(problems.contains("prover.queue"), "{problems}");
+        assert!(problems.contains("prover.program_id"), "{problems}");
+
+        let file_queue = ProverSettings {
+            queue: Some("/var/lib/queue.db".into()),
+            program_id: Some(B256::repeat_byte(1)),
+            ..base.clone()
+        };
+        let problems = file_queue.problems().join("\n");
+        assert!(problems.contains("use a postgres:// URL"), "{problems}");
+
+        let ok = ProverSettings {
+            queue: Some("postgres://prover:secret@db/prover".into()),
+            program_id: Some(B256::repeat_byte(1)),
+            // No guest on this machine: the node proves nothing itself.
+            guest_elf: PathBuf::from("/nonexistent.elf"),
+            ..base
+        };
+        assert!(ok.problems().is_empty(), "{:?}", ok.problems());
+    }
 }

@@ -33,6 +33,8 @@ pub struct Holdings {
     pub sequencer: Arc<Sequencer>,
     /// The audit log, whose event rows are sealed.
     pub audit: audit::AuditDb,
+    /// The shared proving queue, whose witnesses are sealed.
+    pub prover_queue: Option<Arc<prover::PgJobStore>>,
 }
 
 /// How a pass ended.
@@ -79,6 +81,13 @@ pub async fn run(at: &AtRest, h: &Holdings, stop: Arc<AtomicBool>) -> Result<Pas
         None => return Ok(Pass::Paused),
     }
 
+    if let Some(r) = queue_rows(h, &stop).await? {
+        moved.insert(
+            "prover_queue".into(),
+            json!({ "examined": r.examined, "resealed": r.resealed }),
+        );
+    }
+
     match block_log(h, target, &stop).await? {
         Some(p) => {
             moved.insert(
@@ -111,6 +120,12 @@ pub async fn run(at: &AtRest, h: &Holdings, stop: Arc<AtomicBool>) -> Result<Pas
         match audit_rows(h, &stop).await? {
             Some(r) => stragglers += r.resealed,
             None => return Ok(Pass::Paused),
+        }
+        if let Some(r) = queue_rows(h, &stop).await? {
+            stragglers += r.resealed;
+        }
+        if stop.load(Ordering::Relaxed) {
+            return Ok(Pass::Paused);
         }
         if stragglers == 0 {
             clean = true;
@@ -204,6 +219,23 @@ async fn audit_rows(
     Ok(report.complete.then_some(report))
 }
 
+/// Moves the shared proving queue's sealed witnesses and errors onto the
+/// current key; None without a Postgres queue.
+async fn queue_rows(
+    h: &Holdings,
+    stop: &Arc<AtomicBool>,
+) -> Result<Option<prover::ResealCount>, String> {
+    let Some(q) = h.prover_queue.clone() else {
+        return Ok(None);
+    };
+    let stop = stop.clone();
+    tokio::task::spawn_blocking(move || q.reseal(&stop))
+        .await
+        .map_err(|e| e.to_string())?
+        .map(Some)
+        .map_err(|e| format!("prover queue: {e}"))
+}
+
 async fn reseal_files_blocking(h: &Holdings, cipher: &SharedCipher) -> Result<u64, String> {
     let (dir, c) = (h.data_dir.clone(), cipher.clone());
     tokio::task::spawn_blocking(move || reseal_files(&dir, &c))
@@ -257,6 +289,10 @@ fn sealed_files(data_dir: &Path) -> Vec<(PathBuf, &'static str)> {
         (
             gateway_bridge::signer::key_path(data_dir),
             gateway_bridge::signer::SIGNER_FILE,
+        ),
+        (
+            data_dir.join(crate::proving::CHECKPOINT_FILE),
+            crate::proving::CHECKPOINT_FILE,
         ),
     ]
 }

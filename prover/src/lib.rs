@@ -24,8 +24,8 @@ pub use files::OutputsFile;
 #[cfg(feature = "openvm")]
 pub use openvm::{OpenVmBackend, OpenVmSettings, BACKEND as OPENVM_BACKEND};
 pub use service::{
-    AuditSource, BatchPolicy, ChainSource, Cutter, ExportedProof, Job, JobState, JobStore,
-    KvJobStore, ProofObserver, ProverService, Worker,
+    AuditSource, BatchPolicy, ChainSource, CheckpointStore, Cutter, ExportedProof, Exporter, Job,
+    JobState, JobStore, KvJobStore, PgJobStore, ProofObserver, ProverService, ResealCount, Worker,
 };
 pub use verify::{verify_proof, verify_proof_digest};
 pub use witness::{ChainBlock, ProverState};

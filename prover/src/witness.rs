@@ -48,6 +48,11 @@ impl ProverState {
         }
     }
 
+    /// The full state after [`height`](Self::height).
+    pub fn memory(&self) -> &MemoryState {
+        self.state.state()
+    }
+
     /// Last block applied.
     pub fn height(&self) -> u64 {
         self.height

@@ -6,7 +6,8 @@ mod support;
 
 use alloy_primitives::B256;
 use prover::{
-    BatchPolicy, Cutter, JobState, JobStore, KvJobStore, NativeBackend, ProverError, Worker,
+    BatchPolicy, ChainSource, CheckpointStore, Cutter, Exporter, JobState, JobStore, KvJobStore,
+    NativeBackend, ProverError, Worker,
 };
 use state_transition::{AuditHead, BatchOutputs};
 use std::{sync::Arc, time::Duration};
@@ -88,7 +89,6 @@ fn batches_are_cut_queued_resumed_and_retried() {
         "w1",
         jobs.clone(),
         Arc::new(NativeBackend),
-        dir.path().to_path_buf(),
         Duration::from_secs(60),
     );
     assert!(matches!(
@@ -99,8 +99,150 @@ fn batches_are_cut_queued_resumed_and_retried() {
     assert!(matches!(job.state, JobState::Queued { not_before_ms } if not_before_ms > 0));
     assert_eq!(job.attempts, 1);
     assert!(job.last_error.unwrap().contains("cannot prove"));
+    let exporter = Exporter::new(jobs.clone(), dir.path().into(), B256::repeat_byte(7));
+    assert_eq!(exporter.run_once().unwrap(), None, "nothing proven yet");
     assert!(
         std::fs::read_dir(dir.path()).unwrap().next().is_none(),
         "no files for unproven batches"
     );
+}
+
+/// A worker on another machine is not trusted: a proof that does not
+/// verify for the batch's outputs and the pinned program is not exported,
+/// and the batch goes back to the queue to be proven again.
+#[test]
+fn the_exporter_refuses_a_bad_proof_and_requeues_the_batch() {
+    let mut chain = TestChain::new();
+    let e = chain.eth(0, TestChain::address(2), 5);
+    chain.produce(vec![e]);
+    let store: Arc<dyn storage::KvStore> = Arc::new(storage::MemoryStore::default());
+    let jobs = Arc::new(KvJobStore::new(store));
+    let policy = BatchPolicy {
+        max_blocks: 1,
+        max_wait: Duration::ZERO,
+    };
+    let mut c = cutter(&chain, Source::of(&chain), jobs.clone(), policy);
+    assert_eq!(c.cut_if_due().unwrap(), Some(1));
+
+    let (job, _) = jobs.claim("rogue", 1, 60_000).unwrap().unwrap();
+    assert_eq!(job.batch_number, 1);
+    jobs.finish(1, "rogue", b"not a proof", 10, Some(1))
+        .unwrap();
+
+    let dir = tempfile::tempdir().unwrap();
+    let exporter = Exporter::new(jobs.clone(), dir.path().into(), B256::repeat_byte(7));
+    assert!(matches!(
+        exporter.run_once(),
+        Err(ProverError::BadProofFile(_))
+    ));
+    assert!(std::fs::read_dir(dir.path()).unwrap().next().is_none());
+    assert_eq!(jobs.exported_through().unwrap(), 0);
+    assert_eq!(jobs.proof(1).unwrap(), None, "the bad proof is dropped");
+    let job = jobs.job(1).unwrap().unwrap();
+    assert!(matches!(job.state, JobState::Queued { not_before_ms } if not_before_ms > 0));
+    let why = job.last_error.unwrap();
+    assert!(why.contains("rogue") && why.contains("refused"), "{why}");
+}
+
+/// Checkpoints kept in memory.
+#[derive(Default)]
+struct Kept(std::sync::Mutex<Option<Vec<u8>>>);
+
+impl CheckpointStore for Kept {
+    fn load(&self) -> Result<Option<Vec<u8>>, ProverError> {
+        Ok(self.0.lock().unwrap().clone())
+    }
+    fn save(&self, bytes: &[u8]) -> Result<(), ProverError> {
+        *self.0.lock().unwrap() = Some(bytes.to_vec());
+        Ok(())
+    }
+}
+
+/// The chain without blocks 1..`from` (what a restart from a checkpoint
+/// must not need).
+struct Recent {
+    inner: Arc<Source>,
+    from: u64,
+}
+
+impl ChainSource for Recent {
+    fn head(&self) -> Result<u64, ProverError> {
+        self.inner.head()
+    }
+    fn block(&self, n: u64) -> Result<prover::ChainBlock, ProverError> {
+        if n > 0 && n < self.from {
+            return Err(ProverError::Chain(format!("block {n} not read")));
+        }
+        self.inner.block(n)
+    }
+}
+
+#[test]
+fn a_restarted_cutter_resumes_from_its_checkpoint_and_distrusts_a_damaged_one() {
+    let mut chain = TestChain::new();
+    let (deploy, token) = chain.deploy_token(0, 1_000);
+    chain.produce(vec![deploy]);
+    for i in 0..4u64 {
+        let t = chain.token_transfer(0, token, TestChain::address(1), 10 + i);
+        chain.produce(vec![t]);
+    }
+    let source = Source::of(&chain);
+    let store: Arc<dyn storage::KvStore> = Arc::new(storage::MemoryStore::default());
+    let jobs = Arc::new(KvJobStore::new(store));
+    let kept = Arc::new(Kept::default());
+    let policy = BatchPolicy {
+        max_blocks: 2,
+        max_wait: Duration::ZERO,
+    };
+    let mut c = cutter(&chain, source.clone(), jobs.clone(), policy)
+        .with_checkpoints(kept.clone(), Duration::ZERO);
+    assert_eq!(c.cut_if_due().unwrap(), Some(1));
+    assert_eq!(c.cut_if_due().unwrap(), Some(2));
+    drop(c);
+
+    // Restarted: blocks 1..3 are never read, batch 3 follows on.
+    let recent = Arc::new(Recent {
+        inner: source.clone(),
+        from: 4,
+    });
+    let mut c = Cutter::new(
+        chain.spec.clone(),
+        chain.genesis.clone(),
+        recent.clone(),
+        jobs.clone(),
+        Arc::new(FixedAudit(AuditHead::default())),
+        policy,
+    )
+    .with_checkpoints(kept.clone(), Duration::from_secs(3600));
+    assert_eq!(c.cut_if_due().unwrap(), Some(3));
+    let out = BatchOutputs::decode(&jobs.job(3).unwrap().unwrap().outputs).unwrap();
+    assert_eq!(
+        (out.first_block, out.prev_state_root, out.new_state_root),
+        (5, chain.roots[4], chain.roots[5])
+    );
+    drop(c);
+
+    // One balance changed in the checkpoint: its root no longer matches the
+    // chain, so it is not used (and without the old blocks, nothing is cut).
+    let t = chain.token_transfer(1, token, TestChain::address(3), 1);
+    source.push(chain.produce(vec![t]));
+    {
+        let mut k = kept.0.lock().unwrap();
+        let bytes = k.as_mut().unwrap();
+        bytes[83] ^= 1; // the first account's balance
+    }
+    let mut c = Cutter::new(
+        chain.spec.clone(),
+        chain.genesis.clone(),
+        recent,
+        jobs.clone(),
+        Arc::new(FixedAudit(AuditHead::default())),
+        policy,
+    )
+    .with_checkpoints(kept.clone(), Duration::ZERO);
+    assert!(c.cut_if_due().is_err(), "the damaged checkpoint was used");
+    let mut c = cutter(&chain, source, jobs.clone(), policy).with_checkpoints(kept, Duration::ZERO);
+    assert_eq!(c.cut_if_due().unwrap(), Some(4), "replayed from genesis");
+    let out = BatchOutputs::decode(&jobs.job(4).unwrap().unwrap().outputs).unwrap();
+    assert_eq!(out.new_state_root, chain.roots[6]);
 }

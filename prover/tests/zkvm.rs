@@ -12,7 +12,7 @@ mod support;
 
 use alloy_primitives::B256;
 use prover::{
-    verify_proof, BatchPolicy, Cutter, JobState, JobStore, KvJobStore, OpenVmBackend,
+    verify_proof, BatchPolicy, Cutter, Exporter, JobState, JobStore, KvJobStore, OpenVmBackend,
     OpenVmSettings, OutputsFile, ProverError, Worker, ZkBackend,
 };
 use state_transition::{execute_batch, AuditHead};
@@ -105,8 +105,8 @@ fn zkvm_proves_a_batch_that_verifies_from_public_data_only() {
         cycles[0], cycles[1], cycles[2]
     );
 
-    // The service path: cut block 1 as batch 1, a worker proves it and
-    // writes batch-1.proof and batch-1.json.
+    // The service path: cut block 1 as batch 1, a worker proves it, the
+    // exporter checks the proof and writes batch-1.proof and batch-1.json.
     let store: Arc<dyn storage::KvStore> = Arc::new(storage::MemoryStore::default());
     let jobs = Arc::new(KvJobStore::new(store));
     let policy = BatchPolicy {
@@ -127,12 +127,21 @@ fn zkvm_proves_a_batch_that_verifies_from_public_data_only() {
         "w",
         jobs.clone(),
         backend.clone(),
-        dir.path().into(),
         Duration::from_secs(7200),
     );
     let started = Instant::now();
     assert_eq!(worker.run_once().unwrap(), Some(1));
     let proving = started.elapsed().as_secs_f64();
+    let exporter = Exporter::new(jobs.clone(), dir.path().into(), backend.program_id());
+    assert_eq!(exporter.run_once().unwrap(), Some(1));
+    assert_eq!(exporter.run_once().unwrap(), None, "exported once");
+    // For `cargo bench --bench verify` (proofs take minutes to make).
+    if let Some(keep) = std::env::var_os("PRIVIDIUM_KEEP_PROOFS") {
+        std::fs::create_dir_all(&keep).unwrap();
+        for f in ["batch-1.proof", "batch-1.json"] {
+            std::fs::copy(dir.path().join(f), std::path::Path::new(&keep).join(f)).unwrap();
+        }
+    }
     let proof = std::fs::read(dir.path().join("batch-1.proof")).unwrap();
     let file: OutputsFile =
         serde_json::from_slice(&std::fs::read(dir.path().join("batch-1.json")).unwrap()).unwrap();

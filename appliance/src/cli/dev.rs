@@ -80,6 +80,18 @@ pub struct Args {
     /// The zkVM guest built by prover/guest/build.sh.
     #[arg(long, default_value = "prover/guest/out/batch-program.elf")]
     pub guest_elf: PathBuf,
+    /// With --prove: the proving queue (postgres://…), shared with
+    /// `prividium prover worker` processes; default embedded.
+    #[arg(long)]
+    pub prover_queue: Option<String>,
+    /// With --prove: in-process proving workers (0: only worker processes
+    /// prove; needs --prover-queue and --program-id).
+    #[arg(long, default_value_t = 1)]
+    pub prover_workers: usize,
+    /// With --prove: the program id proofs must be for (see
+    /// prover/guest/PROGRAM_ID).
+    #[arg(long)]
+    pub program_id: Option<alloy_primitives::B256>,
     /// Most blocks per batch.
     #[arg(long, default_value_t = 100)]
     pub batch_blocks: u64,
@@ -290,6 +302,9 @@ pub async fn run(args: Args) -> Result<()> {
             guest_elf: args.guest_elf.clone(),
             max_blocks: args.batch_blocks,
             max_wait_ms: args.batch_wait_ms,
+            queue: args.prover_queue.clone(),
+            workers: args.prover_workers,
+            program_id: args.program_id,
             ..ProverSettings::default()
         },
         settlement: crate::settling::SettlementSettings {

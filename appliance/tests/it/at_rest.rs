@@ -80,8 +80,25 @@ async fn send_recognisable(node: &Node) -> (Address, U256, Vec<u8>, String) {
 #[tokio::test]
 async fn nothing_a_transaction_carries_is_readable_on_disk() {
     let dir = tempfile::tempdir().unwrap();
-    let node = Node::start(dir.path()).await;
+    // The prover's queue and checkpoint hold every balance: scanned too.
+    let prove = [
+        "--prove",
+        "--prover-backend",
+        "native",
+        "--batch-blocks",
+        "1",
+        "--batch-wait-ms",
+        "50",
+    ];
+    let node = Node::start_with(dir.path(), &prove).await;
     let (recipient, amount, calldata, hash) = send_recognisable(&node).await;
+    let checkpoint = dir.path().join("prover-checkpoint.bin");
+    for _ in 0..200 {
+        if checkpoint.exists() {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
     // Funded in the genesis allocations.
     let funded = node.key(1).address();
     let sender = node.key(0).address();
@@ -116,6 +133,11 @@ async fn nothing_a_transaction_carries_is_readable_on_disk() {
     let files = files_under(dir.path());
     assert!(files.iter().any(|f| f.ends_with("blocks.log")));
     assert!(files.iter().any(|f| f.ends_with("state.redb")));
+    assert!(files.iter().any(|f| f.ends_with("prover.redb")));
+    assert!(
+        std::fs::read(&checkpoint).unwrap().starts_with(b"PVDSEAL1"),
+        "the prover checkpoint is a sealed file"
+    );
     let mut hits = Vec::new();
     // The audit trail included: it names the transaction and the sender,
     // sealed, with keyed hashes for lookups.

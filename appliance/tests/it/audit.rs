@@ -237,13 +237,13 @@ async fn compliance_officers_see_who_did_what_prove_it_and_catch_tampering() {
     assert!(err.contains(&format!("FAILED at event {victim}")), "{err}");
 }
 
-struct Pg {
+pub(crate) struct Pg {
     server: String,
     name: String,
 }
 
 impl Pg {
-    async fn fresh() -> Self {
+    pub(crate) async fn fresh() -> Self {
         let server = std::env::var("PRIVIDIUM_TEST_PG")
             .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432".into());
         let name = format!(
@@ -261,11 +261,11 @@ impl Pg {
         Self { server, name }
     }
 
-    fn url(&self) -> String {
+    pub(crate) fn url(&self) -> String {
         format!("{}/{}", self.server, self.name)
     }
 
-    async fn drop_db(self) {
+    pub(crate) async fn drop_db(self) {
         let mut admin = sqlx::PgConnection::connect(&format!("{}/postgres", self.server))
             .await
             .unwrap();

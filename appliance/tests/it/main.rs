@@ -11,5 +11,6 @@ mod clients;
 mod common;
 mod crash;
 mod idp;
+mod prover_cli;
 mod roles;
 mod settlement;

@@ -1,6 +1,9 @@
 //! A real proof travels from the appliance to a real settlement chain
 //! (anvil) and a counterparty verifies it from there, with nothing but the
-//! proof file and the contract address.
+//! proof file and the contract address. The proof is made by a separate
+//! `prividium prover worker` process taking the batch from the node's
+//! Postgres queue, as on a bank's proving machine; the node checks it
+//! before writing it out.
 //!
 //! Named `zkvm_…`: it proves with OpenVM (minutes), so `scripts/test.sh`
 //! runs it in the zkVM step, not with the fast tests.
@@ -22,6 +25,47 @@ fn guest() -> String {
         "{}/../prover/guest/out/batch-program.elf",
         std::env::var("CARGO_MANIFEST_DIR").expect("run by cargo")
     )
+}
+
+/// The program id published for this checkout's guest.
+fn published_program_id() -> String {
+    let path = format!(
+        "{}/../prover/guest/PROGRAM_ID",
+        std::env::var("CARGO_MANIFEST_DIR").expect("run by cargo")
+    );
+    std::fs::read_to_string(path).unwrap().trim().to_string()
+}
+
+/// A `prividium prover worker` process, stopped when dropped (a failed
+/// test must not leave it proving).
+struct WorkerProcess(std::process::Child);
+
+impl WorkerProcess {
+    fn start(data: &Path, queue: &str, guest: &str, program_id: &str, log: &Path) -> Self {
+        let log = std::fs::File::create(log).unwrap();
+        let child = Command::new(bin())
+            .args(["prover", "worker", "--data-dir"])
+            .arg(data)
+            .args(["--queue", queue, "--guest-elf", guest])
+            .args(["--program-id", program_id])
+            .env("APPLIANCE_LOG", "info")
+            .stdout(std::process::Stdio::null())
+            .stderr(log)
+            .spawn()
+            .unwrap();
+        Self(child)
+    }
+
+    fn id(&self) -> u32 {
+        self.0.id()
+    }
+}
+
+impl Drop for WorkerProcess {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
 }
 
 fn cli(args: &[&str]) -> std::process::Output {
@@ -68,10 +112,20 @@ async fn zkvm_appliance_settles_proven_batches_and_a_counterparty_verifies_them(
     let contract = cli_ok(&["settlement", "deploy", "--rpc", &anvil.url()]);
     let contract_addr: Address = contract.parse().unwrap();
 
-    // The appliance talks to the settlement chain through the recorder only.
+    // The appliance talks to the settlement chain through the recorder only,
+    // and proves nothing itself: its batches go to the shared queue.
+    let pg = crate::audit::Pg::fresh().await;
+    let queue = pg.url();
+    let program_id = published_program_id();
     let recorder_url = recorder.url();
     let args = [
         "--prove",
+        "--prover-queue",
+        &queue,
+        "--prover-workers",
+        "0",
+        "--program-id",
+        &program_id,
         "--guest-elf",
         &guest,
         "--batch-blocks",
@@ -90,6 +144,10 @@ async fn zkvm_appliance_settles_proven_batches_and_a_counterparty_verifies_them(
         .parse()
         .unwrap();
     fund(&anvil.url(), submitter);
+
+    // A proving machine: a worker process with the node's keys and queue.
+    let worker_log = tmp.path().join("worker.log");
+    let worker = WorkerProcess::start(&data, &queue, &guest, &program_id, &worker_log);
 
     // Private activity: two transfers with recognisable recipients and amounts.
     let chain_id: u64 = node.dev["chain_id"].as_u64().unwrap();
@@ -112,7 +170,9 @@ async fn zkvm_appliance_settles_proven_batches_and_a_counterparty_verifies_them(
     wait_for(&outputs_file, "batch 1's proof", 1_800).await;
     let outputs: serde_json::Value =
         serde_json::from_slice(&std::fs::read(&outputs_file).unwrap()).unwrap();
-    let program_id = outputs["program_id"].as_str().unwrap().to_string();
+    assert_eq!(outputs["program_id"].as_str().unwrap(), program_id);
+    let log = std::fs::read_to_string(&worker_log).unwrap();
+    assert!(log.contains("batch proven"), "the worker proved it: {log}");
     cli_ok(&[
         "settlement",
         "register",
@@ -234,6 +294,12 @@ async fn zkvm_appliance_settles_proven_batches_and_a_counterparty_verifies_them(
     assert_eq!(q.matches("batch/1").count(), 1, "settled once: {q}");
     let q = events("proof.exported");
     assert!(q.contains("batch/1"), "proof export recorded: {q}");
+    assert!(
+        q.contains(&format!("-{}-0", worker.id())),
+        "the export names the worker that proved it: {q}"
+    );
+    drop(worker);
+    pg.drop_db().await;
 }
 
 /// Waits (60 s at most) until `/health`'s settlement part satisfies `ok`.

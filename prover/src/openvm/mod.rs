@@ -260,6 +260,7 @@ impl ZkBackend for OpenVmBackend {
 
 /// Checks an OpenVM proof envelope and returns the outputs digest it proves.
 pub(crate) fn verify(envelope: &ProofEnvelope) -> Result<B256, ProverError> {
+    let started = std::time::Instant::now();
     let vk: openvm_sdk::keygen::AppVerifyingKey = bitcode::deserialize(&envelope.verifying_key)
         .map_err(|_| ProverError::BadProofFile("verifying key does not decode".into()))?;
     let proof: openvm_sdk::openvm_circuit::arch::ContinuationVmProof<openvm_sdk::SC> =
@@ -267,8 +268,15 @@ pub(crate) fn verify(envelope: &ProofEnvelope) -> Result<B256, ProverError> {
             .map_err(|_| ProverError::BadProofFile("proof does not decode".into()))?;
     let commit = digest_from_bytes(&envelope.program_commit)
         .ok_or_else(|| ProverError::BadProofFile("program commitment is malformed".into()))?;
+    let decoded = started.elapsed();
     verify_app_proof_with_expected_exe_commit::<DefaultStarkEngine>(&vk, &proof, Some(commit))
         .map_err(|e| ProverError::Invalid(e.to_string()))?;
+    tracing::debug!(
+        segments = proof.per_segment.len(),
+        decode_ms = decoded.as_secs_f64() * 1e3,
+        verify_ms = (started.elapsed() - decoded).as_secs_f64() * 1e3,
+        "app proof verified"
+    );
     let bytes: Vec<u8> = proof
         .user_public_values
         .public_values

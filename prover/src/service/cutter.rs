@@ -5,6 +5,7 @@
 //! witness, and any number of workers prove them.
 
 use super::{
+    checkpoint::{self, CheckpointStore},
     jobs::{Job, JobState, JobStore},
     unix_ms, AuditSource, ChainSource,
 };
@@ -43,6 +44,8 @@ pub struct Cutter {
     policy: BatchPolicy,
     state: Option<ProverState>,
     pending_since: Option<Instant>,
+    checkpoints: Option<(Arc<dyn CheckpointStore>, Duration)>,
+    last_checkpoint: Option<Instant>,
 }
 
 impl std::fmt::Debug for Cutter {
@@ -73,26 +76,114 @@ impl Cutter {
             policy,
             state: None,
             pending_since: None,
+            checkpoints: None,
+            last_checkpoint: None,
+        }
+    }
+
+    /// Saves the state at a batch boundary into `store` at most every
+    /// `every`, so a restart replays only the blocks after it.
+    pub fn with_checkpoints(mut self, store: Arc<dyn CheckpointStore>, every: Duration) -> Self {
+        self.checkpoints = Some((store, every));
+        self
+    }
+
+    /// The state a checkpoint holds, if it is one of this chain at or
+    /// before `target`: its state must hash to the new state root its batch
+    /// was cut with.
+    fn resume_point(&self, target: u64) -> Option<(ProverState, ChainBlock)> {
+        let (store, _) = self.checkpoints.as_ref()?;
+        let attempt = || -> Result<Option<(ProverState, ChainBlock)>, ProverError> {
+            let Some(bytes) = store.load()? else {
+                return Ok(None);
+            };
+            let c = checkpoint::decode(&bytes)?;
+            let (height, batch) = (c.height, c.batch);
+            if height > target {
+                return Err(ProverError::Store(format!(
+                    "checkpoint at block {height} is past the last batch's block {target}"
+                )));
+            }
+            let job = self.jobs.job(batch)?.ok_or_else(|| {
+                ProverError::Store(format!(
+                    "checkpoint names batch {batch}, which is not queued"
+                ))
+            })?;
+            let outputs = state_transition::BatchOutputs::decode(&job.outputs)
+                .filter(|o| o.last_block == height)
+                .ok_or_else(|| {
+                    ProverError::Store(format!("batch {batch} does not end at block {height}"))
+                })?;
+            let state = ProverState::new(c.state, height);
+            if state.root() != outputs.new_state_root {
+                return Err(ProverError::Store(format!(
+                    "checkpoint state root {} is not batch {batch}'s {}",
+                    state.root(),
+                    outputs.new_state_root
+                )));
+            }
+            Ok(Some((state, self.source.block(height)?)))
+        };
+        match attempt() {
+            Ok(found) => found,
+            Err(e) => {
+                tracing::warn!(error = %e, "prover checkpoint not used; replaying from genesis");
+                None
+            }
+        }
+    }
+
+    fn save_checkpoint(&mut self, batch: u64) {
+        let Some((store, every)) = self.checkpoints.clone() else {
+            return;
+        };
+        if self.last_checkpoint.is_some_and(|t| t.elapsed() < every) {
+            return;
+        }
+        let Some(state) = &self.state else {
+            return;
+        };
+        let started = Instant::now();
+        let bytes = checkpoint::encode(state.memory(), state.height(), batch);
+        match store.save(&bytes) {
+            Ok(()) => {
+                tracing::info!(
+                    height = state.height(),
+                    bytes = bytes.len(),
+                    ms = started.elapsed().as_millis() as u64,
+                    "prover checkpoint saved"
+                );
+                self.last_checkpoint = Some(Instant::now());
+            }
+            Err(e) => tracing::warn!(error = %e, "prover checkpoint not saved"),
         }
     }
 
     /// Rebuilds the prover's state at the end of the last cut batch by
-    /// re-executing the chain from genesis (after a start, or an error).
+    /// re-executing the chain from the checkpoint, or from genesis (after a
+    /// start, or an error).
     fn state(&mut self) -> Result<&mut ProverState, ProverError> {
         if self.state.is_none() {
             let target = self.jobs.last_cut()?.map_or(0, |(_, last)| last);
             let started = Instant::now();
-            let mut genesis = self.genesis.clone();
-            let mut parent = self.source.block(0)?;
-            genesis.record_block_hash(0, parent.hash);
-            let mut state = ProverState::new(genesis, 0);
-            for n in 1..=target {
+            let (mut state, mut parent) = match self.resume_point(target) {
+                Some(found) => found,
+                None => {
+                    let mut genesis = self.genesis.clone();
+                    let parent = self.source.block(0)?;
+                    genesis.record_block_hash(0, parent.hash);
+                    (ProverState::new(genesis, 0), parent)
+                }
+            };
+            let from = state.height();
+            for n in from + 1..=target {
                 let block = self.source.block(n)?;
                 state.replay(&self.chain, &parent.header, &block)?;
                 parent = block;
             }
             tracing::info!(
-                blocks = target,
+                from,
+                to = target,
                 ms = started.elapsed().as_millis() as u64,
                 "prover state rebuilt"
             );
@@ -153,6 +244,7 @@ impl Cutter {
         };
         self.jobs.insert(&job, &encoded)?;
         self.pending_since = (head > last).then(Instant::now);
+        self.save_checkpoint(number);
         tracing::info!(
             batch = number,
             first_block = job.first_block,

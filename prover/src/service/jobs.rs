@@ -34,6 +34,9 @@ pub enum JobState {
         proving_ms: u64,
         /// RISC-V instructions.
         cycles: Option<u64>,
+        /// The worker that proved it.
+        #[serde(default)]
+        worker: String,
     },
 }
 
@@ -90,6 +93,20 @@ pub trait JobStore: Send + Sync {
         now_ms: u64,
         retry_ms: u64,
     ) -> Result<(), ProverError>;
+    /// Puts a proven job back in the queue, dropping its proof (the
+    /// exporter refused it), to retry after `retry_ms`.
+    fn reject(
+        &self,
+        batch: u64,
+        error: &str,
+        now_ms: u64,
+        retry_ms: u64,
+    ) -> Result<(), ProverError>;
+    /// The last batch whose proof was exported (0: none yet).
+    fn exported_through(&self) -> Result<u64, ProverError>;
+    /// Records that `batch` (the next one) was exported; its witness, the
+    /// batch's private data, is no longer needed and is deleted.
+    fn set_exported(&self, batch: u64) -> Result<(), ProverError>;
     /// One job.
     fn job(&self, batch: u64) -> Result<Option<Job>, ProverError>;
     /// Up to `limit` jobs from batch `from` on.
@@ -99,6 +116,7 @@ pub trait JobStore: Send + Sync {
 }
 
 const LAST_CUT: &[u8] = b"m/last_cut";
+const EXPORTED: &[u8] = b"m/exported";
 
 fn key(kind: u8, batch: u64) -> Vec<u8> {
     let mut k = vec![kind];
@@ -244,7 +262,11 @@ impl JobStore for KvJobStore {
     ) -> Result<(), ProverError> {
         let _guard = self.lock.lock();
         let mut job = self.held(batch, worker)?;
-        job.state = JobState::Proven { proving_ms, cycles };
+        job.state = JobState::Proven {
+            proving_ms,
+            cycles,
+            worker: worker.to_string(),
+        };
         job.last_error = None;
         self.put_job(&job, Some((key(b'p', batch), proof)))
     }
@@ -264,6 +286,57 @@ impl JobStore for KvJobStore {
         };
         job.last_error = Some(error.to_string());
         self.put_job(&job, None)
+    }
+
+    fn reject(
+        &self,
+        batch: u64,
+        error: &str,
+        now_ms: u64,
+        retry_ms: u64,
+    ) -> Result<(), ProverError> {
+        let _guard = self.lock.lock();
+        let mut job = self
+            .job(batch)?
+            .ok_or_else(|| ProverError::Store(format!("no job for batch {batch}")))?;
+        if !matches!(job.state, JobState::Proven { .. }) {
+            return Err(ProverError::Store(format!("batch {batch} is not proven")));
+        }
+        job.state = JobState::Queued {
+            not_before_ms: now_ms + retry_ms,
+        };
+        job.last_error = Some(error.to_string());
+        let mut batch_w = WriteBatch::new();
+        batch_w.put(
+            Table::ProverJobs,
+            key(b'j', batch),
+            serde_json::to_vec(&job).map_err(store_err)?,
+        );
+        batch_w.delete(Table::ProverJobs, key(b'p', batch));
+        self.store.write(batch_w, true).map_err(store_err)
+    }
+
+    fn exported_through(&self) -> Result<u64, ProverError> {
+        match self
+            .store
+            .get(Table::ProverJobs, EXPORTED)
+            .map_err(store_err)?
+        {
+            Some(raw) => serde_json::from_slice(&raw).map_err(store_err),
+            None => Ok(0),
+        }
+    }
+
+    fn set_exported(&self, batch: u64) -> Result<(), ProverError> {
+        let _guard = self.lock.lock();
+        let mut w = WriteBatch::new();
+        w.put(
+            Table::ProverJobs,
+            EXPORTED.to_vec(),
+            serde_json::to_vec(&batch).map_err(store_err)?,
+        );
+        w.delete(Table::ProverJobs, key(b'w', batch));
+        self.store.write(w, true).map_err(store_err)
     }
 
     fn job(&self, batch: u64) -> Result<Option<Job>, ProverError> {
@@ -345,14 +418,30 @@ mod tests {
         q.finish(1, "d", b"proof", 900, Some(5)).unwrap();
         assert_eq!(q.proof(1).unwrap().as_deref(), Some(&b"proof"[..]));
 
-        let reopened = KvJobStore::new(raw);
+        let reopened = KvJobStore::new(raw.clone());
         assert_eq!(
             reopened.job(1).unwrap().unwrap().state,
             JobState::Proven {
                 proving_ms: 900,
-                cycles: Some(5)
+                cycles: Some(5),
+                worker: "d".into(),
             }
         );
         assert_eq!(reopened.jobs(1, 10).unwrap().len(), 2);
+
+        // Export deletes the witness; a refused proof sends the job back.
+        assert_eq!(reopened.exported_through().unwrap(), 0);
+        reopened.reject(1, "bad proof", 6_000, 0).unwrap();
+        assert_eq!(reopened.proof(1).unwrap(), None);
+        let (j, w) = reopened.claim("e", 6_000, 500).unwrap().unwrap();
+        assert_eq!((j.batch_number, w.as_slice()), (1, &b"w1"[..]));
+        reopened.finish(1, "e", b"proof2", 1, None).unwrap();
+        reopened.set_exported(1).unwrap();
+        assert_eq!(reopened.exported_through().unwrap(), 1);
+        assert_eq!(
+            raw.get(Table::ProverJobs, &key(b'w', 1)).unwrap(),
+            None,
+            "an exported batch's witness is gone"
+        );
     }
 }

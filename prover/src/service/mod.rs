@@ -1,12 +1,19 @@
 //! The proving service: [`Cutter`] turns derived blocks into queued batch
-//! jobs, [`Worker`]s prove them; both loop in [`ProverService`].
+//! jobs, [`Worker`]s prove them, the [`Exporter`] checks each proof and
+//! writes it out; all loop in [`ProverService`].
 
+mod checkpoint;
 mod cutter;
+mod exporter;
 mod jobs;
+mod pg_jobs;
 mod worker;
 
+pub use checkpoint::CheckpointStore;
 pub use cutter::{BatchPolicy, Cutter};
+pub use exporter::Exporter;
 pub use jobs::{Job, JobState, JobStore, KvJobStore};
+pub use pg_jobs::{PgJobStore, ResealCount};
 pub use worker::Worker;
 
 use crate::{ChainBlock, ProverError};
@@ -49,6 +56,8 @@ pub struct ExportedProof {
     pub proving_ms: u64,
     /// Cycles executed, when the backend counts them.
     pub cycles: Option<u64>,
+    /// The worker that proved it.
+    pub worker: String,
 }
 
 /// Told of every proof a worker exports (the appliance records it in the
@@ -72,15 +81,26 @@ pub struct ProverService {
 }
 
 impl ProverService {
-    /// Starts `cutter` (if any: standalone workers have none) and `workers`,
-    /// polling every `poll`.
-    pub fn spawn(cutter: Option<Cutter>, workers: Vec<Worker>, poll: Duration) -> Self {
+    /// Starts `cutter` and `exporter` (the node has both, a worker process
+    /// neither) and `workers`, polling every `poll`.
+    pub fn spawn(
+        cutter: Option<Cutter>,
+        workers: Vec<Worker>,
+        exporter: Option<Exporter>,
+        poll: Duration,
+    ) -> Self {
         let stop = Arc::new(AtomicBool::new(false));
         let mut threads = Vec::new();
         if let Some(mut cutter) = cutter {
             let stop = stop.clone();
             threads.push(spawn_loop("prover-cutter", stop, poll, move || {
                 cutter.cut_if_due().map(|n| n.is_some())
+            }));
+        }
+        if let Some(exporter) = exporter {
+            let stop = stop.clone();
+            threads.push(spawn_loop("prover-export", stop, poll, move || {
+                exporter.run_once().map(|n| n.is_some())
             }));
         }
         for worker in workers {

@@ -1,10 +1,9 @@
 //! Proves queued batches.
 
-use super::{jobs::JobStore, unix_ms, ExportedProof, ProofObserver};
-use crate::{verify_proof, OutputsFile, ProverError, ZkBackend};
+use super::{jobs::JobStore, unix_ms};
+use crate::{verify_proof, ProverError, ZkBackend};
 use state_transition::BatchOutputs;
 use std::{
-    path::PathBuf,
     sync::{
         atomic::{AtomicBool, Ordering},
         Arc,
@@ -12,15 +11,15 @@ use std::{
     time::{Duration, Instant},
 };
 
-/// A proving worker: claims a job, proves it, checks its own proof, stores
-/// it and writes `batch-N.proof` / `batch-N.json`.
+/// A proving worker: claims a job, proves it, checks its own proof and
+/// stores it in the queue (the node's [`Exporter`](super::Exporter) writes
+/// the files). It may run in the node or in a process of its own on a
+/// proving machine (`prividium prover worker`).
 pub struct Worker {
     id: String,
     jobs: Arc<dyn JobStore>,
     backend: Arc<dyn ZkBackend>,
-    out_dir: PathBuf,
     lease: Duration,
-    observer: Option<Arc<dyn ProofObserver>>,
 }
 
 impl std::fmt::Debug for Worker {
@@ -35,29 +34,20 @@ impl std::fmt::Debug for Worker {
 const MAX_BACKOFF: Duration = Duration::from_secs(600);
 
 impl Worker {
-    /// A worker named `id` writing proof files into `out_dir`; a job it
-    /// holds longer than `lease` may be taken over by another worker.
+    /// A worker named `id`; a job it holds longer than `lease` may be taken
+    /// over by another worker.
     pub fn new(
         id: impl Into<String>,
         jobs: Arc<dyn JobStore>,
         backend: Arc<dyn ZkBackend>,
-        out_dir: PathBuf,
         lease: Duration,
     ) -> Self {
         Self {
             id: id.into(),
             jobs,
             backend,
-            out_dir,
             lease,
-            observer: None,
         }
-    }
-
-    /// Tells `observer` of every proof this worker exports.
-    pub fn with_observer(mut self, observer: Arc<dyn ProofObserver>) -> Self {
-        self.observer = Some(observer);
-        self
     }
 
     /// Proves one due job, if any; returns its batch number.
@@ -71,19 +61,8 @@ impl Worker {
         let n = job.batch_number;
         tracing::info!(batch = n, attempt = job.attempts, worker = %self.id, backend = self.backend.name(), "proving");
         match self.prove(n, &job.outputs, &witness) {
-            Ok((proof, outputs, proving_ms, cycles)) => {
+            Ok((proof, proving_ms, cycles)) => {
                 self.jobs.finish(n, &self.id, &proof, proving_ms, cycles)?;
-                self.write_files(n, &proof, &outputs, cycles)?;
-                if let Some(o) = &self.observer {
-                    o.exported(&ExportedProof {
-                        outputs,
-                        proof_digest: alloy_primitives::keccak256(&proof),
-                        proof_bytes: proof.len(),
-                        program_id: self.backend.program_id(),
-                        proving_ms,
-                        cycles,
-                    });
-                }
                 tracing::info!(
                     batch = n,
                     proving_ms,
@@ -113,7 +92,7 @@ impl Worker {
         n: u64,
         encoded_outputs: &[u8],
         witness: &[u8],
-    ) -> Result<(Vec<u8>, BatchOutputs, u64, Option<u64>), ProverError> {
+    ) -> Result<(Vec<u8>, u64, Option<u64>), ProverError> {
         let outputs = BatchOutputs::decode(encoded_outputs)
             .ok_or_else(|| ProverError::Store(format!("outputs of batch {n} do not decode")))?;
         let run = self.backend.execute(witness)?;
@@ -132,32 +111,7 @@ impl Worker {
         let proof = proof?;
         let proving_ms = started.elapsed().as_millis() as u64;
         verify_proof(&proof, &outputs, self.backend.program_id())?;
-        Ok((proof, outputs, proving_ms, run.cycles))
-    }
-
-    fn write_files(
-        &self,
-        n: u64,
-        proof: &[u8],
-        outputs: &BatchOutputs,
-        cycles: Option<u64>,
-    ) -> Result<(), ProverError> {
-        let io = |path: PathBuf| move |source| ProverError::Io { path, source };
-        std::fs::create_dir_all(&self.out_dir).map_err(io(self.out_dir.clone()))?;
-        let proof_path = self.out_dir.join(OutputsFile::proof_file_name(n));
-        storage::write_atomic(&proof_path, proof)
-            .map_err(|e| ProverError::Store(format!("{}: {e}", proof_path.display())))?;
-        let file = OutputsFile::new(
-            outputs,
-            self.backend.program_id(),
-            self.backend.name(),
-            cycles,
-        );
-        let json =
-            serde_json::to_vec_pretty(&file).map_err(|e| ProverError::Store(e.to_string()))?;
-        let json_path = self.out_dir.join(OutputsFile::file_name(n));
-        storage::write_atomic(&json_path, &json)
-            .map_err(|e| ProverError::Store(format!("{}: {e}", json_path.display())))
+        Ok((proof, proving_ms, run.cycles))
     }
 }
 
