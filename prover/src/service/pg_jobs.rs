@@ -251,6 +251,41 @@ impl PgJobStore {
         }
     }
 
+    /// Puts a job back in the queue with `error`, due after `retry_ms`: one
+    /// `worker` holds (a failed attempt), or proven (a refused proof, which
+    /// is dropped). Returns the rows updated.
+    fn requeue(
+        &self,
+        batch: u64,
+        worker: Option<&str>,
+        error: &str,
+        now_ms: u64,
+        retry_ms: u64,
+    ) -> Result<u64, ProverError> {
+        let (err, err_key) = self.seal(batch, "last_error", error.as_bytes())?;
+        let (pool, chain, worker) = (self.pool.clone(), self.chain_id, worker.map(String::from));
+        let (b, due) = (int(batch)?, int(now_ms.saturating_add(retry_ms))?);
+        self.run(async move {
+            sqlx::query(
+                "UPDATE prover_jobs SET state = 'queued', not_before_ms = $3, \
+                 last_error = $4, error_key = $5, \
+                 proof = CASE WHEN state = 'proven' THEN NULL ELSE proof END \
+                 WHERE chain_id = $1 AND batch_number = $2 AND CASE \
+                     WHEN $6::TEXT IS NULL THEN state = 'proven' \
+                     ELSE state = 'proving' AND worker = $6 END",
+            )
+            .bind(chain)
+            .bind(b)
+            .bind(due)
+            .bind(err)
+            .bind(err_key)
+            .bind(worker)
+            .execute(&pool)
+            .await
+            .map(|r| r.rows_affected())
+        })
+    }
+
     /// Moves sealed witnesses and errors onto the current data key (before
     /// older keys are retired); stops early when `stop` is set.
     pub fn reseal(&self, stop: &AtomicBool) -> Result<ResealCount, ProverError> {
@@ -513,26 +548,7 @@ impl JobStore for PgJobStore {
         now_ms: u64,
         retry_ms: u64,
     ) -> Result<(), ProverError> {
-        let (err, err_key) = self.seal(batch, "last_error", error.as_bytes())?;
-        let (pool, chain, w) = (self.pool.clone(), self.chain_id, worker.to_string());
-        let (b, due) = (int(batch)?, int(now_ms.saturating_add(retry_ms))?);
-        let updated = self.run(async move {
-            sqlx::query(
-                "UPDATE prover_jobs SET state = 'queued', not_before_ms = $4, \
-                 last_error = $5, error_key = $6 \
-                 WHERE chain_id = $1 AND batch_number = $2 \
-                 AND state = 'proving' AND worker = $3",
-            )
-            .bind(chain)
-            .bind(b)
-            .bind(w)
-            .bind(due)
-            .bind(err)
-            .bind(err_key)
-            .execute(&pool)
-            .await
-            .map(|r| r.rows_affected())
-        })?;
+        let updated = self.requeue(batch, Some(worker), error, now_ms, retry_ms)?;
         self.held(batch, updated)
     }
 
@@ -543,28 +559,9 @@ impl JobStore for PgJobStore {
         now_ms: u64,
         retry_ms: u64,
     ) -> Result<(), ProverError> {
-        let (err, err_key) = self.seal(batch, "last_error", error.as_bytes())?;
-        let (pool, chain) = (self.pool.clone(), self.chain_id);
-        let (b, due) = (int(batch)?, int(now_ms.saturating_add(retry_ms))?);
-        let updated = self.run(async move {
-            sqlx::query(
-                "UPDATE prover_jobs SET state = 'queued', not_before_ms = $3, proof = NULL, \
-                 last_error = $4, error_key = $5 \
-                 WHERE chain_id = $1 AND batch_number = $2 AND state = 'proven'",
-            )
-            .bind(chain)
-            .bind(b)
-            .bind(due)
-            .bind(err)
-            .bind(err_key)
-            .execute(&pool)
-            .await
-            .map(|r| r.rows_affected())
-        })?;
-        if updated == 1 {
-            Ok(())
-        } else {
-            Err(ProverError::Store(format!("batch {batch} is not proven")))
+        match self.requeue(batch, None, error, now_ms, retry_ms)? {
+            1 => Ok(()),
+            _ => Err(ProverError::Store(format!("batch {batch} is not proven"))),
         }
     }
 
