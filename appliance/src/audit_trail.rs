@@ -447,8 +447,19 @@ pub fn operator() -> String {
     format!("os:{user}")
 }
 
-/// A URL without its password, for logs and errors.
+/// A URL without its password (in the user part or as a `password=`
+/// query parameter), for logs and errors.
 pub fn redact(url: &str) -> String {
+    if let Some((base, query)) = url.split_once('?') {
+        let query: Vec<String> = query
+            .split('&')
+            .map(|kv| match kv.split_once('=') {
+                Some((k, _)) if k.eq_ignore_ascii_case("password") => format!("{k}=***"),
+                _ => kv.to_owned(),
+            })
+            .collect();
+        return format!("{}?{}", redact(base), query.join("&"));
+    }
     match (url.find("://"), url.rfind('@')) {
         (Some(s), Some(at)) if at > s => {
             let creds = &url[s + 3..at];
@@ -489,6 +500,10 @@ mod tests {
             "postgres://audit:***@db.bank:5432/audit"
         );
         assert_eq!(redact("postgres://audit@db/a"), "postgres://audit@db/a");
+        assert_eq!(
+            redact("postgres://db/a?user=p&password=s3cret&sslmode=require"),
+            "postgres://db/a?user=p&password=***&sslmode=require"
+        );
         assert_eq!(
             redact("sqlite:///var/lib/p/audit.db"),
             "sqlite:///var/lib/p/audit.db"

@@ -148,9 +148,7 @@ pub async fn run(
             )
         })
         .await??;
-        if let Some(raw) = started.raw {
-            stores.push(("prover", raw));
-        }
+        stores.push(("prover", started.raw));
         prover_queue = started.queue;
         Some(started.service)
     } else {

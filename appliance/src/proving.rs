@@ -304,8 +304,8 @@ impl ProofObserver for ExportAudit {
 pub struct Started {
     /// Cutter, in-process workers and exporter.
     pub service: ProverService,
-    /// The embedded job store's raw file.
-    pub raw: Option<Arc<dyn KvStore>>,
+    /// The embedded job store's (or the shared queue's ledger's) raw file.
+    pub raw: Arc<dyn KvStore>,
     /// The shared Postgres queue.
     pub queue: Option<Arc<PgJobStore>>,
 }
@@ -331,22 +331,20 @@ pub fn start(
         path: dir.join(CHECKPOINT_FILE),
         cipher: cipher.clone(),
     });
-    let (jobs, raw, queue): (Arc<dyn JobStore>, _, _) = match &settings.queue {
+    // The embedded queue, or with a shared queue the node's own ledger of
+    // what it cut (workers can write to the shared one).
+    let raw: Arc<dyn KvStore> = Arc::new(RedbStore::open(&dir.join(PROVER_FILE))?);
+    let local = crate::node::seal_store(raw.clone(), cipher.clone());
+    let (jobs, queue): (Arc<dyn JobStore>, _) = match &settings.queue {
         Some(url) => {
             let q = Arc::new(
                 PgJobStore::connect(url, chain.chain_id, cipher)
-                    .with_context(|| format!("prover queue {}", crate::audit_trail::redact(url)))?,
+                    .with_context(|| format!("prover queue {}", crate::audit_trail::redact(url)))?
+                    .with_ledger(local),
             );
-            (q.clone(), None, Some(q))
+            (q.clone(), Some(q))
         }
-        None => {
-            let raw: Arc<dyn KvStore> = Arc::new(RedbStore::open(&dir.join(PROVER_FILE))?);
-            let jobs = Arc::new(KvJobStore::new(crate::node::seal_store(
-                raw.clone(),
-                cipher,
-            )));
-            (jobs, Some(raw), None)
-        }
+        None => (Arc::new(KvJobStore::new(local)), None),
     };
     let policy = BatchPolicy {
         max_blocks: settings.max_blocks,

@@ -52,6 +52,15 @@ impl Db {
         PgJobStore::connect(&self.url(), 7777, cipher).unwrap()
     }
 
+    fn exec(&self, sql: &str) {
+        self.rt.block_on(async {
+            let mut c = sqlx::PgConnection::connect(&self.url()).await.unwrap();
+            c.execute(sqlx::AssertSqlSafe(sql.to_owned()))
+                .await
+                .unwrap();
+        });
+    }
+
     fn has_witness(&self, batch: i64) -> bool {
         self.rt.block_on(async {
             let mut c = sqlx::PgConnection::connect(&self.url()).await.unwrap();
@@ -132,7 +141,8 @@ fn contains(hay: &[u8], needle: &[u8]) -> bool {
 fn workers_share_the_queue_without_taking_the_same_batch() {
     let db = Db::fresh();
     let key = cipher(&[1], 1);
-    let node = db.queue(Some(key.clone()));
+    let ledger: Arc<dyn storage::KvStore> = Arc::new(storage::MemoryStore::default());
+    let node = db.queue(Some(key.clone())).with_ledger(ledger.clone());
     assert_eq!(node.last_cut().unwrap(), None);
     for n in 1..=4 {
         node.insert(&job(n), format!("secret witness {n}").as_bytes())
@@ -145,20 +155,27 @@ fn workers_share_the_queue_without_taking_the_same_batch() {
     assert_eq!(node.last_cut().unwrap(), Some((4, 40)));
     assert!(!contains(&db.raw(), b"secret witness"), "witnesses sealed");
 
-    // Four worker processes claim at once: each gets its own batch.
+    // Four worker processes claim at the same moment: each gets its own
+    // batch (a fifth, racing them, gets none).
     let url = db.url();
+    let start = std::sync::Barrier::new(5);
     let claimed: Vec<(u64, Vec<u8>)> = std::thread::scope(|s| {
-        let handles: Vec<_> = (0..4)
+        let handles: Vec<_> = (0..5)
             .map(|i| {
-                let (url, key) = (url.clone(), key.clone());
+                let (url, key, start) = (url.clone(), key.clone(), &start);
                 s.spawn(move || {
                     let q = PgJobStore::connect(&url, 7777, Some(key)).unwrap();
-                    let (j, w) = q.claim(&format!("w{i}"), 1_000, 500).unwrap().unwrap();
-                    (j.batch_number, w)
+                    start.wait();
+                    q.claim(&format!("w{i}"), 1_000, 500)
+                        .unwrap()
+                        .map(|(j, w)| (j.batch_number, w))
                 })
             })
             .collect();
-        handles.into_iter().map(|h| h.join().unwrap()).collect()
+        handles
+            .into_iter()
+            .filter_map(|h| h.join().unwrap())
+            .collect()
     });
     let mut batches: Vec<u64> = claimed.iter().map(|c| c.0).collect();
     batches.sort_unstable();
@@ -207,13 +224,19 @@ fn workers_share_the_queue_without_taking_the_same_batch() {
         }
     );
     assert_eq!(j.last_error.as_deref(), Some("secret error text"));
+    // Without the keys the error text stays unreadable, but the job is
+    // still there to be proven (an error only informs).
     let keyless = db.queue(None);
-    let e = keyless.job(2).unwrap_err().to_string();
-    assert!(e.contains("sealed"), "{e}");
-    let wrong = PgJobStore::connect(&db.url(), 7777, Some(cipher(&[9], 9))).unwrap();
+    let seen = keyless.job(2).unwrap().unwrap().last_error.unwrap();
     assert!(
-        wrong.job(2).is_err(),
-        "another appliance's keys open nothing"
+        seen.contains("unreadable") && !seen.contains("secret"),
+        "{seen}"
+    );
+    let wrong = PgJobStore::connect(&db.url(), 7777, Some(cipher(&[9], 9))).unwrap();
+    let seen = wrong.job(2).unwrap().unwrap().last_error.unwrap();
+    assert!(
+        seen.contains("unreadable"),
+        "another appliance's keys: {seen}"
     );
 
     // Export deletes the witness; a refused proof requeues the batch.
@@ -230,6 +253,25 @@ fn workers_share_the_queue_without_taking_the_same_batch() {
     assert_eq!(node.exported_through().unwrap(), 1);
     assert!(!db.has_witness(1), "an exported batch's witness is deleted");
     assert!(db.has_witness(2));
+
+    // A queue user rewriting a batch's outputs (a worker holds the keys and
+    // may write to the queue) is caught by the node's ledger.
+    db.exec("UPDATE prover_jobs SET outputs = '\\x00' WHERE batch_number = 3");
+    let e = node.job(3).unwrap_err().to_string();
+    assert!(e.contains("not the ones this node cut"), "{e}");
+    assert!(
+        keyless.job(3).is_ok(),
+        "a store without the ledger cannot tell"
+    );
+
+    // A claim this worker cannot open goes straight back to the queue.
+    let wrong_claim = wrong.claim("stale", 10_000, 3_600_000);
+    assert!(wrong_claim.is_err());
+    let j = node.job(2).unwrap().unwrap();
+    assert!(
+        matches!(j.state, JobState::Queued { not_before_ms } if not_before_ms < 3_600_000),
+        "not held for the lease: {j:?}"
+    );
 
     // Survives reopening: another connection sees the same queue.
     let reopened = db.queue(Some(key));

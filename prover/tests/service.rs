@@ -246,3 +246,68 @@ fn a_restarted_cutter_resumes_from_its_checkpoint_and_distrusts_a_damaged_one() 
     let out = BatchOutputs::decode(&jobs.job(4).unwrap().unwrap().outputs).unwrap();
     assert_eq!(out.new_state_root, chain.roots[6]);
 }
+
+/// Executes natively, then takes its time to "prove" (and makes no proof).
+struct Slow(Duration);
+
+impl prover::ZkBackend for Slow {
+    fn name(&self) -> &'static str {
+        "slow"
+    }
+    fn program_id(&self) -> B256 {
+        B256::ZERO
+    }
+    fn execute(&self, witness: &[u8]) -> Result<prover::Execution, ProverError> {
+        NativeBackend.execute(witness)
+    }
+    fn prove(&self, _witness: &[u8]) -> Result<Vec<u8>, ProverError> {
+        std::thread::sleep(self.0);
+        Err(ProverError::CannotProve("slow"))
+    }
+}
+
+#[test]
+fn a_stopping_worker_hands_its_batch_back_instead_of_holding_the_lease() {
+    let mut chain = TestChain::new();
+    let e = chain.eth(0, TestChain::address(2), 5);
+    chain.produce(vec![e]);
+    let store: Arc<dyn storage::KvStore> = Arc::new(storage::MemoryStore::default());
+    let jobs = Arc::new(KvJobStore::new(store));
+    let policy = BatchPolicy {
+        max_blocks: 1,
+        max_wait: Duration::ZERO,
+    };
+    let mut c = cutter(&chain, Source::of(&chain), jobs.clone(), policy);
+    assert_eq!(c.cut_if_due().unwrap(), Some(1));
+
+    let worker = Worker::new(
+        "w-stopping",
+        jobs.clone(),
+        Arc::new(Slow(Duration::from_secs(3))),
+        Duration::from_secs(7200),
+    );
+    let service = prover::ProverService::spawn(None, vec![worker], None, Duration::from_millis(10));
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while !matches!(
+        jobs.job(1).unwrap().unwrap().state,
+        JobState::Proving { .. }
+    ) {
+        assert!(std::time::Instant::now() < deadline, "never claimed");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    service.stop(Duration::from_millis(50));
+    let job = jobs.job(1).unwrap().unwrap();
+    assert!(matches!(job.state, JobState::Queued { .. }), "{job:?}");
+    assert!(job.last_error.unwrap().contains("worker stopped"));
+    assert!(
+        jobs.claim("next", prover_now(), 1_000).unwrap().is_some(),
+        "another worker can take it now, not in two hours"
+    );
+}
+
+fn prover_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as u64
+}

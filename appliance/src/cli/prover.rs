@@ -131,7 +131,7 @@ async fn worker(args: WorkerArgs) -> Result<()> {
             }
         }
     }
-    tracing::info!("stopping; a proof in progress is abandoned and its lease runs out");
+    tracing::info!("stopping; a batch being proven is handed back to the queue");
     tokio::task::spawn_blocking(move || service.stop(Duration::from_secs(5))).await?;
     Ok(())
 }

@@ -46,6 +46,10 @@ pub struct Cutter {
     pending_since: Option<Instant>,
     checkpoints: Option<(Arc<dyn CheckpointStore>, Duration)>,
     last_checkpoint: Option<Instant>,
+    /// The state was resumed from the checkpoint; if cutting then fails,
+    /// the checkpoint is not used again.
+    resumed: bool,
+    distrust_checkpoint: bool,
 }
 
 impl std::fmt::Debug for Cutter {
@@ -78,6 +82,8 @@ impl Cutter {
             pending_since: None,
             checkpoints: None,
             last_checkpoint: None,
+            resumed: false,
+            distrust_checkpoint: false,
         }
     }
 
@@ -93,6 +99,9 @@ impl Cutter {
     /// was cut with.
     fn resume_point(&self, target: u64) -> Option<(ProverState, ChainBlock)> {
         let (store, _) = self.checkpoints.as_ref()?;
+        if self.distrust_checkpoint {
+            return None;
+        }
         let attempt = || -> Result<Option<(ProverState, ChainBlock)>, ProverError> {
             let Some(bytes) = store.load()? else {
                 return Ok(None);
@@ -114,6 +123,25 @@ impl Cutter {
                 .ok_or_else(|| {
                     ProverError::Store(format!("batch {batch} does not end at block {height}"))
                 })?;
+            // The root covers accounts and storage; code and block hashes
+            // are checked against their own hashes.
+            if let Some(bad) = c
+                .state
+                .codes
+                .iter()
+                .find(|(hash, code)| alloy_primitives::keccak256(code) != **hash)
+            {
+                return Err(ProverError::Store(format!(
+                    "checkpoint code {} is altered",
+                    bad.0
+                )));
+            }
+            let block = self.source.block(height)?;
+            if c.state.block_hashes.get(&height) != Some(&block.hash) {
+                return Err(ProverError::Store(format!(
+                    "checkpoint does not hold block {height}'s hash"
+                )));
+            }
             let state = ProverState::new(c.state, height);
             if state.root() != outputs.new_state_root {
                 return Err(ProverError::Store(format!(
@@ -122,7 +150,7 @@ impl Cutter {
                     outputs.new_state_root
                 )));
             }
-            Ok(Some((state, self.source.block(height)?)))
+            Ok(Some((state, block)))
         };
         match attempt() {
             Ok(found) => found,
@@ -166,8 +194,12 @@ impl Cutter {
         if self.state.is_none() {
             let target = self.jobs.last_cut()?.map_or(0, |(_, last)| last);
             let started = Instant::now();
+            self.resumed = false;
             let (mut state, mut parent) = match self.resume_point(target) {
-                Some(found) => found,
+                Some(found) => {
+                    self.resumed = true;
+                    found
+                }
                 None => {
                     let mut genesis = self.genesis.clone();
                     let parent = self.source.block(0)?;
@@ -195,8 +227,15 @@ impl Cutter {
     /// Cuts the next batch if one is due; returns its number.
     pub fn cut_if_due(&mut self) -> Result<Option<u64>, ProverError> {
         let result = self.try_cut();
-        if result.is_err() {
-            // The state may be ahead of the queue: rebuild it next time.
+        if let Err(e) = &result {
+            // The state may be ahead of the queue: rebuild it next time, and
+            // not from a checkpoint it was resumed from (a checkpoint whose
+            // root matched can still be wrong in what the root does not
+            // cover), unless the failure was only the chain being unreadable.
+            if self.resumed && !matches!(e, ProverError::Chain(_)) {
+                tracing::warn!(error = %e, "cutting failed after resuming from the checkpoint; it will not be used again");
+                self.distrust_checkpoint = true;
+            }
             self.state = None;
         }
         result

@@ -211,6 +211,15 @@ impl JobStore for KvJobStore {
             LAST_CUT,
             serde_json::to_vec(&(job.batch_number, job.last_block)).map_err(store_err)?,
         );
+        if job.batch_number == 1 {
+            // A queue that tracks exports from its start (see
+            // `exported_through` for one that did not).
+            batch.put(
+                Table::ProverJobs,
+                EXPORTED,
+                serde_json::to_vec(&0u64).map_err(store_err)?,
+            );
+        }
         self.store.write(batch, true).map_err(store_err)
     }
 
@@ -317,14 +326,39 @@ impl JobStore for KvJobStore {
     }
 
     fn exported_through(&self) -> Result<u64, ProverError> {
-        match self
+        if let Some(raw) = self
             .store
             .get(Table::ProverJobs, EXPORTED)
             .map_err(store_err)?
         {
-            Some(raw) => serde_json::from_slice(&raw).map_err(store_err),
-            None => Ok(0),
+            return serde_json::from_slice(&raw).map_err(store_err);
         }
+        // A queue from before exports were tracked: its workers wrote each
+        // proof out when they made it, so the leading proven batches are
+        // exported already (and must not be exported and audited again).
+        let _guard = self.lock.lock();
+        let mut through = 0;
+        'pages: loop {
+            let page = self.jobs(through + 1, 256)?;
+            if page.is_empty() {
+                break;
+            }
+            for job in page {
+                if job.batch_number != through + 1 || !matches!(job.state, JobState::Proven { .. })
+                {
+                    break 'pages;
+                }
+                through = job.batch_number;
+            }
+        }
+        let mut w = WriteBatch::new();
+        w.put(
+            Table::ProverJobs,
+            EXPORTED.to_vec(),
+            serde_json::to_vec(&through).map_err(store_err)?,
+        );
+        self.store.write(w, true).map_err(store_err)?;
+        Ok(through)
     }
 
     fn set_exported(&self, batch: u64) -> Result<(), ProverError> {
@@ -443,5 +477,26 @@ mod tests {
             None,
             "an exported batch's witness is gone"
         );
+    }
+
+    #[test]
+    fn a_queue_from_before_export_tracking_is_not_exported_again() {
+        let raw: Arc<dyn KvStore> = Arc::new(storage::MemoryStore::default());
+        let q = KvJobStore::new(raw.clone());
+        for n in 1..=3 {
+            q.insert(&job(n), b"w").unwrap();
+        }
+        for n in 1..=2 {
+            q.claim("old", 1, 500).unwrap().unwrap();
+            q.finish(n, "old", b"p", 1, None).unwrap();
+        }
+        // What an older release left: proofs written out by the workers,
+        // no export mark.
+        let mut w = WriteBatch::new();
+        w.delete(Table::ProverJobs, EXPORTED.to_vec());
+        raw.write(w, true).unwrap();
+        let upgraded = KvJobStore::new(raw);
+        assert_eq!(upgraded.exported_through().unwrap(), 2);
+        assert_eq!(upgraded.exported_through().unwrap(), 2, "kept");
     }
 }

@@ -78,6 +78,7 @@ pub(crate) fn unix_ms() -> u64 {
 pub struct ProverService {
     stop: Arc<AtomicBool>,
     threads: Vec<JoinHandle<()>>,
+    workers: Vec<Arc<Worker>>,
 }
 
 impl ProverService {
@@ -103,20 +104,28 @@ impl ProverService {
                 exporter.run_once().map(|n| n.is_some())
             }));
         }
-        for worker in workers {
-            let stop = stop.clone();
+        let workers: Vec<Arc<Worker>> = workers.into_iter().map(Arc::new).collect();
+        for worker in &workers {
+            let (stop, worker) = (stop.clone(), worker.clone());
             threads.push(spawn_loop("prover-worker", stop, poll, move || {
                 worker.run_once().map(|n| n.is_some())
             }));
         }
-        Self { stop, threads }
+        Self {
+            stop,
+            threads,
+            workers,
+        }
     }
 
     /// Asks every loop to stop and waits up to `wait` for them. A proof
-    /// still running is abandoned: its lease runs out and the job is proven
-    /// again after the next start.
+    /// still running is abandoned and its batch handed back to the queue,
+    /// for another worker or the next start.
     pub fn stop(self, wait: Duration) {
         self.stop.store(true, Ordering::Relaxed);
+        for w in &self.workers {
+            w.release();
+        }
         let deadline = std::time::Instant::now() + wait;
         for t in self.threads {
             while !t.is_finished() && std::time::Instant::now() < deadline {

@@ -12,12 +12,13 @@ use super::jobs::{Job, JobState, JobStore};
 use crate::ProverError;
 use alloy_primitives::Bytes;
 use sqlx::{postgres::PgPoolOptions, PgPool, Row};
+use std::sync::Arc;
 use std::{
     future::Future,
     sync::atomic::{AtomicBool, Ordering},
     time::Duration,
 };
-use storage::SharedCipher;
+use storage::{KvStore, SharedCipher, Table, WriteBatch};
 
 const SCHEMA: &str = r"
 CREATE TABLE IF NOT EXISTS prover_chains (
@@ -51,6 +52,10 @@ CREATE INDEX IF NOT EXISTS prover_jobs_open
     ON prover_jobs (chain_id, batch_number) WHERE state <> 'proven';
 ";
 
+/// How long a claimed job that could not be opened waits before the next
+/// claim (time for the worker to reload its keys).
+const CLAIM_RETRY_MS: u64 = 10_000;
+
 /// Serializes schema creation across processes starting at once.
 const SCHEMA_LOCK: i64 = 0x7072_6f76_6572; // "prover"
 
@@ -78,6 +83,7 @@ pub struct PgJobStore {
     handle: tokio::runtime::Handle,
     chain_id: i64,
     cipher: Option<SharedCipher>,
+    ledger: Option<Arc<dyn KvStore>>,
 }
 
 impl std::fmt::Debug for PgJobStore {
@@ -91,6 +97,11 @@ impl std::fmt::Debug for PgJobStore {
 
 fn db_err(e: impl std::fmt::Display) -> ProverError {
     ProverError::Store(format!("postgres: {e}"))
+}
+
+/// A stored count or number, which must not be negative.
+fn uint(name: &str, v: i64) -> Result<u64, ProverError> {
+    u64::try_from(v).map_err(|_| ProverError::Store(format!("{name} = {v} in the queue")))
 }
 
 fn int(v: u64) -> Result<i64, ProverError> {
@@ -113,19 +124,26 @@ impl PgJobStore {
             .map_err(db_err)?;
         let handle = rt.handle().clone();
         let url = url.to_string();
-        let pool = wait_on(&handle, async move {
+        let pool = match wait_on(&handle, async move {
             PgPoolOptions::new()
                 .max_connections(4)
                 .acquire_timeout(Duration::from_secs(10))
                 .connect(&url)
                 .await
-        })?;
+        }) {
+            Ok(pool) => pool,
+            Err(e) => {
+                rt.shutdown_background(); // see Drop
+                return Err(e);
+            }
+        };
         let store = Self {
             pool,
             rt: Some(rt),
             handle,
             chain_id: int(chain_id)?,
             cipher,
+            ledger: None,
         };
         let pool = store.pool.clone();
         store.run(async move {
@@ -138,6 +156,33 @@ impl PgJobStore {
             tx.commit().await
         })?;
         Ok(store)
+    }
+
+    /// The node's own record of each batch's outputs, kept where workers
+    /// cannot write: a worker holds the data keys and may write to the
+    /// queue, so outputs read back from it are trusted only if they are what
+    /// this node cut.
+    pub fn with_ledger(mut self, ledger: Arc<dyn KvStore>) -> Self {
+        self.ledger = Some(ledger);
+        self
+    }
+
+    /// `job` as read from the queue, if its outputs are those in the ledger.
+    fn checked(&self, job: Job) -> Result<Job, ProverError> {
+        let Some(ledger) = &self.ledger else {
+            return Ok(job);
+        };
+        let n = job.batch_number;
+        let kept = ledger
+            .get(Table::ProverJobs, &ledger_key(n))
+            .map_err(|e| ProverError::Store(e.to_string()))?;
+        if kept.as_deref() != Some(&job.outputs[..]) {
+            return Err(ProverError::Store(format!(
+                "the outputs of batch {n} in the queue are not the ones this node cut; \
+                 the queue was altered by one of its users"
+            )));
+        }
+        Ok(job)
     }
 
     /// Runs a query future on the queue's runtime and waits for it; callable
@@ -191,8 +236,7 @@ impl PgJobStore {
 
     fn row_to_job(&self, row: &sqlx::postgres::PgRow) -> Result<Job, ProverError> {
         let get_u64 = |name: &str| -> Result<u64, ProverError> {
-            let v: i64 = row.try_get(name).map_err(db_err)?;
-            u64::try_from(v).map_err(|_| ProverError::Store(format!("{name} = {v}")))
+            uint(name, row.try_get(name).map_err(db_err)?)
         };
         let batch = get_u64("batch_number")?;
         let state: String = row.try_get("state").map_err(db_err)?;
@@ -210,7 +254,8 @@ impl PgJobStore {
                 cycles: row
                     .try_get::<Option<i64>, _>("cycles")
                     .map_err(db_err)?
-                    .map(|c| c as u64),
+                    .map(|c| uint("cycles", c))
+                    .transpose()?,
                 worker: worker.unwrap_or_default(),
             },
             other => return Err(ProverError::Store(format!("batch {batch}: state {other}"))),
@@ -219,10 +264,15 @@ impl PgJobStore {
             .try_get::<Option<Vec<u8>>, _>("last_error")
             .map_err(db_err)?
         {
+            // An error text only informs: one that does not open (sealed by
+            // a worker under a key since retired) must not make the job
+            // unreadable, or the batch could never be proven or exported.
             Some(raw) => {
                 let key = row.try_get("error_key").map_err(db_err)?;
-                let text = self.open(batch, "last_error", raw, key)?;
-                Some(String::from_utf8_lossy(&text).into_owned())
+                Some(match self.open(batch, "last_error", raw, key) {
+                    Ok(text) => String::from_utf8_lossy(&text).into_owned(),
+                    Err(e) => format!("(error text unreadable: {e})"),
+                })
             }
             None => None,
         };
@@ -318,8 +368,12 @@ impl PgJobStore {
             after = last.try_get("batch_number").map_err(db_err)?;
             for row in rows {
                 count.examined += 1;
-                let batch = row.try_get::<i64, _>("batch_number").map_err(db_err)? as u64;
+                let batch = uint("batch_number", row.try_get("batch_number").map_err(db_err)?)?;
                 let mut changed = false;
+                let old_keys: (Option<i32>, Option<i32>) = (
+                    row.try_get("witness_key").map_err(db_err)?,
+                    row.try_get("error_key").map_err(db_err)?,
+                );
                 let mut stored: [Stored; 2] = Default::default();
                 for (out, (col, key_col)) in stored
                     .iter_mut()
@@ -340,22 +394,31 @@ impl PgJobStore {
                 if changed {
                     let (pool, chain) = (self.pool.clone(), self.chain_id);
                     let [(w, wk), (e, ek)] = stored;
-                    self.run(async move {
+                    let b = int(batch)?;
+                    // Only if nothing changed the row meanwhile (an export
+                    // deleting the witness, a new error): otherwise the next
+                    // pass sees the new row.
+                    let updated = self.run(async move {
                         sqlx::query(
                             "UPDATE prover_jobs SET witness = $3, witness_key = $4, \
                              last_error = $5, error_key = $6 \
-                             WHERE chain_id = $1 AND batch_number = $2",
+                             WHERE chain_id = $1 AND batch_number = $2 \
+                             AND witness_key IS NOT DISTINCT FROM $7 \
+                             AND error_key IS NOT DISTINCT FROM $8",
                         )
                         .bind(chain)
-                        .bind(batch as i64)
+                        .bind(b)
                         .bind(w)
                         .bind(wk)
                         .bind(e)
                         .bind(ek)
+                        .bind(old_keys.0)
+                        .bind(old_keys.1)
                         .execute(&pool)
                         .await
+                        .map(|r| r.rows_affected())
                     })?;
-                    count.resealed += 1;
+                    count.resealed += updated;
                 }
             }
         }
@@ -386,6 +449,12 @@ fn wait_on<T: Send + 'static>(
         .map_err(db_err)
 }
 
+fn ledger_key(batch: u64) -> Vec<u8> {
+    let mut k = b"o".to_vec();
+    k.extend_from_slice(&batch.to_be_bytes());
+    k
+}
+
 impl Drop for PgJobStore {
     fn drop(&mut self) {
         // Dropping a runtime inside an async task panics; the last holder of
@@ -407,11 +476,21 @@ impl JobStore for PgJobStore {
             .fetch_optional(&pool)
             .await
         })?;
-        Ok(row.map(|(b, n)| (b as u64, n as u64)))
+        row.map(|(b, n)| Ok((uint("last_cut_batch", b)?, uint("last_cut_block", n)?)))
+            .transpose()
     }
 
     fn insert(&self, job: &Job, witness: &[u8]) -> Result<(), ProverError> {
         let n = job.batch_number;
+        if let Some(ledger) = &self.ledger {
+            // First, so a batch in the queue is always in the ledger; a
+            // failed insert is cut again and overwrites it.
+            let mut w = WriteBatch::new();
+            w.put(Table::ProverJobs, ledger_key(n), job.outputs.to_vec());
+            ledger
+                .write(w, true)
+                .map_err(|e| ProverError::Store(e.to_string()))?;
+        }
         let (witness, witness_key) = self.seal(n, "witness", witness)?;
         let (pool, chain) = (self.pool.clone(), self.chain_id);
         let (batch, first, last, created) = (
@@ -476,7 +555,8 @@ impl JobStore for PgJobStore {
         now_ms: u64,
         lease_ms: u64,
     ) -> Result<Option<(Job, Vec<u8>)>, ProverError> {
-        let (pool, chain, worker) = (self.pool.clone(), self.chain_id, worker.to_string());
+        let (pool, chain, w) = (self.pool.clone(), self.chain_id, worker.to_string());
+        let worker = worker.to_string();
         let (now, until) = (int(now_ms)?, int(now_ms.saturating_add(lease_ms))?);
         let sql = format!(
             "UPDATE prover_jobs SET state = 'proving', worker = $2, lease_until_ms = $4, \
@@ -491,7 +571,7 @@ impl JobStore for PgJobStore {
         let row = self.run(async move {
             sqlx::query(sqlx::AssertSqlSafe(sql))
                 .bind(chain)
-                .bind(worker)
+                .bind(w)
                 .bind(now)
                 .bind(until)
                 .fetch_optional(&pool)
@@ -500,13 +580,31 @@ impl JobStore for PgJobStore {
         let Some(row) = row else {
             return Ok(None);
         };
-        let job = self.row_to_job(&row)?;
-        let n = job.batch_number;
-        let raw: Option<Vec<u8>> = row.try_get("witness").map_err(db_err)?;
-        let raw = raw.ok_or_else(|| ProverError::Store(format!("witness of batch {n} missing")))?;
-        let key = row.try_get("witness_key").map_err(db_err)?;
-        let witness = self.open(n, "witness", raw, key)?;
-        Ok(Some((job, witness)))
+        let n = uint("batch_number", row.try_get("batch_number").map_err(db_err)?)?;
+        let opened = self.row_to_job(&row).and_then(|job| {
+            let job = self.checked(job)?;
+            let raw: Option<Vec<u8>> = row.try_get("witness").map_err(db_err)?;
+            let raw =
+                raw.ok_or_else(|| ProverError::Store(format!("witness of batch {n} missing")))?;
+            let key = row.try_get("witness_key").map_err(db_err)?;
+            Ok((job, self.open(n, "witness", raw, key)?))
+        });
+        match opened {
+            Ok(found) => Ok(Some(found)),
+            Err(e) => {
+                // Claimed but unusable here (keys not reloaded after a
+                // rotation, say): hand it back now rather than hold it for
+                // the whole lease.
+                let _ = self.requeue(
+                    n,
+                    Some(worker.as_str()),
+                    &e.to_string(),
+                    now_ms,
+                    CLAIM_RETRY_MS,
+                );
+                Err(e)
+            }
+        }
     }
 
     fn finish(
@@ -573,7 +671,7 @@ impl JobStore for PgJobStore {
                 .fetch_optional(&pool)
                 .await
         })?;
-        Ok(n.unwrap_or(0) as u64)
+        uint("exported_through", n.unwrap_or(0))
     }
 
     fn set_exported(&self, batch: u64) -> Result<(), ProverError> {
@@ -609,7 +707,8 @@ impl JobStore for PgJobStore {
                 .fetch_optional(&pool)
                 .await
         })?;
-        row.map(|r| self.row_to_job(&r)).transpose()
+        row.map(|r| self.row_to_job(&r).and_then(|j| self.checked(j)))
+            .transpose()
     }
 
     fn jobs(&self, from: u64, limit: usize) -> Result<Vec<Job>, ProverError> {
@@ -627,7 +726,9 @@ impl JobStore for PgJobStore {
                 .fetch_all(&pool)
                 .await
         })?;
-        rows.iter().map(|r| self.row_to_job(r)).collect()
+        rows.iter()
+            .map(|r| self.row_to_job(r).and_then(|j| self.checked(j)))
+            .collect()
     }
 
     fn proof(&self, batch: u64) -> Result<Option<Vec<u8>>, ProverError> {

@@ -2,6 +2,7 @@
 
 use super::{jobs::JobStore, unix_ms};
 use crate::{verify_proof, ProverError, ZkBackend};
+use parking_lot::Mutex;
 use state_transition::BatchOutputs;
 use std::{
     sync::{
@@ -20,6 +21,8 @@ pub struct Worker {
     jobs: Arc<dyn JobStore>,
     backend: Arc<dyn ZkBackend>,
     lease: Duration,
+    /// The batch being proven now.
+    holding: Mutex<Option<u64>>,
 }
 
 impl std::fmt::Debug for Worker {
@@ -29,6 +32,9 @@ impl std::fmt::Debug for Worker {
             .finish_non_exhaustive()
     }
 }
+
+/// Longest pause between attempts to store a proof.
+const FINISH_RETRY_MAX: Duration = Duration::from_secs(8);
 
 /// Longest pause between retries of a failing batch.
 const MAX_BACKOFF: Duration = Duration::from_secs(600);
@@ -47,6 +53,44 @@ impl Worker {
             jobs,
             backend,
             lease,
+            holding: Mutex::new(None),
+        }
+    }
+
+    /// Hands the batch being proven back to the queue (the worker is
+    /// stopping): otherwise it would wait for the lease to run out, and
+    /// export, which is in batch order, with it.
+    pub fn release(&self) {
+        if let Some(n) = self.holding.lock().take() {
+            match self
+                .jobs
+                .fail(n, &self.id, "worker stopped before finishing", unix_ms(), 0)
+            {
+                Ok(()) => tracing::info!(batch = n, "batch handed back to the queue"),
+                Err(e) => tracing::warn!(batch = n, error = %e, "cannot hand the batch back"),
+            }
+        }
+    }
+
+    /// Stores a proof, retrying a failing queue a few times (the proof
+    /// took minutes to make).
+    fn store(
+        &self,
+        n: u64,
+        proof: &[u8],
+        proving_ms: u64,
+        cycles: Option<u64>,
+    ) -> Result<(), ProverError> {
+        let mut wait = Duration::from_secs(1);
+        loop {
+            match self.jobs.finish(n, &self.id, proof, proving_ms, cycles) {
+                Err(e) if !matches!(e, ProverError::LeaseLost(_)) && wait <= FINISH_RETRY_MAX => {
+                    tracing::warn!(batch = n, error = %e, "storing the proof failed; retrying");
+                    std::thread::sleep(wait);
+                    wait *= 2;
+                }
+                done => return done,
+            }
         }
     }
 
@@ -60,9 +104,14 @@ impl Worker {
         };
         let n = job.batch_number;
         tracing::info!(batch = n, attempt = job.attempts, worker = %self.id, backend = self.backend.name(), "proving");
-        match self.prove(n, &job.outputs, &witness) {
+        *self.holding.lock() = Some(n);
+        let proved = self.prove(n, &job.outputs, &witness);
+        if self.holding.lock().take().is_none() {
+            return Err(ProverError::LeaseLost(n)); // released while proving
+        }
+        match proved {
             Ok((proof, proving_ms, cycles)) => {
-                self.jobs.finish(n, &self.id, &proof, proving_ms, cycles)?;
+                self.store(n, &proof, proving_ms, cycles)?;
                 tracing::info!(
                     batch = n,
                     proving_ms,
