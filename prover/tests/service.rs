@@ -107,11 +107,8 @@ fn batches_are_cut_queued_resumed_and_retried() {
     );
 }
 
-/// A worker on another machine is not trusted: a proof that does not
-/// verify for the batch's outputs and the pinned program is not exported,
-/// and the batch goes back to the queue to be proven again.
-#[test]
-fn the_exporter_refuses_a_bad_proof_and_requeues_the_batch() {
+/// A queue holding batch 1: one ETH transfer.
+fn one_transfer_queued() -> Arc<KvJobStore> {
     let mut chain = TestChain::new();
     let e = chain.eth(0, TestChain::address(2), 5);
     chain.produce(vec![e]);
@@ -123,6 +120,15 @@ fn the_exporter_refuses_a_bad_proof_and_requeues_the_batch() {
     };
     let mut c = cutter(&chain, Source::of(&chain), jobs.clone(), policy);
     assert_eq!(c.cut_if_due().unwrap(), Some(1));
+    jobs
+}
+
+/// A worker on another machine is not trusted: a proof that does not
+/// verify for the batch's outputs and the pinned program is not exported,
+/// and the batch goes back to the queue to be proven again.
+#[test]
+fn the_exporter_refuses_a_bad_proof_and_requeues_the_batch() {
+    let jobs = one_transfer_queued();
 
     let (job, _) = jobs.claim("rogue", 1, 60_000).unwrap().unwrap();
     assert_eq!(job.batch_number, 1);
@@ -268,17 +274,7 @@ impl prover::ZkBackend for Slow {
 
 #[test]
 fn a_stopping_worker_hands_its_batch_back_instead_of_holding_the_lease() {
-    let mut chain = TestChain::new();
-    let e = chain.eth(0, TestChain::address(2), 5);
-    chain.produce(vec![e]);
-    let store: Arc<dyn storage::KvStore> = Arc::new(storage::MemoryStore::default());
-    let jobs = Arc::new(KvJobStore::new(store));
-    let policy = BatchPolicy {
-        max_blocks: 1,
-        max_wait: Duration::ZERO,
-    };
-    let mut c = cutter(&chain, Source::of(&chain), jobs.clone(), policy);
-    assert_eq!(c.cut_if_due().unwrap(), Some(1));
+    let jobs = one_transfer_queued();
 
     let worker = Worker::new(
         "w-stopping",
