@@ -27,5 +27,5 @@ pub use service::{
     AuditSource, BatchPolicy, ChainSource, CheckpointStore, Cutter, ExportedProof, Exporter, Job,
     JobState, JobStore, KvJobStore, PgJobStore, ProofObserver, ProverService, ResealCount, Worker,
 };
-pub use verify::{verify_proof, verify_proof_digest};
+pub use verify::{verify_envelope, verify_proof, verify_proof_digest};
 pub use witness::{ChainBlock, ProverState};

@@ -22,7 +22,16 @@ pub fn verify_proof_digest(
     digest: B256,
     program_id: B256,
 ) -> Result<(), ProverError> {
-    let envelope = ProofEnvelope::decode(proof_file)?;
+    verify_envelope(&ProofEnvelope::decode(proof_file)?, digest, program_id)
+}
+
+/// [`verify_proof_digest`] on a proof file already decoded (the node's
+/// exporter also needs the envelope's backend name).
+pub fn verify_envelope(
+    envelope: &ProofEnvelope,
+    digest: B256,
+    program_id: B256,
+) -> Result<(), ProverError> {
     let claimed = envelope.claimed_program_id();
     if claimed != program_id {
         return Err(ProverError::WrongProgram {
@@ -30,7 +39,7 @@ pub fn verify_proof_digest(
             got: claimed,
         });
     }
-    let proven = proven_digest(&envelope)?;
+    let proven = proven_digest(envelope)?;
     if proven != digest {
         return Err(ProverError::OutputsMismatch {
             expected: digest,

@@ -7,7 +7,7 @@
 //! the node has checked it here.
 
 use super::{jobs::JobStore, unix_ms, ExportedProof, ProofObserver};
-use crate::{verify_proof, JobState, OutputsFile, ProofEnvelope, ProverError};
+use crate::{verify_envelope, JobState, OutputsFile, ProofEnvelope, ProverError};
 use alloy_primitives::B256;
 use state_transition::BatchOutputs;
 use std::{path::PathBuf, sync::Arc, time::Duration};
@@ -72,10 +72,12 @@ impl Exporter {
             .ok_or_else(|| ProverError::Store(format!("proof of batch {n} missing")))?;
         let outputs = BatchOutputs::decode(&job.outputs)
             .ok_or_else(|| ProverError::Store(format!("outputs of batch {n} do not decode")))?;
-        let backend = match verify_proof(&proof, &outputs, self.program_id)
-            .and_then(|()| ProofEnvelope::decode(&proof))
-        {
-            Ok(envelope) => envelope.backend,
+        let checked = ProofEnvelope::decode(&proof).and_then(|envelope| {
+            verify_envelope(&envelope, outputs.digest(), self.program_id)?;
+            Ok(envelope.backend)
+        });
+        let backend = match checked {
+            Ok(backend) => backend,
             Err(e) => {
                 tracing::error!(batch = n, %worker, error = %e, "proof refused; proving the batch again");
                 let why = format!("proof from worker {worker} refused at export: {e}");

@@ -370,17 +370,16 @@ impl PgJobStore {
                 count.examined += 1;
                 let batch = uint("batch_number", row.try_get("batch_number").map_err(db_err)?)?;
                 let mut changed = false;
-                let old_keys: (Option<i32>, Option<i32>) = (
-                    row.try_get("witness_key").map_err(db_err)?,
-                    row.try_get("error_key").map_err(db_err)?,
-                );
+                let mut old_keys: [Option<i32>; 2] = [None; 2];
                 let mut stored: [Stored; 2] = Default::default();
-                for (out, (col, key_col)) in stored
+                for ((out, old_key), (col, key_col)) in stored
                     .iter_mut()
+                    .zip(old_keys.iter_mut())
                     .zip([("witness", "witness_key"), ("last_error", "error_key")])
                 {
                     let raw: Option<Vec<u8>> = row.try_get(col).map_err(db_err)?;
                     let key: Option<i32> = row.try_get(key_col).map_err(db_err)?;
+                    *old_key = key;
                     *out = match raw {
                         Some(raw) if key.is_some_and(|k| k != current) => {
                             let plain = self.open(batch, col, raw, key)?;
@@ -412,8 +411,8 @@ impl PgJobStore {
                         .bind(wk)
                         .bind(e)
                         .bind(ek)
-                        .bind(old_keys.0)
-                        .bind(old_keys.1)
+                        .bind(old_keys[0])
+                        .bind(old_keys[1])
                         .execute(&pool)
                         .await
                         .map(|r| r.rows_affected())
