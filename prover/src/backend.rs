@@ -18,7 +18,7 @@ pub struct Execution {
 /// `openvm`); RISC Zero or Airbender would be further implementations. The
 /// witness is [`state_transition::BatchWitness::encode`]'s bytes.
 pub trait ZkBackend: Send + Sync {
-    /// Short name written into proof files (e.g. `openvm-app-2.0.2`).
+    /// Short name written into proof files (e.g. `openvm-stark-2.0.2`).
     fn name(&self) -> &'static str;
     /// The program identity verifiers pin: a proof from any other program,
     /// or from this program under other verifying keys, does not verify.

@@ -122,7 +122,7 @@ mod tests {
     #[test]
     fn round_trips_and_refuses_damage() {
         let env = ProofEnvelope {
-            backend: "openvm-app-2.0.2".into(),
+            backend: "openvm-stark-2.0.2".into(),
             program_commit: vec![1; 32],
             verifying_key: vec![2; 100],
             proof: vec![3; 1000],

@@ -13,7 +13,7 @@ mod support;
 use alloy_primitives::B256;
 use prover::{
     verify_proof, BatchPolicy, Cutter, Exporter, JobState, JobStore, KvJobStore, OpenVmBackend,
-    OpenVmSettings, OutputsFile, ProverError, Worker, ZkBackend,
+    OpenVmSettings, OutputsFile, ProofEnvelope, ProverError, Worker, ZkBackend,
 };
 use state_transition::{execute_batch, AuditHead};
 use std::{
@@ -176,9 +176,31 @@ fn zkvm_proves_a_batch_that_verifies_from_public_data_only() {
         verify_proof(&proof, &outputs, B256::repeat_byte(3)),
         Err(ProverError::WrongProgram { .. })
     ));
-    for at in [proof.len() / 3, proof.len() / 2, proof.len() - 100] {
-        let mut damaged = proof.clone();
-        damaged[at] ^= 0x40;
-        assert!(verify_proof(&damaged, &outputs, id).is_err(), "byte {at}");
+    // Damage inside the STARK itself (not the key, which changes the id).
+    let envelope = ProofEnvelope::decode(&proof).unwrap();
+    let stark = envelope.proof.len();
+    for at in [8, stark / 3, stark / 2, stark - 100] {
+        let mut damaged = envelope.clone();
+        damaged.proof[at] ^= 0x40;
+        let refused = verify_proof(&damaged.encode(), &outputs, id);
+        assert!(
+            matches!(
+                refused,
+                Err(ProverError::Invalid(_) | ProverError::BadProofFile(_))
+            ),
+            "byte {at} of {stark}: {refused:?}"
+        );
     }
+    // A file whose program commitment is not the one its key commits to,
+    // even when the id pinned is the file's own.
+    let mut other = envelope.clone();
+    other.program_commit = vec![0; other.program_commit.len()];
+    assert!(matches!(
+        verify_proof(&other.encode(), &outputs, other.claimed_program_id()),
+        Err(ProverError::BadProofFile(_))
+    ));
+    let mut damaged = envelope.clone();
+    let key = damaged.verifying_key.len() / 2;
+    damaged.verifying_key[key] ^= 0x40;
+    assert!(verify_proof(&damaged.encode(), &outputs, id).is_err());
 }

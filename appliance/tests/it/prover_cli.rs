@@ -4,7 +4,8 @@
 use crate::common::{bin, Node};
 use std::process::{Command, Output};
 
-const PROGRAM: &str = "0xf7c0f73ab84e90a63e7b73aea996c7178a491ee1c4a67e3235607d2f742fa908";
+/// The published id: the refusals below must come before it matters.
+const PROGRAM_ID_FILE: &str = include_str!("../../../prover/guest/PROGRAM_ID");
 
 fn run(args: &[&str]) -> (bool, String) {
     let out: Output = Command::new(bin())
@@ -32,7 +33,7 @@ async fn misconfigured_external_proving_is_refused_with_the_reason() {
             "--queue",
             "postgres://prover:hunter2@127.0.0.1:1/nothing",
             "--program-id",
-            PROGRAM,
+            PROGRAM_ID_FILE.trim(),
         ];
         args.extend_from_slice(extra);
         run(&args)

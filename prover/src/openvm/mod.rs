@@ -1,5 +1,11 @@
 //! OpenVM backend: the batch program as a RISC-V guest (prover/guest),
-//! proven as an OpenVM app proof (one STARK per segment, no aggregation).
+//! proven as one aggregated STARK per batch.
+//!
+//! The app proof (one STARK per segment) is aggregated by OpenVM's leaf and
+//! internal recursion layers into a single STARK: proving takes about twice
+//! as long on CPU, but a counterparty checks one small proof in tens of
+//! milliseconds however long the batch ran, instead of one STARK per
+//! segment.
 //!
 //! Feature `openvm`; with `cuda` as well, traces are generated and proven on
 //! the GPU. The EVM (halo2) wrapper is not used: it needs KZG parameters that
@@ -16,7 +22,6 @@ use alloy_primitives::B256;
 use openvm_sdk::openvm_circuit::system::memory::merkle::public_values::extract_public_values;
 use openvm_sdk::{
     config::{AggregationSystemParams, AppConfig},
-    prover::verify_app_proof_with_expected_exe_commit,
     DefaultStarkEngine, Sdk, StdIn, F,
 };
 use openvm_sdk_config::SdkVmConfig;
@@ -24,12 +29,18 @@ use openvm_stark_sdk::{
     config::{
         app_params_with_100_bits_security, baby_bear_poseidon2::Digest, MAX_APP_LOG_STACKED_HEIGHT,
     },
-    openvm_stark_backend::p3_field::{integers::QuotientMap, PrimeField32},
+    openvm_stark_backend::{
+        codec::{Decode, Encode},
+        p3_field::{integers::QuotientMap, PrimeField32},
+    },
 };
 use openvm_transpiler::{elf::Elf, openvm_platform::memory::MEM_SIZE};
+use openvm_verify_stark_host::{
+    verify_vm_stark_proof_decoded, vk::VmStarkVerifyingKey, VmStarkProof,
+};
 
 /// Name written into proof files; a verifier refuses other backends.
-pub const BACKEND: &str = "openvm-app-2.0.2";
+pub const BACKEND: &str = "openvm-stark-2.0.2";
 
 /// Tunables.
 #[derive(Debug, Clone, Copy)]
@@ -116,12 +127,13 @@ impl OpenVmBackend {
 type VmBuilder = openvm_sdk_config::SdkVmCpuBuilder;
 #[cfg(feature = "cuda")]
 type VmBuilder = openvm_sdk_config::SdkVmGpuBuilder;
-type AppProver = openvm_sdk::prover::AppProver<DefaultStarkEngine, VmBuilder>;
+type StarkProver = openvm_sdk::prover::StarkProver<DefaultStarkEngine, VmBuilder>;
 
 /// The program committed once with its keys, owned by the OpenVM thread.
-/// (Building an app prover commits the program: minutes, so it is kept.)
+/// (Building the prover commits the program and generates the app and
+/// aggregation keys: tens of seconds, so it is kept.)
 struct Machine {
-    prover: std::cell::RefCell<AppProver>,
+    prover: std::cell::RefCell<StarkProver>,
     exe_commit: Vec<u8>,
     verifying_key: Vec<u8>,
     program_id: B256,
@@ -139,10 +151,16 @@ impl Machine {
         let sdk = Sdk::new(app_config, AggregationSystemParams::default()).map_err(vm_error)?;
         let exe = sdk.convert_to_exe(elf).map_err(vm_error)?;
         let started = std::time::Instant::now();
-        let (_, vk) = sdk.app_keygen();
+        let prover = sdk.prover(exe).map_err(vm_error)?;
+        // The verifying key is the last recursion layer's key plus the
+        // baseline: the commitments to this program image, the app VM and
+        // every aggregation layer a valid proof must chain back through.
+        let vk = VmStarkVerifyingKey {
+            mvk: sdk.agg_vk().as_ref().clone(),
+            baseline: prover.generate_baseline(),
+        };
         let verifying_key = bitcode::serialize(&vk).map_err(vm_error)?;
-        let prover = sdk.app_prover(exe).map_err(vm_error)?;
-        let exe_commit = digest_bytes(&prover.app_exe_commit());
+        let exe_commit = digest_bytes(&vk.baseline.app_exe_commit);
         let program_id = ProofEnvelope::program_id(BACKEND, &exe_commit, &verifying_key);
         tracing::info!(%program_id, keygen_ms = started.elapsed().as_millis() as u64, "OpenVM batch program loaded");
         Ok(Self {
@@ -171,7 +189,7 @@ impl Machine {
     }
 
     fn execute(&self, witness: &[u8]) -> Result<Execution, ProverError> {
-        let prover = self.prover.borrow();
+        let prover = &self.prover.borrow().app_prover;
         let (vm, exe) = (prover.vm(), prover.exe());
         let interpreter = vm.metered_cost_interpreter(&exe).map_err(vm_error)?;
         let (ctx, state) = interpreter
@@ -188,16 +206,17 @@ impl Machine {
     }
 
     fn prove(&self, witness: &[u8]) -> Result<Vec<u8>, ProverError> {
-        let proof = self
+        // No deferred (off-VM) computations: the guest has none.
+        let (proof, _) = self
             .prover
             .borrow_mut()
-            .prove(Self::stdin(witness))
+            .prove(Self::stdin(witness), &[])
             .map_err(vm_error)?;
         let envelope = ProofEnvelope {
             backend: BACKEND.to_string(),
             program_commit: self.exe_commit.clone(),
             verifying_key: self.verifying_key.clone(),
-            proof: bitcode::serialize(&proof).map_err(vm_error)?,
+            proof: proof.encode_to_vec().map_err(vm_error)?,
         };
         Ok(envelope.encode())
     }
@@ -259,26 +278,36 @@ impl ZkBackend for OpenVmBackend {
 }
 
 /// Checks an OpenVM proof envelope and returns the outputs digest it proves.
+///
+/// The proof and key come from whoever sent the file, and OpenVM's checks
+/// index into them, so a panic inside is caught and reported as an invalid
+/// proof rather than taking the verifier down.
 pub(crate) fn verify(envelope: &ProofEnvelope) -> Result<B256, ProverError> {
     let started = std::time::Instant::now();
-    let vk: openvm_sdk::keygen::AppVerifyingKey = bitcode::deserialize(&envelope.verifying_key)
+    let vk: VmStarkVerifyingKey = bitcode::deserialize(&envelope.verifying_key)
         .map_err(|_| ProverError::BadProofFile("verifying key does not decode".into()))?;
-    let proof: openvm_sdk::openvm_circuit::arch::ContinuationVmProof<openvm_sdk::SC> =
-        bitcode::deserialize(&envelope.proof)
-            .map_err(|_| ProverError::BadProofFile("proof does not decode".into()))?;
+    let proof = VmStarkProof::decode_from_bytes(&envelope.proof)
+        .map_err(|_| ProverError::BadProofFile("proof does not decode".into()))?;
     let commit = digest_from_bytes(&envelope.program_commit)
         .ok_or_else(|| ProverError::BadProofFile("program commitment is malformed".into()))?;
+    // The program id hashes both fields; they must also agree, or a file
+    // could name one program and carry the key of another.
+    if commit != vk.baseline.app_exe_commit {
+        return Err(ProverError::BadProofFile(
+            "program commitment differs from the verifying key's".into(),
+        ));
+    }
     let decoded = started.elapsed();
-    verify_app_proof_with_expected_exe_commit::<DefaultStarkEngine>(&vk, &proof, Some(commit))
+    std::panic::catch_unwind(|| verify_vm_stark_proof_decoded(&vk, &proof))
+        .map_err(|_| ProverError::Invalid("the proof is malformed".into()))?
         .map_err(|e| ProverError::Invalid(e.to_string()))?;
     tracing::debug!(
-        segments = proof.per_segment.len(),
         decode_ms = decoded.as_secs_f64() * 1e3,
         verify_ms = (started.elapsed() - decoded).as_secs_f64() * 1e3,
-        "app proof verified"
+        "aggregated proof verified"
     );
     let bytes: Vec<u8> = proof
-        .user_public_values
+        .user_pvs_proof
         .public_values
         .iter()
         .map(|f| u8::try_from(f.as_canonical_u32()))
