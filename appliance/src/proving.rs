@@ -257,25 +257,15 @@ impl CheckpointStore for CheckpointFile {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
             Err(e) => return Err(ProverError::Store(format!("{}: {e}", self.path.display()))),
         };
-        match &self.cipher {
-            Some(c) => storage::open_file(c.as_ref(), CHECKPOINT_FILE, &bytes)
-                .map(Some)
-                .map_err(|e| ProverError::Store(format!("{}: {e}", self.path.display()))),
-            None => Ok(Some(bytes)),
-        }
+        storage::open_file_if(self.cipher.as_deref(), CHECKPOINT_FILE, &bytes)
+            .map(Some)
+            .map_err(|e| ProverError::Store(format!("{}: {e}", self.path.display())))
     }
 
     fn save(&self, bytes: &[u8]) -> Result<(), ProverError> {
-        let sealed;
-        let out = match &self.cipher {
-            Some(c) => {
-                sealed = storage::seal_file(c.as_ref(), CHECKPOINT_FILE, bytes)
-                    .map_err(|e| ProverError::Store(e.to_string()))?;
-                &sealed
-            }
-            None => bytes,
-        };
-        storage::write_atomic(&self.path, out)
+        let out = storage::seal_file_if(self.cipher.as_deref(), CHECKPOINT_FILE, bytes)
+            .map_err(|e| ProverError::Store(e.to_string()))?;
+        storage::write_atomic(&self.path, &out)
             .map_err(|e| ProverError::Store(format!("{}: {e}", self.path.display())))
     }
 }
@@ -321,7 +311,8 @@ pub fn start(
     cipher: Option<SharedCipher>,
     trail: Trail,
 ) -> Result<Started> {
-    // Key generation takes minutes and gigabytes: only for in-process workers.
+    // Key generation takes tens of seconds and gigabytes: only for in-process
+    // workers.
     let backend = if settings.workers > 0 {
         settings.backend()?
     } else {

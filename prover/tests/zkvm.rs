@@ -199,8 +199,18 @@ fn zkvm_proves_a_batch_that_verifies_from_public_data_only() {
         verify_proof(&other.encode(), &outputs, other.claimed_program_id()),
         Err(ProverError::BadProofFile(_))
     ));
+    // A damaged key is another program's id; pinned as such, the key is
+    // decoded and the proof still fails against it.
     let mut damaged = envelope.clone();
     let key = damaged.verifying_key.len() / 2;
     damaged.verifying_key[key] ^= 0x40;
     assert!(verify_proof(&damaged.encode(), &outputs, id).is_err());
+    let refused = verify_proof(&damaged.encode(), &outputs, damaged.claimed_program_id());
+    assert!(
+        matches!(
+            refused,
+            Err(ProverError::Invalid(_) | ProverError::BadProofFile(_))
+        ),
+        "{refused:?}"
+    );
 }

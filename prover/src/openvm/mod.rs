@@ -12,6 +12,7 @@
 //! cannot be fetched offline, and settlement only needs the outputs digest.
 
 mod config;
+mod shape;
 
 use crate::{
     backend::{Execution, ZkBackend},
@@ -46,7 +47,7 @@ pub const BACKEND: &str = "openvm-stark-2.0.2";
 #[derive(Debug, Clone, Copy)]
 pub struct OpenVmSettings {
     /// Memory one segment may use while proving; smaller segments use less
-    /// RAM but make more (and longer to verify) segment proofs.
+    /// RAM but make more segment proofs to aggregate.
     pub segment_max_memory: usize,
 }
 
@@ -279,14 +280,20 @@ impl ZkBackend for OpenVmBackend {
 
 /// Checks an OpenVM proof envelope and returns the outputs digest it proves.
 ///
-/// The proof and key come from whoever sent the file, and OpenVM's checks
-/// index into them, so a panic inside is caught and reported as an invalid
-/// proof rather than taking the verifier down.
+/// By now the key and commitment are the pinned program's (the caller
+/// checked the id), but the proof bytes are whatever the sender chose: they
+/// are walked with a bounded budget before OpenVM decodes them (see
+/// [`shape`]), and decoding and checking run under `catch_unwind`, so a
+/// malformed proof is reported as one instead of taking the verifier (a
+/// counterparty's CLI, the node's exporter) down.
 pub(crate) fn verify(envelope: &ProofEnvelope) -> Result<B256, ProverError> {
     let started = std::time::Instant::now();
+    shape::check(&envelope.proof)
+        .map_err(|e| ProverError::BadProofFile(format!("proof encoding: {e}")))?;
     let vk: VmStarkVerifyingKey = bitcode::deserialize(&envelope.verifying_key)
         .map_err(|_| ProverError::BadProofFile("verifying key does not decode".into()))?;
-    let proof = VmStarkProof::decode_from_bytes(&envelope.proof)
+    let proof = std::panic::catch_unwind(|| VmStarkProof::decode_from_bytes(&envelope.proof))
+        .map_err(|_| ProverError::BadProofFile("proof does not decode".into()))?
         .map_err(|_| ProverError::BadProofFile("proof does not decode".into()))?;
     let commit = digest_from_bytes(&envelope.program_commit)
         .ok_or_else(|| ProverError::BadProofFile("program commitment is malformed".into()))?;
