@@ -114,14 +114,8 @@ impl JsonDoc {
     pub fn read<T: DeserializeOwned + Default>(&self) -> Result<T, StoreError> {
         match fs::read(&self.path) {
             Ok(bytes) => {
-                let plain = match &self.cipher {
-                    Some(c) => storage::open_file(c.as_ref(), &self.name, &bytes)
-                        .map_err(|e| self.corrupt(e))?,
-                    None if storage::is_sealed(&bytes) => {
-                        return Err(self.corrupt("sealed document, but no keys were given"))
-                    }
-                    None => bytes,
-                };
+                let plain = storage::open_file_if(self.cipher.as_deref(), &self.name, &bytes)
+                    .map_err(|e| self.corrupt(e))?;
                 serde_json::from_slice(&plain).map_err(|e| self.corrupt(e))
             }
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(T::default()),
@@ -180,11 +174,9 @@ impl JsonDoc {
 
     fn write_locked<T: Serialize>(&self, doc: &T) -> Result<(), StoreError> {
         let tmp = self.path.with_extension("tmp");
-        let mut bytes = serde_json::to_vec_pretty(doc).map_err(|e| self.corrupt(e))?;
-        if let Some(c) = &self.cipher {
-            bytes =
-                storage::seal_file(c.as_ref(), &self.name, &bytes).map_err(|e| self.corrupt(e))?;
-        }
+        let json = serde_json::to_vec_pretty(doc).map_err(|e| self.corrupt(e))?;
+        let bytes = storage::seal_file_if(self.cipher.as_deref(), &self.name, &json)
+            .map_err(|e| self.corrupt(e))?;
         {
             let mut f = private_file(&tmp).map_err(io(&tmp))?;
             f.write_all(&bytes).map_err(io(&tmp))?;

@@ -54,14 +54,7 @@ fn event(i: u64) -> AuditEvent {
 
 /// The appliance's record cipher over fixed test keys.
 fn cipher() -> storage::SharedCipher {
-    Arc::new(encryption::Cipher::new(&encryption::ActiveKeys {
-        deks: [(1, encryption::KeyBytes::new([7; 32]))].into(),
-        current: 1,
-        epoch: 1,
-        sealed_before: 0,
-        limit: u64::MAX,
-        mac: encryption::KeyBytes::new([9; 32]),
-    }))
+    encryption::testing::cipher(&[1], 1)
 }
 
 async fn run(label: &str, url: &str, n: u64, sealed: bool) {

@@ -140,23 +140,8 @@ fn read_key(
     bytes: &[u8],
     cipher: Option<&dyn RecordCipher>,
 ) -> Result<SigningKey, AuditError> {
-    let plain = if storage::is_sealed(bytes) {
-        let cipher = cipher.ok_or_else(|| {
-            AuditError::Key(format!(
-                "{} is sealed but encryption at rest is off",
-                path.display()
-            ))
-        })?;
-        storage::open_file(cipher, SIGNING_KEY_FILE, bytes)
-            .map_err(|e| AuditError::Key(format!("{}: {e}", path.display())))?
-    } else if cipher.is_some() {
-        return Err(AuditError::Key(format!(
-            "{} is not sealed on an encrypted appliance",
-            path.display()
-        )));
-    } else {
-        bytes.to_vec()
-    };
+    let plain = storage::open_file_if(cipher, SIGNING_KEY_FILE, bytes)
+        .map_err(|e| AuditError::Key(format!("{}: {e}", path.display())))?;
     let secret: [u8; 32] = hex::decode(String::from_utf8_lossy(&plain).trim())
         .ok()
         .and_then(|b| b.try_into().ok())
@@ -171,11 +156,8 @@ fn create_key(
 ) -> Result<SigningKey, AuditError> {
     let key = SigningKey::from_bytes(&rand::random());
     let text = hex::encode(key.to_bytes());
-    let bytes = match cipher {
-        Some(c) => storage::seal_file(c, SIGNING_KEY_FILE, text.as_bytes())
-            .map_err(|e| AuditError::Key(e.to_string()))?,
-        None => text.into_bytes(),
-    };
+    let bytes = storage::seal_file_if(cipher, SIGNING_KEY_FILE, text.as_bytes())
+        .map_err(|e| AuditError::Key(e.to_string()))?;
     let io = |e: std::io::Error| AuditError::Key(format!("{}: {e}", path.display()));
     storage::write_atomic(path, &bytes).map_err(io)?;
     let public = hex::encode(key.verifying_key().as_bytes()) + "\n";

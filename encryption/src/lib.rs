@@ -14,6 +14,8 @@ mod keyring;
 mod kv;
 pub mod provider;
 pub mod reencrypt;
+#[cfg(feature = "test-utils")]
+pub mod testing;
 
 pub use cipher::{ActiveKeys, Cipher, KeyBytes};
 pub use keyring::{DekRecord, KeyLimits, Keyring, KeyringDoc, KeyringError, KEYS_DIR};

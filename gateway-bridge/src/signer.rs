@@ -59,11 +59,8 @@ fn store(
     let io = |e: std::io::Error| BridgeError::Signer(format!("{}: {e}", dir.display()));
     std::fs::create_dir_all(&dir).map_err(io)?;
     let text = hex::encode(key.to_bytes());
-    let bytes = match cipher {
-        Some(c) => storage::seal_file(c, SIGNER_FILE, text.as_bytes())
-            .map_err(|e| BridgeError::Signer(e.to_string()))?,
-        None => text.into_bytes(),
-    };
+    let bytes = storage::seal_file_if(cipher, SIGNER_FILE, text.as_bytes())
+        .map_err(|e| BridgeError::Signer(e.to_string()))?;
     storage::write_atomic(&dir.join(SIGNER_FILE), &bytes).map_err(io)?;
     let address = format!("{}\n", key.address());
     storage::write_atomic(&dir.join(ADDRESS_FILE), address.as_bytes()).map_err(io)
@@ -75,14 +72,8 @@ fn read_key(
     cipher: Option<&dyn RecordCipher>,
 ) -> Result<PrivateKeySigner, BridgeError> {
     let err = |m: String| BridgeError::Signer(format!("{}: {m}", path.display()));
-    let plain = match (storage::is_sealed(bytes), cipher) {
-        (true, Some(c)) => {
-            storage::open_file(c, SIGNER_FILE, bytes).map_err(|e| err(e.to_string()))?
-        }
-        (true, None) => return Err(err("sealed but encryption at rest is off".into())),
-        (false, Some(_)) => return Err(err("not sealed on an encrypted appliance".into())),
-        (false, None) => bytes.to_vec(),
-    };
+    let plain =
+        storage::open_file_if(cipher, SIGNER_FILE, bytes).map_err(|e| err(e.to_string()))?;
     let secret = hex::decode(String::from_utf8_lossy(&plain).trim())
         .ok()
         .filter(|b| b.len() == 32)

@@ -5,47 +5,31 @@
 //! `PRIVIDIUM_TEST_PG` overrides the server URL.
 
 use alloy_primitives::Bytes;
+use encryption::testing::cipher;
 use prover::{Job, JobState, JobStore, PgJobStore, ProverError};
 use sqlx::{Connection, Executor};
 use std::sync::{atomic::AtomicBool, Arc};
 use storage::SharedCipher;
-
-fn server() -> String {
-    std::env::var("PRIVIDIUM_TEST_PG")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432".into())
-}
+use test_support::PgDatabase;
 
 /// A row's witness and error as stored.
 type Sealed = (Option<Vec<u8>>, Option<Vec<u8>>);
 
 /// A fresh database, dropped at the end.
 struct Db {
-    name: String,
+    pg: Option<PgDatabase>,
     rt: tokio::runtime::Runtime,
 }
 
 impl Db {
     fn fresh() -> Self {
         let rt = tokio::runtime::Runtime::new().unwrap();
-        let name = format!(
-            "prividium_queue_{}_{}",
-            std::process::id(),
-            rand::random::<u32>()
-        );
-        rt.block_on(async {
-            let mut admin = sqlx::PgConnection::connect(&format!("{}/postgres", server()))
-                .await
-                .expect("the tests need Postgres at 127.0.0.1:5432");
-            admin
-                .execute(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
-                .await
-                .unwrap();
-        });
-        Self { name, rt }
+        let pg = rt.block_on(PgDatabase::create("prividium_queue"));
+        Self { pg: Some(pg), rt }
     }
 
     fn url(&self) -> String {
-        format!("{}/{}", server(), self.name)
+        self.pg.as_ref().expect("dropped only at the end").url()
     }
 
     fn queue(&self, cipher: Option<SharedCipher>) -> PgJobStore {
@@ -91,33 +75,10 @@ impl Db {
 
 impl Drop for Db {
     fn drop(&mut self) {
-        let name = self.name.clone();
-        self.rt.block_on(async move {
-            if let Ok(mut admin) =
-                sqlx::PgConnection::connect(&format!("{}/postgres", server())).await
-            {
-                let _ = admin
-                    .execute(sqlx::AssertSqlSafe(format!(
-                        "DROP DATABASE IF EXISTS {name} WITH (FORCE)"
-                    )))
-                    .await;
-            }
-        });
+        if let Some(pg) = self.pg.take() {
+            self.rt.block_on(pg.drop_db());
+        }
     }
-}
-
-fn cipher(versions: &[u32], current: u32) -> SharedCipher {
-    Arc::new(encryption::Cipher::new(&encryption::ActiveKeys {
-        deks: versions
-            .iter()
-            .map(|v| (*v, encryption::KeyBytes::new([*v as u8; 32])))
-            .collect(),
-        current,
-        epoch: 1,
-        sealed_before: 0,
-        limit: u64::MAX,
-        mac: encryption::KeyBytes::new([0x5a; 32]),
-    }))
 }
 
 fn job(n: u64) -> Job {

@@ -21,6 +21,9 @@ pub enum CipherError {
     /// The current data key has sealed as many records as it may; rotate.
     #[error("data key version {0} reached its usage limit; rotate the data key")]
     Exhausted(u32),
+    /// A sealed file met by a process that was given no keys.
+    #[error("sealed, but encryption at rest is off (no keys were given)")]
+    NoKeys,
 }
 
 /// Seals records at rest.

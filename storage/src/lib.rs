@@ -23,7 +23,9 @@ pub use error::{Result, StorageError};
 pub use files::write_atomic;
 pub use memory::MemoryStore;
 pub use redb_store::RedbStore;
-pub use sealed_file::{file_key_version, is_sealed, open_file, seal_file};
+pub use sealed_file::{
+    file_key_version, is_sealed, open_file, open_file_if, seal_file, seal_file_if,
+};
 pub use table::Table;
 
 /// A key-value pair as returned by range scans.

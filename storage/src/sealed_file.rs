@@ -4,6 +4,7 @@
 //! the file's name, so two sealed files cannot be swapped unnoticed.
 
 use crate::{CipherError, RecordCipher};
+use std::borrow::Cow;
 
 /// First bytes of every sealed file.
 pub(crate) const MAGIC: &[u8; 8] = b"PVDSEAL1";
@@ -29,6 +30,36 @@ pub fn open_file(
         CipherError::Malformed("not a sealed file (plaintext on an encrypted appliance?)".into())
     })?;
     cipher.open(&context(name), body)
+}
+
+/// Seals the file `name` when the appliance encrypts at rest (`cipher` is
+/// given) and leaves it plain otherwise: the one rule every small file the
+/// node writes follows.
+pub fn seal_file_if<'a>(
+    cipher: Option<&dyn RecordCipher>,
+    name: &str,
+    plaintext: &'a [u8],
+) -> Result<Cow<'a, [u8]>, CipherError> {
+    match cipher {
+        Some(c) => seal_file(c, name, plaintext).map(Cow::Owned),
+        None => Ok(Cow::Borrowed(plaintext)),
+    }
+}
+
+/// Opens what [`seal_file_if`] wrote. A sealed file without keys is
+/// [`CipherError::NoKeys`]; a plain file on an encrypted appliance is
+/// refused too (`Malformed`), never read as it is: it was swapped in, or
+/// written before encryption was configured.
+pub fn open_file_if(
+    cipher: Option<&dyn RecordCipher>,
+    name: &str,
+    bytes: &[u8],
+) -> Result<Vec<u8>, CipherError> {
+    match cipher {
+        Some(c) => open_file(c, name, bytes),
+        None if is_sealed(bytes) => Err(CipherError::NoKeys),
+        None => Ok(bytes.to_vec()),
+    }
 }
 
 /// The data-key version a sealed file's contents are under (None when
@@ -99,6 +130,33 @@ pub(crate) mod tests {
         );
         assert!(matches!(
             open_file(&c, "access/wallets.json", b"{}"),
+            Err(CipherError::Malformed(_))
+        ));
+    }
+
+    #[test]
+    fn files_are_sealed_exactly_when_keys_are_given() {
+        let c = ToyCipher;
+        let keys: Option<&dyn RecordCipher> = Some(&c);
+        let sealed = seal_file_if(keys, "audit/signing.key", b"k").unwrap();
+        assert!(is_sealed(&sealed));
+        assert_eq!(
+            open_file_if(keys, "audit/signing.key", &sealed).unwrap(),
+            b"k"
+        );
+        let plain = seal_file_if(None, "audit/signing.key", b"k").unwrap();
+        assert_eq!(&*plain, b"k");
+        assert_eq!(
+            open_file_if(None, "audit/signing.key", &plain).unwrap(),
+            b"k"
+        );
+        // Either file in the other kind of appliance is refused.
+        assert_eq!(
+            open_file_if(None, "audit/signing.key", &sealed),
+            Err(CipherError::NoKeys)
+        );
+        assert!(matches!(
+            open_file_if(keys, "audit/signing.key", &plain),
             Err(CipherError::Malformed(_))
         ));
     }

@@ -1,5 +1,9 @@
 //! Helpers the workspace's tests share; see README.md.
 
+mod pg;
+
+pub use pg::{pg_server, PgDatabase};
+
 use std::{
     net::TcpListener,
     sync::atomic::{AtomicU32, Ordering},

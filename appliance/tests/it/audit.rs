@@ -8,6 +8,7 @@ use alloy_primitives::Address;
 use serde_json::{json, Value};
 use sqlx::{Connection, Executor};
 use std::time::{Duration, Instant};
+use test_support::PgDatabase;
 
 async fn get(
     node: &Node,
@@ -237,47 +238,6 @@ async fn compliance_officers_see_who_did_what_prove_it_and_catch_tampering() {
     assert!(err.contains(&format!("FAILED at event {victim}")), "{err}");
 }
 
-pub(crate) struct Pg {
-    server: String,
-    name: String,
-}
-
-impl Pg {
-    pub(crate) async fn fresh() -> Self {
-        let server = std::env::var("PRIVIDIUM_TEST_PG")
-            .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432".into());
-        let name = format!(
-            "prividium_e2e_{}_{}",
-            std::process::id(),
-            rand::random::<u32>()
-        );
-        let mut admin = sqlx::PgConnection::connect(&format!("{server}/postgres"))
-            .await
-            .expect("the tests need Postgres at 127.0.0.1:5432");
-        admin
-            .execute(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
-            .await
-            .unwrap();
-        Self { server, name }
-    }
-
-    pub(crate) fn url(&self) -> String {
-        format!("{}/{}", self.server, self.name)
-    }
-
-    pub(crate) async fn drop_db(self) {
-        let mut admin = sqlx::PgConnection::connect(&format!("{}/postgres", self.server))
-            .await
-            .unwrap();
-        let _ = admin
-            .execute(sqlx::AssertSqlSafe(format!(
-                "DROP DATABASE IF EXISTS {} WITH (FORCE)",
-                self.name
-            )))
-            .await;
-    }
-}
-
 async fn balance(n: &Node) -> (u16, Value) {
     let body = json!({"jsonrpc": "2.0", "id": 1, "method": "eth_getBalance", "params": [Address::ZERO, "latest"]});
     n.post_raw(body.to_string()).await
@@ -285,7 +245,7 @@ async fn balance(n: &Node) -> (u16, Value) {
 
 #[tokio::test]
 async fn a_stalled_audit_database_refuses_requests_and_loses_nothing() {
-    let pg = Pg::fresh().await;
+    let pg = PgDatabase::create("prividium_e2e").await;
     let dir = tempfile::tempdir().unwrap();
     let node = Node::start_with(
         dir.path(),

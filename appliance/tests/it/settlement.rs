@@ -114,7 +114,7 @@ async fn zkvm_appliance_settles_proven_batches_and_a_counterparty_verifies_them(
 
     // The appliance talks to the settlement chain through the recorder only,
     // and proves nothing itself: its batches go to the shared queue.
-    let pg = crate::audit::Pg::fresh().await;
+    let pg = test_support::PgDatabase::create("prividium_e2e").await;
     let queue = pg.url();
     let program_id = published_program_id();
     let recorder_url = recorder.url();

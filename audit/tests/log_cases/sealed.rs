@@ -4,24 +4,10 @@
 
 use super::{fill, support};
 use audit::{verify_log, AuditDb, AuditLog, Filter, WriterConfig};
-use std::sync::{atomic::AtomicBool, Arc};
+use encryption::testing::cipher;
+use std::sync::atomic::AtomicBool;
 use storage::SharedCipher;
 use support::{event, signer, TestDb};
-
-/// A cipher holding data-key `versions`, sealing under `current`.
-fn cipher(versions: &[u32], current: u32) -> SharedCipher {
-    Arc::new(encryption::Cipher::new(&encryption::ActiveKeys {
-        deks: versions
-            .iter()
-            .map(|v| (*v, encryption::KeyBytes::new([*v as u8; 32])))
-            .collect(),
-        current,
-        epoch: 1,
-        sealed_before: 0,
-        limit: u64::MAX,
-        mac: encryption::KeyBytes::new([0x5a; 32]),
-    }))
-}
 
 async fn sealed_dbs(c: &SharedCipher) -> [TestDb; 2] {
     let [mut a, mut b] = TestDb::both().await;

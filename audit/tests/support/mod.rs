@@ -3,19 +3,14 @@
 //! afterwards. `PRIVIDIUM_TEST_PG` overrides the server URL.
 
 use audit::{ActorKind, AuditDb, AuditEvent, HeadSigner, Outcome};
-use sqlx::{Connection, Executor};
 use std::sync::Arc;
+use test_support::PgDatabase;
 
 pub(crate) struct TestDb {
     pub(crate) url: String,
     pub(crate) db: AuditDb,
     pub(crate) dir: tempfile::TempDir,
-    pg_name: Option<String>,
-}
-
-fn pg_server() -> String {
-    std::env::var("PRIVIDIUM_TEST_PG")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432".into())
+    pg: Option<PgDatabase>,
 }
 
 impl TestDb {
@@ -27,30 +22,19 @@ impl TestDb {
             url,
             db,
             dir,
-            pg_name: None,
+            pg: None,
         }
     }
 
     pub(crate) async fn postgres() -> Self {
-        let name = format!(
-            "prividium_audit_{}_{}",
-            std::process::id(),
-            rand::random::<u32>()
-        );
-        let mut admin = sqlx::PgConnection::connect(&format!("{}/postgres", pg_server()))
-            .await
-            .expect("the tests need Postgres at 127.0.0.1:5432 (see deploy/dev/README.md)");
-        admin
-            .execute(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
-            .await
-            .unwrap();
-        let url = format!("{}/{name}", pg_server());
+        let pg = PgDatabase::create("prividium_audit").await;
+        let url = pg.url();
         let db = AuditDb::connect(&url).await.unwrap();
         Self {
             url,
             db,
             dir: tempfile::tempdir().unwrap(),
-            pg_name: Some(name),
+            pg: Some(pg),
         }
     }
 
@@ -59,7 +43,7 @@ impl TestDb {
     }
 
     pub(crate) fn label(&self) -> &'static str {
-        if self.pg_name.is_some() {
+        if self.pg.is_some() {
             "postgres"
         } else {
             "sqlite"
@@ -75,15 +59,8 @@ impl TestDb {
 
     pub(crate) async fn drop_db(self) {
         self.db.close().await;
-        if let Some(name) = self.pg_name {
-            let mut admin = sqlx::PgConnection::connect(&format!("{}/postgres", pg_server()))
-                .await
-                .unwrap();
-            let _ = admin
-                .execute(sqlx::AssertSqlSafe(format!(
-                    "DROP DATABASE IF EXISTS {name} WITH (FORCE)"
-                )))
-                .await;
+        if let Some(pg) = self.pg {
+            pg.drop_db().await;
         }
     }
 }
