@@ -293,8 +293,9 @@ pub(crate) fn verify(envelope: &ProofEnvelope) -> Result<B256, ProverError> {
     let vk: VmStarkVerifyingKey = bitcode::deserialize(&envelope.verifying_key)
         .map_err(|_| ProverError::BadProofFile("verifying key does not decode".into()))?;
     let proof = std::panic::catch_unwind(|| VmStarkProof::decode_from_bytes(&envelope.proof))
-        .map_err(|_| ProverError::BadProofFile("proof does not decode".into()))?
-        .map_err(|_| ProverError::BadProofFile("proof does not decode".into()))?;
+        .ok()
+        .and_then(Result::ok)
+        .ok_or_else(|| ProverError::BadProofFile("proof does not decode".into()))?;
     let commit = digest_from_bytes(&envelope.program_commit)
         .ok_or_else(|| ProverError::BadProofFile("program commitment is malformed".into()))?;
     // The program id hashes both fields; they must also agree, or a file

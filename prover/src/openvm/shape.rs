@@ -104,6 +104,16 @@ impl<'a> Walk<'a> {
         Ok(n)
     }
 
+    /// A length-prefixed vector of such vectors (`Vec<Vec<_>>`).
+    fn vecs(&mut self, size: usize) -> Result<(), String> {
+        let n = self.count()?;
+        self.step(n)?;
+        for _ in 0..n {
+            self.vec(size)?;
+        }
+        Ok(())
+    }
+
     fn proof(&mut self) -> Result<(), String> {
         let raw = self.skip(4)?;
         if u32::from_le_bytes([raw[0], raw[1], raw[2], raw[3]]) != CODEC_VERSION {
@@ -120,11 +130,7 @@ impl<'a> Walk<'a> {
                 self.vec(DIGEST)?;
             }
         }
-        let public_value_sets = self.count()?;
-        self.step(public_value_sets)?;
-        for _ in 0..public_value_sets {
-            self.vec(F)?;
-        }
+        self.vecs(F)?; // public values per AIR
         self.gkr()?;
         self.batch_constraint()?;
         self.stacking()?;
@@ -152,11 +158,7 @@ impl<'a> Walk<'a> {
         }
         self.step(airs)?;
         for _ in 0..airs {
-            let parts = self.count()?;
-            self.step(parts)?;
-            for _ in 0..parts {
-                self.vec(EF)?;
-            }
+            self.vecs(EF)?; // column openings
         }
         Ok(())
     }
@@ -164,12 +166,7 @@ impl<'a> Walk<'a> {
     fn stacking(&mut self) -> Result<(), String> {
         self.vec(EF)?;
         self.vec(2 * EF)?;
-        let openings = self.count()?;
-        self.step(openings)?;
-        for _ in 0..openings {
-            self.vec(EF)?;
-        }
-        Ok(())
+        self.vecs(EF) // stacking openings
     }
 
     fn whir(&mut self) -> Result<(), String> {
