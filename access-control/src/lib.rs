@@ -6,12 +6,15 @@
 //! ([`policy`]): Cedar policies from the `policies/` directory, default
 //! deny, a stable rule id on every decision, applied to RPC methods, to
 //! read filtering and — through [`policy::PolicyGuard`] — to every call
-//! frame a transaction makes inside the EVM.
+//! frame a transaction makes inside the EVM. Fair share ([`rate`]): token
+//! buckets per principal and organization, so no signed-in user can starve
+//! the others.
 
 pub mod authn;
 pub mod directory;
 pub mod policy;
 mod principal;
+pub mod rate;
 pub mod siwe;
 pub mod spend;
 pub mod store;

@@ -12,7 +12,12 @@ use std::{collections::HashMap, time::Duration};
 
 /// How long a challenge may be answered.
 pub const CHALLENGE_TTL: Duration = Duration::from_secs(300);
-const MAX_OUTSTANDING: usize = 10_000;
+/// Challenges one principal may have outstanding; a new one beyond this
+/// replaces that principal's oldest (never anyone else's).
+pub const MAX_PER_PRINCIPAL: usize = 8;
+/// Challenges outstanding in all; beyond this new ones are refused until
+/// some expire or are answered (outstanding ones are never cleared).
+pub const MAX_OUTSTANDING: usize = 10_000;
 
 /// Why a proof was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -29,6 +34,9 @@ pub enum SiweError {
     /// Signature invalid or from another address.
     #[error("signature does not match the address in the message")]
     Signature,
+    /// Too many challenges outstanding on this appliance.
+    #[error("too many wallet-binding challenges outstanding; retry in a few minutes")]
+    Busy,
 }
 
 #[derive(Debug, Clone)]
@@ -37,6 +45,11 @@ struct Issued {
     address: Address,
     expiration: String,
     expires_unix: u64,
+    /// The exact text issued: the signed one must equal it (statement and
+    /// URI included).
+    message: String,
+    /// Issue order, to find a principal's oldest.
+    seq: u64,
 }
 
 /// Outstanding challenges.
@@ -46,6 +59,7 @@ pub struct SiweChallenges {
     uri: String,
     chain_id: u64,
     issued: Mutex<HashMap<String, Issued>>,
+    seq: std::sync::atomic::AtomicU64,
 }
 
 /// Formats unix seconds as RFC 3339 UTC.
@@ -138,12 +152,14 @@ impl SiweChallenges {
             domain,
             chain_id,
             issued: Mutex::new(HashMap::new()),
+            seq: Default::default(),
         }
     }
 
     /// Issues a challenge for `principal` to prove control of `address`;
-    /// returns the exact message to sign.
-    pub fn challenge(&self, principal: &str, address: Address) -> String {
+    /// returns the exact message to sign. Refused while the appliance holds
+    /// [`MAX_OUTSTANDING`] unexpired challenges.
+    pub fn challenge(&self, principal: &str, address: Address) -> Result<String, SiweError> {
         let now = crate::store::unix_now();
         let expires_unix = now + CHALLENGE_TTL.as_secs();
         let nonce = hex::encode(rand::random::<[u8; 16]>());
@@ -157,10 +173,23 @@ impl SiweChallenges {
             issued = rfc3339(now),
         );
         let mut issued = self.issued.lock();
+        // Each challenge expires on its own.
         issued.retain(|_, i| i.expires_unix > now);
-        if issued.len() >= MAX_OUTSTANDING {
-            // Bounded memory: a flood of challenges evicts, never grows.
-            issued.clear();
+        let mine: Vec<(&String, u64)> = issued
+            .iter()
+            .filter(|(_, i)| i.principal == principal)
+            .map(|(n, i)| (n, i.seq))
+            .collect();
+        if mine.len() >= MAX_PER_PRINCIPAL {
+            let oldest = mine
+                .iter()
+                .min_by_key(|(_, seq)| *seq)
+                .map(|(n, _)| (*n).clone());
+            if let Some(n) = oldest {
+                issued.remove(&n);
+            }
+        } else if issued.len() >= MAX_OUTSTANDING {
+            return Err(SiweError::Busy);
         }
         issued.insert(
             nonce,
@@ -169,9 +198,21 @@ impl SiweChallenges {
                 address,
                 expiration,
                 expires_unix,
+                message: message.clone(),
+                seq: self.seq.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
             },
         );
-        message
+        Ok(message)
+    }
+
+    /// Outstanding (unexpired, unanswered) challenges of `principal`.
+    pub fn outstanding(&self, principal: &str) -> usize {
+        let now = crate::store::unix_now();
+        self.issued
+            .lock()
+            .values()
+            .filter(|i| i.principal == principal && i.expires_unix > now)
+            .count()
     }
 
     /// Checks a signed challenge; consumes the nonce; returns the wallet.
@@ -204,6 +245,10 @@ impl SiweChallenges {
         }
         if msg.expiration.as_deref() != Some(issued.expiration.as_str()) {
             return Err(SiweError::Mismatch("expiration time"));
+        }
+        // Every other line (statement, URI, issue time) as issued.
+        if message != issued.message {
+            return Err(SiweError::Mismatch("statement or URI"));
         }
         let sig = Signature::try_from(signature).map_err(|_| SiweError::Signature)?;
         let signer = sig
@@ -240,7 +285,7 @@ mod tests {
     fn a_signed_challenge_binds_once_and_only_for_its_principal() {
         let s = SiweChallenges::new("node.bank.test", 7777);
         let (key, addr) = wallet();
-        let msg = s.challenge("User:idp:alice", addr);
+        let msg = s.challenge("User:idp:alice", addr).unwrap();
         let sig = sign(&key, &msg);
         assert_eq!(s.verify("User:idp:bob", &msg, &sig), Err(SiweError::Nonce));
         assert_eq!(s.verify("User:idp:alice", &msg, &sig), Ok(addr));
@@ -251,27 +296,69 @@ mod tests {
         );
     }
 
+    /// One principal's flood of challenges evicts only its own oldest; the
+    /// appliance-wide bound refuses new ones instead of clearing anyone's.
+    #[test]
+    fn challenges_are_bounded_per_principal_and_never_cleared_by_others() {
+        let s = SiweChallenges::new("node.bank.test", 7777);
+        let (key, addr) = wallet();
+        let victim = s.challenge("victim", addr).unwrap();
+        let (flooder_key, flooder) = wallet();
+        let first = s.challenge("p0", flooder).unwrap();
+        for _ in 1..MAX_PER_PRINCIPAL {
+            s.challenge("p0", Address::ZERO).unwrap();
+        }
+        for i in 0..MAX_OUTSTANDING - 1 - MAX_PER_PRINCIPAL {
+            s.challenge(&format!("p{}", 1 + i), Address::ZERO).unwrap();
+        }
+        assert_eq!(s.challenge("another", Address::ZERO), Err(SiweError::Busy));
+        // A principal at its own bound replaces its oldest, even when full.
+        s.challenge("p0", Address::ZERO).unwrap();
+        assert_eq!(s.outstanding("p0"), MAX_PER_PRINCIPAL);
+        assert_eq!(
+            s.verify("p0", &first, &sign(&flooder_key, &first)),
+            Err(SiweError::Nonce)
+        );
+        // The victim's challenge survived it all.
+        assert_eq!(s.verify("victim", &victim, &sign(&key, &victim)), Ok(addr));
+    }
+
     #[test]
     fn tampered_messages_and_foreign_signatures_fail() {
         let s = SiweChallenges::new("node.bank.test", 7777);
         let (key, addr) = wallet();
         let (other, _) = wallet();
-        let msg = s.challenge("p", addr);
+        let msg = s.challenge("p", addr).unwrap();
         assert_eq!(
             s.verify("p", &msg, &sign(&other, &msg)),
             Err(SiweError::Signature)
         );
-        let msg = s.challenge("p", addr);
+        let msg = s.challenge("p", addr).unwrap();
         let evil = msg.replace("node.bank.test wants", "evil.test wants");
         assert_eq!(
             s.verify("p", &evil, &sign(&key, &evil)),
             Err(SiweError::Mismatch("domain"))
         );
-        let msg = s.challenge("p", addr);
+        let msg = s.challenge("p", addr).unwrap();
         let other_chain = msg.replace("Chain ID: 7777", "Chain ID: 1");
         assert_eq!(
             s.verify("p", &other_chain, &sign(&key, &other_chain)),
             Err(SiweError::Mismatch("chain id"))
+        );
+        let msg = s.challenge("p", addr).unwrap();
+        let phished = msg.replace(
+            "Bind this wallet to p on the Prividium appliance.",
+            "Approve a payment.",
+        );
+        assert_eq!(
+            s.verify("p", &phished, &sign(&key, &phished)),
+            Err(SiweError::Mismatch("statement or URI"))
+        );
+        let msg = s.challenge("p", addr).unwrap();
+        let other_uri = msg.replace("URI: https://node.bank.test", "URI: https://evil.test");
+        assert_eq!(
+            s.verify("p", &other_uri, &sign(&key, &other_uri)),
+            Err(SiweError::Mismatch("statement or URI"))
         );
         assert!(matches!(parse("hello"), Err(SiweError::Malformed(_))));
         assert_eq!(rfc3339(0), "1970-01-01T00:00:00Z");

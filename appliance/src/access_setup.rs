@@ -56,6 +56,8 @@ pub struct AccessParams {
     pub bootstrap_admin_sha256: Option<String>,
     /// Wallets to bind at start: (address, principal, organization).
     pub bind_wallets: Vec<(Address, String, String)>,
+    /// Requests and calls per principal, role and organization.
+    pub rate_limits: access_control::rate::RateLimitSettings,
 }
 
 /// Writes the default policies into `dir` unless it already exists.
@@ -143,6 +145,7 @@ pub async fn open(
         directory,
         spend: SpendTracker::open(&docs)?,
         siwe: SiweChallenges::new(params.siwe_domain.clone(), chain_id),
+        rate: access_control::rate::RateLimiter::new(params.rate_limits.clone()),
         scan: tokio::sync::Mutex::new(()),
         trail,
     }))
@@ -182,9 +185,44 @@ pub fn record_reload(
     let _ = trail.record(event.resource("policies").details(details));
 }
 
+/// Records that `r.principal` was refused `r.refused` requests for its rate
+/// since the last such event (the node's lane: a flood cannot hide itself).
+pub fn record_rate_report(trail: &Trail, r: &access_control::rate::RefusalReport) {
+    let kind = if r.principal.starts_with("anonymous:") {
+        audit::ActorKind::Anonymous
+    } else {
+        crate::audit_trail::actor_kind(&r.principal)
+    };
+    let event = AuditEvent::new(kind, &r.principal, action::RATE_LIMITED, Outcome::Deny)
+        .organization(r.org.clone())
+        .rule("rate-limit")
+        .details(json!({ "refused": r.refused }));
+    let mut event = event;
+    if let Some(ctx) = crate::audit_trail::RequestContext::current() {
+        event.request_id = Some(ctx.request_id);
+        event.source_ip = Some(ctx.source_ip);
+    }
+    // Straight to the writer, whose reserve the requesters' share cannot
+    // fill: a flood cannot hide itself.
+    if let Err(e) = trail.log().record(event) {
+        tracing::error!(error = %e, principal = %r.principal, refused = r.refused, "rate-limit summary not recorded");
+    }
+}
+
 /// Once a second: pick up changed policies, keys and bindings; refresh due
-/// JWKS; flush key usage and spend totals. On SIGHUP: reload policies now.
+/// JWKS; flush key usage and spend totals. Every report interval: audit the
+/// rate refusals not yet reported. On SIGHUP: reload policies now.
 pub fn spawn_upkeep(access: Arc<Access>) {
+    let a = access.clone();
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(a.rate.report_interval());
+        loop {
+            tick.tick().await;
+            for r in a.rate.take_reports() {
+                record_rate_report(&a.trail, &r);
+            }
+        }
+    });
     let a = access.clone();
     tokio::spawn(async move {
         let mut tick = tokio::time::interval(Duration::from_secs(1));

@@ -109,6 +109,8 @@ pub struct RequestContext {
     pub trace_id: Option<String>,
     /// Client address.
     pub source_ip: String,
+    /// The request's item reads, recorded as summaries when it ends.
+    pub reads: Arc<crate::read_tally::ReadTally>,
 }
 
 tokio::task_local! {
@@ -128,6 +130,7 @@ impl RequestContext {
             request_id: hex::encode(rand::random::<[u8; 12]>()),
             trace_id,
             source_ip: ip.to_string(),
+            reads: Arc::default(),
         }
     }
 
@@ -190,15 +193,40 @@ impl Trail {
 
     /// Records `event`, filling in the current request's context.
     /// Refused when the queue is full: the caller must then fail closed.
+    /// An event of a request counts against the requesters' share of the
+    /// queue and its actor's; the node's own events (no request: block
+    /// building, batches, keys) may use the reserve too.
     pub fn record(&self, mut event: AuditEvent) -> Result<(), AuditError> {
-        if let Some(ctx) = RequestContext::current() {
-            event.request_id.get_or_insert(ctx.request_id);
-            if event.trace_id.is_none() {
-                event.trace_id = ctx.trace_id;
+        let in_request = match RequestContext::current() {
+            Some(ctx) => {
+                event.request_id.get_or_insert(ctx.request_id);
+                if event.trace_id.is_none() {
+                    event.trace_id = ctx.trace_id;
+                }
+                event.source_ip.get_or_insert(ctx.source_ip);
+                true
             }
-            event.source_ip.get_or_insert(ctx.source_ip);
+            None => false,
+        };
+        let r = if in_request {
+            self.log.record_shared(event)
+        } else {
+            self.log.record(event)
+        };
+        self.note_refusal(&r);
+        r
+    }
+
+    /// A place for one of `actor`'s events in the requesters' share.
+    pub fn reserve(&self, actor: &str) -> Result<audit::Reservation, AuditError> {
+        let r = self.log.reserve(actor);
+        if let Err(e) = &r {
+            self.note_refusal::<()>(&Err(e.clone()));
         }
-        let r = self.log.record(event);
+        r
+    }
+
+    fn note_refusal<T>(&self, r: &Result<T, AuditError>) {
         if let Err(e) = &r {
             // Under overload every request is refused; one line a second
             // says so (the writer's counters on /health have the totals).
@@ -207,7 +235,6 @@ impl Trail {
                 tracing::error!(error = %e, refused = self.log.stats().refused, "audit events refused; requests fail closed");
             }
         }
-        r
     }
 
     /// The database, for queries.
@@ -231,6 +258,13 @@ pub struct TrailSink(pub Trail);
 
 impl DecisionSink for TrailSink {
     fn record(&self, e: &DecisionEvent<'_>) -> Result<(), String> {
+        if crate::read_tally::is_item_read(e.action) {
+            if let Some(ctx) = RequestContext::current() {
+                return ctx
+                    .reads
+                    .add(e, || self.0.reserve(e.principal).map_err(|e| e.to_string()));
+            }
+        }
         let (name, outcome) = if e.allowed {
             (action::POLICY_ALLOWED, Outcome::Allow)
         } else {
@@ -277,6 +311,10 @@ pub async fn open(
             queue_capacity: settings.queue_capacity,
             batch_max: settings.batch_max,
             witness: Some(dir.join(WITNESS_FILE)),
+            // An eighth of the queue is the node's alone; no principal may
+            // hold more than a sixteenth of it.
+            reserved: settings.queue_capacity / 8,
+            per_actor: (settings.queue_capacity / 16).max(1),
         },
     );
     tracing::info!(database = %redact(&url), "audit trail open");

@@ -24,6 +24,10 @@ pub struct Config {
     pub rpc: RpcSection,
     /// Authentication and policies.
     pub access: AccessSection,
+    /// Fair share: requests and calls per principal, role and organization
+    /// (default: on, see `access_control::rate`).
+    #[serde(default)]
+    pub rate_limits: access_control::rate::RateLimitSettings,
     /// Encryption at rest (required: say `provider = "off"` to store plaintext).
     pub encryption: crate::at_rest::EncryptionSettings,
     /// Audit trail (default: SQLite in the data directory, kept forever).
@@ -171,6 +175,7 @@ impl Config {
                 );
             }
         }
+        problems.extend(config.rate_limits.problems());
         if let Err(e) = access_control::policy::load_dir(&config.access.policies_dir) {
             problems.extend(
                 e.problems

@@ -18,6 +18,7 @@ mod config;
 mod key_upkeep;
 mod node;
 mod proving;
+mod read_tally;
 mod rekey;
 mod rpc;
 mod settling;
@@ -42,7 +43,7 @@ struct Cli {
 #[derive(Debug, Subcommand)]
 enum Cmd {
     /// Run a development chain with embedded defaults.
-    Dev(cli::dev::Args),
+    Dev(Box<cli::dev::Args>),
     /// Run the appliance from a configuration file.
     Up(cli::up::Args),
     /// Rebuild derived state from the block log and print the state root.
@@ -92,7 +93,7 @@ fn main() -> std::process::ExitCode {
     };
     let result = runtime.block_on(async move {
         match cli.cmd {
-            Cmd::Dev(args) => cli::dev::run(args).await,
+            Cmd::Dev(args) => cli::dev::run(*args).await,
             Cmd::Up(args) => cli::up::run(args).await,
             Cmd::Replay(args) => {
                 let cipher = at_rest::recorded_cipher(&args.data_dir).await?;

@@ -93,6 +93,13 @@ pub mod action {
     pub const POLICY_ALLOWED: &str = "policy.allowed";
     /// A policy refused.
     pub const POLICY_DENIED: &str = "policy.denied";
+    /// One request's item reads (transactions, logs, accounts shown or
+    /// withheld) of one kind, outcome and rule, summarized: count, first
+    /// resources, digest of all.
+    pub const POLICY_READS: &str = "policy.reads";
+    /// A principal's requests were refused for exceeding its rate; one event
+    /// per principal per interval, with the number refused.
+    pub const RATE_LIMITED: &str = "rate.limited";
     /// A transaction entered the pool.
     pub const TX_SUBMITTED: &str = "tx.submitted";
     /// The policy set was reloaded.

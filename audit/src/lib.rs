@@ -24,7 +24,7 @@ pub use head::{HeadSigner, TreeHead};
 pub use proof::{prove_consistency, prove_inclusion, ConsistencyProof, InclusionProof};
 pub use store::{AuditDb, Backend, Filter, FilterArgs, Page};
 pub use verify::{verify_log, Finding, VerifyReport};
-pub use writer::{read_witness, AuditLog, WriterConfig, WriterStats};
+pub use writer::{read_witness, AuditLog, Reservation, WriterConfig, WriterStats};
 
 /// Audit log failures.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

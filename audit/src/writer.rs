@@ -1,6 +1,14 @@
 //! The asynchronous writer: emitters hand events to a bounded queue and go
 //! on; one task commits them in batches. A full queue is refused, not
 //! waited on, so the caller can fail closed instead of acting unaudited.
+//!
+//! The queue is shared fairly. Events recorded on behalf of a requester
+//! ([`AuditLog::record_shared`]) may fill the queue only up to the capacity
+//! less a reserve, and each actor may have at most `per_actor` of them
+//! waiting: one principal's burst is refused long before it can refuse
+//! anyone else's. The reserve is for the node's own events
+//! ([`AuditLog::record`]): decisions made while a block is built, batch and
+//! key events, which readers' traffic can therefore never crowd out.
 
 use crate::{
     event::{AuditEvent, StoredEvent},
@@ -8,10 +16,12 @@ use crate::{
     store::AuditDb,
     AuditError,
 };
+use parking_lot::Mutex;
 use std::{
+    collections::HashMap,
     path::PathBuf,
     sync::{
-        atomic::{AtomicBool, AtomicU64, Ordering},
+        atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering},
         Arc,
     },
     time::{Duration, Instant},
@@ -28,6 +38,10 @@ pub struct WriterConfig {
     /// Where the latest signed head is also kept outside the database, so a
     /// database-only intruder cannot roll the log back unnoticed.
     pub witness: Option<PathBuf>,
+    /// Places only the node's own events may take (see the module docs).
+    pub reserved: usize,
+    /// Most requesters' events one actor may have waiting.
+    pub per_actor: usize,
 }
 
 impl Default for WriterConfig {
@@ -38,6 +52,8 @@ impl Default for WriterConfig {
             // many events (write amplification dominates at millions of rows).
             batch_max: 16_384,
             witness: None,
+            reserved: 8_192,
+            per_actor: 4_096,
         }
     }
 }
@@ -46,7 +62,8 @@ impl Default for WriterConfig {
 // cost an allocation per event to save queue memory nobody is short of.
 #[allow(clippy::large_enum_variant)]
 enum Msg {
-    Event(StoredEvent),
+    /// An event, and the actor whose share it counts against.
+    Event(StoredEvent, Option<String>),
     Flush(oneshot::Sender<Option<TreeHead>>),
 }
 
@@ -57,11 +74,66 @@ struct Stats {
     failing: AtomicBool,
 }
 
+/// Requesters' events waiting, in all and by actor.
+#[derive(Debug, Default)]
+struct Shares {
+    queued: AtomicUsize,
+    by_actor: Mutex<HashMap<String, usize>>,
+}
+
+impl Shares {
+    fn release(&self, actor: &str) {
+        self.queued.fetch_sub(1, Ordering::Relaxed);
+        let mut by = self.by_actor.lock();
+        if let Some(n) = by.get_mut(actor) {
+            *n -= 1;
+            if *n == 0 {
+                by.remove(actor);
+            }
+        }
+    }
+}
+
 /// Handle to the audit log; cheap to clone.
 #[derive(Debug, Clone)]
 pub struct AuditLog {
     tx: mpsc::Sender<Msg>,
     stats: Arc<Stats>,
+    shares: Arc<Shares>,
+    shared_capacity: usize,
+    per_actor: usize,
+}
+
+/// A place in the queue held for one event of `actor`, taken before the
+/// work it will record is done, so that work can fail closed up front.
+/// Dropping it unused gives the place back.
+#[derive(Debug)]
+pub struct Reservation {
+    permit: Option<mpsc::OwnedPermit<Msg>>,
+    actor: String,
+    shares: Arc<Shares>,
+}
+
+impl Reservation {
+    /// Queues `event` (timed now) in the reserved place.
+    pub fn record(mut self, event: AuditEvent) -> Result<(), AuditError> {
+        event.validate().map_err(AuditError::Invalid)?;
+        let permit = self.permit.take().expect("a reservation is used once");
+        let actor = std::mem::take(&mut self.actor);
+        permit.send(Msg::Event(
+            StoredEvent::pending(event, crate::time::now_us()),
+            Some(actor),
+        ));
+        Ok(())
+    }
+}
+
+impl Drop for Reservation {
+    fn drop(&mut self) {
+        if self.permit.is_some() {
+            self.shares.release(&self.actor);
+        }
+    }
 }
 
 /// Counters for health checks and metrics.
@@ -84,27 +156,86 @@ impl AuditLog {
         signer: Arc<HeadSigner>,
         config: WriterConfig,
     ) -> (Self, tokio::task::JoinHandle<()>) {
-        let (tx, rx) = mpsc::channel(config.queue_capacity.max(1));
+        let capacity = config.queue_capacity.max(1);
+        let (tx, rx) = mpsc::channel(capacity);
         let stats = Arc::new(Stats::default());
-        let task = tokio::spawn(run(db, signer, config, rx, stats.clone()));
-        (Self { tx, stats }, task)
+        let shares = Arc::new(Shares::default());
+        let log = Self {
+            tx,
+            stats: stats.clone(),
+            shared_capacity: capacity.saturating_sub(config.reserved).max(1),
+            per_actor: config.per_actor.max(1),
+            shares: shares.clone(),
+        };
+        let task = tokio::spawn(run(db, signer, config, rx, stats, shares));
+        (log, task)
     }
 
-    /// Queues `event`, timed now. Refused (fail closed) when the queue is full.
+    /// Queues the node's own `event`, timed now, using the whole queue
+    /// (the reserve included). Refused (fail closed) when it is full.
     pub fn record(&self, event: AuditEvent) -> Result<(), AuditError> {
         event.validate().map_err(AuditError::Invalid)?;
         self.tx
-            .try_send(Msg::Event(StoredEvent::pending(
-                event,
-                crate::time::now_us(),
-            )))
-            .map_err(|e| {
+            .try_send(Msg::Event(
+                StoredEvent::pending(event, crate::time::now_us()),
+                None,
+            ))
+            .map_err(|e| self.refused(e))
+    }
+
+    /// Queues `event` on behalf of a requester: refused when requesters
+    /// already fill their part of the queue, or its actor its share.
+    pub fn record_shared(&self, event: AuditEvent) -> Result<(), AuditError> {
+        event.validate().map_err(AuditError::Invalid)?;
+        self.reserve(&event.actor_id.clone())?.record(event)
+    }
+
+    /// Holds a place for one of `actor`'s events, under the same rules as
+    /// [`record_shared`](Self::record_shared).
+    pub fn reserve(&self, actor: &str) -> Result<Reservation, AuditError> {
+        if self.shares.queued.fetch_add(1, Ordering::Relaxed) >= self.shared_capacity {
+            self.shares.queued.fetch_sub(1, Ordering::Relaxed);
+            self.stats.refused.fetch_add(1, Ordering::Relaxed);
+            return Err(AuditError::Unavailable(
+                "the audit queue's share for requests is full".into(),
+            ));
+        }
+        {
+            let mut by = self.shares.by_actor.lock();
+            let n = by.entry(actor.to_owned()).or_default();
+            if *n >= self.per_actor {
+                drop(by);
+                self.shares.queued.fetch_sub(1, Ordering::Relaxed);
                 self.stats.refused.fetch_add(1, Ordering::Relaxed);
-                AuditError::Unavailable(match e {
-                    mpsc::error::TrySendError::Full(_) => "the audit queue is full".into(),
-                    mpsc::error::TrySendError::Closed(_) => "the audit writer stopped".into(),
-                })
-            })
+                return Err(AuditError::Unavailable(format!(
+                    "{actor} has {} audit events waiting already",
+                    self.per_actor
+                )));
+            }
+            *n += 1;
+        }
+        match self.tx.clone().try_reserve_owned() {
+            Ok(permit) => Ok(Reservation {
+                permit: Some(permit),
+                actor: actor.to_owned(),
+                shares: self.shares.clone(),
+            }),
+            Err(e) => {
+                self.shares.release(actor);
+                Err(self.refused(match e {
+                    mpsc::error::TrySendError::Full(_) => mpsc::error::TrySendError::Full(()),
+                    mpsc::error::TrySendError::Closed(_) => mpsc::error::TrySendError::Closed(()),
+                }))
+            }
+        }
+    }
+
+    fn refused<T>(&self, e: mpsc::error::TrySendError<T>) -> AuditError {
+        self.stats.refused.fetch_add(1, Ordering::Relaxed);
+        AuditError::Unavailable(match e {
+            mpsc::error::TrySendError::Full(_) => "the audit queue is full".into(),
+            mpsc::error::TrySendError::Closed(_) => "the audit writer stopped".into(),
+        })
     }
 
     /// Waits until every event queued before this call is committed, and
@@ -133,6 +264,7 @@ async fn run(
     config: WriterConfig,
     mut rx: mpsc::Receiver<Msg>,
     stats: Arc<Stats>,
+    shares: Arc<Shares>,
 ) {
     let mut msgs = Vec::with_capacity(config.batch_max);
     let mut latest: Option<TreeHead> = db.latest_head().await.ok().flatten();
@@ -145,7 +277,12 @@ async fn run(
         let mut waiters = Vec::new();
         for m in msgs.drain(..) {
             match m {
-                Msg::Event(e) => events.push(e),
+                Msg::Event(e, actor) => {
+                    if let Some(a) = actor {
+                        shares.release(&a);
+                    }
+                    events.push(e)
+                }
                 Msg::Flush(w) => waiters.push(w),
             }
         }

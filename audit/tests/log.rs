@@ -358,6 +358,8 @@ async fn a_stalled_database_fills_the_queue_and_the_log_fails_closed_without_los
         queue_capacity: 50,
         batch_max: 10,
         witness: Some(t.dir.path().join("head.json")),
+        reserved: 10,
+        per_actor: 20,
     };
     let (log, _task) = AuditLog::start(t.db.clone(), s.clone(), config);
     let mut accepted = 0u64;
@@ -380,6 +382,67 @@ async fn a_stalled_database_fills_the_queue_and_the_log_fails_closed_without_los
     );
     let witness = audit::read_witness(&t.dir.path().join("head.json")).unwrap();
     assert_eq!(witness, Some(head));
+    t.drop_db().await;
+}
+
+/// A stalled database lets the queue fill: one requester's burst stops at
+/// its own share, another requester still gets in, and the node's own
+/// events (block building, batches) still have the reserve when requesters
+/// have used up their part.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_requesters_burst_refuses_neither_other_requesters_nor_the_node() {
+    let t = TestDb::sqlite().await;
+    let s = signer();
+    let mut blocker = <sqlx::SqliteConnection as sqlx::Connection>::connect(&t.url)
+        .await
+        .unwrap();
+    sqlx::query("BEGIN EXCLUSIVE")
+        .execute(&mut blocker)
+        .await
+        .unwrap();
+    let config = WriterConfig {
+        queue_capacity: 100,
+        batch_max: 10,
+        witness: None,
+        reserved: 40,
+        per_actor: 25,
+    };
+    let (log, _task) = AuditLog::start(t.db.clone(), s.clone(), config);
+    let by = |actor: &str, i: u64| {
+        let mut e = event(i);
+        e.actor_id = actor.to_owned();
+        e
+    };
+    let mut flooder = 0u64;
+    for i in 0..1_000 {
+        if log.record_shared(by("ApiKey:k_flood", i)).is_ok() {
+            flooder += 1;
+        }
+    }
+    // At most its share (plus what the writer took before it stalled).
+    assert!((25..=36).contains(&flooder), "{flooder}");
+    let mut other = 0u64;
+    for i in 0..20 {
+        if log.record_shared(by("User:idp:alice", i)).is_ok() {
+            other += 1;
+        }
+    }
+    assert_eq!(other, 20, "another requester is served in full");
+    // Requesters now hold their part; a third one is refused…
+    for i in 0..20 {
+        let _ = log.record_shared(by(&format!("ApiKey:k_{i}"), i));
+    }
+    assert!(log.record_shared(by("ApiKey:k_late", 0)).is_err());
+    // …but not the node.
+    for i in 0..30 {
+        log.record(event(i)).expect("the reserve is the node's");
+    }
+    // A reservation given back unused frees its place.
+    let held = log.reserve("User:idp:alice").ok();
+    drop(held);
+    sqlx::query("ROLLBACK").execute(&mut blocker).await.unwrap();
+    let head = log.flush().await.unwrap().unwrap();
+    assert!(head.tree_size >= flooder + other + 30);
     t.drop_db().await;
 }
 

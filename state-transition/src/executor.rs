@@ -2,7 +2,7 @@ use crate::{
     block::{BlockContext, ChainSpec, SealedHeader},
     diff::StateDiff,
     error::{StateError, TxRejection},
-    guard::{Denial, GuardInspector, SharedGuard},
+    guard::{created_contracts, CreatedContract, Denial, GuardInspector, SharedGuard},
     overlay::BlockState,
     reader::StateReader,
     tx_env::tx_env,
@@ -38,6 +38,9 @@ pub struct ExecutedTx {
     pub contract_address: Option<Address>,
     /// Price actually paid per gas.
     pub effective_gas_price: u128,
+    /// Contracts it created at any depth that survived it (sorted). Not part
+    /// of the block record: derived again by any re-execution.
+    pub created: Vec<CreatedContract>,
 }
 
 /// Everything a block produced.
@@ -136,10 +139,15 @@ impl<R: StateReader> BlockExecutor<R> {
             return Err(TxRejection::BlockGasExhausted);
         }
         let env = tx_env(&tx, sender)?;
-        let result = match guard {
-            None => self.transact_env(env).map_err(rejection)?,
+        let (result, created) = match guard {
+            None => {
+                let out = self.evm.transact(env).map_err(rejection)?;
+                let created = created_contracts(&out.state, |_| None);
+                self.evm.commit(out.state);
+                (out.result, created)
+            }
             Some(g) => self
-                .transact_env_guarded(env, g)
+                .run_guarded(env, g)
                 .map_err(rejection)?
                 .map_err(TxRejection::Denied)?,
         };
@@ -165,6 +173,7 @@ impl<R: StateReader> BlockExecutor<R> {
             gas_used,
             contract_address,
             effective_gas_price,
+            created,
         });
         Ok(self.txs.last().expect("just pushed"))
     }
@@ -188,10 +197,22 @@ impl<R: StateReader> BlockExecutor<R> {
         guard: &SharedGuard,
     ) -> Result<Result<ExecutionResult<HaltReason>, Denial>, EVMError<StateError, InvalidTransaction>>
     {
+        Ok(self.run_guarded(env, guard)?.map(|(result, _)| result))
+    }
+
+    #[allow(clippy::type_complexity)]
+    fn run_guarded(
+        &mut self,
+        env: TxEnv,
+        guard: &SharedGuard,
+    ) -> Result<
+        Result<(ExecutionResult<HaltReason>, Vec<CreatedContract>), Denial>,
+        EVMError<StateError, InvalidTransaction>,
+    > {
         self.evm.set_inspector(GuardInspector::new(guard.clone()));
         let outcome = self.evm.inspect_one_tx(env);
         let denial = self.evm.inspector.take_denial();
-        self.evm.set_inspector(GuardInspector::default());
+        let inspector = core::mem::take(&mut self.evm.inspector);
         let result = match outcome {
             Ok(r) => r,
             Err(e) => {
@@ -204,8 +225,9 @@ impl<R: StateReader> BlockExecutor<R> {
             return Ok(Err(d));
         }
         let state = self.evm.finalize();
+        let created = created_contracts(&state, |a| inspector.creator_of(a));
         self.evm.commit(state);
-        Ok(Ok(result))
+        Ok(Ok((result, created)))
     }
 
     /// Seals the block: roots, bloom, output hash and header.

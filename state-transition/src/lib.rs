@@ -35,7 +35,10 @@ pub use block::{BlockContext, ChainSpec, FeeMode, ParentBlock, SealedHeader};
 pub use diff::{AccountChange, StateDiff};
 pub use error::{StateError, TxRejection};
 pub use executor::{BlockExecutor, BlockOutcome, ExecutedTx};
-pub use guard::{CallGuard, Denial, Frame, FrameKind, GuardInspector, SharedGuard};
+pub use guard::{
+    created_contracts, AccountRead, CallGuard, CreatedContract, Denial, Frame, FrameKind,
+    GuardInspector, ReadKind, SharedGuard,
+};
 pub use outputs::{BatchOutputs, OUTPUTS_LEN};
 pub use overlay::BlockState;
 pub use reader::{MemoryState, StateReader, BLOCK_HASH_WINDOW};

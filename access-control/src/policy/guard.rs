@@ -1,18 +1,34 @@
 //! The policy engine as the EVM's call guard: every frame of a transaction
 //! (inner calls included) is a `call`, `read`, `transfer` or `deploy`
-//! decision about the caller, in-process, with no network hop.
+//! decision about the caller, and every opcode that reads another account
+//! (`BALANCE`, `EXTCODE*`) is a `view_account` decision, exactly as
+//! `eth_getBalance` / `eth_getCode` of that account would be; in-process,
+//! with no network hop.
 
-use super::{AccountFacts, Circumstances, FrameFacts, PolicyEngine, Resource};
+use super::{AccountFacts, Circumstances, Decision, FrameFacts, PolicyEngine, Resource};
 use crate::principal::Caller;
-use alloy_primitives::{Address, U256};
-use state_transition::{CallGuard, Denial, Frame, FrameKind};
-use std::sync::Arc;
+use alloy_primitives::{keccak256, Address, B256, U256};
+use parking_lot::Mutex;
+use state_transition::{AccountRead, CallGuard, CreatedContract, Denial, Frame, FrameKind};
+use std::{
+    collections::HashMap,
+    sync::{Arc, OnceLock},
+};
 
 /// Facts about addresses (which are contracts, who deployed them).
 pub trait AccountDirectory: Send + Sync {
     /// What is known about `address`.
     fn account(&self, address: &Address) -> AccountFacts;
+
+    /// `contracts` were created by a transaction signed by `signer` for
+    /// `principal` of `org`, in a block being built.
+    fn created(&self, contracts: &[CreatedContract], signer: Address, principal: &str, org: &str) {
+        let _ = (contracts, signer, principal, org);
+    }
 }
+
+/// Most answers a memoizing guard keeps (one estimateGas search).
+const MEMO_CAP: usize = 4_096;
 
 /// Whether frames are writes (a transaction, eth_estimateGas) or reads
 /// (eth_call).
@@ -32,6 +48,12 @@ pub struct PolicyGuard {
     mode: ExecMode,
     signer: Address,
     spent_today_gwei: u64,
+    view_all: OnceLock<bool>,
+    /// Answers by question, for a guard that sees the same frames again
+    /// (eth_estimateGas re-runs the call for its search): each distinct
+    /// frame is decided, and audited, once. Never set for transactions,
+    /// whose frames are decided afresh when the block is built.
+    memo: Option<Mutex<HashMap<B256, Result<(), Denial>>>>,
 }
 
 impl std::fmt::Debug for PolicyGuard {
@@ -43,7 +65,8 @@ impl std::fmt::Debug for PolicyGuard {
     }
 }
 
-/// Precompiles are plumbing (hashing, signature recovery), not resources.
+/// Precompiles are plumbing (hashing, signature recovery), not resources;
+/// value sent to them is still value sent.
 fn is_precompile(a: &Address) -> bool {
     let b = a.as_slice();
     b[..18].iter().all(|x| *x == 0) && u16::from_be_bytes([b[18], b[19]]) <= 0x11
@@ -66,7 +89,35 @@ impl PolicyGuard {
             mode,
             signer,
             spent_today_gwei,
+            view_all: OnceLock::new(),
+            memo: None,
         }
+    }
+
+    /// Decides each distinct question once (see `memo`).
+    pub fn memoized(mut self) -> Self {
+        self.memo = Some(Mutex::new(HashMap::new()));
+        self
+    }
+
+    fn remembered(
+        &self,
+        key: impl FnOnce() -> B256,
+        decide: impl FnOnce() -> Result<(), Denial>,
+    ) -> Result<(), Denial> {
+        let Some(memo) = &self.memo else {
+            return decide();
+        };
+        let key = key();
+        if let Some(known) = memo.lock().get(&key) {
+            return known.clone();
+        }
+        let answer = decide();
+        let mut memo = memo.lock();
+        if memo.len() < MEMO_CAP {
+            memo.insert(key, answer.clone());
+        }
+        answer
     }
 
     /// The action and resource a frame amounts to.
@@ -81,18 +132,53 @@ impl PolicyGuard {
             _ => frame.target,
         };
         let resource = Resource::Account(self.directory.account(&subject));
+        // Empty call data runs a contract's receive/fallback: that is a call
+        // of its code, not a plain transfer. Value into a precompile is a
+        // transfer whatever its input.
         let action = match self.mode {
             ExecMode::Read => "read",
-            ExecMode::Write if frame.input.is_empty() => "transfer",
+            ExecMode::Write if is_precompile(&subject) => "transfer",
+            ExecMode::Write if frame.input.is_empty() && !frame.has_code => "transfer",
             ExecMode::Write => "call",
         };
         (action, resource)
     }
-}
 
-impl CallGuard for PolicyGuard {
-    fn check(&self, frame: &Frame<'_>) -> Result<(), Denial> {
-        if frame.kind != FrameKind::Create && is_precompile(&frame.code_address) {
+    /// Whether the caller may see `address`'s balance and code, by the
+    /// rules of eth_getBalance / eth_getCode.
+    fn may_view(&self, address: &Address) -> Result<(), Decision> {
+        if self.caller.owns(address) {
+            return Ok(());
+        }
+        let view_all = *self.view_all.get_or_init(|| {
+            self.engine
+                .decide(
+                    &self.caller,
+                    "view_all",
+                    &Resource::Node,
+                    &Circumstances::Rpc,
+                )
+                .allowed
+        });
+        if view_all {
+            return Ok(());
+        }
+        let d = self.engine.decide(
+            &self.caller,
+            "view_account",
+            &Resource::Account(self.directory.account(address)),
+            &Circumstances::Rpc,
+        );
+        if d.allowed {
+            Ok(())
+        } else {
+            Err(d)
+        }
+    }
+
+    fn decide_frame(&self, frame: &Frame<'_>) -> Result<(), Denial> {
+        let precompile = frame.kind != FrameKind::Create && is_precompile(&frame.code_address);
+        if precompile && frame.value == U256::ZERO {
             return Ok(());
         }
         // Read-only frames moving no value inside a write are views (e.g. a
@@ -148,5 +234,223 @@ impl CallGuard for PolicyGuard {
                 frame.kind.as_str()
             ),
         })
+    }
+}
+
+/// The memo key of a frame: everything its decision depends on.
+fn frame_key(frame: &Frame<'_>) -> B256 {
+    let mut buf = Vec::with_capacity(128);
+    buf.push(0);
+    buf.push(frame.kind as u8);
+    buf.push(u8::from(frame.has_code));
+    buf.extend_from_slice(&(frame.depth as u64).to_be_bytes());
+    buf.extend_from_slice(frame.caller.as_slice());
+    buf.extend_from_slice(frame.target.as_slice());
+    buf.extend_from_slice(frame.code_address.as_slice());
+    buf.extend_from_slice(&frame.value.to_be_bytes::<32>());
+    buf.extend_from_slice(keccak256(frame.input).as_slice());
+    keccak256(&buf)
+}
+
+impl CallGuard for PolicyGuard {
+    fn check(&self, frame: &Frame<'_>) -> Result<(), Denial> {
+        self.remembered(|| frame_key(frame), || self.decide_frame(frame))
+    }
+
+    fn check_read(&self, read: &AccountRead) -> Result<(), Denial> {
+        // Its own account and the signer's are the frame's business;
+        // precompiles hold no one's state.
+        if read.account == read.reader
+            || read.account == self.signer
+            || is_precompile(&read.account)
+        {
+            return Ok(());
+        }
+        let key = || {
+            let mut buf = [0u8; 21];
+            buf[0] = 1;
+            buf[1..].copy_from_slice(read.account.as_slice());
+            keccak256(buf)
+        };
+        self.remembered(key, || {
+            self.may_view(&read.account).map_err(|d| Denial {
+                rule: d.rule,
+                reason: format!(
+                    "{} may not view account {:#x} ({} at frame depth {})",
+                    self.caller.principal,
+                    read.account,
+                    read.kind.as_str(),
+                    read.depth
+                ),
+            })
+        })
+    }
+
+    fn included(&self, contracts: &[CreatedContract]) {
+        self.directory.created(
+            contracts,
+            self.signer,
+            &self.caller.principal.key(),
+            &self.caller.principal.org,
+        );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{
+        policy::{DecisionEvent, DecisionSink},
+        principal::{Principal, PrincipalKind},
+    };
+    use state_transition::ReadKind;
+    use std::{
+        path::Path,
+        sync::atomic::{AtomicUsize, Ordering},
+    };
+
+    const WALLET: Address = Address::repeat_byte(0xaa);
+    const FOREIGN_WALLET: Address = Address::repeat_byte(0xbb);
+    const BANK_A_CONTRACT: Address = Address::repeat_byte(0xca);
+
+    struct Directory;
+
+    impl AccountDirectory for Directory {
+        fn account(&self, address: &Address) -> AccountFacts {
+            let contract = *address == BANK_A_CONTRACT;
+            AccountFacts {
+                address: *address,
+                is_contract: contract,
+                deployer: contract.then_some(Address::repeat_byte(0xde)),
+                deployer_org: if contract {
+                    "bank-a".into()
+                } else {
+                    String::new()
+                },
+            }
+        }
+    }
+
+    #[derive(Default)]
+    struct Counting(Arc<AtomicUsize>);
+
+    impl DecisionSink for Counting {
+        fn record(&self, _: &DecisionEvent<'_>) -> Result<(), String> {
+            self.0.fetch_add(1, Ordering::Relaxed);
+            Ok(())
+        }
+    }
+
+    fn engine() -> (Arc<PolicyEngine>, Arc<AtomicUsize>) {
+        let dir = Path::new(&std::env::var("CARGO_MANIFEST_DIR").expect("run by cargo"))
+            .join("../policies");
+        let engine = PolicyEngine::load(&dir).unwrap();
+        let count = Arc::new(AtomicUsize::new(0));
+        engine.set_sink(Box::new(Counting(count.clone())));
+        (Arc::new(engine), count)
+    }
+
+    fn guard(role: &str, org: &str, mode: ExecMode) -> (PolicyGuard, Arc<AtomicUsize>) {
+        let (engine, count) = engine();
+        let caller = Caller::new(
+            Arc::new(Principal {
+                kind: PrincipalKind::ApiKey,
+                id: format!("k_{role}"),
+                roles: [role.to_owned()].into_iter().collect(),
+                org: org.into(),
+                expires_at: None,
+            }),
+            [WALLET].into_iter().collect(),
+        );
+        let g = PolicyGuard::new(engine, caller, Arc::new(Directory), mode, WALLET, 0);
+        (g, count)
+    }
+
+    fn frame(target: Address, value: U256, input: &[u8], has_code: bool) -> Frame<'_> {
+        Frame {
+            depth: 0,
+            kind: FrameKind::Call,
+            caller: WALLET,
+            target,
+            code_address: target,
+            value,
+            input,
+            has_code,
+        }
+    }
+
+    fn eth(n: u64) -> U256 {
+        U256::from(n) * U256::from(10u64).pow(U256::from(18u64))
+    }
+
+    fn read(account: Address) -> AccountRead {
+        AccountRead {
+            depth: 1,
+            kind: ReadKind::Balance,
+            reader: Address::repeat_byte(0x99),
+            account,
+        }
+    }
+
+    #[test]
+    fn empty_call_data_to_code_is_a_call_and_to_a_wallet_a_transfer() {
+        let (g, _) = guard("trader", "bank-b", ExecMode::Write);
+        let d = g
+            .check(&frame(BANK_A_CONTRACT, U256::ZERO, &[], true))
+            .unwrap_err();
+        assert_eq!(d.rule, "exec.org-only-contracts");
+        assert!(d.reason.contains("may not call"), "{}", d.reason);
+        g.check(&frame(FOREIGN_WALLET, eth(1), &[], false)).unwrap();
+    }
+
+    #[test]
+    fn value_into_a_precompile_is_a_capped_transfer() {
+        let (g, _) = guard("trader", "bank-b", ExecMode::Write);
+        let ecrecover = Address::with_last_byte(1);
+        for input in [&[][..], &[0u8; 128][..]] {
+            let d = g
+                .check(&frame(ecrecover, eth(150), input, false))
+                .unwrap_err();
+            assert_eq!(d.rule, "exec.trader.value-cap-tx");
+            g.check(&frame(ecrecover, eth(50), input, false)).unwrap();
+            g.check(&frame(ecrecover, U256::ZERO, input, false))
+                .unwrap();
+        }
+    }
+
+    #[test]
+    fn reading_another_account_needs_the_right_to_view_it() {
+        let (g, _) = guard("service", "bank-b", ExecMode::Read);
+        let d = g.check_read(&read(FOREIGN_WALLET)).unwrap_err();
+        assert_eq!(d.rule, "default-deny");
+        assert!(d.reason.contains("BALANCE"), "{}", d.reason);
+        assert!(g.check_read(&read(BANK_A_CONTRACT)).is_err());
+        // Its own wallet, the reading contract itself, precompiles.
+        g.check_read(&read(WALLET)).unwrap();
+        g.check_read(&read(Address::repeat_byte(0x99))).unwrap();
+        g.check_read(&read(Address::with_last_byte(2))).unwrap();
+        // Same organization's contracts, and everything for an auditor.
+        let (same_org, _) = guard("service", "bank-a", ExecMode::Read);
+        same_org.check_read(&read(BANK_A_CONTRACT)).unwrap();
+        let (auditor, _) = guard("auditor", "bank-z", ExecMode::Read);
+        auditor.check_read(&read(FOREIGN_WALLET)).unwrap();
+    }
+
+    #[test]
+    fn a_memoizing_guard_decides_each_frame_once() {
+        let (plain, count) = guard("service", "bank-b", ExecMode::Write);
+        let f = frame(FOREIGN_WALLET, U256::ZERO, &[1, 2, 3, 4], false);
+        plain.check(&f).unwrap();
+        plain.check(&f).unwrap();
+        assert_eq!(count.load(Ordering::Relaxed), 2);
+        let (memo, count) = guard("service", "bank-b", ExecMode::Write);
+        let memo = memo.memoized();
+        memo.check(&f).unwrap();
+        memo.check(&f).unwrap();
+        assert_eq!(count.load(Ordering::Relaxed), 1);
+        let denied = frame(BANK_A_CONTRACT, U256::ZERO, &[1], true);
+        assert!(memo.check(&denied).is_err());
+        assert!(memo.check(&denied).is_err(), "a denial is remembered too");
+        assert_eq!(count.load(Ordering::Relaxed), 2);
     }
 }

@@ -70,6 +70,10 @@ pub struct Args {
     /// Audit queue capacity (events waiting for the database).
     #[arg(long, default_value_t = 65_536)]
     pub audit_queue: usize,
+    /// A TOML file with the `[rate_limits]` table of the production config
+    /// (without the header); default: the shipped limits.
+    #[arg(long)]
+    pub rate_limits: Option<PathBuf>,
     /// Cut the chain into batches and prove each one in-process.
     #[arg(long)]
     pub prove: bool,
@@ -287,6 +291,21 @@ pub async fn run(args: Args) -> Result<()> {
             siwe_domain: args.rpc_addr.to_string(),
             bootstrap_admin_sha256: Some(admin_sha256),
             bind_wallets,
+            rate_limits: match &args.rate_limits {
+                None => Default::default(),
+                Some(path) => {
+                    let text = std::fs::read_to_string(path)
+                        .with_context(|| format!("reading {}", path.display()))?;
+                    let settings: access_control::rate::RateLimitSettings =
+                        toml::from_str(&text)
+                            .with_context(|| format!("parsing {}", path.display()))?;
+                    let problems = settings.problems();
+                    if !problems.is_empty() {
+                        anyhow::bail!("{}: {}", path.display(), problems.join("; "));
+                    }
+                    settings
+                }
+            },
         },
         tune: Box::new(move |c| c.block_time = block_time),
         limits: RpcLimits::default(),

@@ -70,5 +70,16 @@ pub fn run(args: Args, cipher: Option<SharedCipher>) -> Result<()> {
         }
     }
     std::fs::rename(&new_path, &old_path)?;
+    // Contracts created inside transactions (by constructors and
+    // factories) of a chain from before their owners were recorded at
+    // creation get their signer as deployer now.
+    let docs = access_control::store::DocDir::new(dir.join(access_control::ACCESS_DIR), cipher);
+    let wallets = Arc::new(access_control::wallets::Wallets::open(&docs)?);
+    let directory = access_control::directory::ContractDirectory::open(&docs, wallets)?;
+    let attributed = directory.attribute_replayed(&report.created)?;
+    println!(
+        "contracts created: {} ({attributed} newly attributed)",
+        report.created.len()
+    );
     Ok(())
 }

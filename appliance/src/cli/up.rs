@@ -63,6 +63,7 @@ pub async fn run(args: Args) -> Result<()> {
             siwe_domain: config.access.siwe_domain.clone(),
             bootstrap_admin_sha256: config.access.admin_key_sha256.clone(),
             bind_wallets: Vec::new(),
+            rate_limits: config.rate_limits.clone(),
         },
         tune: Box::new(move |c| {
             c.block_time = Duration::from_millis(s.block_time_ms);

@@ -28,6 +28,8 @@ pub struct Access {
     pub spend: SpendTracker,
     /// Outstanding wallet-binding challenges.
     pub siwe: SiweChallenges,
+    /// Fair share of requests per principal and organization.
+    pub rate: access_control::rate::RateLimiter,
     /// Scans of the chain for deployments run one at a time.
     pub scan: tokio::sync::Mutex<()>,
     /// The audit trail every decision and admin change goes to.
@@ -142,22 +144,25 @@ impl Access {
             .get_or_init(|| self.rpc(&rc.caller, "act_for_others").allowed)
     }
 
-    /// A call guard for `rc`'s transaction (or simulation) signed by `signer`.
+    /// A call guard for `rc`'s transaction (or simulation) signed by
+    /// `signer`; `memoized` for a simulation that re-runs the same frames.
     pub fn guard(
         &self,
         rc: &RequestCaller,
         mode: access_control::policy::ExecMode,
         signer: Address,
         spent_today_gwei: u64,
+        memoized: bool,
     ) -> state_transition::SharedGuard {
-        Arc::new(access_control::policy::PolicyGuard::new(
+        let guard = access_control::policy::PolicyGuard::new(
             self.engine.clone(),
             rc.caller.clone(),
             self.directory.clone(),
             mode,
             signer,
             spent_today_gwei,
-        ))
+        );
+        Arc::new(if memoized { guard.memoized() } else { guard })
     }
 
     /// Facts about an address for policies.

@@ -61,7 +61,7 @@ async fn admit(
     let bearer = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok());
-    let principal = match authenticate(state, bearer, peer).await {
+    let principal = match authenticate(state, bearer, peer, 1).await {
         Ok(p) => p,
         Err(AuthFailure::Refused(why)) => {
             let mut r = error(
@@ -82,6 +82,7 @@ async fn admit(
                 Value::Null,
             ))
         }
+        Err(AuthFailure::Limited(r)) => return Err(super::rate_limited(Value::Null, &r)),
     };
     let caller = state.access.caller(principal.clone());
     let d = state.access.engine.decide(

@@ -130,7 +130,9 @@ pub(crate) fn call(
 }
 
 /// eth_estimateGas: the smallest gas limit that succeeds, by binary search.
-/// Only the first run is guarded: the search re-runs the same frames.
+/// Every run is guarded: with less gas a contract can take paths (and reach
+/// frames) the first run never did. A memoizing guard decides each distinct
+/// frame once; a denial in any run is the caller's error.
 pub(crate) fn estimate_gas(
     seq: &Sequencer,
     req: &TransactionRequest,
@@ -149,19 +151,25 @@ pub(crate) fn estimate_gas(
         }
     };
     // Refunds and the 63/64 rule mean `used` may not be enough as a limit.
-    let mut lo = used.saturating_sub(1);
-    let mut hi = cap;
-    if matches!(
-        run(seq, &view, &ctx, req, used, None),
-        Ok(ExecutionResult::Success { .. })
-    ) {
+    let succeeds = |gas: u64| -> Result<bool, RpcError> {
+        match run(seq, &view, &ctx, req, gas, guard) {
+            Ok(r) => Ok(r.is_success()),
+            // Too little gas for the intrinsic cost is just "not enough".
+            Err(e) if e.code == code::FORBIDDEN || e.code == code::INTERNAL => Err(e),
+            Err(_) => Ok(false),
+        }
+    };
+    if succeeds(used)? {
         return Ok(used);
     }
+    let mut lo = used.saturating_sub(1);
+    let mut hi = cap;
     while lo + 1 < hi {
         let mid = lo + (hi - lo) / 2;
-        match run(seq, &view, &ctx, req, mid, None) {
-            Ok(ExecutionResult::Success { .. }) => hi = mid,
-            _ => lo = mid,
+        if succeeds(mid)? {
+            hi = mid;
+        } else {
+            lo = mid;
         }
     }
     Ok(hi)

@@ -3,10 +3,10 @@
 use super::{
     access::RequestCaller,
     call,
-    convert::rpc_logs,
     jsonrpc::{code, RpcError},
     params::Params,
-    private, wallet, RpcState,
+    private::BlockView,
+    wallet, RpcState,
 };
 use crate::audit_trail::{RequestContext, REQUEST};
 use access_control::policy::{gwei_ceil, ExecMode};
@@ -118,7 +118,7 @@ pub(crate) async fn dispatch(
         "eth_accounts" => Ok(Value::Array(Vec::new())),
         "eth_gasPrice" => to_json(U256::from(seq.next_base_fee())),
         "eth_maxPriorityFeePerGas" => to_json(U256::ZERO),
-        "eth_feeHistory" => fee_history(state, &p),
+        "eth_feeHistory" => fee_history(state, who(rc)?, &p),
         "eth_getBalance" => {
             let address: Address = p.at_most(2)?.req(0, "address")?;
             let v = view(state)?;
@@ -196,13 +196,23 @@ pub(crate) async fn dispatch(
             } else {
                 ExecMode::Write
             };
-            let guard = state.access.guard(rc, mode, from, 0);
+            // estimateGas re-runs the same frames: each is decided once.
+            let guard = state.access.guard(rc, mode, from, 0, !is_call);
             let seq = seq.clone();
+            // Decisions made while executing carry this request's ids.
+            let ctx = RequestContext::current();
             tokio::task::spawn_blocking(move || {
-                if is_call {
-                    call::call(&seq, &req, Some(&guard)).and_then(to_json)
-                } else {
-                    call::estimate_gas(&seq, &req, Some(&guard)).and_then(|g| to_json(U64::from(g)))
+                let run = || {
+                    if is_call {
+                        call::call(&seq, &req, Some(&guard)).and_then(to_json)
+                    } else {
+                        call::estimate_gas(&seq, &req, Some(&guard))
+                            .and_then(|g| to_json(U64::from(g)))
+                    }
+                };
+                match ctx {
+                    Some(c) => REQUEST.sync_scope(c, run),
+                    None => run(),
                 }
             })
             .await
@@ -216,7 +226,7 @@ pub(crate) async fn dispatch(
             let hash: B256 = p.at_most(1)?.req(0, "hash")?;
             let rc = who(rc)?;
             if let Some((block, index)) = tx_by_hash(&view(state)?, &hash)? {
-                return to_json(private::tx(state, rc, &block, index));
+                return to_json(BlockView::new(state, rc, &block).tx(index));
             }
             match seq.pooled(&hash) {
                 Some(tx) if rc.caller.owns(&tx.sender) || state.access.view_all(rc) => {
@@ -235,7 +245,9 @@ pub(crate) async fn dispatch(
         "eth_getTransactionReceipt" => {
             let hash: B256 = p.at_most(1)?.req(0, "hash")?;
             match tx_by_hash(&view(state)?, &hash)? {
-                Some((block, index)) => to_json(private::receipt(state, who(rc)?, &block, index)),
+                Some((block, index)) => {
+                    to_json(BlockView::new(state, who(rc)?, &block).receipt(index))
+                }
                 None => Ok(Value::Null),
             }
         }
@@ -255,7 +267,7 @@ pub(crate) async fn dispatch(
             match block_at(&v, number)? {
                 Some(block) => {
                     let root = v.state_root(number).map_err(RpcError::internal)?;
-                    to_json(private::block(state, who(rc)?, &block, root, full))
+                    to_json(BlockView::new(state, who(rc)?, &block).block(root, full))
                 }
                 None => Ok(Value::Null),
             }
@@ -264,7 +276,7 @@ pub(crate) async fn dispatch(
             let v = view(state)?;
             let tag: BlockNumberOrTag = p.at_most(1)?.req(0, "block")?;
             match block_at(&v, resolve(&v, tag)?)? {
-                Some(b) => to_json(U64::from(private::tx_count(state, who(rc)?, &b))),
+                Some(b) => to_json(U64::from(BlockView::new(state, who(rc)?, &b).tx_count())),
                 None => Ok(Value::Null),
             }
         }
@@ -318,13 +330,12 @@ fn get_logs(state: &RpcState, rc: &RequestCaller, filter: &Filter) -> Result<Vec
         if !filter.matches_bloom(block.header.logs_bloom) {
             continue;
         }
-        let mut first = 0;
+        // Positions are the caller's: every log of the block is decided
+        // (one summarized audit event per kind), not only matching ones.
+        let view = BlockView::new(state, rc, &block);
         for index in 0..block.txs.len() {
-            let logs = rpc_logs(&block, index, first);
-            first += logs.len() as u64;
-            for log in logs {
-                // Cheap filter first: a policy question only for logs that match.
-                if filter.matches(&log.inner) && state.access.log_visible(rc, &log.inner) {
+            for log in view.logs(index) {
+                if filter.matches(&log.inner) {
                     out.push(log);
                     if out.len() > state.limits.max_logs {
                         return Err(RpcError::new(
@@ -342,7 +353,10 @@ fn get_logs(state: &RpcState, rc: &RequestCaller, filter: &Filter) -> Result<Vec
     Ok(out)
 }
 
-fn fee_history(state: &RpcState, p: &Params) -> Result<Value, RpcError> {
+/// eth_feeHistory. A caller without `view_all` gets `gasUsedRatio` and the
+/// tip percentiles of its own transactions only (those its wallets sent or
+/// received): cheap to decide, and the block's fullness is not its to know.
+fn fee_history(state: &RpcState, rc: &RequestCaller, p: &Params) -> Result<Value, RpcError> {
     let count: U64 = p.at_most(3)?.req(0, "blockCount")?;
     let newest: BlockNumberOrTag = p.req(1, "newestBlock")?;
     let percentiles: Vec<f64> = p.opt(2, "rewardPercentiles")?.unwrap_or_default();
@@ -355,6 +369,10 @@ fn fee_history(state: &RpcState, p: &Params) -> Result<Value, RpcError> {
     }
     let v = view(state)?;
     let newest = resolve(&v, newest)?;
+    let all = state.access.view_all(rc);
+    let counted = |t: &&sequencer::StoredTx| {
+        all || rc.caller.owns(&t.sender) || t.envelope.to().is_some_and(|to| rc.caller.owns(&to))
+    };
     let count = count.to::<u64>().clamp(1, 1024).min(newest + 1);
     let oldest = newest + 1 - count;
     let mut base_fees = Vec::new();
@@ -366,11 +384,17 @@ fn fee_history(state: &RpcState, p: &Params) -> Result<Value, RpcError> {
             block_at(&v, n)?.ok_or_else(|| RpcError::server(format!("block {n} not found")))?;
         let base = block.header.base_fee_per_gas.unwrap_or_default();
         base_fees.push(base as u128);
-        ratios.push(block.header.gas_used as f64 / block.header.gas_limit.max(1) as f64);
+        let gas_used: u64 = if all {
+            block.header.gas_used
+        } else {
+            block.txs.iter().filter(counted).map(|t| t.gas_used).sum()
+        };
+        ratios.push(gas_used as f64 / block.header.gas_limit.max(1) as f64);
         if !percentiles.is_empty() {
             let mut tips: Vec<u128> = block
                 .txs
                 .iter()
+                .filter(counted)
                 .map(|t| t.envelope.effective_tip_per_gas(base).unwrap_or_default())
                 .collect();
             tips.sort_unstable();
@@ -435,7 +459,9 @@ async fn send_raw(
     let key = rc.caller.principal.key();
     let value_gwei = gwei_ceil(&tx.value());
     let spent = state.access.spend.reserve(&key, value_gwei);
-    let guard = state.access.guard(rc, ExecMode::Write, sender, spent);
+    let guard = state
+        .access
+        .guard(rc, ExecMode::Write, sender, spent, false);
     let hash = *tx.tx_hash();
     // Inner-call decisions made during admission carry this request's ids.
     let ctx = RequestContext::current();

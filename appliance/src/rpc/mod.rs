@@ -95,20 +95,31 @@ where
     let traceparent = headers.get("traceparent").and_then(|v| v.to_str().ok());
     let ctx = RequestContext::new(peer.ip(), traceparent);
     let id = HeaderValue::from_str(&ctx.request_id).ok();
-    let mut resp = REQUEST.scope(ctx, serve).await;
+    let reads = ctx.reads.clone();
+    let mut resp = REQUEST
+        .scope(ctx, async move {
+            let resp = serve.await;
+            // Summaries of the request's item reads, into the places their
+            // first decisions reserved.
+            reads.flush();
+            resp
+        })
+        .await;
     if let Some(id) = id {
         resp.headers_mut().insert("x-request-id", id);
     }
     resp
 }
 
-/// Authenticates the bearer header and records the attempt. `Err` is the
-/// response to send: 401 for a bad credential, 503 when the attempt cannot
-/// be audited.
+/// Authenticates the bearer header, takes the principal's share for a
+/// request of `calls` calls, and records the attempt. `Err` is the response
+/// to send: 401 for a bad credential, 429 over the principal's rate, 503
+/// when the attempt cannot be audited.
 pub(crate) async fn authenticate(
     state: &RpcState,
     header: Option<&str>,
     peer: SocketAddr,
+    calls: u64,
 ) -> Result<Arc<access_control::Principal>, AuthFailure> {
     let trail = &state.access.trail;
     match state
@@ -118,6 +129,14 @@ pub(crate) async fn authenticate(
         .await
     {
         Ok(p) => {
+            // Over its rate, a request costs nothing more: no audit event
+            // each (one summary per principal per interval), no work.
+            if let Err((refusal, report)) = state.access.rate.admit(&p, calls) {
+                if let Some(r) = report {
+                    crate::access_setup::record_rate_report(trail, &r);
+                }
+                return Err(AuthFailure::Limited(refusal));
+            }
             let method = match p.kind {
                 access_control::PrincipalKind::User => "oidc",
                 access_control::PrincipalKind::ApiKey => "api_key",
@@ -149,6 +168,38 @@ pub(crate) enum AuthFailure {
     Refused(String),
     /// The audit trail refused the event.
     Unaudited(String),
+    /// Over the principal's (or its organization's) rate.
+    Limited(access_control::rate::Refusal),
+}
+
+/// The 429 for a rate refusal: JSON-RPC `-32005` with the wait in
+/// `data.retry_after_ms` and a `Retry-After` header (whole seconds, rounded
+/// up), so both JSON-RPC clients and HTTP middleware can back off.
+pub(crate) fn rate_limited(id: Value, refusal: &access_control::rate::Refusal) -> Response {
+    use access_control::rate::Refusal;
+    let (message, wait) = match refusal {
+        Refusal::Later(wait) => (
+            format!(
+                "rate limit exceeded: retry in {} ms",
+                wait.as_millis().max(1)
+            ),
+            Some(*wait),
+        ),
+        Refusal::TooLarge { calls, burst } => (
+            format!("rate limit exceeded: {calls} calls in one request, at most {burst} allowed"),
+            None,
+        ),
+    };
+    let mut err = RpcError::new(code::LIMIT, message);
+    err.data = wait.map(|w| json!({ "retry_after_ms": w.as_millis().max(1) as u64 }));
+    let mut resp = rpc_response(StatusCode::TOO_MANY_REQUESTS, jsonrpc::failure(id, &err));
+    if let Some(w) = wait {
+        let secs = w.as_secs() + u64::from(w.subsec_nanos() > 0);
+        if let Ok(v) = HeaderValue::from_str(&secs.max(1).to_string()) {
+            resp.headers_mut().insert(header::RETRY_AFTER, v);
+        }
+    }
+    resp
 }
 
 async fn health(State(state): State<Arc<RpcState>>) -> Response {
@@ -263,13 +314,21 @@ async fn serve_rpc(
             Err(_) => true,
         })
     };
+    let calls = match &parsed {
+        RpcBody::Single(_) => 1,
+        RpcBody::Batch(cs) => cs.len() as u64,
+    };
     let caller = if auth_header.is_none() && all_public() {
+        if let Err((refusal, _)) = state.access.rate.admit_anonymous(peer.ip(), calls) {
+            return rate_limited(request_id(&parsed), &refusal);
+        }
         None
     } else {
-        match authenticate(&state, auth_header, peer).await {
+        match authenticate(&state, auth_header, peer, calls).await {
             Ok(p) => Some(RequestCaller::new(state.access.caller(p))),
             Err(AuthFailure::Refused(why)) => return unauthorized(&parsed, &why),
             Err(AuthFailure::Unaudited(why)) => return unaudited(&parsed, &why),
+            Err(AuthFailure::Limited(r)) => return rate_limited(request_id(&parsed), &r),
         }
     };
     let caller = caller.as_ref();
@@ -306,6 +365,9 @@ async fn answer(
             Some(jsonrpc::failure(id, &e))
         }
         Ok(call) => {
+            if let Some(ctx) = RequestContext::current() {
+                ctx.reads.method(&call.method);
+            }
             let allowed = match (caller, method_action(&call.method)) {
                 (Some(rc), Some(action)) => state.access.check_method(rc, action),
                 _ => Ok(()),

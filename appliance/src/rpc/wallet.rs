@@ -32,7 +32,11 @@ pub(crate) async fn dispatch(
         "prividium_wallets" => Ok(json!(rc.caller.wallets)),
         "prividium_siweChallenge" => {
             let address: Address = p.at_most(1)?.req(0, "address")?;
-            Ok(json!({ "message": access.siwe.challenge(&principal.key(), address) }))
+            let message = access
+                .siwe
+                .challenge(&principal.key(), address)
+                .map_err(|e| RpcError::new(super::jsonrpc::code::LIMIT, e.to_string()))?;
+            Ok(json!({ "message": message }))
         }
         "prividium_bindWallet" => {
             let message: String = p.at_most(2)?.req(0, "message")?;

@@ -11,6 +11,7 @@ mod clients;
 mod common;
 mod crash;
 mod idp;
+mod insider;
 mod prover_cli;
 mod roles;
 mod settlement;

@@ -4,7 +4,7 @@ use crate::{
     Result, SequencerError,
 };
 use alloy_consensus::transaction::SignerRecoverable;
-use alloy_primitives::B256;
+use alloy_primitives::{Address, B256};
 use state_transition::{BlockExecutor, BlockOutcome, ChainSpec, TxRejection};
 
 /// What a replay did.
@@ -18,6 +18,9 @@ pub struct ReplayReport {
     pub transactions: usize,
     /// State root after the last block.
     pub state_root: B256,
+    /// Contracts the replayed transactions created, at any depth, with the
+    /// signer of each creating transaction, in chain order.
+    pub created: Vec<(Address, Address)>,
 }
 
 /// Re-executes one logged block with the state-transition program and checks
@@ -82,6 +85,7 @@ pub(crate) fn replay(
         to: deriver.height(),
         transactions: 0,
         state_root: B256::ZERO,
+        created: Vec::new(),
     };
     if last >= start {
         report.from = Some(start);
@@ -95,6 +99,11 @@ pub(crate) fn replay(
             for record in records {
                 let outcome = execute_record(chain, deriver, &record)?;
                 report.transactions += outcome.txs.len();
+                for t in &outcome.txs {
+                    report
+                        .created
+                        .extend(t.created.iter().map(|c| (c.address, t.sender)));
+                }
                 deriver.apply(&outcome)?;
                 next = record.number + 1;
                 progress(record.number, last);

@@ -93,7 +93,13 @@ impl Producer {
                     break;
                 }
                 match exec.execute_guarded(tx.envelope.clone(), tx.sender, tx.guard.0.as_ref()) {
-                    Ok(_) => {}
+                    // Contracts get their owner before the next transaction
+                    // of this block can reach them.
+                    Ok(executed) => {
+                        if let (Some(g), false) = (&tx.guard.0, executed.created.is_empty()) {
+                            g.included(&executed.created);
+                        }
+                    }
                     Err(TxRejection::BlockGasExhausted) => continue,
                     Err(e) if e.is_fatal() => {
                         return Err(crate::SequencerError::Execution(e.to_string()))
