@@ -342,11 +342,9 @@ async fn retention_prunes_to_a_verifiable_checkpoint_and_respects_holds() {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_stalled_database_fills_the_queue_and_the_log_fails_closed_without_losing_events() {
-    let t = TestDb::sqlite().await;
-    let s = signer();
-    // Another process holds the write lock: appends wait.
+/// Another connection takes the write lock: appends wait until it rolls
+/// back.
+async fn stall(t: &TestDb) -> sqlx::SqliteConnection {
     let mut blocker = <sqlx::SqliteConnection as sqlx::Connection>::connect(&t.url)
         .await
         .unwrap();
@@ -354,6 +352,14 @@ async fn a_stalled_database_fills_the_queue_and_the_log_fails_closed_without_los
         .execute(&mut blocker)
         .await
         .unwrap();
+    blocker
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stalled_database_fills_the_queue_and_the_log_fails_closed_without_losing_events() {
+    let t = TestDb::sqlite().await;
+    let s = signer();
+    let mut blocker = stall(&t).await;
     let config = WriterConfig {
         queue_capacity: 50,
         batch_max: 10,
@@ -393,13 +399,7 @@ async fn a_stalled_database_fills_the_queue_and_the_log_fails_closed_without_los
 async fn one_requesters_burst_refuses_neither_other_requesters_nor_the_node() {
     let t = TestDb::sqlite().await;
     let s = signer();
-    let mut blocker = <sqlx::SqliteConnection as sqlx::Connection>::connect(&t.url)
-        .await
-        .unwrap();
-    sqlx::query("BEGIN EXCLUSIVE")
-        .execute(&mut blocker)
-        .await
-        .unwrap();
+    let mut blocker = stall(&t).await;
     let config = WriterConfig {
         queue_capacity: 100,
         batch_max: 10,
