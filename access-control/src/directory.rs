@@ -89,19 +89,25 @@ impl ContractDirectory {
         state.next_block = through + 1;
         if state.contracts.len() != before {
             let snapshot = state.clone();
-            self.doc.update(|f: &mut ContractsFile| *f = snapshot)?;
+            drop(state);
+            self.persist(snapshot)?;
         }
         Ok(())
+    }
+
+    /// Writes `snapshot`, keeping the scan's progress if another writer
+    /// moved it on meanwhile.
+    fn persist(&self, snapshot: ContractsFile) -> Result<(), StoreError> {
+        self.doc.update(|f: &mut ContractsFile| {
+            let next_block = f.next_block.max(snapshot.next_block);
+            *f = snapshot;
+            f.next_block = next_block;
+        })
     }
 
     /// Who deployed `contract`, when known.
     pub fn deployer(&self, contract: &Address) -> Option<Address> {
         self.state.read().contracts.get(contract).copied()
-    }
-
-    /// What was recorded about `contract` at its creation.
-    pub fn owner(&self, contract: &Address) -> Option<Owner> {
-        self.state.read().owners.get(contract).cloned()
     }
 
     /// Attributes contracts found by re-executing the chain (`prividium
@@ -110,7 +116,7 @@ impl ContractDirectory {
     /// records are owned too. Records made at creation are kept. Returns how
     /// many were added.
     pub fn attribute_replayed(&self, created: &[(Address, Address)]) -> Result<usize, StoreError> {
-        let snapshot = {
+        let (snapshot, added) = {
             let mut state = self.state.write();
             let before = state.contracts.len();
             for (contract, signer) in created {
@@ -124,12 +130,7 @@ impl ContractDirectory {
             }
             (state.clone(), added)
         };
-        let (snapshot, added) = snapshot;
-        self.doc.update(|f: &mut ContractsFile| {
-            let next_block = f.next_block.max(snapshot.next_block);
-            *f = snapshot;
-            f.next_block = next_block;
-        })?;
+        self.persist(snapshot)?;
         Ok(added)
     }
 
@@ -159,12 +160,7 @@ impl ContractDirectory {
             }
             state.clone()
         };
-        self.doc.update(|f: &mut ContractsFile| {
-            // Keep the scan's progress if it moved on meanwhile.
-            let next_block = f.next_block.max(snapshot.next_block);
-            *f = snapshot;
-            f.next_block = next_block;
-        })
+        self.persist(snapshot)
     }
 }
 

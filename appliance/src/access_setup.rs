@@ -193,14 +193,12 @@ pub fn record_rate_report(trail: &Trail, r: &access_control::rate::RefusalReport
     } else {
         crate::audit_trail::actor_kind(&r.principal)
     };
-    let event = AuditEvent::new(kind, &r.principal, action::RATE_LIMITED, Outcome::Deny)
+    let mut event = AuditEvent::new(kind, &r.principal, action::RATE_LIMITED, Outcome::Deny)
         .organization(r.org.clone())
         .rule("rate-limit")
         .details(json!({ "refused": r.refused }));
-    let mut event = event;
     if let Some(ctx) = crate::audit_trail::RequestContext::current() {
-        event.request_id = Some(ctx.request_id);
-        event.source_ip = Some(ctx.source_ip);
+        ctx.stamp(&mut event);
     }
     // Straight to the writer, whose reserve the requesters' share cannot
     // fill: a flood cannot hide itself.

@@ -138,6 +138,16 @@ impl RequestContext {
     pub fn current() -> Option<Self> {
         REQUEST.try_with(Clone::clone).ok()
     }
+
+    /// Fills in `event`'s request id, trace id and client address where it
+    /// has none.
+    pub fn stamp(self, event: &mut AuditEvent) {
+        event.request_id.get_or_insert(self.request_id);
+        if event.trace_id.is_none() {
+            event.trace_id = self.trace_id;
+        }
+        event.source_ip.get_or_insert(self.source_ip);
+    }
 }
 
 /// Actor fields of a principal key (`User:…`, `ApiKey:…`).
@@ -197,23 +207,19 @@ impl Trail {
     /// queue and its actor's; the node's own events (no request: block
     /// building, batches, keys) may use the reserve too.
     pub fn record(&self, mut event: AuditEvent) -> Result<(), AuditError> {
-        let in_request = match RequestContext::current() {
-            Some(ctx) => {
-                event.request_id.get_or_insert(ctx.request_id);
-                if event.trace_id.is_none() {
-                    event.trace_id = ctx.trace_id;
-                }
-                event.source_ip.get_or_insert(ctx.source_ip);
-                true
-            }
-            None => false,
-        };
+        let ctx = RequestContext::current();
+        let in_request = ctx.is_some();
+        if let Some(ctx) = ctx {
+            ctx.stamp(&mut event);
+        }
         let r = if in_request {
             self.log.record_shared(event)
         } else {
             self.log.record(event)
         };
-        self.note_refusal(&r);
+        if let Err(e) = &r {
+            self.note_refusal(e);
+        }
         r
     }
 
@@ -221,19 +227,17 @@ impl Trail {
     pub fn reserve(&self, actor: &str) -> Result<audit::Reservation, AuditError> {
         let r = self.log.reserve(actor);
         if let Err(e) = &r {
-            self.note_refusal::<()>(&Err(e.clone()));
+            self.note_refusal(e);
         }
         r
     }
 
-    fn note_refusal<T>(&self, r: &Result<T, AuditError>) {
-        if let Err(e) = &r {
-            // Under overload every request is refused; one line a second
-            // says so (the writer's counters on /health have the totals).
-            let now = audit::time::now_us() / 1_000_000;
-            if self.last_refusal_log.swap(now, Ordering::Relaxed) != now {
-                tracing::error!(error = %e, refused = self.log.stats().refused, "audit events refused; requests fail closed");
-            }
+    fn note_refusal(&self, e: &AuditError) {
+        // Under overload every request is refused; one line a second says
+        // so (the writer's counters on /health have the totals).
+        let now = audit::time::now_us() / 1_000_000;
+        if self.last_refusal_log.swap(now, Ordering::Relaxed) != now {
+            tracing::error!(error = %e, refused = self.log.stats().refused, "audit events refused; requests fail closed");
         }
     }
 

@@ -106,7 +106,7 @@ impl ReadTally {
             } else {
                 Outcome::Deny
             };
-            let event = AuditEvent::new(
+            let mut event = AuditEvent::new(
                 crate::audit_trail::actor_kind(&e.principal),
                 &e.principal,
                 action::POLICY_READS,
@@ -121,11 +121,8 @@ impl ReadTally {
                 "resources": e.listed,
                 "resources_sha256": hex::encode(e.digest.finalize()),
             }));
-            let mut event = event;
             if let Some(ctx) = crate::audit_trail::RequestContext::current() {
-                event.request_id = Some(ctx.request_id);
-                event.trace_id = ctx.trace_id;
-                event.source_ip = Some(ctx.source_ip);
+                ctx.stamp(&mut event);
             }
             if let Err(err) = e.place.record(event) {
                 tracing::error!(error = %err, "read summary not recorded");

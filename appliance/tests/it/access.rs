@@ -106,11 +106,7 @@ impl Ctx<'_> {
     }
 
     async fn nonce(&self, a: Address) -> u64 {
-        let v = self
-            .node
-            .rpc("eth_getTransactionCount", json!([a, "pending"]))
-            .await;
-        u64::from_str_radix(v["result"].as_str().unwrap().trim_start_matches("0x"), 16).unwrap()
+        self.node.pending_nonce(a).await
     }
 
     /// Sends as `token`; returns the JSON-RPC response.

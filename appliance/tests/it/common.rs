@@ -153,6 +153,14 @@ impl Node {
         self.post_raw(body.to_string()).await.1
     }
 
+    /// The pending nonce of `a`, read with the admin key.
+    pub(crate) async fn pending_nonce(&self, a: Address) -> u64 {
+        let v = self
+            .rpc("eth_getTransactionCount", json!([a, "pending"]))
+            .await;
+        u64::from_str_radix(v["result"].as_str().unwrap().trim_start_matches("0x"), 16).unwrap()
+    }
+
     pub(crate) async fn health(&self) -> Value {
         self.http
             .get(format!("{}/health", self.url()))
