@@ -44,4 +44,8 @@ for r in range(1, rounds + 1):
         print(f"{side.upper()}{r:<5} {x['sustained_tps']:>10.0f} {x['latency_ms_p50']:>8.0f} {x['latency_ms_p95']:>8.0f} {x['latency_ms_p99']:>8.0f}")
 a, b = (sum(v) / len(v) for v in (tps["a"], tps["b"]))
 print(f"mean tps A {a:.0f}, B {b:.0f}: B costs {100 * (1 - b / a):.1f} % of A's throughput")
+# One slow run (a page-cache flush, a neighbour's burst) moves a mean of few
+# runs a lot; the median of several is the steadier figure.
+a, b = (sorted(v)[len(v) // 2] for v in (tps["a"], tps["b"]))
+print(f"median tps A {a:.0f}, B {b:.0f}: B costs {100 * (1 - b / a):.1f} % of A's throughput")
 PY

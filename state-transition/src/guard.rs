@@ -75,8 +75,10 @@ pub struct Frame<'a> {
     pub value: U256,
     /// Call data, or init code for creations.
     pub input: &'a [u8],
-    /// `code_address` holds code, so entering it runs that code even with
-    /// empty call data (`receive` / `fallback`). False for creations.
+    /// With empty call data: `code_address` holds code, so entering it runs
+    /// that code (`receive` / `fallback`) rather than moving ether to a
+    /// wallet. Looked up only for empty call data, the one case it decides;
+    /// false for frames with call data and for creations.
     pub has_code: bool,
 }
 
@@ -95,6 +97,7 @@ pub enum ReadKind {
 
 impl ReadKind {
     /// The opcode that performs the read, if `opcode` is one.
+    #[inline(always)]
     pub fn of(opcode: u8) -> Option<Self> {
         match opcode {
             0x31 => Some(Self::Balance),
@@ -289,14 +292,16 @@ impl<CTX: ContextTr> Inspector<CTX> for GuardInspector
 where
     CTX::Journal: JournalTr<State = EvmState>,
 {
+    #[inline(always)]
     fn step(&mut self, interp: &mut Interpreter, context: &mut CTX) {
-        // Unguarded runs (replay, proving) pay one branch per opcode.
-        if self.guard.is_none() {
-            return;
-        }
+        // Runs before every opcode: the opcode test comes first, since the
+        // interpreter is about to read that byte anyway.
         let Some(kind) = ReadKind::of(interp.bytecode.opcode()) else {
             return;
         };
+        if self.guard.is_none() {
+            return;
+        }
         // An empty stack underflows in the instruction itself.
         let Some(top) = interp.stack.data().last() else {
             return;
@@ -326,8 +331,12 @@ where
     }
 
     fn call(&mut self, context: &mut CTX, inputs: &mut CallInputs) -> Option<CallOutcome> {
-        let has_code = self.guard.is_some() && has_code(context, inputs.bytecode_address);
         let input = inputs.input.bytes(context);
+        // Only empty call data is ambiguous (a transfer to a wallet, or a
+        // contract's receive/fallback); looking code up for every frame
+        // would cost each ERC-20 transfer a state read.
+        let has_code =
+            self.guard.is_some() && input.is_empty() && has_code(context, inputs.bytecode_address);
         let kind = match inputs.scheme {
             CallScheme::Call => FrameKind::Call,
             CallScheme::CallCode => FrameKind::CallCode,
