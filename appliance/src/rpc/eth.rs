@@ -25,16 +25,16 @@ use std::sync::Arc;
 /// Client version string.
 pub(crate) const CLIENT_VERSION: &str = concat!("prividium/v", env!("CARGO_PKG_VERSION"));
 
-fn to_json<T: Serialize>(v: T) -> Result<Value, RpcError> {
+pub(super) fn to_json<T: Serialize>(v: T) -> Result<Value, RpcError> {
     serde_json::to_value(v).map_err(RpcError::internal)
 }
 
-fn view(state: &RpcState) -> Result<ChainView, RpcError> {
+pub(super) fn view(state: &RpcState) -> Result<ChainView, RpcError> {
     state.sequencer.view().map_err(RpcError::internal)
 }
 
 /// Resolves a block tag or number to a number at or below the head.
-fn resolve(view: &ChainView, tag: BlockNumberOrTag) -> Result<u64, RpcError> {
+pub(super) fn resolve(view: &ChainView, tag: BlockNumberOrTag) -> Result<u64, RpcError> {
     let head = view.head().map_err(RpcError::internal)?;
     Ok(match tag {
         BlockNumberOrTag::Earliest => 0,
@@ -66,7 +66,7 @@ fn require_latest(view: &ChainView, id: Option<BlockId>) -> Result<(), RpcError>
     }
 }
 
-fn block_at(view: &ChainView, number: u64) -> Result<Option<StoredBlock>, RpcError> {
+pub(super) fn block_at(view: &ChainView, number: u64) -> Result<Option<StoredBlock>, RpcError> {
     view.block(number).map_err(RpcError::internal)
 }
 
@@ -279,6 +279,9 @@ pub(crate) async fn dispatch(
                 Some(b) => to_json(U64::from(BlockView::new(state, who(rc)?, &b).tx_count())),
                 None => Ok(Value::Null),
             }
+        }
+        m if super::block_reads::METHODS.contains(&m) => {
+            super::block_reads::handle(state, who(rc)?, method, &p)
         }
         "eth_getLogs" => {
             let filter: Filter = p.at_most(1)?.req(0, "filter")?;

@@ -7,6 +7,7 @@
 
 pub mod access;
 mod audit_api;
+mod block_reads;
 mod call;
 mod convert;
 mod eth;

@@ -172,6 +172,20 @@ impl<'a> BlockView<'a> {
             .count()
     }
 
+    /// The block's index of the transaction the caller sees at `position`.
+    pub(crate) fn nth_visible(&self, position: usize) -> Option<usize> {
+        (0..self.block.txs.len())
+            .filter(|i| self.visible(*i))
+            .nth(position)
+    }
+
+    /// Receipts of the transactions the caller sees, in block order.
+    pub(crate) fn receipts(&self) -> Vec<TransactionReceipt> {
+        (0..self.block.txs.len())
+            .filter_map(|i| self.receipt(i))
+            .collect()
+    }
+
     /// Transaction `index` as the caller may see it.
     pub(crate) fn tx(&self, index: usize) -> Option<Transaction> {
         let stored = &self.block.txs[index];

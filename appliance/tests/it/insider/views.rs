@@ -5,7 +5,9 @@ use super::*;
 /// Finding 7: a caller shown only its own transaction still saw the
 /// block's total gas and size, a receipt's cumulative gas, index and log
 /// index over hidden transactions, and every block's gasUsedRatio. Before
-/// the fix the trader saw the admin's gas and positions.
+/// the fix the trader saw the admin's gas and positions. The per-block
+/// reads (receipts of a block, a transaction by position, counts by hash)
+/// answer from the same view.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn what_a_caller_sees_of_blocks_receipts_and_fees_counts_only_its_transactions() {
     let t = Insider::start(&[]).await;
@@ -111,6 +113,78 @@ async fn what_a_caller_sees_of_blocks_receipts_and_fees_counts_only_its_transact
         )
         .await;
     assert_eq!(count["result"], "0x1", "{count}");
+
+    // The per-block reads indexers make answer from the same view: the
+    // trader's transaction is at position 0, nothing is at 1, and the
+    // block's receipts are its receipt alone, exactly as fetched by hash.
+    let block_hash = mine["blockHash"].clone();
+    let trader_reads = [
+        ("eth_getBlockReceipts", json!([block]), json!([r])),
+        ("eth_getBlockReceipts", json!([block_hash]), json!([r])),
+        (
+            "eth_getTransactionByBlockNumberAndIndex",
+            json!([block, "0x0"]),
+            tx.clone(),
+        ),
+        (
+            "eth_getTransactionByBlockHashAndIndex",
+            json!([block_hash, "0x0"]),
+            tx.clone(),
+        ),
+        (
+            "eth_getTransactionByBlockNumberAndIndex",
+            json!([block, "0x1"]),
+            Value::Null,
+        ),
+        (
+            "eth_getBlockTransactionCountByHash",
+            json!([block_hash]),
+            json!("0x1"),
+        ),
+        (
+            "eth_getUncleCountByBlockNumber",
+            json!([block]),
+            json!("0x0"),
+        ),
+        (
+            "eth_getUncleCountByBlockHash",
+            json!([block_hash]),
+            json!("0x0"),
+        ),
+        (
+            "eth_getUncleCountByBlockHash",
+            json!([format!("0x{}", "07".repeat(32))]),
+            Value::Null,
+        ),
+        ("eth_getBlockReceipts", json!(["0xffffff"]), Value::Null),
+    ];
+    for (method, params, want) in trader_reads {
+        let got = t.call(&trader.token, method, params.clone()).await;
+        assert_eq!(got["result"], want, "{method} {params}: {got}");
+    }
+    let admin = |method: &'static str, params: Value| {
+        let node = &t.node;
+        async move { node.rpc(method, params).await["result"].clone() }
+    };
+    let count = admin("eth_getBlockTransactionCountByHash", json!([block_hash])).await;
+    let receipts = admin("eth_getBlockReceipts", json!([block])).await;
+    let first = admin(
+        "eth_getTransactionByBlockNumberAndIndex",
+        json!([block, "0x0"]),
+    )
+    .await;
+    assert_eq!(count, "0x2");
+    assert_eq!(receipts.as_array().map(Vec::len), Some(2), "{receipts}");
+    assert_eq!(receipts[1]["transactionHash"], hash);
+    assert_eq!(first["hash"], hidden["transactionHash"]);
+    let bad = t
+        .call(
+            &trader.token,
+            "eth_getTransactionByBlockNumberAndIndex",
+            json!([block, "zz"]),
+        )
+        .await;
+    assert_eq!(bad["error"]["code"], -32602, "{bad}");
 
     // Fee history: the block's ratio is the trader's own gas; a block with
     // only the admin's transaction shows nothing used.
