@@ -197,9 +197,7 @@ pub fn record_rate_report(trail: &Trail, r: &access_control::rate::RefusalReport
         .organization(r.org.clone())
         .rule("rate-limit")
         .details(json!({ "refused": r.refused }));
-    if let Some(ctx) = crate::audit_trail::RequestContext::current() {
-        ctx.stamp(&mut event);
-    }
+    crate::audit_trail::RequestContext::stamp_current(&mut event);
     // Straight to the writer, whose reserve the requesters' share cannot
     // fill: a flood cannot hide itself.
     if let Err(e) = trail.log().record(event) {

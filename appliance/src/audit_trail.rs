@@ -139,14 +139,19 @@ impl RequestContext {
         REQUEST.try_with(Clone::clone).ok()
     }
 
-    /// Fills in `event`'s request id, trace id and client address where it
-    /// has none.
-    pub fn stamp(self, event: &mut AuditEvent) {
-        event.request_id.get_or_insert(self.request_id);
+    /// Fills in `event`'s request id, trace id and client address from the
+    /// request being served, where it has none. False outside a request
+    /// (the node's own work).
+    pub fn stamp_current(event: &mut AuditEvent) -> bool {
+        let Some(ctx) = Self::current() else {
+            return false;
+        };
+        event.request_id.get_or_insert(ctx.request_id);
         if event.trace_id.is_none() {
-            event.trace_id = self.trace_id;
+            event.trace_id = ctx.trace_id;
         }
-        event.source_ip.get_or_insert(self.source_ip);
+        event.source_ip.get_or_insert(ctx.source_ip);
+        true
     }
 }
 
@@ -207,12 +212,7 @@ impl Trail {
     /// queue and its actor's; the node's own events (no request: block
     /// building, batches, keys) may use the reserve too.
     pub fn record(&self, mut event: AuditEvent) -> Result<(), AuditError> {
-        let ctx = RequestContext::current();
-        let in_request = ctx.is_some();
-        if let Some(ctx) = ctx {
-            ctx.stamp(&mut event);
-        }
-        let r = if in_request {
+        let r = if RequestContext::stamp_current(&mut event) {
             self.log.record_shared(event)
         } else {
             self.log.record(event)

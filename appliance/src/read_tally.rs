@@ -121,9 +121,7 @@ impl ReadTally {
                 "resources": e.listed,
                 "resources_sha256": hex::encode(e.digest.finalize()),
             }));
-            if let Some(ctx) = crate::audit_trail::RequestContext::current() {
-                ctx.stamp(&mut event);
-            }
+            crate::audit_trail::RequestContext::stamp_current(&mut event);
             if let Err(err) = e.place.record(event) {
                 tracing::error!(error = %err, "read summary not recorded");
             }

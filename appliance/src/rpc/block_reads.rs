@@ -1,6 +1,6 @@
 //! Per-block reads that indexers and explorers make: a block's transaction
-//! and uncle counts by hash, a transaction by its position, and all receipts
-//! of a block. Each answers from the caller's view of the block: positions,
+//! and uncle counts, a transaction by its position, and all receipts of a
+//! block. Each answers from the caller's view of the block: positions,
 //! counts and receipts are those of the transactions it may see, so a
 //! position never reveals that a hidden transaction sits before it.
 
@@ -14,10 +14,12 @@ use super::{
 };
 use alloy_eips::{BlockId, BlockNumberOrTag};
 use alloy_primitives::{B256, U64};
+use sequencer::ChainView;
 use serde_json::Value;
 
 /// The methods this module answers.
 pub(super) const METHODS: &[&str] = &[
+    "eth_getBlockTransactionCountByNumber",
     "eth_getBlockTransactionCountByHash",
     "eth_getUncleCountByBlockNumber",
     "eth_getUncleCountByBlockHash",
@@ -41,14 +43,8 @@ pub(super) fn handle(
             BlockId::Number(tag) => Some(resolve(&v, tag)?),
         },
         _ => {
-            p.at_most(if method.ends_with("AndIndex") { 2 } else { 1 })?;
-            if method.contains("ByHash") || method.contains("ByBlockHash") {
-                let hash: B256 = p.req(0, "hash")?;
-                v.block_number(&hash).map_err(RpcError::internal)?
-            } else {
-                let tag: BlockNumberOrTag = p.req(0, "block")?;
-                Some(resolve(&v, tag)?)
-            }
+            let most = if method.ends_with("AndIndex") { 2 } else { 1 };
+            block_param(&v, p.at_most(most)?, method.contains("Hash"))?
         }
     };
     let Some(block) = number.map(|n| block_at(&v, n)).transpose()?.flatten() else {
@@ -60,7 +56,9 @@ pub(super) fn handle(
     }
     let seen = BlockView::new(state, rc, &block);
     match method {
-        "eth_getBlockTransactionCountByHash" => to_json(U64::from(seen.tx_count())),
+        "eth_getBlockTransactionCountByNumber" | "eth_getBlockTransactionCountByHash" => {
+            to_json(U64::from(seen.tx_count()))
+        }
         "eth_getBlockReceipts" => to_json(seen.receipts()),
         _ => {
             let position: U64 = p.req(1, "index")?;
@@ -70,5 +68,22 @@ pub(super) fn handle(
                 .and_then(|i| seen.tx(i));
             to_json(tx)
         }
+    }
+}
+
+/// The block named by the first parameter: a hash when `by_hash`, else a
+/// number or tag. `None` for an unknown hash; a number past the head is
+/// left for the block lookup to miss.
+pub(super) fn block_param(
+    v: &ChainView,
+    p: &Params,
+    by_hash: bool,
+) -> Result<Option<u64>, RpcError> {
+    if by_hash {
+        let hash: B256 = p.req(0, "hash")?;
+        v.block_number(&hash).map_err(RpcError::internal)
+    } else {
+        let tag: BlockNumberOrTag = p.req(0, "block")?;
+        resolve(v, tag).map(Some)
     }
 }

@@ -2,7 +2,7 @@
 
 use super::{
     access::RequestCaller,
-    call,
+    block_reads, call,
     jsonrpc::{code, RpcError},
     params::Params,
     private::BlockView,
@@ -253,13 +253,8 @@ pub(crate) async fn dispatch(
         }
         "eth_getBlockByNumber" | "eth_getBlockByHash" => {
             let v = view(state)?;
-            let number = if method == "eth_getBlockByHash" {
-                let hash: B256 = p.at_most(2)?.req(0, "hash")?;
-                v.block_number(&hash).map_err(RpcError::internal)?
-            } else {
-                let tag: BlockNumberOrTag = p.at_most(2)?.req(0, "block")?;
-                Some(resolve(&v, tag)?)
-            };
+            let number =
+                block_reads::block_param(&v, p.at_most(2)?, method == "eth_getBlockByHash")?;
             let full: bool = p.opt(1, "full")?.unwrap_or(false);
             let Some(number) = number else {
                 return Ok(Value::Null);
@@ -272,17 +267,7 @@ pub(crate) async fn dispatch(
                 None => Ok(Value::Null),
             }
         }
-        "eth_getBlockTransactionCountByNumber" => {
-            let v = view(state)?;
-            let tag: BlockNumberOrTag = p.at_most(1)?.req(0, "block")?;
-            match block_at(&v, resolve(&v, tag)?)? {
-                Some(b) => to_json(U64::from(BlockView::new(state, who(rc)?, &b).tx_count())),
-                None => Ok(Value::Null),
-            }
-        }
-        m if super::block_reads::METHODS.contains(&m) => {
-            super::block_reads::handle(state, who(rc)?, method, &p)
-        }
+        m if block_reads::METHODS.contains(&m) => block_reads::handle(state, who(rc)?, method, &p),
         "eth_getLogs" => {
             let filter: Filter = p.at_most(1)?.req(0, "filter")?;
             get_logs(state, who(rc)?, &filter).and_then(to_json)
