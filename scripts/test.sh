@@ -28,4 +28,10 @@ cargo test -j"$JOBS" --workspace -- zkvm_ --nocapture || status=$?
 
 echo "== Ethereum GeneralStateTests through state-transition (counts printed) =="
 cargo test -j"$JOBS" -p state-transition --test conformance -- --nocapture || status=$?
+
+# The GPU prover must keep compiling although no GPU is here: NVIDIA's
+# compiler from PyPI, the release build with the kernels (cached in the
+# target dir after the first run), stripped, with libcudart beside it.
+echo "== CUDA prover build (prover/cuda/build.sh, CUDA_ARCH=90) =="
+prover/cuda/build.sh "$CARGO_TARGET_DIR/cuda-sm90" || status=$?
 exit "$status"

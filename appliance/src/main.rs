@@ -18,6 +18,7 @@ mod config;
 mod key_upkeep;
 mod node;
 mod proving;
+mod proving_status;
 mod read_tally;
 mod rekey;
 mod rpc;

@@ -128,6 +128,7 @@ pub async fn run(
     audit_trail::spawn_upkeep(trail.clone(), params.audit.retention_days);
     let mut stores: Vec<(&'static str, Arc<dyn KvStore>)> = vec![("chain", raw_store)];
     let mut prover_queue = None;
+    let mut prover_jobs = None;
     let prover = if params.prover.enabled {
         let (dir, settings, seq, cipher, trail) = (
             params.data_dir.clone(),
@@ -150,6 +151,7 @@ pub async fn run(
         .await??;
         stores.push(("prover", started.raw));
         prover_queue = started.queue;
+        prover_jobs = Some(started.jobs);
         Some(started.service)
     } else {
         None
@@ -165,6 +167,13 @@ pub async fn run(
     } else {
         None
     };
+    let settlement = bridge.as_ref().map(|b| b.status_handle());
+    let proving = prover_jobs.map(|jobs| {
+        crate::proving_status::ProvingLag::new(jobs, sequencer.clone(), settlement.clone())
+    });
+    let lag_log = proving
+        .clone()
+        .map(|lag| lag.spawn_log(Duration::from_secs(60)));
     let access = access_setup::open(
         &params.data_dir,
         sequencer.chain().chain_id,
@@ -193,7 +202,8 @@ pub async fn run(
         sequencer: sequencer.clone(),
         access: access.clone(),
         limits: params.limits,
-        settlement: bridge.as_ref().map(|b| b.status_handle()),
+        settlement,
+        proving,
     });
     gate.open(router(state));
     tracing::info!(%addr, "JSON-RPC serving (https)");
@@ -208,6 +218,9 @@ pub async fn run(
     }
     if let Some(b) = bridge {
         b.stop().await;
+    }
+    if let Some(t) = lag_log {
+        t.abort();
     }
     if let Some(p) = prover {
         tokio::task::spawn_blocking(move || p.stop(Duration::from_secs(5))).await?;

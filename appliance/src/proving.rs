@@ -298,6 +298,8 @@ pub struct Started {
     pub raw: Arc<dyn KvStore>,
     /// The shared Postgres queue.
     pub queue: Option<Arc<PgJobStore>>,
+    /// The queue as the node reads its progress (`/health`, the lag log).
+    pub jobs: Arc<dyn JobStore>,
 }
 
 /// Starts cutting (and, with a proving backend, proving and exporting)
@@ -372,7 +374,7 @@ pub fn start(
         .or(settings.program_id);
     let exporter = match program_id {
         Some(id) if settings.proves() => Some(
-            Exporter::new(jobs, dir.join(PROOFS_DIR), id)
+            Exporter::new(jobs.clone(), dir.join(PROOFS_DIR), id)
                 .with_observer(Arc::new(ExportAudit(trail))),
         ),
         _ => None,
@@ -390,6 +392,7 @@ pub fn start(
         service,
         raw,
         queue,
+        jobs,
     })
 }
 

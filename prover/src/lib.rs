@@ -25,7 +25,8 @@ pub use files::OutputsFile;
 pub use openvm::{OpenVmBackend, OpenVmSettings, BACKEND as OPENVM_BACKEND};
 pub use service::{
     AuditSource, BatchPolicy, ChainSource, CheckpointStore, Cutter, ExportedProof, Exporter, Job,
-    JobState, JobStore, KvJobStore, PgJobStore, ProofObserver, ProverService, ResealCount, Worker,
+    JobState, JobStore, KvJobStore, PgJobStore, ProofObserver, ProverService, ProvingProgress,
+    ResealCount, Worker,
 };
 pub use verify::{verify_envelope, verify_proof, verify_proof_digest};
 pub use witness::{ChainBlock, ProverState};

@@ -67,6 +67,8 @@ pub struct RpcState {
     pub limits: RpcLimits,
     /// The settlement bridge's status, when settling.
     pub settlement: Option<Arc<std::sync::Mutex<gateway_bridge::BridgeStatus>>>,
+    /// How far proving is behind, when the node proves.
+    pub proving: Option<crate::proving_status::ProvingLag>,
 }
 
 /// Methods anyone may call without a token.
@@ -208,6 +210,17 @@ async fn health(State(state): State<Arc<RpcState>>) -> Response {
     let running = state.sequencer.is_running();
     let audit = state.access.trail.log().stats();
     let issuers = state.access.authn.issuers();
+    let proving = match state.proving.clone() {
+        None => Value::Null,
+        Some(lag) => match tokio::task::spawn_blocking(move || lag.read()).await {
+            Ok(Ok(reading)) => json!(reading),
+            Ok(Err(e)) => {
+                tracing::warn!(error = %e, "proving lag unreadable");
+                json!({ "unreadable": true })
+            }
+            Err(_) => json!({ "unreadable": true }),
+        },
+    };
     let status = if running && !audit.failing {
         StatusCode::OK
     } else {
@@ -232,6 +245,9 @@ async fn health(State(state): State<Arc<RpcState>>) -> Response {
             "reachable": s.reachable,
             "failing": s.last_error.is_some(),
         })),
+        // Blocks produced, cut, proven, exported and settled, and how long
+        // the oldest unproven block has waited: the proving lag.
+        "proving": proving,
     });
     (status, Json(body)).into_response()
 }

@@ -165,6 +165,14 @@ async fn zkvm_appliance_settles_proven_batches_and_a_counterparty_verifies_them(
         secrets.add_amount("amount", U256::from(wei));
     }
 
+    // Nothing is proven yet (a proof takes minutes): /health says which
+    // block waits and for how long.
+    let lag = node.health().await["proving"].clone();
+    assert!(lag["produced_block"].as_u64().unwrap() >= 2, "{lag}");
+    assert_eq!(lag["proven_block"], 0, "{lag}");
+    assert_eq!(lag["oldest_unproven_block"], 1, "{lag}");
+    assert!(lag["oldest_unproven_wait_secs"].is_u64(), "{lag}");
+
     // Batch 1 is proven; the operator registers the chain with its program.
     let outputs_file = data.join("proofs/batch-1.json");
     wait_for(&outputs_file, "batch 1's proof", 1_800).await;
@@ -210,6 +218,18 @@ async fn zkvm_appliance_settles_proven_batches_and_a_counterparty_verifies_them(
         outputs["digest"].as_str().unwrap()
     );
     wait_health(&node, |s| s["settled_batch"] == 1 && s["failing"] == false).await;
+    // The lag, in blocks: batch 1's blocks are proven, exported and settled.
+    let last = outputs["last_block"].as_u64().unwrap();
+    let lag = node.health().await["proving"].clone();
+    assert_eq!(lag["proven_block"], last, "{lag}");
+    assert_eq!(lag["exported_block"], last, "{lag}");
+    assert_eq!(lag["settled_block"], last, "{lag}");
+    assert_eq!(lag["unexported_batches"], 0, "{lag}");
+    assert!(
+        lag["oldest_unproven_block"].is_null()
+            || lag["oldest_unproven_block"].as_u64() > Some(last),
+        "{lag}"
+    );
 
     // The settlement node restarts, then the appliance: the bridge resumes
     // from the contract, checks the settled tip is its own batch and sends

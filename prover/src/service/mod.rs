@@ -7,6 +7,7 @@ mod cutter;
 mod exporter;
 mod jobs;
 mod pg_jobs;
+mod progress;
 mod worker;
 
 pub use checkpoint::CheckpointStore;
@@ -14,6 +15,7 @@ pub use cutter::{BatchPolicy, Cutter};
 pub use exporter::Exporter;
 pub use jobs::{Job, JobState, JobStore, KvJobStore};
 pub use pg_jobs::{PgJobStore, ResealCount};
+pub use progress::ProvingProgress;
 pub use worker::Worker;
 
 use crate::{ChainBlock, ProverError};
