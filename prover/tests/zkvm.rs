@@ -13,7 +13,7 @@ mod support;
 use alloy_primitives::B256;
 use prover::{
     verify_proof, BatchPolicy, Cutter, Exporter, JobState, JobStore, KvJobStore, OpenVmBackend,
-    OpenVmSettings, OutputsFile, ProofEnvelope, ProverError, Worker, ZkBackend,
+    OutputsFile, ProofEnvelope, ProverError, Worker, ZkBackend,
 };
 use state_transition::{execute_batch, AuditHead};
 use std::{
@@ -23,19 +23,7 @@ use std::{
 use support::{FixedAudit, Source, TestChain};
 
 fn backend() -> OpenVmBackend {
-    let path = format!(
-        "{}/guest/out/batch-program.elf",
-        std::env::var("CARGO_MANIFEST_DIR").expect("run by cargo")
-    );
-    let elf = std::fs::read(&path)
-        .unwrap_or_else(|e| panic!("{path}: {e}; build the guest with prover/guest/build.sh"));
-    let started = Instant::now();
-    let backend = OpenVmBackend::new(&elf, OpenVmSettings::default()).unwrap();
-    eprintln!(
-        "keygen {:.1} s, program id {}",
-        started.elapsed().as_secs_f64(),
-        backend.program_id()
-    );
+    let backend = support::load_guest();
     // The build and key generation are reproducible, so the id is published
     // with the source: operators and counterparties pin this value.
     let pinned = std::fs::read_to_string(format!(

@@ -158,9 +158,20 @@ async fn open_keys(data_dir: &std::path::Path) -> Result<Option<at_rest::AtRest>
 
 #[cfg(feature = "cuda")]
 fn select_gpu(gpu: u32) -> Result<()> {
-    // Edition 2021: set_var is safe; nothing has initialised CUDA yet.
-    std::env::set_var("CUDA_VISIBLE_DEVICES", gpu.to_string());
-    Ok(())
+    // OpenVM's GPU memory pool is set up before main, on the first device
+    // the process sees, so choosing the device from main would be too late:
+    // the command is run again with only that device visible.
+    use std::os::unix::process::CommandExt;
+    let wanted = gpu.to_string();
+    if std::env::var("CUDA_VISIBLE_DEVICES").ok().as_deref() == Some(wanted.as_str()) {
+        return Ok(());
+    }
+    let exe = std::env::current_exe().context("locating this binary")?;
+    let err = std::process::Command::new(exe)
+        .args(std::env::args_os().skip(1))
+        .env("CUDA_VISIBLE_DEVICES", &wanted)
+        .exec();
+    Err(err).context("re-running with CUDA_VISIBLE_DEVICES set")
 }
 
 #[cfg(not(feature = "cuda"))]

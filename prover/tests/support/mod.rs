@@ -1,6 +1,8 @@
 //! A small private chain built block by block with the state-transition
 //! program, as the sequencer would: genesis with funded test keys, ETH
-//! transfers and the BankToken ERC-20 (contracts/out/BankToken.json).
+//! transfers, the BankToken ERC-20 (contracts/out/BankToken.json) and the
+//! BenchKit price oracle (contracts/out/BenchKit.json). The cycle benchmark
+//! (benches/cycles.rs) builds its workloads with it too.
 #![allow(dead_code, unreachable_pub, missing_docs)]
 
 use alloy_consensus::{
@@ -19,6 +21,8 @@ use state_transition::{
 
 sol! {
     function transfer(address to, uint256 value) returns (bool);
+    function mintBatch(address[] to, uint256 amountEach);
+    function setPrice(uint256 assetId, uint256 price);
 }
 
 pub const GWEI: u128 = 1_000_000_000;
@@ -31,12 +35,17 @@ pub struct TestChain {
     pub hashes: Vec<B256>,
     pub blocks: Vec<ChainBlock>,
     pub roots: Vec<B256>,
-    nonces: [u64; 4],
+    nonces: Vec<u64>,
 }
 
 impl TestChain {
     /// Four funded keys (10,000 ETH each), EIP-1559 fees.
     pub fn new() -> Self {
+        Self::with_keys(4)
+    }
+
+    /// `keys` funded keys (10,000 ETH each), EIP-1559 fees.
+    pub fn with_keys(keys: usize) -> Self {
         let spec = ChainSpec {
             chain_id: TEST_CHAIN_ID,
             spec: SpecId::PRAGUE,
@@ -46,9 +55,9 @@ impl TestChain {
             block_gas_limit: 30_000_000,
         };
         let mut genesis = MemoryState::default();
-        for i in 0..4 {
+        for i in 0..keys {
             genesis.accounts.insert(
-                test_signer(i).address(),
+                Self::address(i),
                 AccountInfo {
                     balance: U256::from(10_000u64) * U256::from(10u64).pow(U256::from(18)),
                     ..Default::default()
@@ -75,7 +84,7 @@ impl TestChain {
             hashes: vec![hash],
             blocks: Vec::new(),
             roots: vec![root],
-            nonces: [0; 4],
+            nonces: vec![0; keys],
         }
     }
 
@@ -96,7 +105,8 @@ impl TestChain {
         test_signer(i as u64).address()
     }
 
-    /// Signs a call (or creation when `to` is None) from key `from`.
+    /// Signs a call (or creation when `to` is None) from key `from`, with
+    /// room for 3M gas.
     pub fn tx(
         &mut self,
         from: usize,
@@ -104,11 +114,23 @@ impl TestChain {
         value: U256,
         input: Vec<u8>,
     ) -> TxEnvelope {
+        self.tx_with_gas(from, to, value, input, 3_000_000)
+    }
+
+    /// Signs a call with a gas limit of `gas` (a block holds 30M).
+    pub fn tx_with_gas(
+        &mut self,
+        from: usize,
+        to: Option<Address>,
+        value: U256,
+        input: Vec<u8>,
+        gas: u64,
+    ) -> TxEnvelope {
         let signer: PrivateKeySigner = test_signer(from as u64);
         let tx = TxEip1559 {
             chain_id: TEST_CHAIN_ID,
             nonce: self.nonces[from],
-            gas_limit: 3_000_000,
+            gas_limit: gas,
             max_fee_per_gas: 10 * GWEI,
             max_priority_fee_per_gas: GWEI,
             to: to.map_or(TxKind::Create, TxKind::Call),
@@ -122,22 +144,59 @@ impl TestChain {
     }
 
     pub fn eth(&mut self, from: usize, to: Address, wei: u64) -> TxEnvelope {
-        self.tx(from, Some(to), U256::from(wei), Vec::new())
+        self.tx_with_gas(from, Some(to), U256::from(wei), Vec::new(), 21_000)
     }
 
     /// Deploys BankToken minting `supply` to key `from`; returns the tx and token address.
     pub fn deploy_token(&mut self, from: usize, supply: u64) -> (TxEnvelope, Address) {
-        let artifact: serde_json::Value =
-            serde_json::from_str(include_str!("../../../contracts/out/BankToken.json")).unwrap();
-        let mut code: Vec<u8> = artifact["bytecode"]
-            .as_str()
-            .unwrap()
-            .parse::<Bytes>()
-            .unwrap()
-            .to_vec();
+        let mut code = creation_code(include_str!("../../../contracts/out/BankToken.json"));
         code.extend(("Bank", "BNK", U256::from(supply)).abi_encode_params());
+        self.deploy(from, code)
+    }
+
+    /// Deploys the BenchKit price oracle from key `from`.
+    pub fn deploy_oracle(&mut self, from: usize) -> (TxEnvelope, Address) {
+        let code = creation_code(include_str!("../../../contracts/out/BenchKit.json"));
+        self.deploy(from, code)
+    }
+
+    fn deploy(&mut self, from: usize, code: Vec<u8>) -> (TxEnvelope, Address) {
         let address = Self::address(from).create(self.nonces[from]);
         (self.tx(from, None, U256::ZERO, code), address)
+    }
+
+    /// The token's owner (its deployer) mints `each` to every one of `to`.
+    pub fn mint_batch(
+        &mut self,
+        owner: usize,
+        token: Address,
+        to: Vec<Address>,
+        each: u64,
+    ) -> TxEnvelope {
+        let to_len = to.len() as u64;
+        let input = mintBatchCall {
+            to,
+            amountEach: U256::from(each),
+        }
+        .abi_encode();
+        let gas = 100_000 + 30_000 * to_len;
+        self.tx_with_gas(owner, Some(token), U256::ZERO, input, gas)
+    }
+
+    /// An oracle price update from key `from`.
+    pub fn set_price(
+        &mut self,
+        from: usize,
+        oracle: Address,
+        asset: u64,
+        price: u64,
+    ) -> TxEnvelope {
+        let input = setPriceCall {
+            assetId: U256::from(asset),
+            price: U256::from(price),
+        }
+        .abi_encode();
+        self.tx_with_gas(from, Some(oracle), U256::ZERO, input, 100_000)
     }
 
     pub fn token_transfer(
@@ -152,7 +211,7 @@ impl TestChain {
             value: U256::from(amount),
         }
         .abi_encode();
-        self.tx(from, Some(token), U256::ZERO, input)
+        self.tx_with_gas(from, Some(token), U256::ZERO, input, 100_000)
     }
 
     /// Executes `txs` into the next block (all must be included).
@@ -186,6 +245,34 @@ impl TestChain {
         self.blocks.push(block.clone());
         block
     }
+}
+
+/// The guest built by prover/guest/build.sh, loaded with its keys (tens of
+/// seconds); prints how long that took and the program id.
+#[cfg(feature = "openvm")]
+pub fn load_guest() -> prover::OpenVmBackend {
+    use prover::ZkBackend;
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/guest/out/batch-program.elf");
+    let elf = std::fs::read(path)
+        .unwrap_or_else(|e| panic!("{path}: {e}; build the guest with prover/guest/build.sh"));
+    let started = std::time::Instant::now();
+    let backend = prover::OpenVmBackend::new(&elf, prover::OpenVmSettings::default()).unwrap();
+    eprintln!(
+        "keygen {:.1} s, program id {}",
+        started.elapsed().as_secs_f64(),
+        backend.program_id()
+    );
+    backend
+}
+
+fn creation_code(artifact: &str) -> Vec<u8> {
+    let artifact: serde_json::Value = serde_json::from_str(artifact).unwrap();
+    artifact["bytecode"]
+        .as_str()
+        .unwrap()
+        .parse::<Bytes>()
+        .unwrap()
+        .to_vec()
 }
 
 /// The chain as the prover service reads it.

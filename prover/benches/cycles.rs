@@ -1,0 +1,195 @@
+//! Cycles of the batch program per transaction: executes (does not prove)
+//! the guest under OpenVM on batches of ETH transfers, ERC-20 transfers
+//! among 50,000 holders and oracle price updates, 1 to 1,000 transactions
+//! each, and an empty batch for the fixed cost.
+//!
+//! ```sh
+//! prover/guest/build.sh
+//! cargo bench -p prover --features openvm --bench cycles
+//! ```
+//! Cycle counts depend only on the guest and the witness, not on the host's
+//! build or speed, so the dev profile gives the same figures in less build
+//! time (`--profile dev` reuses the test build). `PROVER_BENCH_TXS` sets the
+//! batch sizes (default `1,10,100,1000`), `PROVER_BENCH_HOLDERS` the token
+//! holders (default 50000).
+//!
+//! Each workload is one chain; its batches follow each other on it, so a
+//! batch's witness covers a state that earlier batches already grew. Blocks
+//! hold at most 100 transactions, as 100 ms blocks at 1,000 tx/s would.
+
+#[path = "../tests/support/mod.rs"]
+mod support;
+
+use alloy_consensus::TxEnvelope;
+use alloy_primitives::{keccak256, Address, B256};
+use prover::{ChainBlock, ProverState, ZkBackend};
+use state_transition::AuditHead;
+use support::TestChain;
+
+const PER_BLOCK: usize = 100;
+const AUDIT: AuditHead = AuditHead {
+    size: 1,
+    root: B256::repeat_byte(0xad),
+};
+
+/// A workload's chain, with the prover's state following it.
+struct Bench {
+    chain: TestChain,
+    prover: ProverState,
+    batch: u64,
+}
+
+impl Bench {
+    fn new(keys: usize) -> Self {
+        let chain = TestChain::with_keys(keys);
+        let prover = chain.prover_state();
+        Self {
+            chain,
+            prover,
+            batch: 0,
+        }
+    }
+
+    /// Setup blocks: produced and replayed by the prover, not measured.
+    fn setup(&mut self, txs: Vec<TxEnvelope>) {
+        let parent = self.chain.headers.last().unwrap().clone();
+        let block = self.chain.produce(txs);
+        self.prover
+            .replay(&self.chain.spec, &parent, &block)
+            .unwrap();
+    }
+
+    /// Produces `txs` in blocks of at most [`PER_BLOCK`] and witnesses them
+    /// as the next batch (an empty `txs` makes one empty block).
+    fn batch(&mut self, txs: Vec<TxEnvelope>) -> (Vec<u8>, usize) {
+        let mut blocks: Vec<ChainBlock> = Vec::new();
+        if txs.is_empty() {
+            blocks.push(self.chain.produce(Vec::new()));
+        }
+        for chunk in txs.chunks(PER_BLOCK) {
+            blocks.push(self.chain.produce(chunk.to_vec()));
+        }
+        self.batch += 1;
+        let chain = &self.chain;
+        let witness = self
+            .prover
+            .witness_batch(&chain.spec, self.batch, &blocks, AUDIT, |n| chain.header(n))
+            .unwrap();
+        assert_eq!(self.prover.root(), *chain.roots.last().unwrap());
+        (witness.encode(), blocks.len())
+    }
+}
+
+fn fresh(i: usize) -> Address {
+    Address::from_slice(&keccak256(format!("recipient {i}"))[12..])
+}
+
+fn main() {
+    let sizes: Vec<usize> = std::env::var("PROVER_BENCH_TXS")
+        .unwrap_or_else(|_| "1,10,100,1000".into())
+        .split(',')
+        .map(|s| s.trim().parse().expect("PROVER_BENCH_TXS: numbers"))
+        .collect();
+    let holders: usize = std::env::var("PROVER_BENCH_HOLDERS")
+        .ok()
+        .map(|s| s.parse().expect("PROVER_BENCH_HOLDERS: a number"))
+        .unwrap_or(50_000);
+    let senders = sizes.iter().copied().max().unwrap_or(1).max(1);
+
+    let vm = support::load_guest();
+    let cycles = |witness: &[u8]| -> u64 {
+        let native = prover::NativeBackend.execute(witness).unwrap().digest;
+        let run = vm.execute(witness).unwrap();
+        assert_eq!(run.digest, native, "the guest and the native run disagree");
+        run.cycles.expect("OpenVM counts cycles")
+    };
+
+    println!(
+        "| workload | txs | blocks | witness bytes | cycles | cycles/tx | (cycles - empty)/tx |"
+    );
+    println!("|---|---|---|---|---|---|---|");
+    let mut empty = 0u64;
+    let mut row = |name: &str, txs: usize, (witness, blocks): (Vec<u8>, usize)| {
+        let c = cycles(&witness);
+        if txs == 0 {
+            empty = c;
+        }
+        let per = |v: u64| {
+            if txs == 0 {
+                "-".to_string()
+            } else {
+                (v / txs as u64).to_string()
+            }
+        };
+        println!(
+            "| {name} | {txs} | {blocks} | {} | {c} | {} | {} |",
+            witness.len(),
+            per(c),
+            per(c.saturating_sub(empty)),
+        );
+    };
+
+    // ETH transfers: distinct senders, each to a fresh address.
+    let mut eth = Bench::new(senders);
+    row("empty batch (one block)", 0, eth.batch(Vec::new()));
+    let mut next = 0;
+    for &n in &sizes {
+        let txs = (0..n)
+            .map(|i| {
+                next += 1;
+                eth.chain.eth(i, fresh(next), 1)
+            })
+            .collect();
+        row("ETH transfer", n, eth.batch(txs));
+    }
+
+    // ERC-20 transfers among `holders`: the senders hold tokens too.
+    let mut erc20 = Bench::new(senders);
+    let (deploy, token) = erc20.chain.deploy_token(0, 0);
+    erc20.setup(vec![deploy]);
+    let holder = |i: usize| {
+        if i < senders {
+            TestChain::address(i)
+        } else {
+            fresh(i)
+        }
+    };
+    let all: Vec<Address> = (0..holders.max(senders)).map(holder).collect();
+    // 450 per block keeps blocks under the 15M gas target, so the base fee
+    // does not climb past what the test keys' transactions offer.
+    for chunk in all.chunks(450) {
+        let mint = erc20.chain.mint_batch(0, token, chunk.to_vec(), 1_000_000);
+        erc20.setup(vec![mint]);
+    }
+    eprintln!("{} token holders minted", all.len());
+    let mut k = 0usize;
+    for &n in &sizes {
+        let txs = (0..n)
+            .map(|i| {
+                k += 1;
+                let to = all[k.wrapping_mul(7_919) % all.len()];
+                erc20.chain.token_transfer(i, token, to, 1)
+            })
+            .collect();
+        row(
+            &format!("ERC-20 transfer ({} holders)", all.len()),
+            n,
+            erc20.batch(txs),
+        );
+    }
+
+    // Oracle price updates over 16 assets.
+    let mut oracle = Bench::new(senders);
+    let (deploy, kit) = oracle.chain.deploy_oracle(0);
+    oracle.setup(vec![deploy]);
+    let mut p = 0u64;
+    for &n in &sizes {
+        let txs = (0..n)
+            .map(|i| {
+                p += 1;
+                oracle.chain.set_price(i, kit, p % 16, p)
+            })
+            .collect();
+        row("oracle update", n, oracle.batch(txs));
+    }
+}
