@@ -17,6 +17,8 @@
 //! batch's witness covers a state that earlier batches already grew. Blocks
 //! hold at most 100 transactions, as 100 ms blocks at 1,000 tx/s would.
 
+#[path = "../tests/support/guest.rs"]
+mod guest;
 #[path = "../tests/support/mod.rs"]
 mod support;
 
@@ -96,7 +98,7 @@ fn main() {
         .unwrap_or(50_000);
     let senders = sizes.iter().copied().max().unwrap_or(1).max(1);
 
-    let vm = support::load_guest();
+    let vm = guest::load_guest();
     let cycles = |witness: &[u8]| -> u64 {
         let native = prover::NativeBackend.execute(witness).unwrap().digest;
         let run = vm.execute(witness).unwrap();

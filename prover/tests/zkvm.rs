@@ -8,6 +8,8 @@
 //! workspace run can skip them.
 #![cfg(feature = "openvm")]
 
+#[path = "support/guest.rs"]
+mod guest;
 mod support;
 
 use alloy_primitives::B256;
@@ -23,7 +25,7 @@ use std::{
 use support::{FixedAudit, Source, TestChain};
 
 fn backend() -> OpenVmBackend {
-    let backend = support::load_guest();
+    let backend = guest::load_guest();
     // The build and key generation are reproducible, so the id is published
     // with the source: operators and counterparties pin this value.
     let pinned = std::fs::read_to_string(format!(
