@@ -26,6 +26,13 @@ cargo test -j"$JOBS" --workspace --no-fail-fast -- --test-threads=2 --skip gener
 echo "== zkVM: prove a real batch and verify it (cycles and timings printed) =="
 cargo test -j"$JOBS" --workspace -- zkvm_ --nocapture || status=$?
 
+# The GPU check's CPU fallback: the corpus's one-transfer batch proven by
+# the binary (`prividium prover prove`) and verified by `prividium verify`.
+echo "== GPU check script, CPU fallback (scripts/gpu-check.sh --cpu --only eth-1) =="
+gpu_check_out="$(mktemp -d)"
+scripts/gpu-check.sh --cpu --only eth-1 --out "$gpu_check_out" || status=$?
+rm -rf "$gpu_check_out"
+
 echo "== Ethereum GeneralStateTests through state-transition (counts printed) =="
 cargo test -j"$JOBS" -p state-transition --test conformance -- --nocapture || status=$?
 

@@ -52,6 +52,10 @@ pub struct ProverSettings {
     /// Longest a block waits for its batch.
     #[serde(default = "default_max_wait_ms")]
     pub max_wait_ms: u64,
+    /// Most estimated zkVM cycles per batch: bounds a batch's proving time
+    /// (about 80 s per million cycles on a 2-core CPU worker).
+    #[serde(default = "default_max_batch_cycles")]
+    pub max_batch_cycles: u64,
     /// The proving queue: `postgres://…` to share it with worker processes
     /// on proving machines (`prividium prover worker`); default the
     /// embedded store in the data directory.
@@ -81,6 +85,9 @@ fn default_max_blocks() -> u64 {
 fn default_max_wait_ms() -> u64 {
     60_000
 }
+fn default_max_batch_cycles() -> u64 {
+    prover::DEFAULT_MAX_CYCLES
+}
 fn default_workers() -> usize {
     1
 }
@@ -101,6 +108,7 @@ impl Default for ProverSettings {
             queue: None,
             max_blocks: default_max_blocks(),
             max_wait_ms: default_max_wait_ms(),
+            max_batch_cycles: default_max_batch_cycles(),
             workers: default_workers(),
             lease_secs: default_lease_secs(),
             segment_max_memory_mb: default_segment_mb(),
@@ -129,6 +137,12 @@ impl ProverSettings {
         }
         if self.max_blocks == 0 {
             problems.push("prover.max_blocks must be at least 1".into());
+        }
+        if self.max_batch_cycles < 1_000_000 {
+            problems.push(format!(
+                "prover.max_batch_cycles = {}: at least 1000000 (an empty batch alone is about 120000)",
+                self.max_batch_cycles
+            ));
         }
         if let Some(q) = &self.queue {
             if !q.starts_with("postgres://") && !q.starts_with("postgresql://") {
@@ -342,6 +356,8 @@ pub fn start(
     let policy = BatchPolicy {
         max_blocks: settings.max_blocks,
         max_wait: Duration::from_millis(settings.max_wait_ms),
+        max_cycles: settings.max_batch_cycles,
+        ..BatchPolicy::default()
     };
     let cutter = Cutter::new(
         chain,
@@ -384,6 +400,7 @@ pub fn start(
         ?program_id,
         queue = settings.queue.as_deref().map(crate::audit_trail::redact).unwrap_or_else(|| "embedded".into()),
         max_blocks = settings.max_blocks,
+        max_batch_cycles = settings.max_batch_cycles,
         workers = workers.len(),
         "prover started"
     );

@@ -16,6 +16,13 @@
 //! Each workload is one chain; its batches follow each other on it, so a
 //! batch's witness covers a state that earlier batches already grew. Blocks
 //! hold at most 100 transactions, as 100 ms blocks at 1,000 tx/s would.
+//!
+//! It then fits the cutter's [`prover::CycleModel`] to these runs and prints
+//! each run's estimate, by the fit and by the model the cutter ships with.
+//!
+//! `PROVER_BENCH_CORPUS=DIR` also writes the GPU check's corpus there
+//! (`prover/corpus`: the witnesses named in [`CORPUS`] and `MANIFEST`), so
+//! regenerate it with `PROVER_BENCH_TXS=1,100,1000`.
 
 #[path = "../tests/support/guest.rs"]
 mod guest;
@@ -24,11 +31,13 @@ mod support;
 
 use alloy_consensus::TxEnvelope;
 use alloy_primitives::{keccak256, Address, B256};
-use prover::{ChainBlock, ProverState, ZkBackend};
+use prover::{BatchShape, ChainBlock, CycleModel, ProverState, ZkBackend};
 use state_transition::AuditHead;
 use support::TestChain;
 
 const PER_BLOCK: usize = 100;
+/// The batches `scripts/gpu-check.sh` proves.
+const CORPUS: [&str; 4] = ["eth-1", "eth-100", "eth-1000", "erc20-100"];
 const AUDIT: AuditHead = AuditHead {
     size: 1,
     root: B256::repeat_byte(0xad),
@@ -63,7 +72,7 @@ impl Bench {
 
     /// Produces `txs` in blocks of at most [`PER_BLOCK`] and witnesses them
     /// as the next batch (an empty `txs` makes one empty block).
-    fn batch(&mut self, txs: Vec<TxEnvelope>) -> (Vec<u8>, usize) {
+    fn batch(&mut self, txs: Vec<TxEnvelope>) -> Batch {
         let mut blocks: Vec<ChainBlock> = Vec::new();
         if txs.is_empty() {
             blocks.push(self.chain.produce(Vec::new()));
@@ -78,8 +87,21 @@ impl Bench {
             .witness_batch(&chain.spec, self.batch, &blocks, AUDIT, |n| chain.header(n))
             .unwrap();
         assert_eq!(self.prover.root(), *chain.roots.last().unwrap());
-        (witness.encode(), blocks.len())
+        let encoded = witness.encode();
+        let gas = blocks.iter().map(|b| b.header.gas_used).sum();
+        Batch {
+            shape: BatchShape::of(&witness, encoded.len(), gas),
+            witness: encoded,
+            blocks: blocks.len(),
+        }
     }
+}
+
+/// A witnessed batch.
+struct Batch {
+    witness: Vec<u8>,
+    blocks: usize,
+    shape: BatchShape,
 }
 
 fn fresh(i: usize) -> Address {
@@ -106,13 +128,18 @@ fn main() {
         run.cycles.expect("OpenVM counts cycles")
     };
 
-    println!(
-        "| workload | txs | blocks | witness bytes | cycles | cycles/tx | (cycles - empty)/tx |"
+    let corpus = std::env::var_os("PROVER_BENCH_CORPUS").map(std::path::PathBuf::from);
+    let mut manifest = String::from(
+        "# name\twitness keccak256\toutputs digest\ttransactions\tcycles (when written)\n",
     );
-    println!("|---|---|---|---|---|---|---|");
+    println!(
+        "| workload | txs | blocks | witness bytes | gas | cycles | cycles/tx | (cycles - empty)/tx |"
+    );
+    println!("|---|---|---|---|---|---|---|---|");
     let mut empty = 0u64;
-    let mut row = |name: &str, txs: usize, (witness, blocks): (Vec<u8>, usize)| {
-        let c = cycles(&witness);
+    let mut runs: Vec<(String, BatchShape, u64)> = Vec::new();
+    let mut row = |name: &str, file: &str, txs: usize, batch: Batch| {
+        let c = cycles(&batch.witness);
         if txs == 0 {
             empty = c;
         }
@@ -124,16 +151,31 @@ fn main() {
             }
         };
         println!(
-            "| {name} | {txs} | {blocks} | {} | {c} | {} | {} |",
-            witness.len(),
+            "| {name} | {txs} | {} | {} | {} | {c} | {} | {} |",
+            batch.blocks,
+            batch.witness.len(),
+            batch.shape.gas_used,
             per(c),
             per(c.saturating_sub(empty)),
         );
+        runs.push((format!("{name} x{txs}"), batch.shape, c));
+        if let Some(dir) = corpus.as_ref().filter(|_| CORPUS.contains(&file)) {
+            std::fs::create_dir_all(dir).unwrap();
+            std::fs::write(dir.join(format!("{file}.witness")), &batch.witness).unwrap();
+            let digest = prover::NativeBackend
+                .execute(&batch.witness)
+                .unwrap()
+                .digest;
+            manifest.push_str(&format!(
+                "{file}\t{}\t{digest}\t{txs}\t{c}\n",
+                keccak256(&batch.witness)
+            ));
+        }
     };
 
     // ETH transfers: distinct senders, each to a fresh address.
     let mut eth = Bench::new(senders);
-    row("empty batch (one block)", 0, eth.batch(Vec::new()));
+    row("empty batch (one block)", "empty", 0, eth.batch(Vec::new()));
     let mut next = 0;
     for &n in &sizes {
         let txs = (0..n)
@@ -142,7 +184,7 @@ fn main() {
                 eth.chain.eth(i, fresh(next), 1)
             })
             .collect();
-        row("ETH transfer", n, eth.batch(txs));
+        row("ETH transfer", &format!("eth-{n}"), n, eth.batch(txs));
     }
 
     // ERC-20 transfers among `holders`: the senders hold tokens too.
@@ -175,6 +217,7 @@ fn main() {
             .collect();
         row(
             &format!("ERC-20 transfer ({} holders)", all.len()),
+            &format!("erc20-{n}"),
             n,
             erc20.batch(txs),
         );
@@ -192,6 +235,45 @@ fn main() {
                 oracle.chain.set_price(i, kit, p % 16, p)
             })
             .collect();
-        row("oracle update", n, oracle.batch(txs));
+        row(
+            "oracle update",
+            &format!("oracle-{n}"),
+            n,
+            oracle.batch(txs),
+        );
+    }
+    if let Some(dir) = &corpus {
+        std::fs::write(dir.join("MANIFEST"), &manifest).unwrap();
+        eprintln!("corpus written to {}", dir.display());
+    }
+
+    // The cutter's estimate, fitted here and as shipped. Fitted on the
+    // empty batch and batches of 100 or more: the budget bounds large
+    // batches, and small ones carry costs (the first touch of each upper
+    // trie node) that a linear model spreads badly.
+    let shapes: Vec<(BatchShape, u64)> = runs
+        .iter()
+        .filter(|(_, s, _)| s.transactions == 0 || s.transactions >= 100)
+        .map(|(_, s, c)| (*s, *c))
+        .collect();
+    let shipped = CycleModel::default();
+    let Some(fitted) = CycleModel::fit(&shapes) else {
+        println!("\n(too few runs to fit the cycle model)");
+        return;
+    };
+    println!(
+        "\ncycle model fitted (empty batch and batches of 100+): fixed {:.0}, per transaction {:.0}, per gas {:.3}, per witness byte {:.2}",
+        fitted.fixed, fitted.per_transaction, fitted.per_gas, fitted.per_witness_byte
+    );
+    println!("\n| run | cycles | fitted estimate | error | shipped estimate | error |");
+    println!("|---|---|---|---|---|---|");
+    let error = |est: u64, c: u64| (est as f64 - c as f64) / c as f64 * 100.0;
+    for (name, shape, c) in &runs {
+        let (f, s) = (fitted.estimate(shape), shipped.estimate(shape));
+        println!(
+            "| {name} | {c} | {f} | {:+.1}% | {s} | {:+.1}% |",
+            error(f, *c),
+            error(s, *c)
+        );
     }
 }

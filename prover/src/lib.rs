@@ -8,6 +8,7 @@
 //! [`BatchOutputs`]: state_transition::BatchOutputs
 
 mod backend;
+mod cycles;
 mod envelope;
 mod error;
 mod files;
@@ -18,6 +19,7 @@ mod verify;
 mod witness;
 
 pub use backend::{Execution, NativeBackend, ZkBackend};
+pub use cycles::{BatchShape, CycleModel};
 pub use envelope::ProofEnvelope;
 pub use error::ProverError;
 pub use files::OutputsFile;
@@ -26,7 +28,7 @@ pub use openvm::{OpenVmBackend, OpenVmSettings, BACKEND as OPENVM_BACKEND};
 pub use service::{
     AuditSource, BatchPolicy, ChainSource, CheckpointStore, Cutter, ExportedProof, Exporter, Job,
     JobState, JobStore, KvJobStore, PgJobStore, ProofObserver, ProverService, ProvingProgress,
-    ResealCount, Worker,
+    ResealCount, Worker, DEFAULT_MAX_CYCLES,
 };
 pub use verify::{verify_envelope, verify_proof, verify_proof_digest};
-pub use witness::{ChainBlock, ProverState};
+pub use witness::{ChainBlock, PreparedBatch, ProverState};

@@ -32,6 +32,16 @@ pub struct ChainBlock {
     pub transactions: Vec<TxEnvelope>,
 }
 
+/// A batch's witness, with what the state needs to move past the batch
+/// ([`ProverState::commit`]).
+#[derive(Debug, Clone)]
+pub struct PreparedBatch {
+    /// The witness the batch program runs on.
+    pub witness: BatchWitness,
+    diffs: Vec<StateDiff>,
+    blocks: Vec<(u64, B256)>,
+}
+
 /// The prover's full state at the end of its last batch.
 #[derive(Debug, Clone)]
 pub struct ProverState {
@@ -88,6 +98,33 @@ impl ProverState {
         audit: AuditHead,
         header: impl Fn(u64) -> Result<Header, ProverError>,
     ) -> Result<BatchWitness, ProverError> {
+        let prepared = self.prepare_batch(chain, batch_number, blocks, audit, header)?;
+        Ok(self.commit(prepared))
+    }
+
+    /// Moves the state past a batch [`prepare_batch`](Self::prepare_batch)
+    /// witnessed from it; returns the witness.
+    pub fn commit(&mut self, prepared: PreparedBatch) -> BatchWitness {
+        for (diff, (number, hash)) in prepared.diffs.iter().zip(&prepared.blocks) {
+            self.state.apply_diff(diff, *number, *hash);
+        }
+        if let Some((number, _)) = prepared.blocks.last() {
+            self.height = *number;
+        }
+        prepared.witness
+    }
+
+    /// Builds the witness for `blocks` (which must follow `height`) without
+    /// moving the state: a cutter that finds the batch too large witnesses
+    /// fewer blocks instead.
+    pub fn prepare_batch(
+        &self,
+        chain: &ChainSpec,
+        batch_number: u64,
+        blocks: &[ChainBlock],
+        audit: AuditHead,
+        header: impl Fn(u64) -> Result<Header, ProverError>,
+    ) -> Result<PreparedBatch, ProverError> {
         let first = blocks.first().ok_or(ProverError::EmptyBatch)?.header.number;
         if first != self.height + 1 {
             return Err(ProverError::NotNext {
@@ -144,11 +181,11 @@ impl ProverState {
             codes,
             audit,
         };
-        for (diff, block) in diffs.iter().zip(blocks) {
-            self.state.apply_diff(diff, block.header.number, block.hash);
-        }
-        self.height = blocks.last().map_or(self.height, |b| b.header.number);
-        Ok(witness)
+        Ok(PreparedBatch {
+            witness,
+            diffs,
+            blocks: blocks.iter().map(|b| (b.header.number, b.hash)).collect(),
+        })
     }
 
     /// State-trie nodes for every account read or written, plus the nearest

@@ -6,8 +6,8 @@ mod support;
 
 use alloy_primitives::B256;
 use prover::{
-    BatchPolicy, ChainSource, CheckpointStore, Cutter, Exporter, JobState, JobStore, KvJobStore,
-    NativeBackend, ProverError, Worker,
+    BatchPolicy, ChainSource, CheckpointStore, Cutter, CycleModel, Exporter, JobState, JobStore,
+    KvJobStore, NativeBackend, ProverError, Worker,
 };
 use state_transition::{AuditHead, BatchOutputs};
 use std::{sync::Arc, time::Duration};
@@ -49,6 +49,7 @@ fn batches_are_cut_queued_resumed_and_retried() {
     let by_size = BatchPolicy {
         max_blocks: 2,
         max_wait: Duration::from_secs(3600),
+        ..BatchPolicy::default()
     };
     let mut c = cutter(&chain, source.clone(), jobs.clone(), by_size);
     assert_eq!(c.cut_if_due().unwrap(), Some(1));
@@ -60,6 +61,7 @@ fn batches_are_cut_queued_resumed_and_retried() {
     let by_time = BatchPolicy {
         max_blocks: 2,
         max_wait: Duration::ZERO,
+        ..BatchPolicy::default()
     };
     let mut c = cutter(&chain, source.clone(), jobs.clone(), by_time);
     assert_eq!(c.cut_if_due().unwrap(), Some(3));
@@ -107,6 +109,83 @@ fn batches_are_cut_queued_resumed_and_retried() {
     );
 }
 
+/// The block ranges of every queued batch.
+fn ranges(jobs: &KvJobStore) -> Vec<(u64, u64)> {
+    let all = jobs.jobs(1, 100).unwrap();
+    all.iter().map(|j| (j.first_block, j.last_block)).collect()
+}
+
+/// A cutter over `chain` with a cycle budget and a model counting only
+/// transactions and witness bytes.
+fn budget_cutter(
+    chain: &TestChain,
+    max_blocks: u64,
+    max_cycles: u64,
+    per_transaction: f64,
+    per_witness_byte: f64,
+) -> (Cutter, Arc<KvJobStore>) {
+    let policy = BatchPolicy {
+        max_blocks,
+        max_wait: Duration::from_secs(3600),
+        max_cycles,
+        model: CycleModel {
+            fixed: 0.0,
+            per_transaction,
+            per_gas: 0.0,
+            per_witness_byte,
+        },
+    };
+    let store: Arc<dyn storage::KvStore> = Arc::new(storage::MemoryStore::default());
+    let jobs = Arc::new(KvJobStore::new(store));
+    (cutter(chain, Source::of(chain), jobs.clone(), policy), jobs)
+}
+
+/// A busy chain is cut by estimated cycles, not only by block count, so no
+/// batch takes unboundedly long to prove: batches stay within the budget
+/// unless a single block is over it (blocks are never split), and blocks
+/// under the budget wait for more.
+#[test]
+fn a_busy_chain_is_cut_by_its_cycle_budget() {
+    let mut chain = TestChain::new();
+    for (block, txs) in [3usize, 3, 3, 10, 1].into_iter().enumerate() {
+        let txs = (0..txs)
+            .map(|i| chain.eth(i % 4, TestChain::address(5 + block), 1))
+            .collect();
+        chain.produce(txs);
+    }
+    // 1,000 cycles a transaction, a budget of six.
+    let (mut c, jobs) = budget_cutter(&chain, 100, 6_000, 1_000.0, 0.0);
+    while c.cut_if_due().unwrap().is_some() {}
+    assert_eq!(
+        ranges(&jobs),
+        vec![(1, 2), (3, 3), (4, 4)],
+        "3+3 fit, 3+10 do not, 10 alone is over but one block; the last transfer waits"
+    );
+    for job in jobs.jobs(1, 10).unwrap() {
+        let out = BatchOutputs::decode(&job.outputs).unwrap();
+        assert_eq!(out.new_state_root, chain.roots[job.last_block as usize]);
+    }
+
+    // The witness counts too: it is known only once the batch is
+    // witnessed, so a batch due by block count is witnessed again shorter.
+    let one_block = chain
+        .prover_state()
+        .prepare_batch(
+            &chain.spec,
+            1,
+            &chain.blocks[..1],
+            AuditHead::default(),
+            |n| chain.header(n),
+        )
+        .unwrap()
+        .witness
+        .encode()
+        .len() as u64;
+    let (mut c, jobs) = budget_cutter(&chain, 2, one_block + 100, 0.0, 1.0);
+    assert_eq!(c.cut_if_due().unwrap(), Some(1));
+    assert_eq!(ranges(&jobs), vec![(1, 1)]);
+}
+
 /// A queue holding batch 1: one ETH transfer.
 fn one_transfer_queued() -> Arc<KvJobStore> {
     let mut chain = TestChain::new();
@@ -117,6 +196,7 @@ fn one_transfer_queued() -> Arc<KvJobStore> {
     let policy = BatchPolicy {
         max_blocks: 1,
         max_wait: Duration::ZERO,
+        ..BatchPolicy::default()
     };
     let mut c = cutter(&chain, Source::of(&chain), jobs.clone(), policy);
     assert_eq!(c.cut_if_due().unwrap(), Some(1));
@@ -199,6 +279,7 @@ fn a_restarted_cutter_resumes_from_its_checkpoint_and_distrusts_a_damaged_one() 
     let policy = BatchPolicy {
         max_blocks: 2,
         max_wait: Duration::ZERO,
+        ..BatchPolicy::default()
     };
     let mut c = cutter(&chain, source.clone(), jobs.clone(), policy)
         .with_checkpoints(kept.clone(), Duration::ZERO);

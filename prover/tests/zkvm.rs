@@ -1,7 +1,8 @@
 //! The batch program as a RISC-V guest under OpenVM: execution matches the
-//! native run, a real batch (an ETH and an ERC-20 transfer) is proven and
-//! verifies from public data alone, and tampering with the witness, the
-//! outputs, the program id or the proof is refused.
+//! native run; two workers on the Postgres queue prove two real batches at
+//! once and they are exported in batch order; a proof verifies from public
+//! data alone, and tampering with the witness, the outputs, the program id
+//! or the proof is refused.
 //!
 //! Needs `prover/guest/build.sh` to have built the guest and runs in release
 //! (`scripts/test.sh` does both); names start with `zkvm_` so the debug
@@ -14,15 +15,18 @@ mod support;
 
 use alloy_primitives::B256;
 use prover::{
-    verify_proof, BatchPolicy, Cutter, Exporter, JobState, JobStore, KvJobStore, OpenVmBackend,
-    OutputsFile, ProofEnvelope, ProverError, Worker, ZkBackend,
+    verify_proof, BatchPolicy, Cutter, ExportedProof, Exporter, JobState, JobStore, OpenVmBackend,
+    OutputsFile, PgJobStore, ProofEnvelope, ProofObserver, ProverError, ProverService, Worker,
+    ZkBackend,
 };
-use state_transition::{execute_batch, AuditHead};
+use state_transition::{execute_batch, AuditHead, BatchWitness};
 use std::{
-    sync::Arc,
+    collections::BTreeMap,
+    sync::{Arc, Condvar, Mutex},
     time::{Duration, Instant},
 };
 use support::{FixedAudit, Source, TestChain};
+use test_support::PgDatabase;
 
 fn backend() -> OpenVmBackend {
     let backend = guest::load_guest();
@@ -54,6 +58,111 @@ fn chain() -> TestChain {
     let erc20 = chain.token_transfer(2, token, TestChain::address(3), 50);
     chain.produce(vec![erc20]);
     chain
+}
+
+/// A fresh Postgres queue database, dropped at the end.
+struct PgQueue {
+    pg: Option<PgDatabase>,
+    rt: tokio::runtime::Runtime,
+}
+
+impl PgQueue {
+    fn fresh() -> Self {
+        let rt = tokio::runtime::Runtime::new().unwrap();
+        let pg = rt.block_on(PgDatabase::create("prividium_zkvm"));
+        Self { pg: Some(pg), rt }
+    }
+
+    fn queue(&self) -> PgJobStore {
+        let url = self.pg.as_ref().expect("dropped only at the end").url();
+        PgJobStore::connect(&url, 7777, None).unwrap()
+    }
+}
+
+impl Drop for PgQueue {
+    fn drop(&mut self) {
+        if let Some(pg) = self.pg.take() {
+            self.rt.block_on(pg.drop_db());
+        }
+    }
+}
+
+/// The real backend, except that batch 1's finished proof is held back
+/// until the test releases it (so batch 2 finishes first whatever the
+/// machine), and each proof's start and end are recorded.
+struct HoldBatchOne {
+    inner: Arc<OpenVmBackend>,
+    spans: Mutex<BTreeMap<u64, (Instant, Instant)>>,
+    /// (batch 1 proven and waiting, released)
+    gate: (Mutex<(bool, bool)>, Condvar),
+}
+
+impl HoldBatchOne {
+    fn new(inner: Arc<OpenVmBackend>) -> Self {
+        Self {
+            inner,
+            spans: Mutex::default(),
+            gate: (Mutex::new((false, false)), Condvar::new()),
+        }
+    }
+    fn holding(&self) -> bool {
+        self.gate.0.lock().unwrap().0
+    }
+    fn release(&self) {
+        self.gate.0.lock().unwrap().1 = true;
+        self.gate.1.notify_all();
+    }
+    fn spans(&self) -> BTreeMap<u64, (Instant, Instant)> {
+        self.spans.lock().unwrap().clone()
+    }
+}
+
+impl ZkBackend for HoldBatchOne {
+    fn name(&self) -> &'static str {
+        self.inner.name()
+    }
+    fn program_id(&self) -> B256 {
+        self.inner.program_id()
+    }
+    fn execute(&self, witness: &[u8]) -> Result<prover::Execution, ProverError> {
+        self.inner.execute(witness)
+    }
+    fn prove(&self, witness: &[u8]) -> Result<Vec<u8>, ProverError> {
+        let batch = BatchWitness::decode(witness).unwrap().batch_number;
+        let started = Instant::now();
+        let proof = self.inner.prove(witness);
+        self.spans
+            .lock()
+            .unwrap()
+            .insert(batch, (started, Instant::now()));
+        if batch == 1 {
+            let mut gate = self.gate.0.lock().unwrap();
+            gate.0 = true;
+            while !gate.1 {
+                gate = self.gate.1.wait(gate).unwrap();
+            }
+        }
+        proof
+    }
+}
+
+/// The batches exported, in the order the exporter reported them.
+#[derive(Default)]
+struct ExportOrder(Mutex<Vec<u64>>);
+
+impl ProofObserver for ExportOrder {
+    fn exported(&self, proof: &ExportedProof) {
+        self.0.lock().unwrap().push(proof.outputs.batch_number);
+    }
+}
+
+/// Waits (up to 40 minutes: two proofs at once on two cores) for `done`.
+fn wait_for(what: &str, done: impl Fn() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(2400);
+    while !done() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
 }
 
 const AUDIT: AuditHead = AuditHead {
@@ -95,13 +204,16 @@ fn zkvm_proves_a_batch_that_verifies_from_public_data_only() {
         cycles[0], cycles[1], cycles[2]
     );
 
-    // The service path: cut block 1 as batch 1, a worker proves it, the
-    // exporter checks the proof and writes batch-1.proof and batch-1.json.
-    let store: Arc<dyn storage::KvStore> = Arc::new(storage::MemoryStore::default());
-    let jobs = Arc::new(KvJobStore::new(store));
+    // The service path on the shared Postgres queue: blocks 1 and 2 are cut
+    // as batches 1 and 2 and two workers prove them at once. Batch 2's
+    // proof, ready first, waits: proofs are exported (and so settled)
+    // strictly in batch order.
+    let db = PgQueue::fresh();
+    let jobs = Arc::new(db.queue());
     let policy = BatchPolicy {
         max_blocks: 1,
         max_wait: Duration::from_secs(3600),
+        ..BatchPolicy::default()
     };
     let mut cutter = Cutter::new(
         chain.spec.clone(),
@@ -112,19 +224,53 @@ fn zkvm_proves_a_batch_that_verifies_from_public_data_only() {
         policy,
     );
     assert_eq!(cutter.cut_if_due().unwrap(), Some(1));
+    assert_eq!(cutter.cut_if_due().unwrap(), Some(2));
     let dir = tempfile::tempdir().unwrap();
-    let worker = Worker::new(
-        "w",
-        jobs.clone(),
-        backend.clone(),
-        Duration::from_secs(7200),
-    );
+    let held = Arc::new(HoldBatchOne::new(backend.clone()));
+    let workers: Vec<Worker> = ["w1", "w2"]
+        .map(|id| Worker::new(id, jobs.clone(), held.clone(), Duration::from_secs(7200)))
+        .into();
+    let exported = Arc::new(ExportOrder::default());
+    let exporter = Exporter::new(jobs.clone(), dir.path().into(), backend.program_id())
+        .with_observer(exported.clone());
     let started = Instant::now();
-    assert_eq!(worker.run_once().unwrap(), Some(1));
-    let proving = started.elapsed().as_secs_f64();
-    let exporter = Exporter::new(jobs.clone(), dir.path().into(), backend.program_id());
-    assert_eq!(exporter.run_once().unwrap(), Some(1));
-    assert_eq!(exporter.run_once().unwrap(), None, "exported once");
+    let service = ProverService::spawn(None, workers, Some(exporter), Duration::from_millis(50));
+    wait_for("batch 2 proven", || {
+        matches!(jobs.job(2).unwrap().unwrap().state, JobState::Proven { .. })
+    });
+    // Batch 1 is proven too, but its worker has not stored it yet.
+    wait_for("batch 1 proven, held", || held.holding());
+    assert!(matches!(
+        jobs.job(1).unwrap().unwrap().state,
+        JobState::Proving { .. }
+    ));
+    std::thread::sleep(Duration::from_millis(500)); // ten exporter polls
+    assert_eq!(
+        jobs.exported_through().unwrap(),
+        0,
+        "batch 2 exported before 1"
+    );
+    assert!(!dir.path().join("batch-2.proof").exists());
+    held.release();
+    wait_for("both exported", || jobs.exported_through().unwrap() == 2);
+    let wall = started.elapsed().as_secs_f64();
+    service.stop(Duration::from_secs(5));
+    assert_eq!(*exported.0.lock().unwrap(), vec![1, 2]);
+    let spans = held.spans();
+    let (one, two) = (spans[&1], spans[&2]);
+    assert!(
+        one.0 < two.1 && two.0 < one.1,
+        "the two workers proved one after the other: {one:?} {two:?}"
+    );
+    let proving = one.1.duration_since(one.0).as_secs_f64();
+    eprintln!(
+        "two workers, at once: batch 1 ({} cycles) proved in {proving:.1} s, batch 2 ({} cycles) in {:.1} s; \
+         both exported in order after {wall:.1} s ({:.1} s per million cycles for the pair)",
+        cycles[0],
+        cycles[1],
+        two.1.duration_since(two.0).as_secs_f64(),
+        wall / ((cycles[0] + cycles[1]) as f64 / 1e6)
+    );
     // For `cargo bench --bench verify` (proofs take minutes to make).
     if let Some(keep) = std::env::var_os("PRIVIDIUM_KEEP_PROOFS") {
         std::fs::create_dir_all(&keep).unwrap();
@@ -135,14 +281,12 @@ fn zkvm_proves_a_batch_that_verifies_from_public_data_only() {
     let proof = std::fs::read(dir.path().join("batch-1.proof")).unwrap();
     let file: OutputsFile =
         serde_json::from_slice(&std::fs::read(dir.path().join("batch-1.json")).unwrap()).unwrap();
-    eprintln!(
-        "proved batch 1 ({} cycles) in {proving:.1} s ({:.1} s per million cycles), proof {} bytes",
-        cycles[0],
-        proving / (cycles[0] as f64 / 1e6),
-        proof.len()
-    );
+    eprintln!("proof {} bytes", proof.len());
     assert_eq!(file.program_id, backend.program_id());
     assert_eq!(file.new_state_root, chain.roots[1]);
+    let second: OutputsFile =
+        serde_json::from_slice(&std::fs::read(dir.path().join("batch-2.json")).unwrap()).unwrap();
+    assert_eq!(second.new_state_root, chain.roots[2]);
     assert!(matches!(
         jobs.job(1).unwrap().unwrap().state,
         JobState::Proven { .. }

@@ -1,5 +1,7 @@
 //! `prividium prover worker`: proves batches from the shared Postgres queue
-//! on a proving machine, beside the node or on a GPU server.
+//! on a proving machine, beside the node or on a GPU server
+//! (`prividium prover prove`, proving witness files directly, is in
+//! [`super::prove`]).
 //!
 //! The worker opens witnesses with the node's data keys (it reads `keys/`
 //! from `--data-dir`, the node's data directory on this machine or a shared
@@ -25,6 +27,8 @@ pub struct Args {
 enum Cmd {
     /// Prove batches from the shared queue until stopped (Ctrl-C, SIGTERM).
     Worker(WorkerArgs),
+    /// Prove batch witness files and time it (the GPU check; no node).
+    Prove(super::prove::ProveArgs),
 }
 
 /// Arguments of `prividium prover worker`.
@@ -61,6 +65,7 @@ pub struct WorkerArgs {
 pub async fn run(args: Args) -> Result<()> {
     match args.cmd {
         Cmd::Worker(w) => worker(w).await,
+        Cmd::Prove(p) => super::prove::run(p).await,
     }
 }
 
@@ -157,7 +162,7 @@ async fn open_keys(data_dir: &std::path::Path) -> Result<Option<at_rest::AtRest>
 }
 
 #[cfg(feature = "cuda")]
-fn select_gpu(gpu: u32) -> Result<()> {
+pub(crate) fn select_gpu(gpu: u32) -> Result<()> {
     // OpenVM's GPU memory pool is set up before main, on the first device
     // the process sees, so choosing the device from main would be too late:
     // the command is run again with only that device visible.
@@ -175,7 +180,7 @@ fn select_gpu(gpu: u32) -> Result<()> {
 }
 
 #[cfg(not(feature = "cuda"))]
-fn select_gpu(gpu: u32) -> Result<()> {
+pub(crate) fn select_gpu(gpu: u32) -> Result<()> {
     bail!(
         "--gpu {gpu}: this build proves on CPU only; build with `--features cuda` to prove on GPUs"
     )

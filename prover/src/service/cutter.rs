@@ -9,7 +9,7 @@ use super::{
     jobs::{Job, JobState, JobStore},
     unix_ms, AuditSource, ChainSource,
 };
-use crate::{ChainBlock, ProverError, ProverState};
+use crate::{BatchShape, ChainBlock, CycleModel, PreparedBatch, ProverError, ProverState};
 use state_transition::{execute_batch, ChainSpec, MemoryState};
 use std::{
     sync::Arc,
@@ -23,13 +23,26 @@ pub struct BatchPolicy {
     pub max_blocks: u64,
     /// Longest a block waits for its batch to be cut.
     pub max_wait: Duration,
+    /// Most estimated zkVM cycles in one batch ([`CycleModel`]): proving
+    /// time grows with cycles, so this bounds how long a batch takes to
+    /// prove however busy the chain is. A single block over it is still one
+    /// batch (blocks are never split).
+    pub max_cycles: u64,
+    /// How cycles are estimated from the native run.
+    pub model: CycleModel,
 }
+
+/// Cycles per batch by default: about half an hour on a 2-core CPU worker
+/// (about 80 s per million cycles), seconds on a GPU.
+pub const DEFAULT_MAX_CYCLES: u64 = 25_000_000;
 
 impl Default for BatchPolicy {
     fn default() -> Self {
         Self {
             max_blocks: 100,
             max_wait: Duration::from_secs(60),
+            max_cycles: DEFAULT_MAX_CYCLES,
+            model: CycleModel::default(),
         }
     }
 }
@@ -50,6 +63,8 @@ pub struct Cutter {
     /// the checkpoint is not used again.
     resumed: bool,
     distrust_checkpoint: bool,
+    /// Blocks after the last cut, read so far.
+    waiting: Vec<ChainBlock>,
 }
 
 impl std::fmt::Debug for Cutter {
@@ -84,6 +99,7 @@ impl Cutter {
             last_checkpoint: None,
             resumed: false,
             distrust_checkpoint: false,
+            waiting: Vec::new(),
         }
     }
 
@@ -237,6 +253,7 @@ impl Cutter {
                 self.distrust_checkpoint = true;
             }
             self.state = None;
+            self.waiting.clear();
         }
         result
     }
@@ -250,26 +267,28 @@ impl Cutter {
             return Ok(None);
         }
         let since = *self.pending_since.get_or_insert_with(Instant::now);
-        if pending < self.policy.max_blocks && since.elapsed() < self.policy.max_wait {
+        self.fetch_waiting(last_block, pending.min(self.policy.max_blocks))?;
+        let blocks = &self.waiting;
+        let full = pending >= self.policy.max_blocks
+            || self
+                .policy
+                .model
+                .lower_bound(tx_count(blocks), gas_used(blocks))
+                >= self.policy.max_cycles;
+        if !full && since.elapsed() < self.policy.max_wait {
             return Ok(None);
         }
-        let last = last_block + pending.min(self.policy.max_blocks);
         let number = last_batch + 1;
-        let blocks = (last_block + 1..=last)
-            .map(|n| self.source.block(n))
-            .collect::<Result<Vec<ChainBlock>, _>>()?;
-        let audit = self.audit.head();
-        let chain = self.chain.clone();
-        let source = self.source.clone();
         let started = Instant::now();
-        let witness = self
-            .state()?
-            .witness_batch(&chain, number, &blocks, audit, |n| {
-                source.block(n).map(|b| b.header)
-            })?;
-        // Run the program natively first: a witness it refuses is a bug to
-        // report now, not after minutes of proving.
-        let outputs = execute_batch(&witness)?;
+        let blocks = std::mem::take(&mut self.waiting);
+        let (prepared, outputs, shape) = self.witness_within_budget(number, &blocks)?;
+        let last = outputs.last_block;
+        // Blocks left over wait for the next batch, already read.
+        self.waiting = blocks
+            .into_iter()
+            .skip_while(|b| b.header.number <= last)
+            .collect();
+        let witness = self.state()?.commit(prepared);
         let encoded = witness.encode();
         let job = Job {
             batch_number: number,
@@ -288,11 +307,90 @@ impl Cutter {
             batch = number,
             first_block = job.first_block,
             last_block = last,
+            transactions = shape.transactions,
+            gas_used = shape.gas_used,
             witness_bytes = encoded.len(),
+            estimated_cycles = self.policy.model.estimate(&shape),
             new_state_root = %outputs.new_state_root,
             ms = started.elapsed().as_millis() as u64,
             "batch cut"
         );
         Ok(Some(number))
     }
+
+    /// Makes `waiting` the `count` blocks after `last_cut`, reading only
+    /// those it does not hold yet (the cutter polls every second, and the
+    /// budget check needs the blocks' transactions and gas).
+    fn fetch_waiting(&mut self, last_cut: u64, count: u64) -> Result<(), ProverError> {
+        if self
+            .waiting
+            .first()
+            .is_some_and(|b| b.header.number != last_cut + 1)
+        {
+            self.waiting.clear();
+        }
+        self.waiting.truncate(count as usize);
+        let have = self.waiting.len() as u64;
+        for n in last_cut + 1 + have..=last_cut + count {
+            self.waiting.push(self.source.block(n)?);
+        }
+        Ok(())
+    }
+
+    /// Witnesses the longest prefix of `blocks` whose estimated cycles fit
+    /// the budget (at least one block), and runs the program natively on
+    /// it: a witness it refuses is a bug to report now, not after minutes
+    /// of proving.
+    fn witness_within_budget(
+        &mut self,
+        number: u64,
+        blocks: &[ChainBlock],
+    ) -> Result<(PreparedBatch, state_transition::BatchOutputs, BatchShape), ProverError> {
+        let audit = self.audit.head();
+        let (chain, source, policy) = (self.chain.clone(), self.source.clone(), self.policy);
+        // The longest prefix whose lower bound fits (no witness needed for
+        // that), then shorter while the full estimate does not.
+        let mut take = (1..=blocks.len())
+            .take_while(|&n| {
+                let prefix = &blocks[..n];
+                policy.model.lower_bound(tx_count(prefix), gas_used(prefix)) <= policy.max_cycles
+            })
+            .last()
+            .unwrap_or(1);
+        loop {
+            let batch = &blocks[..take];
+            let prepared = self
+                .state()?
+                .prepare_batch(&chain, number, batch, audit, |n| {
+                    source.block(n).map(|b| b.header)
+                })?;
+            let outputs = execute_batch(&prepared.witness)?;
+            let bytes = alloy_rlp::Encodable::length(&prepared.witness);
+            let shape = BatchShape::of(&prepared.witness, bytes, gas_used(batch));
+            let estimate = policy.model.estimate(&shape);
+            if estimate <= policy.max_cycles || take == 1 {
+                if estimate > policy.max_cycles {
+                    tracing::warn!(
+                        block = batch[0].header.number,
+                        estimated_cycles = estimate,
+                        max_cycles = policy.max_cycles,
+                        "one block is over the batch cycle budget; it is cut alone"
+                    );
+                }
+                return Ok((prepared, outputs, shape));
+            }
+            // Shrink in proportion to the overshoot; the estimate is close
+            // to linear in the blocks taken.
+            let fit = (take as u128 * policy.max_cycles as u128 / estimate as u128) as usize;
+            take = fit.clamp(1, take - 1);
+        }
+    }
+}
+
+fn tx_count(blocks: &[ChainBlock]) -> u64 {
+    blocks.iter().map(|b| b.transactions.len() as u64).sum()
+}
+
+fn gas_used(blocks: &[ChainBlock]) -> u64 {
+    blocks.iter().map(|b| b.header.gas_used).sum()
 }

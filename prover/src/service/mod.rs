@@ -11,7 +11,7 @@ mod progress;
 mod worker;
 
 pub use checkpoint::CheckpointStore;
-pub use cutter::{BatchPolicy, Cutter};
+pub use cutter::{BatchPolicy, Cutter, DEFAULT_MAX_CYCLES};
 pub use exporter::Exporter;
 pub use jobs::{Job, JobState, JobStore, KvJobStore};
 pub use pg_jobs::{PgJobStore, ResealCount};
