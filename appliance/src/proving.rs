@@ -53,7 +53,7 @@ pub struct ProverSettings {
     #[serde(default = "default_max_wait_ms")]
     pub max_wait_ms: u64,
     /// Most estimated zkVM cycles per batch: bounds a batch's proving time
-    /// (about 80 s per million cycles on a 2-core CPU worker).
+    /// (158 s per million cycles measured on a 2-core CPU worker).
     #[serde(default = "default_max_batch_cycles")]
     pub max_batch_cycles: u64,
     /// The proving queue: `postgres://…` to share it with worker processes

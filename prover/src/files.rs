@@ -1,9 +1,11 @@
 //! `batch-N.json`: a batch's public outputs as a counterparty receives them
 //! next to `batch-N.proof`.
 
+use crate::ProverError;
 use alloy_primitives::B256;
 use serde::{Deserialize, Serialize};
 use state_transition::BatchOutputs;
+use std::path::{Path, PathBuf};
 
 /// The public outputs of one batch, plus how they were proven.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -90,13 +92,36 @@ impl OutputsFile {
         }
     }
 
+    /// What batch `n`'s two files are named before their extension.
+    pub fn stem(n: u64) -> String {
+        format!("batch-{n}")
+    }
+
     /// File name of batch `n`'s outputs.
     pub fn file_name(n: u64) -> String {
-        format!("batch-{n}.json")
+        format!("{}.json", Self::stem(n))
     }
 
     /// File name of batch `n`'s proof.
     pub fn proof_file_name(n: u64) -> String {
-        format!("batch-{n}.proof")
+        format!("{}.proof", Self::stem(n))
+    }
+
+    /// Writes `proof` to `dir/STEM.proof` and these outputs to
+    /// `dir/STEM.json`, each atomically (a reader never sees half a file):
+    /// the pair a counterparty gives `prividium verify`.
+    pub fn write_with_proof(
+        &self,
+        dir: &Path,
+        stem: &str,
+        proof: &[u8],
+    ) -> Result<(), ProverError> {
+        let write = |path: PathBuf, bytes: &[u8]| {
+            storage::write_atomic(&path, bytes).map_err(|source| ProverError::Io { path, source })
+        };
+        write(dir.join(format!("{stem}.proof")), proof)?;
+        let json =
+            serde_json::to_vec_pretty(self).map_err(|e| ProverError::Store(e.to_string()))?;
+        write(dir.join(format!("{stem}.json")), &json)
     }
 }

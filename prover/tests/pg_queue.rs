@@ -10,26 +10,21 @@ use prover::{Job, JobState, JobStore, PgJobStore, ProverError};
 use sqlx::{Connection, Executor};
 use std::sync::{atomic::AtomicBool, Arc};
 use storage::SharedCipher;
-use test_support::PgDatabase;
+use test_support::ScratchPg;
 
 /// A row's witness and error as stored.
 type Sealed = (Option<Vec<u8>>, Option<Vec<u8>>);
 
 /// A fresh database, dropped at the end.
-struct Db {
-    pg: Option<PgDatabase>,
-    rt: tokio::runtime::Runtime,
-}
+struct Db(ScratchPg);
 
 impl Db {
     fn fresh() -> Self {
-        let rt = tokio::runtime::Runtime::new().unwrap();
-        let pg = rt.block_on(PgDatabase::create("prividium_queue"));
-        Self { pg: Some(pg), rt }
+        Self(ScratchPg::create("prividium_queue"))
     }
 
     fn url(&self) -> String {
-        self.pg.as_ref().expect("dropped only at the end").url()
+        self.0.url()
     }
 
     fn queue(&self, cipher: Option<SharedCipher>) -> PgJobStore {
@@ -37,7 +32,7 @@ impl Db {
     }
 
     fn exec(&self, sql: &str) {
-        self.rt.block_on(async {
+        self.0.block_on(async {
             let mut c = sqlx::PgConnection::connect(&self.url()).await.unwrap();
             c.execute(sqlx::AssertSqlSafe(sql.to_owned()))
                 .await
@@ -46,7 +41,7 @@ impl Db {
     }
 
     fn has_witness(&self, batch: i64) -> bool {
-        self.rt.block_on(async {
+        self.0.block_on(async {
             let mut c = sqlx::PgConnection::connect(&self.url()).await.unwrap();
             let w: Option<Vec<u8>> =
                 sqlx::query_scalar("SELECT witness FROM prover_jobs WHERE batch_number = $1")
@@ -60,7 +55,7 @@ impl Db {
 
     /// Every witness and error as stored, concatenated.
     fn raw(&self) -> Vec<u8> {
-        self.rt.block_on(async {
+        self.0.block_on(async {
             let mut c = sqlx::PgConnection::connect(&self.url()).await.unwrap();
             let rows: Vec<Sealed> = sqlx::query_as("SELECT witness, last_error FROM prover_jobs")
                 .fetch_all(&mut c)
@@ -70,14 +65,6 @@ impl Db {
                 .flat_map(|(w, e)| w.into_iter().chain(e).flatten())
                 .collect()
         })
-    }
-}
-
-impl Drop for Db {
-    fn drop(&mut self) {
-        if let Some(pg) = self.pg.take() {
-            self.rt.block_on(pg.drop_db());
-        }
     }
 }
 

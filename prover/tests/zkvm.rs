@@ -26,7 +26,7 @@ use std::{
     time::{Duration, Instant},
 };
 use support::{FixedAudit, Source, TestChain};
-use test_support::PgDatabase;
+use test_support::ScratchPg;
 
 fn backend() -> OpenVmBackend {
     let backend = guest::load_guest();
@@ -58,33 +58,6 @@ fn chain() -> TestChain {
     let erc20 = chain.token_transfer(2, token, TestChain::address(3), 50);
     chain.produce(vec![erc20]);
     chain
-}
-
-/// A fresh Postgres queue database, dropped at the end.
-struct PgQueue {
-    pg: Option<PgDatabase>,
-    rt: tokio::runtime::Runtime,
-}
-
-impl PgQueue {
-    fn fresh() -> Self {
-        let rt = tokio::runtime::Runtime::new().unwrap();
-        let pg = rt.block_on(PgDatabase::create("prividium_zkvm"));
-        Self { pg: Some(pg), rt }
-    }
-
-    fn queue(&self) -> PgJobStore {
-        let url = self.pg.as_ref().expect("dropped only at the end").url();
-        PgJobStore::connect(&url, 7777, None).unwrap()
-    }
-}
-
-impl Drop for PgQueue {
-    fn drop(&mut self) {
-        if let Some(pg) = self.pg.take() {
-            self.rt.block_on(pg.drop_db());
-        }
-    }
 }
 
 /// The real backend, except that batch 1's finished proof is held back
@@ -208,8 +181,8 @@ fn zkvm_proves_a_batch_that_verifies_from_public_data_only() {
     // as batches 1 and 2 and two workers prove them at once. Batch 2's
     // proof, ready first, waits: proofs are exported (and so settled)
     // strictly in batch order.
-    let db = PgQueue::fresh();
-    let jobs = Arc::new(db.queue());
+    let db = ScratchPg::create("prividium_zkvm");
+    let jobs = Arc::new(PgJobStore::connect(&db.url(), 7777, None).unwrap());
     let policy = BatchPolicy {
         max_blocks: 1,
         max_wait: Duration::from_secs(3600),

@@ -2,7 +2,7 @@
 
 mod pg;
 
-pub use pg::{pg_server, PgDatabase};
+pub use pg::{pg_server, PgDatabase, ScratchPg};
 
 use std::{
     net::TcpListener,

@@ -59,3 +59,39 @@ impl PgDatabase {
         }
     }
 }
+
+/// A [`PgDatabase`] for synchronous tests: it owns the runtime it was made
+/// on, runs async work on it, and drops the database when it goes out of
+/// scope (also when the test panics).
+#[derive(Debug)]
+pub struct ScratchPg {
+    db: Option<PgDatabase>,
+    rt: tokio::runtime::Runtime,
+}
+
+impl ScratchPg {
+    /// Creates `<prefix>_<pid>_<random>` (see [`PgDatabase::create`]).
+    pub fn create(prefix: &str) -> Self {
+        let rt = tokio::runtime::Runtime::new().expect("a tokio runtime for the test database");
+        let db = rt.block_on(PgDatabase::create(prefix));
+        Self { db: Some(db), rt }
+    }
+
+    /// Its connection URL.
+    pub fn url(&self) -> String {
+        self.db.as_ref().expect("dropped only at the end").url()
+    }
+
+    /// Runs `work` to completion on the database's runtime.
+    pub fn block_on<F: std::future::Future>(&self, work: F) -> F::Output {
+        self.rt.block_on(work)
+    }
+}
+
+impl Drop for ScratchPg {
+    fn drop(&mut self) {
+        if let Some(db) = self.db.take() {
+            self.rt.block_on(db.drop_db());
+        }
+    }
+}

@@ -138,13 +138,8 @@ fn prove_one(backend: &dyn ZkBackend, file: &Path, out: &Path) -> Result<Proven>
     let seconds = started.elapsed().as_secs_f64();
     prover::verify_proof(&proof, &outputs, backend.program_id())
         .with_context(|| format!("{}: the proof made does not verify", file.display()))?;
-    let proof_path = out.join(format!("{name}.proof"));
-    storage::write_atomic(&proof_path, &proof)
-        .with_context(|| format!("writing {}", proof_path.display()))?;
-    let json = OutputsFile::new(&outputs, backend.program_id(), backend.name(), run.cycles);
-    let json_path = out.join(format!("{name}.json"));
-    storage::write_atomic(&json_path, &serde_json::to_vec_pretty(&json)?)
-        .with_context(|| format!("writing {}", json_path.display()))?;
+    OutputsFile::new(&outputs, backend.program_id(), backend.name(), run.cycles)
+        .write_with_proof(out, &name, &proof)?;
     Ok(Proven {
         name,
         transactions: witness.blocks.iter().map(|b| b.transactions.len()).sum(),

@@ -111,16 +111,10 @@ impl Exporter {
         backend: &str,
         cycles: Option<u64>,
     ) -> Result<(), ProverError> {
-        let io = |path: PathBuf| move |source| ProverError::Io { path, source };
-        std::fs::create_dir_all(&self.out_dir).map_err(io(self.out_dir.clone()))?;
-        let proof_path = self.out_dir.join(OutputsFile::proof_file_name(n));
-        storage::write_atomic(&proof_path, proof)
-            .map_err(|e| ProverError::Store(format!("{}: {e}", proof_path.display())))?;
-        let file = OutputsFile::new(outputs, self.program_id, backend, cycles);
-        let json =
-            serde_json::to_vec_pretty(&file).map_err(|e| ProverError::Store(e.to_string()))?;
-        let json_path = self.out_dir.join(OutputsFile::file_name(n));
-        storage::write_atomic(&json_path, &json)
-            .map_err(|e| ProverError::Store(format!("{}: {e}", json_path.display())))
+        OutputsFile::new(outputs, self.program_id, backend, cycles).write_with_proof(
+            &self.out_dir,
+            &OutputsFile::stem(n),
+            proof,
+        )
     }
 }
