@@ -14,6 +14,8 @@
 #       small machine; --only picks batches.
 #   scripts/gpu-check.sh --verify-only DIR [--bin PATH]
 #       verifies proofs made elsewhere (e.g. a GPU run brought back here).
+#   --segment-mb N sets the memory per proving segment (the binary's
+#       default: 16384 in a CUDA build, 2048 on CPU).
 #
 # Each batch is proven by its own process, so its peak memory is its own:
 # resident memory on CPU, and on GPU the device memory nvidia-smi reports
@@ -22,7 +24,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 target="${CARGO_TARGET_DIR:-$HOME/.cache/prividium-target}"
-mode=gpu gpu=0 bin="" out="gpu-check-out" only="" verify_dir=""
+mode=gpu gpu=0 bin="" out="gpu-check-out" only="" verify_dir="" segment_mb=""
 while [ $# -gt 0 ]; do
   case "$1" in
     --cpu) mode=cpu ;;
@@ -30,8 +32,9 @@ while [ $# -gt 0 ]; do
     --bin) bin="$2"; shift ;;
     --out) out="$2"; shift ;;
     --only) only="$2"; shift ;;
+    --segment-mb) segment_mb="$2"; shift ;;
     --verify-only) mode=verify; verify_dir="$2"; shift ;;
-    -h|--help) sed -n '2,22p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,24p' "$0"; exit 0 ;;
     *) echo "gpu-check: unknown argument $1 (see --help)" >&2; exit 2 ;;
   esac
   shift
@@ -86,10 +89,13 @@ done < prover/corpus/MANIFEST
 mkdir -p "$out"
 rm -f "$out/summary.tsv" "$out"/*.proof "$out"/*.json
 gpu_args=()
+if [ -n "$segment_mb" ]; then
+  gpu_args+=(--segment-max-memory-mb "$segment_mb")
+fi
 if [ "$mode" = gpu ]; then
   command -v nvidia-smi >/dev/null || { echo "gpu-check: nvidia-smi not found: is this a GPU server? (--cpu to run without one)" >&2; exit 2; }
   nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader -i "$gpu"
-  gpu_args=(--gpu "$gpu")
+  gpu_args+=(--gpu "$gpu")
 fi
 
 started=$(date +%s)

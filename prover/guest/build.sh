@@ -6,7 +6,19 @@
 # build path first. Cargo hashes a path dependency's location into its
 # symbols, so building in place would give each checkout its own ELF and
 # program id. Installs the toolchain with apt when it is missing.
+#
+#   prover/guest/build.sh                   the guest that is proven
+#   prover/guest/build.sh --frame-pointers  out/batch-program-profile.elf:
+#       the same program keeping frame pointers, for `prividium prover
+#       profile` to see whole call stacks (a few percent more cycles and
+#       another program id: never proven)
 set -euo pipefail
+variant=proven
+case "${1:-}" in
+    "") ;;
+    --frame-pointers) variant=profile ;;
+    *) echo "usage: $0 [--frame-pointers]" >&2; exit 2 ;;
+esac
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd -P)"
 repo="$(cd "$here/../.." && pwd -P)"
 build_root="${PRIVIDIUM_GUEST_BUILD:-/tmp/prividium-guest-build}"
@@ -33,7 +45,17 @@ rm -rf "$src/prover/guest/out"
 export RUSTC=/usr/bin/rustc
 export RUSTC_BOOTSTRAP=1
 export CARGO_TARGET_DIR="$build_root/target"
+extra=()
+elf_name=batch-program.elf
+if [ "$variant" = profile ]; then
+    # Its own target dir: other flags rebuild everything, and the proven
+    # guest's cached build must stay as it is.
+    CARGO_TARGET_DIR="$build_root/target-profile"
+    extra=(-C force-frame-pointers=yes)
+    elf_name=batch-program-profile.elf
+fi
 export CARGO_ENCODED_RUSTFLAGS="$(printf '%s\x1f' \
+    "${extra[@]}" \
     -C passes=lower-atomic \
     --cfg 'getrandom_backend="custom"' \
     -C link-arg=-Ttext=0x00200800 \
@@ -49,6 +71,6 @@ cd "$src/prover/guest"
     -Zbuild-std=alloc,core,proc_macro,panic_abort,std \
     -Zbuild-std-features=compiler-builtins-mem >&2
 mkdir -p "$here/out"
-cp "$CARGO_TARGET_DIR/riscv32im-risc0-zkvm-elf/release/batch-program-guest" "$here/out/batch-program.elf"
-sha256sum "$here/out/batch-program.elf" >&2
-echo "$here/out/batch-program.elf"
+cp "$CARGO_TARGET_DIR/riscv32im-risc0-zkvm-elf/release/batch-program-guest" "$here/out/$elf_name"
+sha256sum "$here/out/$elf_name" >&2
+echo "$here/out/$elf_name"

@@ -59,17 +59,15 @@ impl Default for CycleModel {
     /// Fitted by `benches/cycles.rs` on the guest whose id is in
     /// `guest/PROGRAM_ID`, on the batches of 100 and 1,000 ETH transfers,
     /// ERC-20 transfers among 50,000 holders and oracle updates, and an
-    /// empty batch: within 14% of each (the cutter's budget matters for
-    /// large batches; small ones it overstates, by up to 64%). The witness
-    /// term covers an empty batch's cost (its witness is the ancestors and
-    /// the root path), hence the small negative constant. Refit it whenever
-    /// the program changes.
+    /// empty batch: within 10.3% of each (the cutter's budget matters for
+    /// large batches; small ones it overstates, by up to 38%). Refit it
+    /// whenever the program changes.
     fn default() -> Self {
         Self {
-            fixed: -1_104.0,
-            per_transaction: 22_859.0,
-            per_gas: 1.879,
-            per_witness_byte: 103.05,
+            fixed: 51_933.0,
+            per_transaction: 38_269.0,
+            per_gas: 1.611,
+            per_witness_byte: 46.45,
         }
     }
 }

@@ -24,7 +24,10 @@ pub use envelope::ProofEnvelope;
 pub use error::ProverError;
 pub use files::OutputsFile;
 #[cfg(feature = "openvm")]
-pub use openvm::{OpenVmBackend, OpenVmSettings, BACKEND as OPENVM_BACKEND};
+pub use openvm::{
+    profile_guest, FunctionCycles, GuestProfile, OpenVmBackend, OpenVmSettings,
+    BACKEND as OPENVM_BACKEND,
+};
 pub use service::{
     AuditSource, BatchPolicy, ChainSource, CheckpointStore, Cutter, ExportedProof, Exporter, Job,
     JobState, JobStore, KvJobStore, PgJobStore, ProofObserver, ProverService, ProvingProgress,

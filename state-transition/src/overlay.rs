@@ -3,6 +3,7 @@ use crate::{
     error::StateError,
     reader::StateReader,
 };
+use alloc::collections::BTreeMap;
 use alloy_primitives::{Address, B256, U256};
 use revm::{
     bytecode::Bytecode,
@@ -21,6 +22,11 @@ pub struct BlockState<R> {
     diff: StateDiff,
     /// EIP-161: touched empty accounts are removed (Spurious Dragon onwards).
     state_clear: bool,
+    /// Code already analysed in this block, by hash. revm asks for a
+    /// contract's code on every transaction that calls it, and analysis
+    /// (the jump table) is a pass over every byte: for a token transfer in
+    /// the zkVM that was a tenth of the transaction's cycles.
+    analysed: BTreeMap<B256, Bytecode>,
 }
 
 impl<R: StateReader> BlockState<R> {
@@ -30,6 +36,7 @@ impl<R: StateReader> BlockState<R> {
             reader,
             diff: StateDiff::default(),
             state_clear,
+            analysed: BTreeMap::new(),
         }
     }
 
@@ -101,15 +108,19 @@ impl<R: StateReader> Database for BlockState<R> {
         if code_hash == KECCAK_EMPTY || code_hash == B256::ZERO {
             return Ok(Bytecode::default());
         }
-        if let Some(code) = self.diff.codes.get(&code_hash) {
-            return Ok(Bytecode::new_raw(code.clone()));
+        if let Some(code) = self.analysed.get(&code_hash) {
+            return Ok(code.clone());
         }
-        match self.reader.code(code_hash)? {
-            Some(code) => Ok(Bytecode::new_raw(code)),
-            None => Err(StateError::MissingWitness(alloc::format!(
-                "code {code_hash}"
-            ))),
-        }
+        let raw = match self.diff.codes.get(&code_hash) {
+            Some(code) => code.clone(),
+            None => self
+                .reader
+                .code(code_hash)?
+                .ok_or_else(|| StateError::MissingWitness(alloc::format!("code {code_hash}")))?,
+        };
+        let code = Bytecode::new_raw(raw);
+        self.analysed.insert(code_hash, code.clone());
+        Ok(code)
     }
 
     fn storage(&mut self, address: Address, index: U256) -> Result<U256, StateError> {

@@ -3,6 +3,7 @@ pub mod audit;
 pub mod dev;
 pub mod keys;
 pub mod policies;
+pub mod profile;
 pub mod prove;
 pub mod prover;
 pub mod replay;

@@ -36,8 +36,9 @@ pub struct ProveArgs {
     /// Prove on this NVIDIA GPU (a build with the `cuda` feature).
     #[arg(long)]
     gpu: Option<u32>,
-    /// Memory per proving segment (MiB).
-    #[arg(long, default_value_t = 2_048)]
+    /// Memory per proving segment (MiB; default 2048 on CPU, 16384 in a
+    /// `cuda` build).
+    #[arg(long, default_value_t = crate::proving::default_segment_mb())]
     segment_max_memory_mb: usize,
 }
 

@@ -29,6 +29,8 @@ enum Cmd {
     Worker(WorkerArgs),
     /// Prove batch witness files and time it (the GPU check; no node).
     Prove(super::prove::ProveArgs),
+    /// Where the batch program spends its cycles on a witness, by function.
+    Profile(super::profile::ProfileArgs),
 }
 
 /// Arguments of `prividium prover worker`.
@@ -56,8 +58,9 @@ pub struct WorkerArgs {
     /// A job held longer than this may be taken over by another worker.
     #[arg(long, default_value_t = 7_200)]
     lease_secs: u64,
-    /// Memory per proving segment (MiB).
-    #[arg(long, default_value_t = 2_048)]
+    /// Memory per proving segment (MiB; default 2048 on CPU, 16384 in a
+    /// `cuda` build).
+    #[arg(long, default_value_t = crate::proving::default_segment_mb())]
     segment_max_memory_mb: usize,
 }
 
@@ -66,6 +69,7 @@ pub async fn run(args: Args) -> Result<()> {
     match args.cmd {
         Cmd::Worker(w) => worker(w).await,
         Cmd::Prove(p) => super::prove::run(p).await,
+        Cmd::Profile(p) => super::profile::run(p).await,
     }
 }
 

@@ -12,7 +12,10 @@
 //! cannot be fetched offline, and settlement only needs the outputs digest.
 
 mod config;
+mod profile;
 mod shape;
+
+pub use profile::{profile_guest, FunctionCycles, GuestProfile};
 
 use crate::{
     backend::{Execution, ZkBackend},
@@ -67,6 +70,7 @@ impl Default for OpenVmSettings {
 pub struct OpenVmBackend {
     requests: std::sync::mpsc::Sender<Request>,
     program_id: B256,
+    thread: Option<std::thread::JoinHandle<()>>,
 }
 
 enum Request {
@@ -102,7 +106,7 @@ impl OpenVmBackend {
         let elf = elf.to_vec();
         let (ready_tx, ready_rx) = std::sync::mpsc::channel();
         let (requests, inbox) = std::sync::mpsc::channel::<Request>();
-        std::thread::Builder::new()
+        let thread = std::thread::Builder::new()
             .name("openvm".into())
             .spawn(move || match Machine::load(&elf, settings) {
                 Ok(machine) => {
@@ -120,7 +124,21 @@ impl OpenVmBackend {
         Ok(Self {
             requests,
             program_id,
+            thread: Some(thread),
         })
+    }
+}
+
+impl Drop for OpenVmBackend {
+    /// Closes the request channel, so the thread's loop ends, and waits for
+    /// it to drop the machine. On a GPU its buffers must be freed before
+    /// the process exits: once the CUDA runtime unloads, OpenVM's free
+    /// fails and panics.
+    fn drop(&mut self) {
+        self.requests = std::sync::mpsc::channel().0;
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
     }
 }
 
