@@ -74,7 +74,7 @@ fn profile(args: &ProfileArgs) -> Result<()> {
     println!("\nby inclusive cycles\n  incl%  self%    inclusive         self  function");
     profile.functions.iter().take(args.top).for_each(row);
     let mut by_self: Vec<&prover::FunctionCycles> = profile.functions.iter().collect();
-    by_self.sort_by(|a, b| b.self_cycles.cmp(&a.self_cycles));
+    by_self.sort_by_key(|f| std::cmp::Reverse(f.self_cycles));
     println!("\nby self cycles\n  incl%  self%    inclusive         self  function");
     by_self.into_iter().take(args.top).for_each(row);
     println!("\nframeless leaves by caller\n  cycle%       cycles  leaf <- caller");

@@ -279,9 +279,7 @@ impl Machine {
                 inclusive_cycles: inclusive[id],
             })
             .collect();
-        functions.sort_by(|a, b| {
-            (b.inclusive_cycles, b.self_cycles).cmp(&(a.inclusive_cycles, a.self_cycles))
-        });
+        functions.sort_by_key(|f| std::cmp::Reverse((f.inclusive_cycles, f.self_cycles)));
         let mut leaf_callers: Vec<(String, String, u64)> = leaf_callers
             .into_iter()
             .map(|((leaf, caller), cycles)| {
@@ -292,7 +290,7 @@ impl Machine {
                 )
             })
             .collect();
-        leaf_callers.sort_by(|a, b| b.2.cmp(&a.2));
+        leaf_callers.sort_by_key(|c| std::cmp::Reverse(c.2));
         Ok(GuestProfile {
             program_id: self.program_id,
             total_cycles: total,
