@@ -196,7 +196,7 @@ fn stack(state: &VmState<F>, symbols: &Symbols, with_frames: bool, out: &mut Vec
     }
     let mut fp = read_u32(state, REGISTER_AS, FP * 4);
     let limit = openvm_transpiler::openvm_platform::memory::MEM_SIZE as u32;
-    while out.len() < MAX_DEPTH && fp >= 8 && fp <= limit {
+    while out.len() < MAX_DEPTH && (8..=limit).contains(&fp) {
         let ret = read_u32(state, MEMORY_AS, fp - 4);
         let caller_fp = read_u32(state, MEMORY_AS, fp - 8);
         if ret < 4 {
