@@ -24,8 +24,8 @@ pub struct BlockState<R> {
     state_clear: bool,
     /// Code already analysed in this block, by hash. revm asks for a
     /// contract's code on every transaction that calls it, and analysis
-    /// (the jump table) is a pass over every byte: for a token transfer in
-    /// the zkVM that was a tenth of the transaction's cycles.
+    /// (the jump table) is a pass over every byte: 4.4% of the cycles of
+    /// 100 token transfers in the zkVM, before this cache.
     analysed: BTreeMap<B256, Bytecode>,
 }
 

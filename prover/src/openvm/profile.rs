@@ -18,6 +18,7 @@ use super::Machine;
 use crate::ProverError;
 use elf::{endian::AnyEndian, ElfBytes};
 use openvm_sdk::openvm_circuit::arch::VmState;
+use openvm_sdk::openvm_circuit::system::memory::online::LinearMemory;
 use openvm_sdk::F;
 use std::collections::HashMap;
 
@@ -173,9 +174,16 @@ impl Text {
     }
 }
 
+/// Bytes in one of the VM's address spaces (0 if it has none).
+fn space_len(state: &VmState<F>, address_space: u32) -> u32 {
+    let spaces = state.memory.memory.get_memory();
+    spaces.get(address_space as usize).map_or(0, |m| m.size()) as u32
+}
+
 fn read_u32(state: &VmState<F>, address_space: u32, ptr: u32) -> u32 {
-    // SAFETY: both address spaces hold u8 cells, and the pointer is checked
-    // against the memory's bounds by the caller (registers are fixed).
+    // SAFETY: both address spaces hold u8 cells, and every caller keeps
+    // `ptr + 4` within the space: registers are at fixed offsets under 128,
+    // frame addresses are checked against `space_len` before they are read.
     let bytes: [u8; 4] = unsafe { state.memory.read::<u8, 4>(address_space, ptr) };
     u32::from_le_bytes(bytes)
 }
@@ -195,7 +203,8 @@ fn stack(state: &VmState<F>, symbols: &Symbols, with_frames: bool, out: &mut Vec
         return;
     }
     let mut fp = read_u32(state, REGISTER_AS, FP * 4);
-    let limit = openvm_transpiler::openvm_platform::memory::MEM_SIZE as u32;
+    // fp comes from the guest: only frames inside its memory are read.
+    let limit = space_len(state, MEMORY_AS);
     while out.len() < MAX_DEPTH && (8..=limit).contains(&fp) {
         let ret = read_u32(state, MEMORY_AS, fp - 4);
         let caller_fp = read_u32(state, MEMORY_AS, fp - 8);
