@@ -148,6 +148,7 @@ pub async fn open(
         rate: access_control::rate::RateLimiter::new(params.rate_limits.clone()),
         scan: tokio::sync::Mutex::new(()),
         trail,
+        auth_seen: Default::default(),
     }))
 }
 

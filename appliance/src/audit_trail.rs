@@ -111,6 +111,8 @@ pub struct RequestContext {
     pub source_ip: String,
     /// The request's item reads, recorded as summaries when it ends.
     pub reads: Arc<crate::read_tally::ReadTally>,
+    /// A submission's allowed decisions, folded into its event.
+    pub fold: Arc<crate::decision_fold::DecisionFold>,
 }
 
 tokio::task_local! {
@@ -131,6 +133,7 @@ impl RequestContext {
             trace_id,
             source_ip: ip.to_string(),
             reads: Arc::default(),
+            fold: Arc::default(),
         }
     }
 
@@ -223,6 +226,24 @@ impl Trail {
         r
     }
 
+    /// Records `event` into the place reserved for it, if one was, filling
+    /// in the current request's context; otherwise as [`record`](Self::record).
+    pub fn record_reserved(
+        &self,
+        place: Option<audit::Reservation>,
+        mut event: AuditEvent,
+    ) -> Result<(), AuditError> {
+        let Some(place) = place else {
+            return self.record(event);
+        };
+        RequestContext::stamp_current(&mut event);
+        let r = place.record(event);
+        if let Err(e) = &r {
+            self.note_refusal(e);
+        }
+        r
+    }
+
     /// A place for one of `actor`'s events in the requesters' share.
     pub fn reserve(&self, actor: &str) -> Result<audit::Reservation, AuditError> {
         let r = self.log.reserve(actor);
@@ -262,11 +283,13 @@ pub struct TrailSink(pub Trail);
 
 impl DecisionSink for TrailSink {
     fn record(&self, e: &DecisionEvent<'_>) -> Result<(), String> {
-        if crate::read_tally::is_item_read(e.action) {
-            if let Some(ctx) = RequestContext::current() {
-                return ctx
-                    .reads
-                    .add(e, || self.0.reserve(e.principal).map_err(|e| e.to_string()));
+        if let Some(ctx) = RequestContext::current() {
+            let reserve = || self.0.reserve(e.principal).map_err(|e| e.to_string());
+            if crate::read_tally::is_item_read(e.action) {
+                return ctx.reads.add(e, reserve);
+            }
+            if let Some(folded) = ctx.fold.add(e, reserve) {
+                return folded;
             }
         }
         let (name, outcome) = if e.allowed {

@@ -15,6 +15,7 @@ mod bench;
 mod chain_files;
 mod cli;
 mod config;
+mod decision_fold;
 mod key_upkeep;
 mod node;
 mod proving;
@@ -26,6 +27,13 @@ mod settling;
 mod tls;
 
 use clap::{Parser, Subcommand};
+
+// Every request allocates dozens of small buffers (JSON values, audit
+// events, policy entities) across the RPC threads; glibc's allocator cost
+// about 12 % of the node's CPU per transaction under load (perf,
+// scripts/profile-node.sh), mimalloc's thread-local pages a fraction of it.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 #[derive(Debug, Parser)]
 #[command(

@@ -5,7 +5,9 @@
 //! `eth_getBalance` / `eth_getCode` of that account would be; in-process,
 //! with no network hop.
 
-use super::{AccountFacts, Circumstances, Decision, FrameFacts, PolicyEngine, Resource};
+use super::{
+    AccountFacts, Circumstances, Decision, FrameFacts, PolicyBundle, PolicyEngine, Resource,
+};
 use crate::principal::Caller;
 use alloy_primitives::{keccak256, Address, B256, U256};
 use parking_lot::Mutex;
@@ -49,11 +51,21 @@ pub struct PolicyGuard {
     signer: Address,
     spent_today_gwei: u64,
     view_all: OnceLock<bool>,
-    /// Answers by question, for a guard that sees the same frames again
-    /// (eth_estimateGas re-runs the call for its search): each distinct
-    /// frame is decided, and audited, once. Never set for transactions,
-    /// whose frames are decided afresh when the block is built.
-    memo: Option<Mutex<HashMap<B256, Result<(), Denial>>>>,
+    /// Answers by question, for a guard that sees the same frames again:
+    /// eth_estimateGas re-runs the call for its search, and a transaction
+    /// runs at admission and again in its block. Each distinct question is
+    /// decided, and audited, once per policy version: an answer holds only
+    /// while the policies it was decided under are in force, and a frame
+    /// that differs in the block (state changed since admission) is a new
+    /// question.
+    memo: Option<Mutex<Memo>>,
+}
+
+/// A memoizing guard's answers and the policies they were decided under.
+#[derive(Default)]
+struct Memo {
+    bundle: Option<Arc<PolicyBundle>>,
+    answers: HashMap<B256, Result<(), Denial>>,
 }
 
 impl std::fmt::Debug for PolicyGuard {
@@ -96,7 +108,7 @@ impl PolicyGuard {
 
     /// Decides each distinct question once (see `memo`).
     pub fn memoized(mut self) -> Self {
-        self.memo = Some(Mutex::new(HashMap::new()));
+        self.memo = Some(Mutex::new(Memo::default()));
         self
     }
 
@@ -109,29 +121,38 @@ impl PolicyGuard {
             return decide();
         };
         let key = key();
-        if let Some(known) = memo.lock().get(&key) {
-            return known.clone();
+        let bundle = self.engine.bundle();
+        {
+            let mut memo = memo.lock();
+            if !memo
+                .bundle
+                .as_ref()
+                .is_some_and(|b| Arc::ptr_eq(b, &bundle))
+            {
+                // Policies were reloaded: every earlier answer is void.
+                memo.answers.clear();
+                memo.bundle = Some(bundle);
+            }
+            if let Some(known) = memo.answers.get(&key) {
+                return known.clone();
+            }
         }
         let answer = decide();
         let mut memo = memo.lock();
-        if memo.len() < MEMO_CAP {
-            memo.insert(key, answer.clone());
+        if memo.answers.len() < MEMO_CAP {
+            memo.answers.insert(key, answer.clone());
         }
         answer
     }
 
-    /// The action and resource a frame amounts to.
-    fn classify(&self, frame: &Frame<'_>) -> (&'static str, Resource) {
+    /// The action and resource a frame amounts to; `facts` are the
+    /// directory's facts about its [`subject`].
+    fn classify(&self, frame: &Frame<'_>, facts: &AccountFacts) -> (&'static str, Resource) {
         if frame.kind == FrameKind::Create {
             return ("deploy", Resource::Node);
         }
-        // A delegate call runs another contract's code: that code is what
-        // is being used, so it is the resource.
-        let subject = match frame.kind {
-            FrameKind::DelegateCall | FrameKind::CallCode => frame.code_address,
-            _ => frame.target,
-        };
-        let resource = Resource::Account(self.directory.account(&subject));
+        let subject = facts.address;
+        let resource = Resource::Account(facts.clone());
         // Empty call data runs a contract's receive/fallback: that is a call
         // of its code, not a plain transfer. Value into a precompile is a
         // transfer whatever its input.
@@ -176,14 +197,14 @@ impl PolicyGuard {
         }
     }
 
-    fn decide_frame(&self, frame: &Frame<'_>) -> Result<(), Denial> {
+    fn decide_frame(&self, frame: &Frame<'_>, facts: &AccountFacts) -> Result<(), Denial> {
         let precompile = frame.kind != FrameKind::Create && is_precompile(&frame.code_address);
         if precompile && frame.value == U256::ZERO {
             return Ok(());
         }
         // Read-only frames moving no value inside a write are views (e.g. a
         // token asking an oracle); they still need a `read` permit.
-        let (mut action, resource) = self.classify(frame);
+        let (mut action, resource) = self.classify(frame, facts);
         if action == "call" && frame.kind == FrameKind::StaticCall && frame.value == U256::ZERO {
             action = "read";
         }
@@ -237,9 +258,28 @@ impl PolicyGuard {
     }
 }
 
-/// The memo key of a frame: everything its decision depends on.
-fn frame_key(frame: &Frame<'_>) -> B256 {
-    let mut buf = Vec::with_capacity(128);
+/// The account a frame uses: a delegate call runs another contract's code,
+/// so that code is what is being used.
+fn subject(frame: &Frame<'_>) -> Address {
+    match frame.kind {
+        FrameKind::DelegateCall | FrameKind::CallCode => frame.code_address,
+        _ => frame.target,
+    }
+}
+
+/// What the directory knows of `facts`' account, for memo keys: a contract
+/// deployed between admission and the block is a different resource.
+fn push_facts(buf: &mut Vec<u8>, facts: &AccountFacts) {
+    buf.push(u8::from(facts.is_contract));
+    buf.extend_from_slice(facts.deployer.unwrap_or_default().as_slice());
+    buf.extend_from_slice(keccak256(facts.deployer_org.as_bytes()).as_slice());
+}
+
+/// The memo key of a frame: everything its decision depends on, the
+/// directory's facts about its subject included.
+fn frame_key(frame: &Frame<'_>, subject: &AccountFacts) -> B256 {
+    let mut buf = Vec::with_capacity(192);
+    push_facts(&mut buf, subject);
     buf.push(0);
     buf.push(frame.kind as u8);
     buf.push(u8::from(frame.has_code));
@@ -254,7 +294,12 @@ fn frame_key(frame: &Frame<'_>) -> B256 {
 
 impl CallGuard for PolicyGuard {
     fn check(&self, frame: &Frame<'_>) -> Result<(), Denial> {
-        self.remembered(|| frame_key(frame), || self.decide_frame(frame))
+        // Looked up once: the memo key and the decision both need them.
+        let facts = self.directory.account(&subject(frame));
+        self.remembered(
+            || frame_key(frame, &facts),
+            || self.decide_frame(frame, &facts),
+        )
     }
 
     fn check_read(&self, read: &AccountRead) -> Result<(), Denial> {
@@ -267,9 +312,10 @@ impl CallGuard for PolicyGuard {
             return Ok(());
         }
         let key = || {
-            let mut buf = [0u8; 21];
-            buf[0] = 1;
-            buf[1..].copy_from_slice(read.account.as_slice());
+            let mut buf = Vec::with_capacity(96);
+            buf.push(1);
+            buf.extend_from_slice(read.account.as_slice());
+            push_facts(&mut buf, &self.directory.account(&read.account));
             keccak256(buf)
         };
         self.remembered(key, || {
@@ -451,6 +497,68 @@ mod tests {
         let denied = frame(BANK_A_CONTRACT, U256::ZERO, &[1], true);
         assert!(memo.check(&denied).is_err());
         assert!(memo.check(&denied).is_err(), "a denial is remembered too");
+        assert_eq!(count.load(Ordering::Relaxed), 2);
+    }
+
+    #[test]
+    fn remembered_answers_end_with_the_policies_they_were_decided_under() {
+        // A transaction's guard remembers from admission to its block; a
+        // reload in between must be decided afresh.
+        let shipped = Path::new(env!("CARGO_MANIFEST_DIR")).join("../policies");
+        let dir = tempfile::tempdir().unwrap();
+        for entry in std::fs::read_dir(&shipped).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_file() {
+                std::fs::copy(&path, dir.path().join(path.file_name().unwrap())).unwrap();
+            }
+        }
+        std::fs::create_dir(dir.path().join("abi")).unwrap();
+        for entry in std::fs::read_dir(shipped.join("abi")).unwrap() {
+            let path = entry.unwrap().path();
+            std::fs::copy(
+                &path,
+                dir.path().join("abi").join(path.file_name().unwrap()),
+            )
+            .unwrap();
+        }
+        let engine = Arc::new(PolicyEngine::load(dir.path()).unwrap());
+        let count = Arc::new(AtomicUsize::new(0));
+        engine.set_sink(Box::new(Counting(count.clone())));
+        let caller = Caller::new(
+            Arc::new(Principal {
+                kind: PrincipalKind::ApiKey,
+                id: "k_service".into(),
+                roles: ["service".to_owned()].into_iter().collect(),
+                org: "bank-b".into(),
+                expires_at: None,
+            }),
+            [WALLET].into_iter().collect(),
+        );
+        let g = PolicyGuard::new(
+            engine.clone(),
+            caller,
+            Arc::new(Directory),
+            ExecMode::Write,
+            WALLET,
+            0,
+        )
+        .memoized();
+        let f = frame(FOREIGN_WALLET, U256::ZERO, &[1, 2, 3, 4], false);
+        g.check(&f).unwrap();
+        g.check(&f).unwrap();
+        assert_eq!(count.load(Ordering::Relaxed), 1);
+        let cedar = dir.path().join("bank.cedar");
+        let mut text = std::fs::read_to_string(&cedar).unwrap();
+        text.push_str("\n// reloaded\n");
+        std::fs::write(&cedar, text).unwrap();
+        assert!(engine.reload().unwrap().changed);
+        g.check(&f).unwrap();
+        assert_eq!(
+            count.load(Ordering::Relaxed),
+            2,
+            "decided again after the reload"
+        );
+        g.check(&f).unwrap();
         assert_eq!(count.load(Ordering::Relaxed), 2);
     }
 }

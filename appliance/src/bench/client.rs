@@ -1,23 +1,58 @@
-//! A minimal authenticated JSON-RPC client for the benchmark.
+//! A minimal JSON-RPC client for the benchmark: a node's authenticated TLS
+//! endpoint (from its dev.json) or any plain endpoint with a funded key
+//! (anvil), so both are driven by the same code.
 
 use alloy_primitives::{Address, Bytes, B256};
 use anyhow::{anyhow, bail, Context, Result};
 use serde_json::{json, Value};
-use std::{path::Path, time::Duration};
+use std::{path::PathBuf, time::Duration};
 
 /// dev.json fields the bench needs.
 #[derive(Debug, serde::Deserialize)]
-pub(super) struct DevFile {
-    pub(super) rpc_url: String,
-    pub(super) api_key: String,
-    pub(super) ca_cert: std::path::PathBuf,
-    pub(super) chain_id: u64,
-    pub(super) accounts: Vec<DevAccount>,
+struct DevFile {
+    rpc_url: String,
+    api_key: String,
+    ca_cert: PathBuf,
+    accounts: Vec<DevAccount>,
 }
 
 #[derive(Debug, serde::Deserialize)]
-pub(super) struct DevAccount {
-    pub(super) private_key: String,
+struct DevAccount {
+    private_key: String,
+}
+
+/// Where the load goes and who pays for the setup.
+pub(super) struct Target {
+    pub(super) url: String,
+    /// `Authorization` header value, if the endpoint wants one.
+    pub(super) auth: Option<String>,
+    /// PEM root to trust for https (the node's own CA).
+    pub(super) ca_cert: Option<PathBuf>,
+    /// Private key (hex) of a funded account.
+    pub(super) funder_key: String,
+}
+
+impl Target {
+    /// The node described by a `prividium dev` dev.json.
+    pub(super) fn from_dev_file(path: &std::path::Path) -> Result<Self> {
+        let dev: DevFile = serde_json::from_str(
+            &std::fs::read_to_string(path)
+                .with_context(|| format!("reading {}", path.display()))?,
+        )
+        .with_context(|| format!("parsing {}", path.display()))?;
+        let funder_key = dev
+            .accounts
+            .into_iter()
+            .next()
+            .ok_or_else(|| anyhow!("{} has no accounts", path.display()))?
+            .private_key;
+        Ok(Self {
+            url: dev.rpc_url,
+            auth: Some(format!("Bearer {}", dev.api_key)),
+            ca_cert: Some(dev.ca_cert),
+            funder_key,
+        })
+    }
 }
 
 /// A JSON-RPC hex quantity (`"0x1a"`).
@@ -31,43 +66,41 @@ fn quantity(v: &Value) -> Result<u128> {
 pub(super) struct Client {
     http: reqwest::Client,
     url: String,
-    auth: String,
-    pub(super) dev: DevFile,
+    auth: Option<String>,
+    pub(super) funder_key: String,
 }
 
 impl Client {
-    pub(super) fn from_dev_file(path: &Path) -> Result<Self> {
-        let dev: DevFile = serde_json::from_str(
-            &std::fs::read_to_string(path)
-                .with_context(|| format!("reading {}", path.display()))?,
-        )?;
-        let ca = reqwest::Certificate::from_pem(&std::fs::read(&dev.ca_cert)?)?;
-        let http = reqwest::Client::builder()
+    pub(super) fn new(target: Target) -> Result<Self> {
+        let mut http = reqwest::Client::builder()
             .use_rustls_tls()
-            .tls_built_in_root_certs(false)
-            .add_root_certificate(ca)
             .pool_max_idle_per_host(256)
-            .timeout(Duration::from_secs(30))
-            .build()?;
+            .timeout(Duration::from_secs(30));
+        if let Some(ca) = &target.ca_cert {
+            let pem = std::fs::read(ca).with_context(|| format!("reading {}", ca.display()))?;
+            http = http
+                .tls_built_in_root_certs(false)
+                .add_root_certificate(reqwest::Certificate::from_pem(&pem)?);
+        }
         Ok(Self {
-            http,
-            url: dev.rpc_url.clone(),
-            auth: format!("Bearer {}", dev.api_key),
-            dev,
+            http: http.build()?,
+            url: target.url,
+            auth: target.auth,
+            funder_key: target.funder_key,
         })
+    }
+
+    async fn post(&self, body: &Value) -> Result<Value> {
+        let mut req = self.http.post(&self.url).json(body);
+        if let Some(auth) = &self.auth {
+            req = req.header("Authorization", auth);
+        }
+        Ok(req.send().await?.json().await?)
     }
 
     pub(super) async fn call(&self, method: &str, params: Value) -> Result<Value> {
         let body = json!({"jsonrpc": "2.0", "id": 1, "method": method, "params": params});
-        let resp: Value = self
-            .http
-            .post(&self.url)
-            .header("Authorization", &self.auth)
-            .json(&body)
-            .send()
-            .await?
-            .json()
-            .await?;
+        let resp = self.post(&body).await?;
         if let Some(e) = resp.get("error") {
             bail!("{method}: {e}");
         }
@@ -79,6 +112,41 @@ impl Client {
     pub(super) async fn send_raw(&self, raw: &Bytes) -> Result<B256> {
         let v = self.call("eth_sendRawTransaction", json!([raw])).await?;
         Ok(serde_json::from_value(v)?)
+    }
+
+    /// Sends `raws` as one JSON-RPC batch; one result per transaction, in
+    /// order (answers are matched by id, whatever order they come in).
+    pub(super) async fn send_raw_batch(&self, raws: &[Bytes]) -> Result<Vec<Result<B256>>> {
+        let body = Value::Array(
+            raws.iter()
+                .enumerate()
+                .map(|(i, raw)| {
+                    json!({"jsonrpc": "2.0", "id": i, "method": "eth_sendRawTransaction", "params": [raw]})
+                })
+                .collect(),
+        );
+        let resp = self.post(&body).await?;
+        let Value::Array(answers) = resp else {
+            bail!("batch answered with {resp}");
+        };
+        let mut out: Vec<Result<B256>> = (0..raws.len())
+            .map(|_| Err(anyhow!("no answer in the batch")))
+            .collect();
+        for a in answers {
+            let Some(slot) = a["id"].as_u64().and_then(|i| out.get_mut(i as usize)) else {
+                continue;
+            };
+            *slot = match (a.get("result"), a.get("error")) {
+                (_, Some(e)) => Err(anyhow!("eth_sendRawTransaction: {e}")),
+                (Some(r), None) => serde_json::from_value(r.clone()).map_err(Into::into),
+                (None, None) => Err(anyhow!("eth_sendRawTransaction: no result")),
+            };
+        }
+        Ok(out)
+    }
+
+    pub(super) async fn chain_id(&self) -> Result<u64> {
+        Ok(quantity(&self.call("eth_chainId", json!([])).await?)? as u64)
     }
 
     pub(super) async fn block_number(&self) -> Result<u64> {
@@ -106,9 +174,10 @@ impl Client {
         Ok(serde_json::from_value(v["transactions"].clone()).unwrap_or_default())
     }
 
-    /// Waits for a receipt; fails on a reverted transaction.
+    /// Waits for a receipt; fails on a reverted transaction. Patient: anvil
+    /// takes seconds per block once it holds 50,000 funded accounts.
     pub(super) async fn wait_success(&self, hash: B256) -> Result<Value> {
-        for _ in 0..3_000 {
+        for _ in 0..30_000 {
             let r = self
                 .call("eth_getTransactionReceipt", json!([hash]))
                 .await?;
@@ -120,6 +189,6 @@ impl Client {
             }
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
-        bail!("setup transaction {hash} not included in 60 s")
+        bail!("setup transaction {hash} not included in 10 minutes")
     }
 }

@@ -1,15 +1,20 @@
 //! `prividium bench`: pre-signs transactions for a scenario, sends them over
-//! the real authenticated RPC at a fixed rate or flat out, and reports
-//! sustained TPS and inclusion latency (submit → transaction in a derived
-//! block, i.e. receipt available).
+//! the real authenticated RPC (or any plain JSON-RPC endpoint, such as
+//! anvil) at a fixed rate or flat out, and reports sustained TPS, inclusion
+//! latency (submit → transaction in a block, i.e. receipt available), the
+//! CPU the node and the generator spent per transaction, and this machine's
+//! ceiling for the scenario.
 
 mod abi;
+mod ceiling;
 mod client;
+mod cpu;
 mod scenario;
 
+use alloy_primitives::Bytes;
 use alloy_primitives::B256;
 use anyhow::{bail, Context, Result};
-use client::Client;
+use client::{Client, Target};
 use scenario::Scenario;
 use std::{
     collections::HashMap,
@@ -27,6 +32,13 @@ pub struct Args {
     /// dev.json of the target node (URL, API key, CA, funded keys).
     #[arg(long, default_value = "./prividium-data/dev.json")]
     pub dev_file: PathBuf,
+    /// A plain JSON-RPC endpoint instead of dev.json (for example anvil);
+    /// needs --funder-key.
+    #[arg(long, requires = "funder_key")]
+    pub rpc_url: Option<String>,
+    /// Private key (hex) of an account funded on --rpc-url.
+    #[arg(long, env = "PRIVIDIUM_BENCH_FUNDER_KEY", hide_env_values = true)]
+    pub funder_key: Option<String>,
     /// Workload: eth (native transfers), erc20 (token transfers), oracle (price updates).
     #[arg(long, value_enum, default_value = "eth")]
     pub scenario: Scenario,
@@ -42,6 +54,16 @@ pub struct Args {
     /// Concurrent in-flight requests.
     #[arg(long, default_value_t = 32)]
     pub concurrency: usize,
+    /// Transactions per request, as a JSON-RPC batch (1: single calls).
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u64).range(1..=1000))]
+    pub batch: u64,
+    /// Process id of the node, to report the CPU it spent per transaction.
+    #[arg(long)]
+    pub node_pid: Option<u32>,
+    /// Also measure this machine's ceiling for the scenario (decode, recover
+    /// and execute the same transactions in-process).
+    #[arg(long)]
+    pub ceiling: bool,
     /// Print the report as JSON.
     #[arg(long)]
     pub json: bool,
@@ -61,6 +83,13 @@ struct Report {
     latency_ms_p95: f64,
     latency_ms_p99: f64,
     blocks: usize,
+    /// Transactions per request.
+    batch: u64,
+    /// CPU (user + system) per included transaction over the measured
+    /// phase, microseconds; the node's only with --node-pid.
+    node_cpu_us_per_tx: Option<f64>,
+    generator_cpu_us_per_tx: f64,
+    ceiling: Option<ceiling::Ceiling>,
 }
 
 fn percentile(sorted: &[f64], p: f64) -> f64 {
@@ -118,11 +147,31 @@ async fn watch_blocks(
     }
 }
 
+fn per_tx_us(cpu: Duration, txs: usize) -> f64 {
+    cpu.as_secs_f64() * 1e6 / txs.max(1) as f64
+}
+
 /// Runs the benchmark.
 pub async fn run(args: Args) -> Result<()> {
-    let client = Arc::new(Client::from_dev_file(&args.dev_file)?);
+    let target = match (&args.rpc_url, &args.funder_key) {
+        (Some(url), Some(key)) => Target {
+            url: url.clone(),
+            auth: None,
+            ca_cert: None,
+            funder_key: key.clone(),
+        },
+        (Some(_), None) => bail!("--rpc-url needs --funder-key"),
+        (None, _) => Target::from_dev_file(&args.dev_file)?,
+    };
+    let client = Arc::new(Client::new(target)?);
     let prepared = scenario::prepare(&client, &args).await?;
-    eprintln!("pre-signed {} transactions; sending", prepared.len());
+    let ceiling = if args.ceiling {
+        eprintln!("measuring the ceiling (decode, recover, execute in-process)");
+        Some(ceiling::measure(&prepared)?)
+    } else {
+        None
+    };
+    eprintln!("pre-signed {} transactions; sending", prepared.txs.len());
     let start_block = client.block_number().await?;
 
     let submitted: Times = Default::default();
@@ -137,30 +186,56 @@ pub async fn run(args: Args) -> Result<()> {
     ));
 
     let sem = Arc::new(tokio::sync::Semaphore::new(args.concurrency.max(1)));
+    let node_cpu = args.node_pid.map(cpu::Sampler::of_pid).transpose()?;
+    let generator_cpu = cpu::Sampler::of_self()?;
     let started = Instant::now();
-    let interval = (args.rate > 0).then(|| Duration::from_secs_f64(1.0 / args.rate as f64));
-    let mut tasks = Vec::with_capacity(prepared.len());
-    for (i, (hash, raw)) in prepared.into_iter().enumerate() {
+    let per_request = args.batch as usize;
+    let interval =
+        (args.rate > 0).then(|| Duration::from_secs_f64(per_request as f64 / args.rate as f64));
+    let mut tasks = Vec::with_capacity(prepared.txs.len().div_ceil(per_request));
+    let mut txs = prepared.txs.into_iter().peekable();
+    let mut i = 0u32;
+    while txs.peek().is_some() {
+        let group: Vec<(B256, Bytes)> = txs.by_ref().take(per_request).collect();
         if let Some(iv) = interval {
-            tokio::time::sleep_until((started + iv * i as u32).into()).await;
+            tokio::time::sleep_until((started + iv * i).into()).await;
         }
+        i += 1;
         let permit = sem.clone().acquire_owned().await?;
         let client = client.clone();
         let submitted = submitted.clone();
         tasks.push(tokio::spawn(async move {
             let _permit = permit;
             let t = Instant::now();
-            let res = client.send_raw(&raw).await;
-            if res.is_ok() {
-                submitted.lock().insert(hash, t);
+            let results = if group.len() == 1 {
+                vec![client.send_raw(&group[0].1).await]
+            } else {
+                let raws: Vec<Bytes> = group.iter().map(|(_, raw)| raw.clone()).collect();
+                match client.send_raw_batch(&raws).await {
+                    Ok(r) => r,
+                    Err(e) => {
+                        let e = e.to_string();
+                        group.iter().map(|_| Err(anyhow::anyhow!("{e}"))).collect()
+                    }
+                }
+            };
+            let mut errors = Vec::new();
+            let mut submitted = submitted.lock();
+            for ((hash, _), r) in group.iter().zip(results) {
+                match r {
+                    Ok(_) => {
+                        submitted.insert(*hash, t);
+                    }
+                    Err(e) => errors.push(e),
+                }
             }
-            res
+            errors
         }));
     }
     let mut rejected = 0;
     let mut first_error = None;
     for t in tasks {
-        if let Err(e) = t.await? {
+        for e in t.await? {
             rejected += 1;
             first_error.get_or_insert(e.to_string());
         }
@@ -171,6 +246,8 @@ pub async fn run(args: Args) -> Result<()> {
         eprintln!("{rejected} transactions rejected; first: {e}");
     }
     let blocks = watcher.await??;
+    let node_cpu = node_cpu.map(|c| c.elapsed()).transpose()?;
+    let generator_cpu = generator_cpu.elapsed()?;
 
     let submitted = submitted.lock().clone();
     let seen = seen.lock().clone();
@@ -199,6 +276,10 @@ pub async fn run(args: Args) -> Result<()> {
         latency_ms_p95: percentile(&latencies, 95.0),
         latency_ms_p99: percentile(&latencies, 99.0),
         blocks,
+        batch: args.batch,
+        node_cpu_us_per_tx: node_cpu.map(|c| per_tx_us(c, latencies.len())),
+        generator_cpu_us_per_tx: per_tx_us(generator_cpu, latencies.len()),
+        ceiling,
     };
     if args.json {
         println!(
@@ -211,6 +292,20 @@ pub async fn run(args: Args) -> Result<()> {
             report.scenario, report.included, report.sent, report.rejected, report.blocks,
             report.sustained_tps, report.latency_ms_p50, report.latency_ms_p95, report.latency_ms_p99
         );
+        if let Some(us) = report.node_cpu_us_per_tx {
+            println!("  node CPU {us:.0} µs per transaction");
+        }
+        println!(
+            "  generator CPU {:.0} µs per transaction",
+            report.generator_cpu_us_per_tx
+        );
+        if let Some(c) = &report.ceiling {
+            println!(
+                "  ceiling {:.0} tx/s ({} cores; decode + recover {:.1} µs, execute {:.1} µs per transaction): {:.0} % reached",
+                c.tps, c.cores, c.recover_us_per_tx, c.execute_us_per_tx,
+                100.0 * report.sustained_tps / c.tps
+            );
+        }
     }
     if rejected > 0 {
         bail!("{rejected} transactions were rejected");

@@ -97,6 +97,8 @@ struct Funder<'a> {
     key: PrivateKeySigner,
     nonce: u64,
     fees: &'a Fees,
+    /// Every setup transaction sent, in order, for the ceiling's replay.
+    sent: Vec<TxEnvelope>,
 }
 
 impl Funder<'_> {
@@ -110,6 +112,7 @@ impl Funder<'_> {
         let tx = sign(&self.key, self.fees, self.nonce, to, value, input, gas);
         self.nonce += 1;
         let hash = self.client.send_raw(&tx.encoded_2718().into()).await?;
+        self.sent.push(tx);
         self.client.wait_success(hash).await
     }
 
@@ -121,18 +124,24 @@ impl Funder<'_> {
     }
 }
 
-/// Deploys and funds what the scenario needs; returns (hash, raw) pairs.
-pub(super) async fn prepare(client: &Client, args: &Args) -> Result<Vec<(B256, Bytes)>> {
-    let key_hex = &client
-        .dev
-        .accounts
-        .first()
-        .ok_or_else(|| anyhow!("dev.json has no accounts"))?
-        .private_key;
-    let key: PrivateKeySigner = key_hex.parse().context("funder key")?;
+/// What setup did and what the measured phase sends.
+pub(super) struct Prepared {
+    pub(super) chain_id: u64,
+    /// The funder, and its nonce before setup.
+    pub(super) funder: Address,
+    pub(super) funder_nonce: u64,
+    /// Setup transactions in the order they were included.
+    pub(super) setup: Vec<TxEnvelope>,
+    /// The measured transactions: (hash, raw), in sending order.
+    pub(super) txs: Vec<(B256, Bytes)>,
+}
+
+/// Deploys and funds what the scenario needs, then pre-signs the load.
+pub(super) async fn prepare(client: &Client, args: &Args) -> Result<Prepared> {
+    let key: PrivateKeySigner = client.funder_key.parse().context("funder key")?;
     let gas_price = client.gas_price().await?;
     let fees = Fees {
-        chain_id: client.dev.chain_id,
+        chain_id: client.chain_id().await?,
         max_fee: gas_price * 2,
     };
     let nonce = client.nonce(&key.address()).await?;
@@ -141,6 +150,7 @@ pub(super) async fn prepare(client: &Client, args: &Args) -> Result<Vec<(B256, B
         key,
         nonce,
         fees: &fees,
+        sent: Vec::new(),
     };
     let n = args.accounts.unwrap_or(match args.scenario {
         Scenario::Erc20 => 50_000,
@@ -214,5 +224,11 @@ pub(super) async fn prepare(client: &Client, args: &Args) -> Result<Vec<(B256, B
         (*tx.tx_hash(), Bytes::from(tx.encoded_2718()))
     });
     // Index order already sends every sender's nonce 0 before its nonce 1.
-    Ok(txs)
+    Ok(Prepared {
+        chain_id: fees.chain_id,
+        funder: funder.key.address(),
+        funder_nonce: nonce,
+        setup: funder.sent,
+        txs,
+    })
 }

@@ -34,6 +34,8 @@ pub struct Access {
     pub scan: tokio::sync::Mutex<()>,
     /// The audit trail every decision and admin change goes to.
     pub trail: crate::audit_trail::Trail,
+    /// Which authentications have been recorded this minute.
+    pub auth_seen: super::auth_seen::AuthSeen,
 }
 
 /// The RPC action a method is decided as; `None` for methods the node does
@@ -151,7 +153,8 @@ impl Access {
     }
 
     /// A call guard for `rc`'s transaction (or simulation) signed by
-    /// `signer`; `memoized` for a simulation that re-runs the same frames.
+    /// `signer`; `memoized` when the same frames run again (a simulation
+    /// searching for gas, a transaction from admission to its block).
     pub fn guard(
         &self,
         rc: &RequestCaller,

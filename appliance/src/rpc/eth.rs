@@ -422,7 +422,11 @@ fn fee_history(state: &RpcState, rc: &RequestCaller, p: &Params) -> Result<Value
 
 /// eth_sendRawTransaction: the signer must be one of the caller's wallets
 /// (unless a policy lets them act for others); every call frame is checked
-/// now against the latest state and again when the block is built.
+/// now against the latest state and again when the block is built. The
+/// guard remembers its answers, so a frame that asks the block the same
+/// question it asked at admission is not decided (nor audited) twice; a
+/// frame that changed with the state, or any frame after a policy reload,
+/// is decided afresh.
 async fn send_raw(
     state: &Arc<RpcState>,
     rc: &RequestCaller,
@@ -447,9 +451,7 @@ async fn send_raw(
     let key = rc.caller.principal.key();
     let value_gwei = gwei_ceil(&tx.value());
     let spent = state.access.spend.reserve(&key, value_gwei);
-    let guard = state
-        .access
-        .guard(rc, ExecMode::Write, sender, spent, false);
+    let guard = state.access.guard(rc, ExecMode::Write, sender, spent, true);
     let hash = *tx.tx_hash();
     // Inner-call decisions made during admission carry this request's ids.
     let ctx = RequestContext::current();
@@ -462,7 +464,9 @@ async fn send_raw(
     if result.is_err() {
         state.access.spend.release(&key, value_gwei);
     }
-    // Hash, principal and wallet only: never calldata or amounts.
+    // Hash, principal and wallet only: never calldata or amounts; the
+    // permits that let it through (see decision_fold).
+    let folded = RequestContext::current().map(|c| c.fold.take());
     let (outcome, why) = match &result {
         Ok(_) => (Outcome::Allow, None),
         Err(sequencer::MempoolError::Denied { rule, .. }) => (Outcome::Deny, Some(rule.clone())),
@@ -470,11 +474,18 @@ async fn send_raw(
     };
     let mut event = crate::audit_trail::by(&rc.caller.principal, action::TX_SUBMITTED, outcome)
         .resource(format!("tx:{hash:#x}"))
-        .details(json!({ "wallet": sender, "reason": why }));
+        .details(json!({
+            "wallet": sender,
+            "reason": why,
+            "allowed_by": folded.as_ref().map(|f| &f.allowed_by),
+        }));
     if outcome == Outcome::Deny {
         event.rule_id = why;
     }
-    let _ = state.access.trail.record(event);
+    let _ = state
+        .access
+        .trail
+        .record_reserved(folded.and_then(|f| f.place), event);
     match result {
         Ok(hash) => to_json(hash),
         Err(sequencer::MempoolError::Denied { rule, reason }) => {

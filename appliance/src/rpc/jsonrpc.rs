@@ -42,6 +42,15 @@ impl RpcError {
     }
     /// A policy denial, carrying the deciding rule id.
     pub(crate) fn forbidden(what: impl std::fmt::Display, rule: &str) -> Self {
+        // An allow the audit trail could not record is refused as the
+        // trail's outage, not as a policy's answer.
+        if rule == access_control::policy::AUDIT_UNAVAILABLE {
+            return Self {
+                code: code::AUDIT_UNAVAILABLE,
+                message: format!("audit log unavailable, request refused: {what}"),
+                data: Some(json!({ "rule": rule })),
+            };
+        }
         Self {
             code: code::FORBIDDEN,
             message: format!("forbidden: {what} (rule {rule})"),

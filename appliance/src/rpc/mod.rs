@@ -7,6 +7,7 @@
 
 pub mod access;
 mod audit_api;
+mod auth_seen;
 mod block_reads;
 mod call;
 mod convert;
@@ -99,12 +100,14 @@ where
     let ctx = RequestContext::new(peer.ip(), traceparent);
     let id = HeaderValue::from_str(&ctx.request_id).ok();
     let reads = ctx.reads.clone();
+    let fold = ctx.fold.clone();
     let mut resp = REQUEST
         .scope(ctx, async move {
             let resp = serve.await;
             // Summaries of the request's item reads, into the places their
             // first decisions reserved.
             reads.flush();
+            fold.flush();
             resp
         })
         .await;
@@ -139,6 +142,15 @@ pub(crate) async fn authenticate(
                     crate::access_setup::record_rate_report(trail, &r);
                 }
                 return Err(AuthFailure::Limited(refusal));
+            }
+            // Once per principal, address and minute (see auth_seen).
+            let now = audit::time::now_us() / 1_000_000;
+            if !state
+                .access
+                .auth_seen
+                .first_in_window(&p.key(), peer.ip(), now)
+            {
+                return Ok(p);
             }
             let method = match p.kind {
                 access_control::PrincipalKind::User => "oidc",
@@ -352,6 +364,10 @@ async fn serve_rpc(
     let state = &state;
     match parsed {
         RpcBody::Single(call) => match answer(state, caller, call).await {
+            // Refused for want of an audit trail: the service is unavailable.
+            Some(v) if v["error"]["code"] == code::AUDIT_UNAVAILABLE => {
+                rpc_response(StatusCode::SERVICE_UNAVAILABLE, v)
+            }
             Some(v) => rpc_response(StatusCode::OK, v),
             None => StatusCode::NO_CONTENT.into_response(),
         },
@@ -382,8 +398,17 @@ async fn answer(
             Some(jsonrpc::failure(id, &e))
         }
         Ok(call) => {
-            if let Some(ctx) = RequestContext::current() {
+            let ctx = RequestContext::current();
+            // A submission's allowed decisions go into its own event.
+            let fold = ctx
+                .as_ref()
+                .filter(|_| call.method == "eth_sendRawTransaction")
+                .map(|c| c.fold.clone());
+            if let Some(ctx) = &ctx {
                 ctx.reads.method(&call.method);
+            }
+            if let Some(f) = &fold {
+                f.begin();
             }
             let allowed = match (caller, method_action(&call.method)) {
                 (Some(rc), Some(action)) => state.access.check_method(rc, action),
@@ -393,6 +418,9 @@ async fn answer(
                 Ok(()) => eth::dispatch(state, caller, &call.method, call.params).await,
                 Err(e) => Err(e),
             };
+            if let Some(f) = &fold {
+                f.flush();
+            }
             let id = call.id?;
             Some(match result {
                 Ok(v) => jsonrpc::success(id, v),

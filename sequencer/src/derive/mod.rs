@@ -7,6 +7,8 @@
 //! crash the missing tail is replayed.
 
 mod replay;
+mod state;
+mod trie;
 
 pub(crate) use replay::replay;
 pub use replay::ReplayReport;
@@ -20,14 +22,15 @@ use crate::{
 use alloy_consensus::{Header, EMPTY_OMMER_ROOT_HASH};
 use alloy_primitives::{Bloom, Bytes, B256, U256};
 use alloy_trie::EMPTY_ROOT_HASH;
-use state_transition::{BlockOutcome, ChainSpec, MemoryState, RootedState, StateDiff};
+use state::DerivedState;
+use state_transition::{BlockOutcome, ChainSpec, MemoryState, StateDiff};
 use std::sync::Arc;
 use storage::{KvStore, Table, WriteBatch};
 
 /// Applies blocks to the derived store and keeps the state root current.
 pub(crate) struct Deriver {
     store: Arc<dyn KvStore>,
-    roots: RootedState,
+    roots: DerivedState,
     height: u64,
     durable_every: u64,
 }
@@ -57,7 +60,7 @@ impl Deriver {
         let state = load_state(store.as_ref(), &view, height)?;
         Ok(Self {
             store,
-            roots: RootedState::new(state),
+            roots: DerivedState::new(state),
             height,
             durable_every: durable_every.max(1),
         })

@@ -1,0 +1,175 @@
+//! The derive stage's copy of the chain state, with its state root kept
+//! incrementally (see [`super::trie`]).
+
+use super::trie::HashedTrie;
+use alloy_primitives::{keccak256, map::AddressMap, Address, B256};
+use alloy_trie::EMPTY_ROOT_HASH;
+use state_transition::{account_leaf, MemoryState, StateDiff, TrieAccountInput};
+
+/// The state after the last derived block, and its tries.
+pub(crate) struct DerivedState {
+    state: MemoryState,
+    accounts: HashedTrie,
+    storage: AddressMap<HashedTrie>,
+}
+
+fn slot_leaf(value: &alloy_primitives::U256) -> Vec<u8> {
+    if value.is_zero() {
+        Vec::new()
+    } else {
+        alloy_rlp::encode(value)
+    }
+}
+
+impl DerivedState {
+    /// Builds every trie of `state` once.
+    pub(crate) fn new(state: MemoryState) -> Self {
+        let mut storage = AddressMap::default();
+        for (address, slots) in &state.storage {
+            let mut trie = HashedTrie::default();
+            for (slot, value) in slots {
+                trie.set(&keccak256(B256::from(*slot)), slot_leaf(value));
+            }
+            storage.insert(*address, trie);
+        }
+        let mut me = Self {
+            state,
+            accounts: HashedTrie::default(),
+            storage,
+        };
+        let addresses: Vec<Address> = me.state.accounts.keys().copied().collect();
+        for address in addresses {
+            me.update_account(&address);
+        }
+        me
+    }
+
+    /// The state.
+    pub(crate) fn state(&self) -> &MemoryState {
+        &self.state
+    }
+
+    /// Re-derives `address`'s leaf (and storage root) from the state.
+    fn update_account(&mut self, address: &Address) {
+        let key = keccak256(address);
+        let Some(info) = self.state.accounts.get(address) else {
+            self.storage.remove(address);
+            self.accounts.set(&key, Vec::new());
+            return;
+        };
+        let storage_root = self
+            .storage
+            .get_mut(address)
+            .map_or(EMPTY_ROOT_HASH, HashedTrie::root);
+        let leaf = account_leaf(&TrieAccountInput {
+            address: *address,
+            nonce: info.nonce,
+            balance: info.balance,
+            code_hash: info.code_hash,
+            storage_root,
+        });
+        self.accounts.set(&key, leaf);
+    }
+
+    /// Applies a block's diff and records its hash; returns the new state root.
+    pub(crate) fn apply(&mut self, diff: &StateDiff, number: u64, hash: B256) -> B256 {
+        self.state.apply(diff);
+        self.state.record_block_hash(number, hash);
+        for (address, change) in &diff.accounts {
+            if change.storage_cleared || change.info.is_none() {
+                self.storage.remove(address);
+            }
+            if change.info.is_some() && !change.storage.is_empty() {
+                let trie = self.storage.entry(*address).or_default();
+                for (slot, value) in &change.storage {
+                    trie.set(&keccak256(B256::from(*slot)), slot_leaf(value));
+                }
+                if trie.len() == 0 {
+                    self.storage.remove(address);
+                }
+            }
+            self.update_account(address);
+        }
+        self.root()
+    }
+
+    /// State root of the current state.
+    pub(crate) fn root(&mut self) -> B256 {
+        self.accounts.root()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use alloy_primitives::U256;
+    use state_transition::{revm::state::AccountInfo, AccountChange};
+    use std::collections::BTreeMap;
+
+    fn account(balance: u64) -> Option<AccountInfo> {
+        Some(AccountInfo {
+            balance: U256::from(balance),
+            ..Default::default()
+        })
+    }
+
+    fn change(info: Option<AccountInfo>, cleared: bool, slots: &[(u64, u64)]) -> AccountChange {
+        AccountChange {
+            info,
+            storage_cleared: cleared,
+            storage: slots
+                .iter()
+                .map(|(k, v)| (U256::from(*k), U256::from(*v)))
+                .collect(),
+        }
+    }
+
+    #[test]
+    fn roots_follow_a_full_recomputation_block_after_block() {
+        let a = Address::repeat_byte(1);
+        let b = Address::repeat_byte(2);
+        let c = Address::repeat_byte(3);
+        let mut genesis = MemoryState::default();
+        genesis.accounts.insert(a, account(10).unwrap());
+        genesis.accounts.insert(b, account(20).unwrap());
+        genesis
+            .storage
+            .insert(b, BTreeMap::from([(U256::from(1), U256::from(5))]));
+        let mut derived = DerivedState::new(genesis.clone());
+        let mut reference = genesis;
+        assert_eq!(derived.root(), reference.state_root());
+        let blocks = [
+            // Storage written, an account created.
+            vec![
+                (b, change(account(21), false, &[(1, 6), (2, 7)])),
+                (c, change(account(1), false, &[])),
+            ],
+            // A slot cleared, another account's storage appears.
+            vec![
+                (b, change(account(21), false, &[(1, 0)])),
+                (a, change(account(9), false, &[(9, 9)])),
+            ],
+            // Destroyed and re-created with fresh storage; one deleted.
+            vec![
+                (a, change(account(3), true, &[(4, 4)])),
+                (c, change(None, false, &[])),
+            ],
+            // Every slot cleared.
+            vec![(b, change(account(22), false, &[(2, 0)]))],
+        ];
+        for (n, accounts) in blocks.into_iter().enumerate() {
+            let diff = StateDiff {
+                accounts: accounts.into_iter().collect(),
+                codes: Default::default(),
+            };
+            let root = derived.apply(&diff, n as u64 + 1, B256::ZERO);
+            reference.apply(&diff);
+            assert_eq!(root, reference.state_root(), "block {}", n + 1);
+            assert_eq!(derived.state(), &{
+                let mut r = reference.clone();
+                r.block_hashes = derived.state().block_hashes.clone();
+                r
+            });
+        }
+    }
+}
