@@ -122,6 +122,54 @@ pub struct RpcSection {
     /// Batch size limit.
     #[serde(default = "default_batch")]
     pub max_batch: usize,
+    /// Seconds a polled filter lives without a poll.
+    #[serde(default = "default_filter_idle")]
+    pub filter_idle_secs: u64,
+    /// Filters one principal may hold.
+    #[serde(default = "default_filters")]
+    pub max_filters_per_principal: usize,
+    /// WebSocket connections one principal may hold open.
+    #[serde(default = "default_ws")]
+    pub max_ws_per_principal: usize,
+    /// Subscriptions one WebSocket connection may hold.
+    #[serde(default = "default_subscriptions")]
+    pub max_subscriptions: usize,
+    /// Messages queued for one WebSocket before its reader counts as too
+    /// slow and is disconnected.
+    #[serde(default = "default_ws_queue")]
+    pub ws_send_queue: usize,
+}
+
+impl RpcSection {
+    /// The front door's limits this section sets.
+    pub fn limits(&self) -> crate::rpc::RpcLimits {
+        crate::rpc::RpcLimits {
+            max_body_bytes: self.max_body_bytes,
+            max_batch: self.max_batch,
+            filter_idle: std::time::Duration::from_secs(self.filter_idle_secs),
+            max_filters_per_principal: self.max_filters_per_principal,
+            max_ws_per_principal: self.max_ws_per_principal,
+            max_subscriptions: self.max_subscriptions,
+            ws_send_queue: self.ws_send_queue,
+            ..crate::rpc::RpcLimits::default()
+        }
+    }
+}
+
+fn default_filter_idle() -> u64 {
+    300
+}
+fn default_filters() -> usize {
+    64
+}
+fn default_ws() -> usize {
+    16
+}
+fn default_subscriptions() -> usize {
+    64
+}
+fn default_ws_queue() -> usize {
+    1_024
 }
 
 fn default_body() -> usize {
@@ -161,6 +209,18 @@ impl Config {
         }
         if s.mempool_capacity == 0 {
             problems.push("sequencer.mempool_capacity must be at least 1".into());
+        }
+        let r = &config.rpc;
+        for (key, value) in [
+            ("rpc.filter_idle_secs", r.filter_idle_secs as usize),
+            ("rpc.max_filters_per_principal", r.max_filters_per_principal),
+            ("rpc.max_ws_per_principal", r.max_ws_per_principal),
+            ("rpc.max_subscriptions", r.max_subscriptions),
+            ("rpc.ws_send_queue", r.ws_send_queue),
+        ] {
+            if value == 0 {
+                problems.push(format!("{key} must be at least 1"));
+            }
         }
         if let Err(e) = config.chain_file().spec() {
             problems.push(format!("chain.{e}"));

@@ -201,6 +201,8 @@ pub async fn run(
     let state = Arc::new(RpcState {
         sequencer: sequencer.clone(),
         access: access.clone(),
+        filters: crate::rpc::filters::Filters::new(&params.limits),
+        sockets: Default::default(),
         limits: params.limits,
         settlement,
         proving,

@@ -34,4 +34,4 @@ pub use derive::ReplayReport;
 pub use error::{Result, SequencerError};
 pub use genesis::Genesis;
 pub use mempool::{MempoolConfig, MempoolError};
-pub use node::{rebuild, ChainHead, Sequencer, BLOCK_LOG_FILE};
+pub use node::{rebuild, ChainHead, PendingTx, Sequencer, BLOCK_LOG_FILE};

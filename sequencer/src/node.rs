@@ -24,7 +24,22 @@ use std::{
     thread::JoinHandle,
 };
 use storage::KvStore;
-use tokio::sync::watch;
+use tokio::sync::{broadcast, watch};
+
+/// How many admitted transactions the pending feed holds for a listener
+/// that has not caught up; a slower listener skips the oldest (it is told
+/// how many), so the feed's memory is fixed whoever listens.
+const PENDING_FEED_CAPACITY: usize = 4_096;
+
+/// A transaction just admitted to the pool: what pending-transaction
+/// filters and subscriptions are fed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PendingTx {
+    /// Transaction hash.
+    pub hash: B256,
+    /// Its recovered signer.
+    pub sender: Address,
+}
 
 /// The last fully derived block: what RPC reads are consistent with.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -47,6 +62,7 @@ pub struct Sequencer {
     stop: Arc<AtomicBool>,
     threads: Mutex<Vec<JoinHandle<Result<()>>>>,
     reseal: Arc<ResealControl>,
+    pending: broadcast::Sender<PendingTx>,
 }
 
 impl std::fmt::Debug for Sequencer {
@@ -151,6 +167,7 @@ impl Sequencer {
             stop,
             threads: Mutex::new(vec![produce_thread, derive_thread]),
             reseal,
+            pending: broadcast::channel(PENDING_FEED_CAPACITY).0,
         })
     }
 
@@ -184,6 +201,12 @@ impl Sequencer {
     /// Subscribes to derived-head changes.
     pub fn subscribe(&self) -> watch::Receiver<ChainHead> {
         self.head.clone()
+    }
+
+    /// Listens to transactions as they are admitted to the pool (from now
+    /// on; bounded, see [`PENDING_FEED_CAPACITY`]).
+    pub fn pending_feed(&self) -> broadcast::Receiver<PendingTx> {
+        self.pending.subscribe()
     }
 
     /// A consistent read view at (or just after) the current head.
@@ -259,9 +282,15 @@ impl Sequencer {
             self.preflight(&tx, sender, g)?;
         }
         let (nonce, balance) = self.hot.read().nonce_and_balance(&sender);
-        self.mempool
-            .lock()
-            .insert_guarded(tx, sender, nonce, balance, TxGuard(guard))
+        let hash =
+            self.mempool
+                .lock()
+                .insert_guarded(tx, sender, nonce, balance, TxGuard(guard))?;
+        // Nobody listening is the common case: no send, no lock.
+        if self.pending.receiver_count() > 0 {
+            let _ = self.pending.send(PendingTx { hash, sender });
+        }
+        Ok(hash)
     }
 
     /// Stateless checks against the chain rules.

@@ -74,6 +74,13 @@ pub struct Args {
     /// (without the header); default: the shipped limits.
     #[arg(long)]
     pub rate_limits: Option<PathBuf>,
+    /// Seconds a polled filter lives without a poll.
+    #[arg(long, default_value_t = 300, value_parser = clap::value_parser!(u64).range(1..))]
+    pub filter_idle_secs: u64,
+    /// Messages queued for one WebSocket before its reader is disconnected
+    /// as too slow.
+    #[arg(long, default_value_t = 1_024, value_parser = clap::value_parser!(u64).range(1..))]
+    pub ws_send_queue: u64,
     /// Cut the chain into batches and prove each one in-process.
     #[arg(long)]
     pub prove: bool,
@@ -308,7 +315,11 @@ pub async fn run(args: Args) -> Result<()> {
             },
         },
         tune: Box::new(move |c| c.block_time = block_time),
-        limits: RpcLimits::default(),
+        limits: RpcLimits {
+            filter_idle: Duration::from_secs(args.filter_idle_secs),
+            ws_send_queue: args.ws_send_queue as usize,
+            ..RpcLimits::default()
+        },
         encryption: args.encryption_settings(),
         audit: AuditSettings {
             database_url: args.audit_database_url.clone(),

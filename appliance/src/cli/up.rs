@@ -5,7 +5,6 @@ use crate::{
     chain_files,
     config::Config,
     node::{self, NodeParams},
-    rpc::RpcLimits,
     tls::TlsFiles,
 };
 use anyhow::{bail, Context, Result};
@@ -71,11 +70,7 @@ pub async fn run(args: Args) -> Result<()> {
             c.empty_blocks = s.empty_blocks;
             c.mempool.capacity = s.mempool_capacity;
         }),
-        limits: RpcLimits {
-            max_body_bytes: config.rpc.max_body_bytes,
-            max_batch: config.rpc.max_batch,
-            ..RpcLimits::default()
-        },
+        limits: config.rpc.limits(),
         encryption: config.encryption.clone(),
         audit: config.audit.clone(),
         prover: config.prover.clone(),

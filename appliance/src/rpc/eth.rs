@@ -2,7 +2,7 @@
 
 use super::{
     access::RequestCaller,
-    block_reads, call,
+    block_reads, call, filters,
     jsonrpc::{code, RpcError},
     params::Params,
     private::BlockView,
@@ -268,6 +268,11 @@ pub(crate) async fn dispatch(
             }
         }
         m if block_reads::METHODS.contains(&m) => block_reads::handle(state, who(rc)?, method, &p),
+        m if filters::METHODS.contains(&m) => filters::handle(state, who(rc)?, method, &p),
+        "eth_subscribe" | "eth_unsubscribe" => Err(RpcError::new(
+            code::METHOD_NOT_FOUND,
+            format!("{method} needs a WebSocket connection: open wss:// on this port and path"),
+        )),
         "eth_getLogs" => {
             let filter: Filter = p.at_most(1)?.req(0, "filter")?;
             get_logs(state, who(rc)?, &filter).and_then(to_json)
@@ -279,7 +284,11 @@ pub(crate) async fn dispatch(
     }
 }
 
-fn get_logs(state: &RpcState, rc: &RequestCaller, filter: &Filter) -> Result<Vec<Log>, RpcError> {
+pub(super) fn get_logs(
+    state: &RpcState,
+    rc: &RequestCaller,
+    filter: &Filter,
+) -> Result<Vec<Log>, RpcError> {
     let v = view(state)?;
     let (from, to) = match &filter.block_option {
         FilterBlockOption::AtBlockHash(hash) => {
@@ -298,10 +307,7 @@ fn get_logs(state: &RpcState, rc: &RequestCaller, filter: &Filter) -> Result<Vec
             (from, to.min(v.head().map_err(RpcError::internal)?))
         }
     };
-    if from > to {
-        return Ok(Vec::new());
-    }
-    if to - from + 1 > state.limits.max_log_range {
+    if from <= to && to - from + 1 > state.limits.max_log_range {
         return Err(RpcError::new(
             code::LIMIT,
             format!(
@@ -310,6 +316,19 @@ fn get_logs(state: &RpcState, rc: &RequestCaller, filter: &Filter) -> Result<Vec
             ),
         ));
     }
+    logs_between(state, rc, filter, from, to)
+}
+
+/// The logs of blocks `from..=to` that match `filter` and that the caller
+/// may see, with the caller's positions; more than `max_logs` is refused.
+pub(super) fn logs_between(
+    state: &RpcState,
+    rc: &RequestCaller,
+    filter: &Filter,
+    from: u64,
+    to: u64,
+) -> Result<Vec<Log>, RpcError> {
+    let v = view(state)?;
     let mut out = Vec::new();
     for number in from..=to {
         let Some(block) = block_at(&v, number)? else {

@@ -12,11 +12,13 @@ mod block_reads;
 mod call;
 mod convert;
 mod eth;
+pub mod filters;
 pub mod gate;
 mod jsonrpc;
 mod params;
 mod private;
 mod wallet;
+pub mod ws;
 
 use crate::audit_trail::{self, RequestContext, REQUEST};
 use access::{method_action, Access, RequestCaller};
@@ -45,6 +47,17 @@ pub struct RpcLimits {
     pub max_log_range: u64,
     /// Most logs one eth_getLogs returns.
     pub max_logs: usize,
+    /// A filter nobody polled for this long is removed.
+    pub filter_idle: std::time::Duration,
+    /// Most filters one principal may have installed.
+    pub max_filters_per_principal: usize,
+    /// Most WebSocket connections one principal may hold open.
+    pub max_ws_per_principal: usize,
+    /// Most subscriptions one WebSocket connection may hold.
+    pub max_subscriptions: usize,
+    /// Messages waiting to be written to one WebSocket; a consumer that
+    /// lets more pile up is disconnected.
+    pub ws_send_queue: usize,
 }
 
 impl Default for RpcLimits {
@@ -54,6 +67,11 @@ impl Default for RpcLimits {
             max_batch: 1_000,
             max_log_range: 10_000,
             max_logs: 10_000,
+            filter_idle: std::time::Duration::from_secs(300),
+            max_filters_per_principal: 64,
+            max_ws_per_principal: 16,
+            max_subscriptions: 64,
+            ws_send_queue: 1_024,
         }
     }
 }
@@ -70,6 +88,10 @@ pub struct RpcState {
     pub settlement: Option<Arc<std::sync::Mutex<gateway_bridge::BridgeStatus>>>,
     /// How far proving is behind, when the node proves.
     pub proving: Option<crate::proving_status::ProvingLag>,
+    /// Installed polled filters.
+    pub filters: filters::Filters,
+    /// Open WebSocket connections.
+    pub sockets: ws::Sockets,
 }
 
 /// Methods anyone may call without a token.
@@ -80,11 +102,12 @@ const PUBLIC_METHODS: [&str; 4] = [
     "eth_blockNumber",
 ];
 
-/// The HTTP routes: `POST /` for JSON-RPC, `GET /health` for probes, and
+/// The HTTP routes: `POST /` for JSON-RPC, `GET /` upgraded to a
+/// WebSocket for JSON-RPC with subscriptions, `GET /health` for probes, and
 /// the compliance API under `/audit/`.
 pub fn router(state: Arc<RpcState>) -> Router {
     Router::new()
-        .route("/", post(handle_rpc))
+        .route("/", post(handle_rpc).get(ws::upgrade))
         .route("/health", get(health))
         .merge(audit_api::routes())
         .with_state(state)
@@ -99,22 +122,27 @@ where
     let traceparent = headers.get("traceparent").and_then(|v| v.to_str().ok());
     let ctx = RequestContext::new(peer.ip(), traceparent);
     let id = HeaderValue::from_str(&ctx.request_id).ok();
-    let reads = ctx.reads.clone();
-    let fold = ctx.fold.clone();
-    let mut resp = REQUEST
-        .scope(ctx, async move {
-            let resp = serve.await;
-            // Summaries of the request's item reads, into the places their
-            // first decisions reserved.
-            reads.flush();
-            fold.flush();
-            resp
-        })
-        .await;
+    let mut resp = in_context(ctx, serve).await;
     if let Some(id) = id {
         resp.headers_mut().insert("x-request-id", id);
     }
     resp
+}
+
+/// Runs `work` as the request `ctx` (its decisions carry its ids), then
+/// records the summaries of its item reads and folded decisions into the
+/// places their first decisions reserved.
+pub(crate) async fn in_context<F: std::future::Future>(ctx: RequestContext, work: F) -> F::Output {
+    let reads = ctx.reads.clone();
+    let fold = ctx.fold.clone();
+    REQUEST
+        .scope(ctx, async move {
+            let out = work.await;
+            reads.flush();
+            fold.flush();
+            out
+        })
+        .await
 }
 
 /// Authenticates the bearer header, takes the principal's share for a
@@ -187,10 +215,11 @@ pub(crate) enum AuthFailure {
     Limited(access_control::rate::Refusal),
 }
 
-/// The 429 for a rate refusal: JSON-RPC `-32005` with the wait in
-/// `data.retry_after_ms` and a `Retry-After` header (whole seconds, rounded
-/// up), so both JSON-RPC clients and HTTP middleware can back off.
-pub(crate) fn rate_limited(id: Value, refusal: &access_control::rate::Refusal) -> Response {
+/// The JSON-RPC error for a rate refusal (`-32005`, the wait in
+/// `data.retry_after_ms`), and the wait.
+pub(crate) fn rate_error(
+    refusal: &access_control::rate::Refusal,
+) -> (RpcError, Option<std::time::Duration>) {
     use access_control::rate::Refusal;
     let (message, wait) = match refusal {
         Refusal::Later(wait) => (
@@ -207,6 +236,14 @@ pub(crate) fn rate_limited(id: Value, refusal: &access_control::rate::Refusal) -
     };
     let mut err = RpcError::new(code::LIMIT, message);
     err.data = wait.map(|w| json!({ "retry_after_ms": w.as_millis().max(1) as u64 }));
+    (err, wait)
+}
+
+/// The 429 for a rate refusal: JSON-RPC `-32005` with the wait in
+/// `data.retry_after_ms` and a `Retry-After` header (whole seconds, rounded
+/// up), so both JSON-RPC clients and HTTP middleware can back off.
+pub(crate) fn rate_limited(id: Value, refusal: &access_control::rate::Refusal) -> Response {
+    let (err, wait) = rate_error(refusal);
     let mut resp = rpc_response(StatusCode::TOO_MANY_REQUESTS, jsonrpc::failure(id, &err));
     if let Some(w) = wait {
         let secs = w.as_secs() + u64::from(w.subsec_nanos() > 0);
@@ -243,6 +280,8 @@ async fn health(State(state): State<Arc<RpcState>>) -> Response {
         "block": head.number,
         "state_root": head.state_root,
         "pool": state.sequencer.pool_size(),
+        "filters": state.filters.len(),
+        "websockets": state.sockets.len(),
         "audit": audit,
         // Counts only: issuer addresses are internal. Fewer ready than
         // configured means an IdP has not answered since start.

@@ -254,4 +254,5 @@ fn word(v: &Value) -> U256 {
 
 mod evm;
 mod flood;
+mod live;
 mod views;
