@@ -221,8 +221,14 @@ impl Sequencer {
 
     /// Next nonce for `address`, counting pooled transactions.
     pub fn pending_nonce(&self, address: &Address) -> u64 {
+        // Pool first: the producer publishes the new account nonce before it
+        // prunes the pool, so under the pool lock the account nonce read is
+        // never older than the pool's view (read the other way round, a
+        // block sealed between the two reads hides the included nonce from
+        // both and the answer goes back by one).
+        let pool = self.mempool.lock();
         let account_nonce = self.hot.read().nonce_and_balance(address).0;
-        self.mempool.lock().pending_nonce(address, account_nonce)
+        pool.pending_nonce(address, account_nonce)
     }
 
     /// A transaction still waiting in the pool.
@@ -281,11 +287,13 @@ impl Sequencer {
         if let Some(g) = &guard {
             self.preflight(&tx, sender, g)?;
         }
-        let (nonce, balance) = self.hot.read().nonce_and_balance(&sender);
-        let hash =
-            self.mempool
-                .lock()
-                .insert_guarded(tx, sender, nonce, balance, TxGuard(guard))?;
+        let hash = {
+            // Under the pool lock, so a block sealed meanwhile cannot leave
+            // the pool judging by an account nonce it has already pruned.
+            let mut pool = self.mempool.lock();
+            let (nonce, balance) = self.hot.read().nonce_and_balance(&sender);
+            pool.insert_guarded(tx, sender, nonce, balance, TxGuard(guard))?
+        };
         // Nobody listening is the common case: no send, no lock.
         if self.pending.receiver_count() > 0 {
             let _ = self.pending.send(PendingTx { hash, sender });

@@ -137,7 +137,9 @@ function connect(token, opts = {}) {
 // ---- set up: the token and the clients watching it ------------------------
 const req = new ethers.FetchRequest(RPC_URL);
 req.setHeader('Authorization', `Bearer ${ADMIN}`);
-const provider = new ethers.JsonRpcProvider(req, dev.chain_id, { staticNetwork: true, pollingInterval: 100 });
+// cacheTimeout -1: ethers otherwise answers a repeated eth_getTransactionCount
+// from a 250 ms cache, and on 100 ms blocks two sends in a row get one nonce.
+const provider = new ethers.JsonRpcProvider(req, dev.chain_id, { staticNetwork: true, cacheTimeout: -1, pollingInterval: 100 });
 const admin = new ethers.Wallet(dev.accounts[0].private_key, provider);
 const factory = new ethers.ContractFactory(artifact.abi, artifact.bytecode, admin);
 const deployed = await factory.deploy('Bank Token', 'BANK', 1_000_000n);
@@ -246,7 +248,7 @@ await step('newPendingTransactions shows a trader its own transactions only', as
   trace('admin mined');
   const treq = new ethers.FetchRequest(RPC_URL);
   treq.setHeader('Authorization', `Bearer ${TRADER}`);
-  const tprov = new ethers.JsonRpcProvider(treq, dev.chain_id, { staticNetwork: true, pollingInterval: 100 });
+  const tprov = new ethers.JsonRpcProvider(treq, dev.chain_id, { staticNetwork: true, cacheTimeout: -1, pollingInterval: 100 });
   const trader = new ethers.Wallet(process.env.TRADER_PRIVATE_KEY, tprov);
   const own = await trader.sendTransaction({ to: dev.accounts[0].address, value: 1n });
   trace('trader sent');

@@ -76,8 +76,9 @@ impl Producer {
     /// Builds, logs and publishes one block (or nothing when idle).
     pub(crate) fn produce_one(&mut self) -> Result<(), crate::SequencerError> {
         let candidates = {
-            let hot = self.hot.read();
+            // Pool before hot, everywhere (see Sequencer::pending_nonce).
             let pool = self.mempool.lock();
+            let hot = self.hot.read();
             pool.best(self.config.max_block_txs, |a| hot.nonce_and_balance(a).0)
         };
         if candidates.is_empty() && !self.config.empty_blocks {
