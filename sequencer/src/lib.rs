@@ -30,7 +30,7 @@ pub mod wal;
 
 pub use chain::{ChainView, StoredBlock, StoredTx};
 pub use config::SequencerConfig;
-pub use derive::ReplayReport;
+pub use derive::{ReplayReport, SlotProof, StateProof};
 pub use error::{Result, SequencerError};
 pub use genesis::Genesis;
 pub use mempool::{MempoolConfig, MempoolError};

@@ -2,7 +2,7 @@
 //! RPC layer talks to.
 
 use crate::{
-    derive::{replay, Deriver},
+    derive::{replay, Deriver, SharedTries, StateProof},
     hot::{Hot, ProducedHead, SharedHot},
     intrinsic::intrinsic_gas,
     mempool::{Mempool, MempoolError, PooledTx, TxGuard},
@@ -63,6 +63,7 @@ pub struct Sequencer {
     threads: Mutex<Vec<JoinHandle<Result<()>>>>,
     reseal: Arc<ResealControl>,
     pending: broadcast::Sender<PendingTx>,
+    tries: SharedTries,
 }
 
 impl std::fmt::Debug for Sequencer {
@@ -116,6 +117,7 @@ impl Sequencer {
                 base_fee: head_block.header.base_fee_per_gas.unwrap_or_default(),
             },
         }));
+        let tries = deriver.tries();
         let (head_tx, head_rx) = watch::channel(head);
         let (to_derive, from_produce) = mpsc::sync_channel(256);
         let stop = Arc::new(AtomicBool::new(false));
@@ -168,6 +170,7 @@ impl Sequencer {
             threads: Mutex::new(vec![produce_thread, derive_thread]),
             reseal,
             pending: broadcast::channel(PENDING_FEED_CAPACITY).0,
+            tries,
         })
     }
 
@@ -212,6 +215,14 @@ impl Sequencer {
     /// A consistent read view at (or just after) the current head.
     pub fn view(&self) -> Result<ChainView> {
         Ok(ChainView::new(self.store.snapshot()?))
+    }
+
+    /// The EIP-1186 proof of `address` and its `slots` against the state
+    /// root of the latest derived block (named in the answer). It may be a
+    /// block ahead of [`Self::view`]: the tries move before the store is
+    /// written.
+    pub fn state_proof(&self, address: &Address, slots: &[B256]) -> StateProof {
+        self.tries.read().proof(address, slots)
     }
 
     /// Base fee the next block will charge.

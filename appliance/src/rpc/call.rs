@@ -10,14 +10,20 @@ use state_transition::{
         result::{EVMError, ExecutionResult, HaltReason, InvalidTransaction},
         TxEnv,
     },
-    BlockContext, BlockExecutor, SharedGuard, StateError,
+    BlockContext, BlockExecutor, SharedGuard, StateError, StateReader,
 };
 
 /// Gas for calls that don't say (geth uses the block gas limit too).
 fn call_env(req: &TransactionRequest, gas: u64, chain_id: u64) -> TxEnv {
     let gas_price = req.gas_price.or(req.max_fee_per_gas).unwrap_or(0);
     TxEnv {
-        tx_type: if req.max_fee_per_gas.is_some() { 2 } else { 0 },
+        tx_type: if req.max_fee_per_gas.is_some() {
+            2
+        } else if req.access_list.as_ref().is_some_and(|l| !l.0.is_empty()) {
+            1
+        } else {
+            0
+        },
         caller: req.from.unwrap_or_default(),
         gas_limit: gas,
         gas_price,
@@ -34,7 +40,7 @@ fn call_env(req: &TransactionRequest, gas: u64, chain_id: u64) -> TxEnv {
 
 /// The block a call runs in: one past the derived head, read once per
 /// request (estimateGas runs many times against it).
-fn call_context(
+pub(super) fn call_context(
     seq: &Sequencer,
     view: &ChainView,
     req: &TransactionRequest,
@@ -58,11 +64,12 @@ fn call_context(
     })
 }
 
-/// Runs the call; with a guard, every call frame is put to the policies
-/// (a denial anywhere is the caller's error, with the rule id).
-fn run(
+/// Runs the call against `db` (the head's view, or a reader wrapping it);
+/// with a guard, every call frame is put to the policies (a denial anywhere
+/// is the caller's error, with the rule id).
+pub(super) fn run<R: StateReader>(
     seq: &Sequencer,
-    view: &ChainView,
+    db: R,
     ctx: &BlockContext,
     req: &TransactionRequest,
     gas: u64,
@@ -71,7 +78,7 @@ fn run(
     let chain = seq.chain();
     let mut cfg = chain.cfg_env();
     cfg.disable_nonce_check = true;
-    let mut exec = BlockExecutor::with_env(cfg, ctx.block_env(), ctx.clone(), view);
+    let mut exec = BlockExecutor::with_env(cfg, ctx.block_env(), ctx.clone(), db);
     let env = call_env(req, gas, chain.chain_id);
     match guard {
         None => exec.transact_env(env).map_err(evm_error),
@@ -82,7 +89,7 @@ fn run(
     }
 }
 
-fn revert_error(output: &Bytes) -> RpcError {
+pub(super) fn revert_error(output: &Bytes) -> RpcError {
     let reason = decode_revert_reason(output);
     let mut e = RpcError::new(
         code::EXECUTION_REVERTED,

@@ -2,11 +2,11 @@
 
 use super::{
     access::RequestCaller,
-    block_reads, call, filters,
+    access_list, block_reads, call, filters,
     jsonrpc::{code, RpcError},
     params::Params,
     private::BlockView,
-    wallet, RpcState,
+    proof, wallet, RpcState,
 };
 use crate::audit_trail::{RequestContext, REQUEST};
 use access_control::policy::{gwei_ceil, ExecMode};
@@ -85,7 +85,7 @@ fn who(rc: Option<&RequestCaller>) -> Result<&RequestCaller, RpcError> {
 
 /// Checks an account read: the directory first catches up with the chain
 /// so a contract the caller just deployed counts as theirs.
-async fn account_read(
+pub(super) async fn account_read(
     state: &RpcState,
     rc: Option<&RequestCaller>,
     address: &Address,
@@ -95,6 +95,14 @@ async fn account_read(
         state.access.sync_directory(&state.sequencer).await?;
     }
     state.access.check_account(rc, address)
+}
+
+/// The three ways a transaction is run without being sent.
+#[derive(Clone, Copy)]
+enum Simulation {
+    Call,
+    EstimateGas,
+    AccessList,
 }
 
 pub(crate) async fn dispatch(
@@ -162,7 +170,7 @@ pub(crate) async fn dispatch(
                 .map_err(RpcError::internal)?;
             to_json(B256::from(value))
         }
-        "eth_call" | "eth_estimateGas" => {
+        "eth_call" | "eth_estimateGas" | "eth_createAccessList" => {
             let mut req: TransactionRequest = p.at_most(3)?.req(0, "transaction")?;
             if p.opt::<Value>(2, "state overrides")?.is_some() {
                 return Err(RpcError::invalid_params(
@@ -191,23 +199,29 @@ pub(crate) async fn dispatch(
             }
             state.access.sync_directory(seq).await?;
             let is_call = method == "eth_call";
+            let simulation = match method {
+                "eth_call" => Simulation::Call,
+                "eth_estimateGas" => Simulation::EstimateGas,
+                _ => Simulation::AccessList,
+            };
             let mode = if is_call {
                 ExecMode::Read
             } else {
                 ExecMode::Write
             };
-            // estimateGas re-runs the same frames: each is decided once.
+            // estimateGas and createAccessList re-run the same frames: each
+            // is decided once.
             let guard = state.access.guard(rc, mode, from, 0, !is_call);
             let seq = seq.clone();
             // Decisions made while executing carry this request's ids.
             let ctx = RequestContext::current();
             tokio::task::spawn_blocking(move || {
-                let run = || {
-                    if is_call {
-                        call::call(&seq, &req, Some(&guard)).and_then(to_json)
-                    } else {
-                        call::estimate_gas(&seq, &req, Some(&guard))
-                            .and_then(|g| to_json(U64::from(g)))
+                let run = || match simulation {
+                    Simulation::Call => call::call(&seq, &req, Some(&guard)).and_then(to_json),
+                    Simulation::EstimateGas => call::estimate_gas(&seq, &req, Some(&guard))
+                        .and_then(|g| to_json(U64::from(g))),
+                    Simulation::AccessList => {
+                        access_list::create_access_list(&seq, &req, Some(&guard)).and_then(to_json)
                     }
                 };
                 match ctx {
@@ -267,6 +281,7 @@ pub(crate) async fn dispatch(
                 None => Ok(Value::Null),
             }
         }
+        "eth_getProof" => proof::get_proof(state, who(rc)?, &p).await,
         m if block_reads::METHODS.contains(&m) => block_reads::handle(state, who(rc)?, method, &p),
         m if filters::METHODS.contains(&m) => filters::handle(state, who(rc)?, method, &p),
         "eth_subscribe" | "eth_unsubscribe" => Err(RpcError::new(

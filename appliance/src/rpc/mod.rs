@@ -6,6 +6,7 @@
 //! status; nothing a client sends can panic the server.
 
 pub mod access;
+mod access_list;
 mod audit_api;
 mod auth_seen;
 mod block_reads;
@@ -17,6 +18,7 @@ pub mod gate;
 mod jsonrpc;
 mod params;
 mod private;
+mod proof;
 mod wallet;
 pub mod ws;
 

@@ -12,6 +12,7 @@ mod trie;
 
 pub(crate) use replay::replay;
 pub use replay::ReplayReport;
+pub use state::{SlotProof, StateProof};
 
 use crate::{
     chain::{StoredBlock, StoredTx},
@@ -22,15 +23,20 @@ use crate::{
 use alloy_consensus::{Header, EMPTY_OMMER_ROOT_HASH};
 use alloy_primitives::{Bloom, Bytes, B256, U256};
 use alloy_trie::EMPTY_ROOT_HASH;
+use parking_lot::{MappedRwLockReadGuard, RwLock, RwLockReadGuard};
 use state::DerivedState;
 use state_transition::{BlockOutcome, ChainSpec, MemoryState, StateDiff};
 use std::sync::Arc;
 use storage::{KvStore, Table, WriteBatch};
 
+/// The derive stage's state and tries, shared with readers that need
+/// proofs against the latest derived root.
+pub(crate) type SharedTries = Arc<RwLock<DerivedState>>;
+
 /// Applies blocks to the derived store and keeps the state root current.
 pub(crate) struct Deriver {
     store: Arc<dyn KvStore>,
-    roots: DerivedState,
+    roots: SharedTries,
     height: u64,
     durable_every: u64,
 }
@@ -60,7 +66,7 @@ impl Deriver {
         let state = load_state(store.as_ref(), &view, height)?;
         Ok(Self {
             store,
-            roots: DerivedState::new(state),
+            roots: Arc::new(RwLock::new(DerivedState::new(state, height))),
             height,
             durable_every: durable_every.max(1),
         })
@@ -72,8 +78,18 @@ impl Deriver {
     }
 
     /// The state after the last derived block.
-    pub(crate) fn state(&self) -> &MemoryState {
-        self.roots.state()
+    pub(crate) fn state(&self) -> MappedRwLockReadGuard<'_, MemoryState> {
+        RwLockReadGuard::map(self.roots.read(), DerivedState::state)
+    }
+
+    /// The tries, for proofs (see [`DerivedState::proof`]).
+    pub(crate) fn tries(&self) -> SharedTries {
+        self.roots.clone()
+    }
+
+    /// The state root after the last derived block.
+    pub(crate) fn root(&self) -> B256 {
+        self.roots.write().root()
     }
 
     /// Writes one executed block and returns the state root after it.
@@ -81,7 +97,10 @@ impl Deriver {
         let number = outcome.context.number;
         let mut batch = WriteBatch::new();
         write_diff(&mut batch, &outcome.diff);
-        let root = self.roots.apply(&outcome.diff, number, outcome.header.hash);
+        let root = self
+            .roots
+            .write()
+            .apply(&outcome.diff, number, outcome.header.hash);
         let block = StoredBlock {
             header: outcome.header.header.clone(),
             hash: outcome.header.hash,

@@ -30,7 +30,8 @@ fn execute_record(
     deriver: &Deriver,
     record: &BlockRecord,
 ) -> Result<BlockOutcome> {
-    let mut exec = BlockExecutor::new(chain, record.context.clone(), deriver.state());
+    let state = deriver.state();
+    let mut exec = BlockExecutor::new(chain, record.context.clone(), &*state);
     for (index, tx) in record.transactions.iter().enumerate() {
         let sender = tx
             .recover_signer()
@@ -112,6 +113,6 @@ pub(crate) fn replay(
         deriver.flush()?;
     }
     report.to = deriver.height();
-    report.state_root = deriver.roots.root();
+    report.state_root = deriver.root();
     Ok(report)
 }

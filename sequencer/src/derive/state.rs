@@ -2,18 +2,50 @@
 //! incrementally (see [`super::trie`]).
 
 use super::trie::HashedTrie;
-use alloy_primitives::{keccak256, map::AddressMap, Address, B256};
+use alloy_primitives::{keccak256, map::AddressMap, Address, Bytes, B256, U256};
 use alloy_trie::EMPTY_ROOT_HASH;
-use state_transition::{account_leaf, MemoryState, StateDiff, TrieAccountInput};
+use state_transition::{
+    account_leaf, revm::state::AccountInfo, MemoryState, StateDiff, TrieAccountInput,
+};
 
 /// The state after the last derived block, and its tries.
 pub(crate) struct DerivedState {
     state: MemoryState,
     accounts: HashedTrie,
     storage: AddressMap<HashedTrie>,
+    height: u64,
 }
 
-fn slot_leaf(value: &alloy_primitives::U256) -> Vec<u8> {
+/// An account's EIP-1186 proof against the state root of one block.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StateProof {
+    /// The block whose state root the proof is against.
+    pub block: u64,
+    /// That root.
+    pub state_root: B256,
+    /// The account (`None`: the proof shows it does not exist).
+    pub account: Option<AccountInfo>,
+    /// Root of its storage trie.
+    pub storage_root: B256,
+    /// Nodes from the state root to the account's leaf.
+    pub account_proof: Vec<Bytes>,
+    /// One per requested slot, in the order asked.
+    pub storage: Vec<SlotProof>,
+}
+
+/// A storage slot's value and its proof against the account's storage root.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SlotProof {
+    /// The slot as asked.
+    pub slot: B256,
+    /// Its value (zero when unset).
+    pub value: U256,
+    /// Nodes from the storage root to the slot's leaf (or to where it is
+    /// shown absent).
+    pub proof: Vec<Bytes>,
+}
+
+fn slot_leaf(value: &U256) -> Vec<u8> {
     if value.is_zero() {
         Vec::new()
     } else {
@@ -22,8 +54,8 @@ fn slot_leaf(value: &alloy_primitives::U256) -> Vec<u8> {
 }
 
 impl DerivedState {
-    /// Builds every trie of `state` once.
-    pub(crate) fn new(state: MemoryState) -> Self {
+    /// Builds every trie of `state` (the state after block `height`) once.
+    pub(crate) fn new(state: MemoryState, height: u64) -> Self {
         let mut storage = AddressMap::default();
         for (address, slots) in &state.storage {
             let mut trie = HashedTrie::default();
@@ -36,12 +68,51 @@ impl DerivedState {
             state,
             accounts: HashedTrie::default(),
             storage,
+            height,
         };
         let addresses: Vec<Address> = me.state.accounts.keys().copied().collect();
         for address in addresses {
             me.update_account(&address);
         }
+        // Proofs read the references this computes.
+        me.root();
         me
+    }
+
+    /// `address`'s proof and those of `slots`, against the current root.
+    pub(crate) fn proof(&self, address: &Address, slots: &[B256]) -> StateProof {
+        let account = self.state.accounts.get(address).cloned();
+        let storage_trie = account.as_ref().and_then(|_| self.storage.get(address));
+        let storage = slots
+            .iter()
+            .map(|slot| {
+                let value = account
+                    .as_ref()
+                    .and_then(|_| self.state.storage.get(address))
+                    .and_then(|s| s.get(&U256::from_be_bytes(slot.0)))
+                    .copied()
+                    .unwrap_or_default();
+                let proof = storage_trie.map_or_else(Vec::new, |t| t.proof(&keccak256(slot)));
+                SlotProof {
+                    slot: *slot,
+                    value,
+                    proof: proof.into_iter().map(Bytes::from).collect(),
+                }
+            })
+            .collect();
+        StateProof {
+            block: self.height,
+            state_root: self.accounts.cached_root(),
+            account,
+            storage_root: storage_trie.map_or(EMPTY_ROOT_HASH, HashedTrie::cached_root),
+            account_proof: self
+                .accounts
+                .proof(&keccak256(address))
+                .into_iter()
+                .map(Bytes::from)
+                .collect(),
+            storage,
+        }
     }
 
     /// The state.
@@ -73,6 +144,7 @@ impl DerivedState {
 
     /// Applies a block's diff and records its hash; returns the new state root.
     pub(crate) fn apply(&mut self, diff: &StateDiff, number: u64, hash: B256) -> B256 {
+        self.height = number;
         self.state.apply(diff);
         self.state.record_block_hash(number, hash);
         for (address, change) in &diff.accounts {
@@ -124,6 +196,53 @@ mod tests {
         }
     }
 
+    /// Every account's proof, and those of two of its slots (one set, one
+    /// not), verify against the reference root with alloy-trie's verifier.
+    fn check_proofs(derived: &DerivedState, reference: &MemoryState, addresses: &[Address]) {
+        use alloy_trie::{proof::verify_proof, Nibbles};
+        let root = reference.state_root();
+        for address in addresses {
+            let slots = [B256::from(U256::from(2)), B256::from(U256::from(77))];
+            let proof = derived.proof(address, &slots);
+            assert_eq!(proof.state_root, root);
+            assert_eq!(proof.block, derived.height);
+            let leaf = proof.account.as_ref().map(|info| {
+                account_leaf(&TrieAccountInput {
+                    address: *address,
+                    nonce: info.nonce,
+                    balance: info.balance,
+                    code_hash: info.code_hash,
+                    storage_root: proof.storage_root,
+                })
+            });
+            assert_eq!(proof.account.as_ref(), reference.accounts.get(address));
+            verify_proof(
+                root,
+                Nibbles::unpack(keccak256(address)),
+                leaf,
+                &proof.account_proof,
+            )
+            .unwrap_or_else(|e| panic!("{address}: {e}"));
+            for s in &proof.storage {
+                let want = reference
+                    .storage
+                    .get(address)
+                    .and_then(|m| m.get(&U256::from_be_bytes(s.slot.0)))
+                    .copied()
+                    .unwrap_or_default();
+                assert_eq!(s.value, want);
+                let leaf = (!want.is_zero()).then(|| alloy_rlp::encode(want));
+                verify_proof(
+                    proof.storage_root,
+                    Nibbles::unpack(keccak256(s.slot)),
+                    leaf,
+                    &s.proof,
+                )
+                .unwrap_or_else(|e| panic!("{address} slot {}: {e}", s.slot));
+            }
+        }
+    }
+
     #[test]
     fn roots_follow_a_full_recomputation_block_after_block() {
         let a = Address::repeat_byte(1);
@@ -135,7 +254,7 @@ mod tests {
         genesis
             .storage
             .insert(b, BTreeMap::from([(U256::from(1), U256::from(5))]));
-        let mut derived = DerivedState::new(genesis.clone());
+        let mut derived = DerivedState::new(genesis.clone(), 0);
         let mut reference = genesis;
         assert_eq!(derived.root(), reference.state_root());
         let blocks = [
@@ -165,6 +284,7 @@ mod tests {
             let root = derived.apply(&diff, n as u64 + 1, B256::ZERO);
             reference.apply(&diff);
             assert_eq!(root, reference.state_root(), "block {}", n + 1);
+            check_proofs(&derived, &reference, &[a, b, c, Address::repeat_byte(9)]);
             assert_eq!(derived.state(), &{
                 let mut r = reference.clone();
                 r.block_hashes = derived.state().block_hashes.clone();

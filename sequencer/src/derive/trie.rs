@@ -97,6 +97,99 @@ impl HashedTrie {
     }
 }
 
+impl HashedTrie {
+    /// The root hash as of the last [`Self::root`], read without rehashing.
+    pub(crate) fn cached_root(&self) -> B256 {
+        match &self.root {
+            Node::Empty => EMPTY_ROOT_HASH,
+            node => keccak256(node_rlp(node)),
+        }
+    }
+
+    /// The EIP-1186 proof of `key`: the RLP of every node on its path from
+    /// the root, down to its leaf or to where the path leaves the trie (a
+    /// proof of absence). Nodes embedded in their parent (RLP under 32
+    /// bytes) are not listed, as geth does. Call after [`Self::root`]: the
+    /// references it keeps are what the parents hold.
+    pub(crate) fn proof(&self, key: &B256) -> Vec<Vec<u8>> {
+        let path = Nibbles::unpack(key);
+        let mut out = Vec::new();
+        let mut node = &self.root;
+        let mut at = 0;
+        // The root is listed even when short: its hash is the state root.
+        let mut listed = true;
+        loop {
+            if matches!(node, Node::Empty) {
+                break;
+            }
+            if listed {
+                out.push(node_rlp(node));
+            }
+            let next = match node {
+                Node::Empty | Node::Leaf(..) => None,
+                Node::Extension(prefix, child, _) => {
+                    let rest = path.slice(at..);
+                    rest.starts_with(prefix).then(|| {
+                        at += prefix.len();
+                        &**child
+                    })
+                }
+                Node::Branch(children, _) => (at < path.len()).then(|| {
+                    let child = &children[path.get_unchecked(at) as usize];
+                    at += 1;
+                    child
+                }),
+            };
+            let Some(child) = next else { break };
+            listed = reference_of(child).len as usize == 33;
+            node = child;
+        }
+        out
+    }
+}
+
+/// A node's RLP without touching its cache (children's kept references are
+/// used where present).
+fn node_rlp(node: &Node) -> Vec<u8> {
+    let mut payload = Vec::with_capacity(600);
+    match node {
+        Node::Empty => return vec![EMPTY_STRING_CODE],
+        Node::Leaf(key, value, _) => {
+            encode_path_leaf(key, true).as_slice().encode(&mut payload);
+            value.as_slice().encode(&mut payload);
+        }
+        Node::Extension(key, child, _) => {
+            encode_path_leaf(key, false).as_slice().encode(&mut payload);
+            payload.extend_from_slice(reference_of(child).as_slice());
+        }
+        Node::Branch(children, _) => {
+            for child in children.iter() {
+                match child {
+                    Node::Empty => payload.push(EMPTY_STRING_CODE),
+                    c => payload.extend_from_slice(reference_of(c).as_slice()),
+                }
+            }
+            payload.push(EMPTY_STRING_CODE);
+        }
+    }
+    let mut out = Vec::with_capacity(payload.len() + 3);
+    Header {
+        list: true,
+        payload_length: payload.len(),
+    }
+    .encode(&mut out);
+    out.extend_from_slice(&payload);
+    out
+}
+
+/// What a parent holds for `node`: the kept reference, or one computed now.
+fn reference_of(node: &Node) -> Reference {
+    match node {
+        Node::Leaf(_, _, Some(r)) | Node::Extension(_, _, Some(r)) | Node::Branch(_, Some(r)) => *r,
+        other => Reference::of_rlp(&node_rlp(other)),
+    }
+}
+
 fn empty_children() -> Box<[Node; 16]> {
     Box::new(core::array::from_fn(|_| Node::Empty))
 }
@@ -339,6 +432,43 @@ mod tests {
         }
         assert_eq!(trie.root(), EMPTY_ROOT_HASH);
         assert_eq!(trie.len(), 0);
+    }
+
+    #[test]
+    fn proofs_of_present_and_absent_keys_verify_against_the_root() {
+        let mut rng = StdRng::seed_from_u64(11);
+        let mut trie = HashedTrie::default();
+        let mut map = BTreeMap::new();
+        for i in 0..300u64 {
+            let k = keccak256(i.to_be_bytes());
+            // Small values: some leaves are embedded in their parents.
+            let v = alloy_rlp::encode(U256::from(rng.random_range(1..1_000u64)));
+            map.insert(k, v.clone());
+            trie.set(&k, v);
+        }
+        let root = trie.root();
+        for i in 0..320u64 {
+            let k = keccak256(i.to_be_bytes());
+            let proof: Vec<alloy_primitives::Bytes> =
+                trie.proof(&k).into_iter().map(Into::into).collect();
+            let want = map.get(&k).cloned();
+            alloy_trie::proof::verify_proof(root, Nibbles::unpack(k), want.clone(), &proof)
+                .unwrap_or_else(|e| panic!("key {i}: {e}"));
+            // The same proof does not prove another value.
+            let wrong = Some(alloy_rlp::encode(U256::from(5_000u64)));
+            assert!(
+                alloy_trie::proof::verify_proof(root, Nibbles::unpack(k), wrong, &proof).is_err()
+            );
+        }
+        let mut single = HashedTrie::default();
+        let k = B256::repeat_byte(9);
+        single.set(&k, vec![0x01]);
+        let root = single.root();
+        let proof: Vec<alloy_primitives::Bytes> =
+            single.proof(&k).into_iter().map(Into::into).collect();
+        alloy_trie::proof::verify_proof(root, Nibbles::unpack(k), Some(vec![0x01]), &proof)
+            .unwrap();
+        assert!(HashedTrie::default().proof(&k).is_empty());
     }
 
     #[test]

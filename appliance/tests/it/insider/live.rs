@@ -152,7 +152,7 @@ async fn polled_filters_belong_to_their_principal_expire_and_show_only_what_it_m
     );
 }
 
-fn peers_dir() -> std::path::PathBuf {
+pub(super) fn peers_dir() -> std::path::PathBuf {
     std::env::var_os("PRIVIDIUM_PEERS")
         .map(Into::into)
         .unwrap_or_else(|| {

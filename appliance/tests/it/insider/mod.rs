@@ -255,4 +255,5 @@ fn word(v: &Value) -> U256 {
 mod evm;
 mod flood;
 mod live;
+mod proofs;
 mod views;

@@ -1,0 +1,105 @@
+//! eth_getProof (EIP-1186): an account and some of its storage slots,
+//! proven against the state root of the latest derived block, so a
+//! counterparty or auditor can check them with any Merkle-Patricia verifier
+//! and the block's `stateRoot`.
+//!
+//! Who may ask: the method is an account read (`rpc:account`), and the
+//! account must be one the caller may view (its own wallets and contracts,
+//! or everything for admins and auditors). Slot proofs show raw storage, so
+//! they also need the right to `eth_getStorageAt`.
+
+use super::{
+    access::RequestCaller,
+    eth::{account_read, to_json, view},
+    jsonrpc::RpcError,
+    params::Params,
+    RpcState,
+};
+use alloy_eips::{BlockId, BlockNumberOrTag};
+use alloy_primitives::{Address, KECCAK256_EMPTY};
+use alloy_rpc_types_eth::{EIP1186AccountProofResponse, EIP1186StorageProof};
+use alloy_serde::storage::JsonStorageKey;
+use serde_json::Value;
+
+/// Slots one request may ask about: each is a walk of the storage trie and
+/// a few hundred bytes of answer.
+pub(super) const MAX_SLOTS: usize = 1_024;
+
+/// Answers `eth_getProof(address, slots, block)`.
+pub(super) async fn get_proof(
+    state: &RpcState,
+    rc: &RequestCaller,
+    p: &Params,
+) -> Result<Value, RpcError> {
+    let address: Address = p.at_most(3)?.req(0, "address")?;
+    let keys: Vec<JsonStorageKey> = p.req(1, "storage keys")?;
+    let block: Option<BlockId> = p.opt(2, "block")?;
+    if keys.len() > MAX_SLOTS {
+        return Err(RpcError::invalid_params(format!(
+            "{} storage keys asked, at most {MAX_SLOTS} per request",
+            keys.len()
+        )));
+    }
+    account_read(state, Some(rc), &address).await?;
+    if !keys.is_empty() {
+        state
+            .access
+            .check_method(rc, "eth_getStorageAt")
+            .map_err(|mut e| {
+                e.message = format!("storage proofs show raw storage: {}", e.message);
+                e
+            })?;
+    }
+    let wanted = requested_block(state, block)?;
+    let slots: Vec<_> = keys.iter().map(JsonStorageKey::as_b256).collect();
+    let proof = state.sequencer.state_proof(&address, &slots);
+    if let Some(n) = wanted {
+        if n < proof.block {
+            return Err(RpcError::server(format!(
+                "historical state unavailable: proofs are against the latest block only (requested block {n}, latest {})",
+                proof.block
+            )));
+        }
+        if n > proof.block {
+            return Err(RpcError::server(format!(
+                "block {n} not found (latest {})",
+                proof.block
+            )));
+        }
+    }
+    // geth's answer for an account that does not exist.
+    let (balance, nonce, code_hash) = match proof.account {
+        Some(a) => (a.balance, a.nonce, a.code_hash),
+        None => (Default::default(), 0, KECCAK256_EMPTY),
+    };
+    to_json(EIP1186AccountProofResponse {
+        address,
+        balance,
+        nonce,
+        code_hash,
+        storage_hash: proof.storage_root,
+        account_proof: proof.account_proof,
+        storage_proof: keys
+            .into_iter()
+            .zip(proof.storage)
+            .map(|(key, s)| EIP1186StorageProof::new(key, s.value, s.proof))
+            .collect(),
+    })
+}
+
+/// The block a proof is asked at: `None` for the latest (and the tags that
+/// mean it on a chain without reorgs).
+fn requested_block(state: &RpcState, block: Option<BlockId>) -> Result<Option<u64>, RpcError> {
+    Ok(match block.unwrap_or_default() {
+        BlockId::Number(BlockNumberOrTag::Number(n)) => Some(n),
+        BlockId::Number(BlockNumberOrTag::Earliest) => Some(0),
+        BlockId::Number(_) => None,
+        BlockId::Hash(h) => {
+            let n = view(state)?
+                .block_number(&h.block_hash)
+                .map_err(RpcError::internal)?
+                .ok_or_else(|| RpcError::server(format!("block {} not found", h.block_hash)))?;
+            Some(n)
+        }
+    })
+}
