@@ -1,6 +1,9 @@
 //! Read side of the derived store: what the RPC answers from.
 
-use crate::codec::{self, decode_account, decode_block, decode_u64, storage_key, u64_key};
+use crate::{
+    codec::{self, decode_account, decode_block, decode_u64, storage_key, u64_key},
+    history::HistoricalState,
+};
 use alloy_consensus::{Header, ReceiptEnvelope, TxEnvelope};
 use alloy_primitives::{Address, Bytes, B256, U256};
 use state_transition::{revm::state::AccountInfo, StateError, StateReader};
@@ -127,6 +130,34 @@ impl ChainView {
             .get(Table::Storage, &storage_key(address, slot))?
             .map(|v| U256::from_be_slice(&v))
             .unwrap_or_default())
+    }
+
+    /// A kept trie node by its hash.
+    pub(crate) fn trie_node(&self, hash: &B256) -> Result<Option<Vec<u8>>, StorageError> {
+        self.snap.get(Table::TrieNodes, hash.as_slice())
+    }
+
+    /// The first block whose state is kept (reads and proofs at it and
+    /// later blocks); `None` in a store that keeps no history.
+    pub fn history_from(&self) -> Result<Option<u64>, StorageError> {
+        match self.snap.get(Table::Meta, codec::META_HISTORY_FROM)? {
+            None => Ok(None),
+            Some(b) => decode_u64(&b)
+                .map(Some)
+                .ok_or_else(|| corrupt(Table::Meta, codec::META_HISTORY_FROM, "bad height")),
+        }
+    }
+
+    /// The state after block `number`, if it is kept (at or after
+    /// [`Self::history_from`], at or before the head).
+    pub fn state_at(&self, number: u64) -> Result<Option<HistoricalState<'_>>, StorageError> {
+        let kept = self.history_from()?.is_some_and(|from| number >= from);
+        if !kept || number > self.head()? {
+            return Ok(None);
+        }
+        Ok(self
+            .state_root(number)?
+            .map(|root| HistoricalState::new(self, number, root)))
     }
 
     /// Code by hash.

@@ -9,6 +9,8 @@ use state_transition::revm::state::AccountInfo;
 
 pub(crate) const META_CHAIN_ID: &[u8] = b"chain_id";
 pub(crate) const META_DERIVED_HEIGHT: &[u8] = b"derived_height";
+/// The first block whose state the trie nodes can be walked from.
+pub(crate) const META_HISTORY_FROM: &[u8] = b"history_from";
 
 pub(crate) fn u64_key(n: u64) -> [u8; 8] {
     n.to_be_bytes()

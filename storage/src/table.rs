@@ -20,11 +20,14 @@ pub enum Table {
     Meta,
     /// Prover: batch jobs, witnesses and proofs by batch number (its own file).
     ProverJobs,
+    /// Merkle-Patricia trie node hash → node RLP, for every version of the
+    /// state kept: reads and proofs at older blocks walk it from their root.
+    TrieNodes,
 }
 
 impl Table {
     /// Every table, for creation and scans.
-    pub const ALL: [Table; 9] = [
+    pub const ALL: [Table; 10] = [
         Table::Accounts,
         Table::Storage,
         Table::Code,
@@ -34,6 +37,7 @@ impl Table {
         Table::StateRoots,
         Table::Meta,
         Table::ProverJobs,
+        Table::TrieNodes,
     ];
 
     /// Stable on-disk name.
@@ -48,6 +52,7 @@ impl Table {
             Table::StateRoots => "state_roots",
             Table::Meta => "meta",
             Table::ProverJobs => "prover_jobs",
+            Table::TrieNodes => "trie_nodes",
         }
     }
 }

@@ -8,13 +8,13 @@
 //! at the state reader rather than by watching opcodes.
 
 use super::{
-    call::{call_context, revert_error, run},
+    call::{revert_error, run, Basis},
     jsonrpc::RpcError,
 };
 use alloy_eips::eip2930::{AccessList, AccessListItem, AccessListResult};
 use alloy_primitives::{Address, Bytes, TxKind, B256, U256};
 use alloy_rpc_types_eth::TransactionRequest;
-use sequencer::{ChainView, Sequencer};
+use sequencer::Sequencer;
 use state_transition::{
     revm::{
         context::result::ExecutionResult,
@@ -34,7 +34,7 @@ const MAX_ROUNDS: usize = 8;
 
 /// Records every account and slot the EVM loads through it.
 struct Recording<'a> {
-    inner: &'a ChainView,
+    inner: &'a dyn StateReader,
     touched: RefCell<BTreeMap<Address, BTreeSet<B256>>>,
 }
 
@@ -64,9 +64,11 @@ pub(crate) fn create_access_list(
     seq: &Sequencer,
     req: &TransactionRequest,
     guard: Option<&SharedGuard>,
+    at: Option<u64>,
 ) -> Result<AccessListResult, RpcError> {
     let view = seq.view().map_err(RpcError::internal)?;
-    let ctx = call_context(seq, &view, req)?;
+    let basis = Basis::new(seq, &view, req, at)?;
+    let ctx = &basis.ctx;
     let gas = req.gas.unwrap_or(seq.chain().block_gas_limit);
     let precompiles = Precompiles::new(PrecompileSpecId::from_spec_id(seq.chain().spec));
     // Warm anyway (EIP-2929, EIP-3651): listed without slots they only cost.
@@ -80,10 +82,10 @@ pub(crate) fn create_access_list(
     for _ in 0..MAX_ROUNDS {
         request.access_list = Some(list.clone());
         let recording = Recording {
-            inner: &view,
+            inner: basis.db(),
             touched: RefCell::default(),
         };
-        let result = run(seq, &recording, &ctx, &request, gas, guard)?;
+        let result = run(seq, &recording, ctx, &request, gas, guard)?;
         let found = AccessList(
             recording
                 .touched

@@ -2,9 +2,10 @@
 //! committing anything.
 
 use super::jsonrpc::{code, RpcError};
+use super::state_reads;
 use alloy_primitives::{Bytes, TxKind, U256};
 use alloy_rpc_types_eth::TransactionRequest;
-use sequencer::{ChainView, Sequencer};
+use sequencer::{ChainView, HistoricalState, Sequencer};
 use state_transition::{
     revm::context::{
         result::{EVMError, ExecutionResult, HaltReason, InvalidTransaction},
@@ -38,30 +39,62 @@ fn call_env(req: &TransactionRequest, gas: u64, chain_id: u64) -> TxEnv {
     }
 }
 
-/// The block a call runs in: one past the derived head, read once per
-/// request (estimateGas runs many times against it).
-pub(super) fn call_context(
-    seq: &Sequencer,
-    view: &ChainView,
-    req: &TransactionRequest,
-) -> Result<BlockContext, RpcError> {
-    let head = view.head().map_err(RpcError::internal)?;
-    let block = view
-        .block(head)
-        .map_err(RpcError::internal)?
-        .ok_or_else(|| RpcError::internal(format!("head block {head} missing")))?;
-    let priced = req.gas_price.is_some() || req.max_fee_per_gas.is_some();
-    Ok(BlockContext {
-        number: head + 1,
-        timestamp: block.header.timestamp,
-        parent_hash: block.hash,
-        beneficiary: block.header.beneficiary,
-        gas_limit: seq.chain().block_gas_limit,
+/// What a simulation runs against, read once per request (estimateGas runs
+/// many times against it): the derived head, or the state after an older
+/// kept block; either way as if in the block after it.
+pub(super) struct Basis<'a> {
+    view: &'a ChainView,
+    past: Option<HistoricalState<'a>>,
+    pub(super) ctx: BlockContext,
+}
+
+impl<'a> Basis<'a> {
+    /// The basis for `req` at block `at` (`None`: the head).
+    pub(super) fn new(
+        seq: &Sequencer,
+        view: &'a ChainView,
+        req: &TransactionRequest,
+        at: Option<u64>,
+    ) -> Result<Self, RpcError> {
+        let past = at.map(|n| state_reads::past(view, n)).transpose()?;
+        let number = match &past {
+            Some(h) => h.block(),
+            None => view.head().map_err(RpcError::internal)?,
+        };
+        let block = view
+            .block(number)
+            .map_err(RpcError::internal)?
+            .ok_or_else(|| RpcError::internal(format!("block {number} missing")))?;
+        let priced = req.gas_price.is_some() || req.max_fee_per_gas.is_some();
         // An unpriced call runs at base fee zero, as geth does, so reads
         // need no balance.
-        base_fee: if priced { seq.next_base_fee() } else { 0 },
-        prevrandao: block.hash,
-    })
+        let base_fee = match (&past, priced) {
+            (_, false) => 0,
+            (None, true) => seq.next_base_fee(),
+            (Some(_), true) => seq.chain().next_base_fee(
+                block.header.gas_used,
+                block.header.base_fee_per_gas.unwrap_or_default(),
+            ),
+        };
+        let ctx = BlockContext {
+            number: number + 1,
+            timestamp: block.header.timestamp,
+            parent_hash: block.hash,
+            beneficiary: block.header.beneficiary,
+            gas_limit: seq.chain().block_gas_limit,
+            base_fee,
+            prevrandao: block.hash,
+        };
+        Ok(Self { view, past, ctx })
+    }
+
+    /// The state to run against.
+    pub(super) fn db(&self) -> &dyn StateReader {
+        match &self.past {
+            Some(h) => h,
+            None => self.view,
+        }
+    }
 }
 
 /// Runs the call against `db` (the head's view, or a reader wrapping it);
@@ -123,11 +156,12 @@ pub(crate) fn call(
     seq: &Sequencer,
     req: &TransactionRequest,
     guard: Option<&SharedGuard>,
+    at: Option<u64>,
 ) -> Result<Bytes, RpcError> {
     let view = seq.view().map_err(RpcError::internal)?;
-    let ctx = call_context(seq, &view, req)?;
+    let basis = Basis::new(seq, &view, req, at)?;
     let gas = req.gas.unwrap_or(seq.chain().block_gas_limit);
-    match run(seq, &view, &ctx, req, gas, guard)? {
+    match run(seq, basis.db(), &basis.ctx, req, gas, guard)? {
         ExecutionResult::Success { output, .. } => Ok(output.into_data()),
         ExecutionResult::Revert { output, .. } => Err(revert_error(&output)),
         ExecutionResult::Halt { reason, .. } => {
@@ -144,11 +178,13 @@ pub(crate) fn estimate_gas(
     seq: &Sequencer,
     req: &TransactionRequest,
     guard: Option<&SharedGuard>,
+    at: Option<u64>,
 ) -> Result<u64, RpcError> {
     let view = seq.view().map_err(RpcError::internal)?;
-    let ctx = call_context(seq, &view, req)?;
+    let basis = Basis::new(seq, &view, req, at)?;
+    let (db, ctx) = (basis.db(), &basis.ctx);
     let cap = req.gas.unwrap_or(seq.chain().block_gas_limit);
-    let used = match run(seq, &view, &ctx, req, cap, guard)? {
+    let used = match run(seq, db, ctx, req, cap, guard)? {
         ExecutionResult::Success { gas, .. } => gas.tx_gas_used(),
         ExecutionResult::Revert { output, .. } => return Err(revert_error(&output)),
         ExecutionResult::Halt { reason, .. } => {
@@ -159,7 +195,7 @@ pub(crate) fn estimate_gas(
     };
     // Refunds and the 63/64 rule mean `used` may not be enough as a limit.
     let succeeds = |gas: u64| -> Result<bool, RpcError> {
-        match run(seq, &view, &ctx, req, gas, guard) {
+        match run(seq, db, ctx, req, gas, guard) {
             Ok(r) => Ok(r.is_success()),
             // Too little gas for the intrinsic cost is just "not enough".
             Err(e) if e.code == code::FORBIDDEN || e.code == code::INTERNAL => Err(e),

@@ -6,12 +6,12 @@ use super::{
     jsonrpc::{code, RpcError},
     params::Params,
     private::BlockView,
-    proof, wallet, RpcState,
+    proof, state_reads, wallet, RpcState,
 };
 use crate::audit_trail::{RequestContext, REQUEST};
 use access_control::policy::{gwei_ceil, ExecMode};
 use alloy_consensus::{transaction::Recovered, Transaction as _};
-use alloy_eips::{BlockId, BlockNumberOrTag};
+use alloy_eips::BlockNumberOrTag;
 use alloy_primitives::{Address, Bytes, B256, U256, U64};
 use alloy_rpc_types_eth::{
     FeeHistory, Filter, FilterBlockOption, Log, Transaction, TransactionRequest,
@@ -42,28 +42,6 @@ pub(super) fn resolve(view: &ChainView, tag: BlockNumberOrTag) -> Result<u64, Rp
         // Blocks are final once derived: there are no reorgs on this chain.
         _ => head,
     })
-}
-
-/// Only the latest state is kept: a state read at an older block is refused
-/// rather than answered with today's values.
-fn require_latest(view: &ChainView, id: Option<BlockId>) -> Result<(), RpcError> {
-    let head = view.head().map_err(RpcError::internal)?;
-    let requested = match id.unwrap_or_default() {
-        BlockId::Number(BlockNumberOrTag::Number(n)) => n,
-        BlockId::Number(BlockNumberOrTag::Earliest) => 0,
-        BlockId::Number(_) => return Ok(()),
-        BlockId::Hash(h) => view
-            .block_number(&h.block_hash)
-            .map_err(RpcError::internal)?
-            .ok_or_else(|| RpcError::server(format!("block {} not found", h.block_hash)))?,
-    };
-    if requested >= head {
-        Ok(())
-    } else {
-        Err(RpcError::server(format!(
-            "historical state unavailable: only the latest state is kept (requested block {requested}, head {head})"
-        )))
-    }
 }
 
 pub(super) fn block_at(view: &ChainView, number: u64) -> Result<Option<StoredBlock>, RpcError> {
@@ -127,49 +105,7 @@ pub(crate) async fn dispatch(
         "eth_gasPrice" => to_json(U256::from(seq.next_base_fee())),
         "eth_maxPriorityFeePerGas" => to_json(U256::ZERO),
         "eth_feeHistory" => fee_history(state, who(rc)?, &p),
-        "eth_getBalance" => {
-            let address: Address = p.at_most(2)?.req(0, "address")?;
-            let v = view(state)?;
-            account_read(state, rc, &address).await?;
-            require_latest(&v, p.opt(1, "block")?)?;
-            let info = v.account_info(&address).map_err(RpcError::internal)?;
-            to_json(info.map(|i| i.balance).unwrap_or_default())
-        }
-        "eth_getTransactionCount" => {
-            let address: Address = p.at_most(2)?.req(0, "address")?;
-            let block: Option<BlockId> = p.opt(1, "block")?;
-            let v = view(state)?;
-            account_read(state, rc, &address).await?;
-            if block == Some(BlockId::Number(BlockNumberOrTag::Pending)) {
-                return to_json(U64::from(seq.pending_nonce(&address)));
-            }
-            require_latest(&v, block)?;
-            let info = v.account_info(&address).map_err(RpcError::internal)?;
-            to_json(U64::from(info.map(|i| i.nonce).unwrap_or_default()))
-        }
-        "eth_getCode" => {
-            let address: Address = p.at_most(2)?.req(0, "address")?;
-            let v = view(state)?;
-            account_read(state, rc, &address).await?;
-            require_latest(&v, p.opt(1, "block")?)?;
-            let code = match v.account_info(&address).map_err(RpcError::internal)? {
-                Some(info) => v
-                    .code_by_hash(&info.code_hash)
-                    .map_err(RpcError::internal)?,
-                None => None,
-            };
-            to_json(code.unwrap_or_default())
-        }
-        "eth_getStorageAt" => {
-            let address: Address = p.at_most(3)?.req(0, "address")?;
-            let slot: U256 = p.req(1, "slot")?;
-            let v = view(state)?;
-            require_latest(&v, p.opt(2, "block")?)?;
-            let value = v
-                .storage_slot(&address, &slot)
-                .map_err(RpcError::internal)?;
-            to_json(B256::from(value))
-        }
+        m if state_reads::METHODS.contains(&m) => state_reads::handle(state, rc, method, &p).await,
         "eth_call" | "eth_estimateGas" | "eth_createAccessList" => {
             let mut req: TransactionRequest = p.at_most(3)?.req(0, "transaction")?;
             if p.opt::<Value>(2, "state overrides")?.is_some() {
@@ -178,7 +114,11 @@ pub(crate) async fn dispatch(
                 ));
             }
             let v = view(state)?;
-            require_latest(&v, p.opt(1, "block")?)?;
+            let at = state_reads::requested(&v, p.opt(1, "block")?)?;
+            if let Some(n) = at {
+                // Refused before any work when that block's state is not kept.
+                state_reads::past(&v, n)?;
+            }
             let rc = who(rc)?;
             // Clients often omit `from` for reads: it then means the caller's
             // own (first) wallet, never an arbitrary address.
@@ -217,11 +157,12 @@ pub(crate) async fn dispatch(
             let ctx = RequestContext::current();
             tokio::task::spawn_blocking(move || {
                 let run = || match simulation {
-                    Simulation::Call => call::call(&seq, &req, Some(&guard)).and_then(to_json),
-                    Simulation::EstimateGas => call::estimate_gas(&seq, &req, Some(&guard))
+                    Simulation::Call => call::call(&seq, &req, Some(&guard), at).and_then(to_json),
+                    Simulation::EstimateGas => call::estimate_gas(&seq, &req, Some(&guard), at)
                         .and_then(|g| to_json(U64::from(g))),
                     Simulation::AccessList => {
-                        access_list::create_access_list(&seq, &req, Some(&guard)).and_then(to_json)
+                        access_list::create_access_list(&seq, &req, Some(&guard), at)
+                            .and_then(to_json)
                     }
                 };
                 match ctx {

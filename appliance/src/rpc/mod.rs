@@ -19,6 +19,7 @@ mod jsonrpc;
 mod params;
 mod private;
 mod proof;
+mod state_reads;
 mod wallet;
 pub mod ws;
 

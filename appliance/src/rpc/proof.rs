@@ -1,5 +1,5 @@
 //! eth_getProof (EIP-1186): an account and some of its storage slots,
-//! proven against the state root of the latest derived block, so a
+//! proven against the state root of any kept block, so a
 //! counterparty or auditor can check them with any Merkle-Patricia verifier
 //! and the block's `stateRoot`.
 //!
@@ -13,7 +13,7 @@ use super::{
     eth::{account_read, to_json, view},
     jsonrpc::RpcError,
     params::Params,
-    RpcState,
+    state_reads, RpcState,
 };
 use alloy_eips::{BlockId, BlockNumberOrTag};
 use alloy_primitives::{Address, KECCAK256_EMPTY};
@@ -52,15 +52,16 @@ pub(super) async fn get_proof(
     }
     let wanted = requested_block(state, block)?;
     let slots: Vec<_> = keys.iter().map(JsonStorageKey::as_b256).collect();
-    let proof = state.sequencer.state_proof(&address, &slots);
+    // The latest block from the derive stage's tries in memory; an older
+    // one by walking the nodes kept for it.
+    let mut proof = state.sequencer.state_proof(&address, &slots);
     if let Some(n) = wanted {
         if n < proof.block {
-            return Err(RpcError::server(format!(
-                "historical state unavailable: proofs are against the latest block only (requested block {n}, latest {})",
-                proof.block
-            )));
-        }
-        if n > proof.block {
+            let v = view(state)?;
+            proof = state_reads::past(&v, n)?
+                .proof(&address, &slots)
+                .map_err(RpcError::internal)?;
+        } else if n > proof.block {
             return Err(RpcError::server(format!(
                 "block {n} not found (latest {})",
                 proof.block

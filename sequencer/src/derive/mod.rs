@@ -28,6 +28,7 @@ use state::DerivedState;
 use state_transition::{BlockOutcome, ChainSpec, MemoryState, StateDiff};
 use std::sync::Arc;
 use storage::{KvStore, Table, WriteBatch};
+use trie::NewNodes;
 
 /// The derive stage's state and tries, shared with readers that need
 /// proofs against the latest derived root.
@@ -64,9 +65,22 @@ impl Deriver {
         let view = ChainView::new(store.snapshot()?);
         let height = view.head()?;
         let state = load_state(store.as_ref(), &view, height)?;
+        let mut nodes = NewNodes::new();
+        let mut derived = DerivedState::new(state, height, &mut nodes);
+        let root = derived.root();
+        let kept = view.history_from()?.is_some()
+            && (root == EMPTY_ROOT_HASH || store.get(Table::TrieNodes, root.as_slice())?.is_some());
+        if !kept {
+            // A store from before history was kept: it starts here.
+            let mut batch = WriteBatch::new();
+            put_nodes(&mut batch, nodes);
+            batch.put(Table::Meta, codec::META_HISTORY_FROM, u64_key(height));
+            store.write(batch, true)?;
+            tracing::info!(from = height, "state history starts");
+        }
         Ok(Self {
             store,
-            roots: Arc::new(RwLock::new(DerivedState::new(state, height))),
+            roots: Arc::new(RwLock::new(derived)),
             height,
             durable_every: durable_every.max(1),
         })
@@ -97,10 +111,12 @@ impl Deriver {
         let number = outcome.context.number;
         let mut batch = WriteBatch::new();
         write_diff(&mut batch, &outcome.diff);
+        let mut nodes = NewNodes::new();
         let root = self
             .roots
             .write()
-            .apply(&outcome.diff, number, outcome.header.hash);
+            .apply(&outcome.diff, number, outcome.header.hash, &mut nodes);
+        put_nodes(&mut batch, nodes);
         let block = StoredBlock {
             header: outcome.header.header.clone(),
             hash: outcome.header.hash,
@@ -136,6 +152,15 @@ impl Deriver {
     pub(crate) fn flush(&self) -> Result<()> {
         self.store.write(WriteBatch::new(), true)?;
         Ok(())
+    }
+}
+
+/// The trie nodes a block added: with those of every block before it, the
+/// state at each of them can be walked from its root (reads and proofs at
+/// older blocks). Keyed by hash, so a node shared by versions is stored once.
+fn put_nodes(batch: &mut WriteBatch, nodes: NewNodes) {
+    for (hash, rlp) in nodes {
+        batch.put(Table::TrieNodes, hash.as_slice(), rlp);
     }
 }
 

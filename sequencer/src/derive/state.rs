@@ -1,7 +1,7 @@
 //! The derive stage's copy of the chain state, with its state root kept
 //! incrementally (see [`super::trie`]).
 
-use super::trie::HashedTrie;
+use super::trie::{HashedTrie, NewNodes};
 use alloy_primitives::{keccak256, map::AddressMap, Address, Bytes, B256, U256};
 use alloy_trie::EMPTY_ROOT_HASH;
 use state_transition::{
@@ -54,8 +54,9 @@ fn slot_leaf(value: &U256) -> Vec<u8> {
 }
 
 impl DerivedState {
-    /// Builds every trie of `state` (the state after block `height`) once.
-    pub(crate) fn new(state: MemoryState, height: u64) -> Self {
+    /// Builds every trie of `state` (the state after block `height`) once;
+    /// every node of them goes to `sink`.
+    pub(crate) fn new(state: MemoryState, height: u64, sink: &mut NewNodes) -> Self {
         let mut storage = AddressMap::default();
         for (address, slots) in &state.storage {
             let mut trie = HashedTrie::default();
@@ -72,10 +73,10 @@ impl DerivedState {
         };
         let addresses: Vec<Address> = me.state.accounts.keys().copied().collect();
         for address in addresses {
-            me.update_account(&address);
+            me.update_account(&address, sink);
         }
         // Proofs read the references this computes.
-        me.root();
+        me.accounts.root_into(sink);
         me
     }
 
@@ -121,7 +122,7 @@ impl DerivedState {
     }
 
     /// Re-derives `address`'s leaf (and storage root) from the state.
-    fn update_account(&mut self, address: &Address) {
+    fn update_account(&mut self, address: &Address, sink: &mut NewNodes) {
         let key = keccak256(address);
         let Some(info) = self.state.accounts.get(address) else {
             self.storage.remove(address);
@@ -131,7 +132,7 @@ impl DerivedState {
         let storage_root = self
             .storage
             .get_mut(address)
-            .map_or(EMPTY_ROOT_HASH, HashedTrie::root);
+            .map_or(EMPTY_ROOT_HASH, |t| t.root_into(sink));
         let leaf = account_leaf(&TrieAccountInput {
             address: *address,
             nonce: info.nonce,
@@ -142,8 +143,15 @@ impl DerivedState {
         self.accounts.set(&key, leaf);
     }
 
-    /// Applies a block's diff and records its hash; returns the new state root.
-    pub(crate) fn apply(&mut self, diff: &StateDiff, number: u64, hash: B256) -> B256 {
+    /// Applies a block's diff and records its hash; returns the new state
+    /// root. The nodes this block's tries gained go to `sink`.
+    pub(crate) fn apply(
+        &mut self,
+        diff: &StateDiff,
+        number: u64,
+        hash: B256,
+        sink: &mut NewNodes,
+    ) -> B256 {
         self.height = number;
         self.state.apply(diff);
         self.state.record_block_hash(number, hash);
@@ -160,9 +168,9 @@ impl DerivedState {
                     self.storage.remove(address);
                 }
             }
-            self.update_account(address);
+            self.update_account(address, sink);
         }
-        self.root()
+        self.accounts.root_into(sink)
     }
 
     /// State root of the current state.
@@ -174,9 +182,14 @@ impl DerivedState {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::{
+        codec::{self, u64_key},
+        ChainView,
+    };
     use alloy_primitives::U256;
     use state_transition::{revm::state::AccountInfo, AccountChange};
     use std::collections::BTreeMap;
+    use storage::{KvStore, MemoryStore, Table, WriteBatch};
 
     fn account(balance: u64) -> Option<AccountInfo> {
         Some(AccountInfo {
@@ -196,51 +209,70 @@ mod tests {
         }
     }
 
-    /// Every account's proof, and those of two of its slots (one set, one
-    /// not), verify against the reference root with alloy-trie's verifier.
-    fn check_proofs(derived: &DerivedState, reference: &MemoryState, addresses: &[Address]) {
+    const SLOTS: [u64; 3] = [1, 2, 77];
+
+    /// `address`'s proof, and those of [`SLOTS`] (set and not), verify
+    /// against the reference's root with alloy-trie's verifier and give the
+    /// reference's values.
+    fn check_proof(proof: &StateProof, reference: &MemoryState, address: &Address) {
         use alloy_trie::{proof::verify_proof, Nibbles};
         let root = reference.state_root();
-        for address in addresses {
-            let slots = [B256::from(U256::from(2)), B256::from(U256::from(77))];
-            let proof = derived.proof(address, &slots);
-            assert_eq!(proof.state_root, root);
-            assert_eq!(proof.block, derived.height);
-            let leaf = proof.account.as_ref().map(|info| {
-                account_leaf(&TrieAccountInput {
-                    address: *address,
-                    nonce: info.nonce,
-                    balance: info.balance,
-                    code_hash: info.code_hash,
-                    storage_root: proof.storage_root,
-                })
-            });
-            assert_eq!(proof.account.as_ref(), reference.accounts.get(address));
+        assert_eq!(proof.state_root, root);
+        let leaf = proof.account.as_ref().map(|info| {
+            account_leaf(&TrieAccountInput {
+                address: *address,
+                nonce: info.nonce,
+                balance: info.balance,
+                code_hash: info.code_hash,
+                storage_root: proof.storage_root,
+            })
+        });
+        let want = reference.accounts.get(address);
+        assert_eq!(
+            proof.account.as_ref().map(|a| a.balance),
+            want.map(|a| a.balance)
+        );
+        assert_eq!(
+            proof.account.as_ref().map(|a| a.nonce),
+            want.map(|a| a.nonce)
+        );
+        verify_proof(
+            root,
+            Nibbles::unpack(keccak256(address)),
+            leaf,
+            &proof.account_proof,
+        )
+        .unwrap_or_else(|e| panic!("{address}: {e}"));
+        assert_eq!(proof.storage.len(), SLOTS.len());
+        for s in &proof.storage {
+            let want = reference
+                .storage
+                .get(address)
+                .and_then(|m| m.get(&U256::from_be_bytes(s.slot.0)))
+                .copied()
+                .unwrap_or_default();
+            assert_eq!(s.value, want);
+            let leaf = (!want.is_zero()).then(|| alloy_rlp::encode(want));
             verify_proof(
-                root,
-                Nibbles::unpack(keccak256(address)),
+                proof.storage_root,
+                Nibbles::unpack(keccak256(s.slot)),
                 leaf,
-                &proof.account_proof,
+                &s.proof,
             )
-            .unwrap_or_else(|e| panic!("{address}: {e}"));
-            for s in &proof.storage {
-                let want = reference
-                    .storage
-                    .get(address)
-                    .and_then(|m| m.get(&U256::from_be_bytes(s.slot.0)))
-                    .copied()
-                    .unwrap_or_default();
-                assert_eq!(s.value, want);
-                let leaf = (!want.is_zero()).then(|| alloy_rlp::encode(want));
-                verify_proof(
-                    proof.storage_root,
-                    Nibbles::unpack(keccak256(s.slot)),
-                    leaf,
-                    &s.proof,
-                )
-                .unwrap_or_else(|e| panic!("{address} slot {}: {e}", s.slot));
-            }
+            .unwrap_or_else(|e| panic!("{address} slot {}: {e}", s.slot));
         }
+    }
+
+    /// What the derive stage writes for one block, as far as history goes.
+    fn persist(store: &MemoryStore, number: u64, root: B256, nodes: NewNodes) {
+        let mut batch = WriteBatch::new();
+        super::super::put_nodes(&mut batch, nodes);
+        batch.put(Table::StateRoots, u64_key(number), root.as_slice());
+        batch.put(Table::Meta, codec::META_DERIVED_HEIGHT, u64_key(number));
+        if number == 0 {
+            batch.put(Table::Meta, codec::META_HISTORY_FROM, u64_key(0));
+        }
+        store.write(batch, true).unwrap();
     }
 
     #[test]
@@ -254,8 +286,12 @@ mod tests {
         genesis
             .storage
             .insert(b, BTreeMap::from([(U256::from(1), U256::from(5))]));
-        let mut derived = DerivedState::new(genesis.clone(), 0);
+        let store = MemoryStore::new();
+        let mut nodes = NewNodes::new();
+        let mut derived = DerivedState::new(genesis.clone(), 0, &mut nodes);
+        persist(&store, 0, derived.root(), nodes);
         let mut reference = genesis;
+        let mut kept = vec![reference.clone()];
         assert_eq!(derived.root(), reference.state_root());
         let blocks = [
             // Storage written, an account created.
@@ -281,15 +317,50 @@ mod tests {
                 accounts: accounts.into_iter().collect(),
                 codes: Default::default(),
             };
-            let root = derived.apply(&diff, n as u64 + 1, B256::ZERO);
+            let mut nodes = NewNodes::new();
+            let root = derived.apply(&diff, n as u64 + 1, B256::ZERO, &mut nodes);
+            persist(&store, n as u64 + 1, root, nodes);
             reference.apply(&diff);
+            kept.push(reference.clone());
             assert_eq!(root, reference.state_root(), "block {}", n + 1);
-            check_proofs(&derived, &reference, &[a, b, c, Address::repeat_byte(9)]);
+            for address in [a, b, c, Address::repeat_byte(9)] {
+                let proof = derived.proof(&address, &SLOTS.map(|s| B256::from(U256::from(s))));
+                assert_eq!(proof.block, n as u64 + 1);
+                check_proof(&proof, &reference, &address);
+            }
             assert_eq!(derived.state(), &{
                 let mut r = reference.clone();
                 r.block_hashes = derived.state().block_hashes.clone();
                 r
             });
         }
+        // Every block's state, read back from the kept nodes alone.
+        let view = ChainView::new(store.snapshot().unwrap());
+        for (number, state) in kept.iter().enumerate() {
+            let at = view.state_at(number as u64).unwrap().expect("kept");
+            for address in [a, b, c, Address::repeat_byte(9)] {
+                let proof = at
+                    .proof(&address, &SLOTS.map(|s| B256::from(U256::from(s))))
+                    .unwrap();
+                assert_eq!(proof.block, number as u64);
+                check_proof(&proof, state, &address);
+                let info = at.account_info(&address).unwrap();
+                assert_eq!(
+                    info.map(|i| (i.balance, i.nonce)),
+                    state.accounts.get(&address).map(|i| (i.balance, i.nonce)),
+                    "block {number} {address}"
+                );
+                for slot in SLOTS.map(U256::from) {
+                    let want = state
+                        .storage
+                        .get(&address)
+                        .and_then(|m| m.get(&slot))
+                        .copied()
+                        .unwrap_or_default();
+                    assert_eq!(at.storage_slot(&address, &slot).unwrap(), want);
+                }
+            }
+        }
+        assert!(view.state_at(kept.len() as u64).unwrap().is_none());
     }
 }

@@ -56,6 +56,15 @@ enum Node {
     Branch(Box<[Node; 16]>, Option<Reference>),
 }
 
+/// Nodes by hash, as [`HashedTrie::root_into`] hands them out.
+pub(crate) type NewNodes = Vec<(B256, Vec<u8>)>;
+
+/// Reusable encoding buffers (one per depth) and where new nodes go.
+struct Scratch<'a> {
+    bufs: Vec<Vec<u8>>,
+    sink: Option<&'a mut NewNodes>,
+}
+
 /// A trie over 32-byte (hashed) keys holding every leaf.
 #[derive(Debug, Clone, Default)]
 pub(crate) struct HashedTrie {
@@ -84,14 +93,32 @@ impl HashedTrie {
 
     /// The root hash. Rehashes only nodes changed since the last call.
     pub(crate) fn root(&mut self) -> B256 {
-        let mut scratch = Vec::new();
+        self.root_with(None)
+    }
+
+    /// [`Self::root`], adding to `sink` every node it (re)hashed, by hash:
+    /// the nodes a store needs to walk this version of the trie, given the
+    /// nodes of the versions before it. The first call gives every node.
+    pub(crate) fn root_into(&mut self, sink: &mut NewNodes) -> B256 {
+        self.root_with(Some(sink))
+    }
+
+    fn root_with(&mut self, sink: Option<&mut NewNodes>) -> B256 {
+        let mut scratch = Scratch {
+            bufs: Vec::new(),
+            sink,
+        };
         match &mut self.root {
             Node::Empty => EMPTY_ROOT_HASH,
             node => {
                 // The root is hashed even when its RLP is short.
                 let mut buf = Vec::with_capacity(600);
                 let start = encode_node(node, &mut buf, &mut scratch, 0);
-                keccak256(&buf[start..])
+                let hash = keccak256(&buf[start..]);
+                if let Some(sink) = scratch.sink {
+                    sink.push((hash, buf[start..].to_vec()));
+                }
+                hash
             }
         }
     }
@@ -311,7 +338,7 @@ const HEADER_ROOM: usize = 3;
 fn encode_node(
     node: &mut Node,
     buf: &mut Vec<u8>,
-    scratch: &mut Vec<Vec<u8>>,
+    scratch: &mut Scratch<'_>,
     depth: usize,
 ) -> usize {
     buf.clear();
@@ -349,7 +376,7 @@ fn encode_node(
 
 /// Appends what a parent holds for `node`, computing and keeping it if the
 /// node changed since it was last asked.
-fn append_reference(node: &mut Node, out: &mut Vec<u8>, scratch: &mut Vec<Vec<u8>>, depth: usize) {
+fn append_reference(node: &mut Node, out: &mut Vec<u8>, scratch: &mut Scratch<'_>, depth: usize) {
     let cached = match node {
         Node::Empty => {
             out.push(EMPTY_STRING_CODE);
@@ -361,13 +388,16 @@ fn append_reference(node: &mut Node, out: &mut Vec<u8>, scratch: &mut Vec<Vec<u8
         out.extend_from_slice(r.as_slice());
         return;
     }
-    if scratch.len() <= depth {
-        scratch.resize_with(depth + 1, Vec::new);
+    if scratch.bufs.len() <= depth {
+        scratch.bufs.resize_with(depth + 1, Vec::new);
     }
-    let mut buf = core::mem::take(&mut scratch[depth]);
+    let mut buf = core::mem::take(&mut scratch.bufs[depth]);
     let start = encode_node(node, &mut buf, scratch, depth);
     let r = Reference::of_rlp(&buf[start..]);
-    scratch[depth] = buf;
+    if let (Some(sink), 33) = (scratch.sink.as_deref_mut(), r.len) {
+        sink.push((B256::from_slice(&r.bytes[1..]), buf[start..].to_vec()));
+    }
+    scratch.bufs[depth] = buf;
     out.extend_from_slice(r.as_slice());
     if let Node::Leaf(_, _, c) | Node::Extension(_, _, c) | Node::Branch(_, c) = node {
         *c = Some(r);

@@ -254,6 +254,7 @@ fn word(v: &Value) -> U256 {
 
 mod evm;
 mod flood;
+mod history;
 mod live;
 mod proofs;
 mod views;
