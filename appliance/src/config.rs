@@ -93,6 +93,9 @@ pub struct SequencerSection {
     pub empty_blocks: bool,
     /// Mempool capacity.
     pub mempool_capacity: usize,
+    /// Blocks whose state stays readable (and provable) behind the head;
+    /// absent: every block's. Older state is dropped in slices of an eighth.
+    pub history_keep_blocks: Option<u64>,
 }
 
 impl Default for SequencerSection {
@@ -102,6 +105,7 @@ impl Default for SequencerSection {
             max_block_txs: 5_000,
             empty_blocks: false,
             mempool_capacity: 100_000,
+            history_keep_blocks: None,
         }
     }
 }
@@ -198,6 +202,12 @@ impl Config {
         })?;
         let mut problems = Vec::new();
         let s = &config.sequencer;
+        if s.history_keep_blocks == Some(0) {
+            problems.push(
+                "sequencer.history_keep_blocks = 0: keep at least one block (omit it to keep all)"
+                    .to_string(),
+            );
+        }
         if !(10..=2000).contains(&s.block_time_ms) {
             problems.push(format!(
                 "sequencer.block_time_ms = {}: must be within 10..=2000",

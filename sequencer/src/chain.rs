@@ -132,9 +132,37 @@ impl ChainView {
             .unwrap_or_default())
     }
 
-    /// A kept trie node by its hash.
+    /// A kept trie node by its hash: its RLP.
     pub(crate) fn trie_node(&self, hash: &B256) -> Result<Option<Vec<u8>>, StorageError> {
-        self.snap.get(Table::TrieNodes, hash.as_slice())
+        Ok(self.trie_node_written(hash)?.map(|(_, rlp)| rlp))
+    }
+
+    /// A kept trie node by its hash: the last block that wrote it, its RLP.
+    pub(crate) fn trie_node_written(
+        &self,
+        hash: &B256,
+    ) -> Result<Option<(u64, Vec<u8>)>, StorageError> {
+        let Some(mut raw) = self.snap.get(Table::TrieNodes, hash.as_slice())? else {
+            return Ok(None);
+        };
+        if raw.len() < 9 {
+            return Err(corrupt(Table::TrieNodes, hash.as_slice(), "short node"));
+        }
+        let block = decode_u64(&raw[..8]).expect("8 bytes");
+        raw.drain(..8);
+        Ok(Some((block, raw)))
+    }
+
+    /// The hashes of the trie nodes block `number` wrote.
+    pub(crate) fn trie_node_log(&self, number: u64) -> Result<Option<Vec<B256>>, StorageError> {
+        let key = u64_key(number);
+        let Some(raw) = self.snap.get(Table::TrieNodeLog, &key)? else {
+            return Ok(None);
+        };
+        if raw.len() % 32 != 0 {
+            return Err(corrupt(Table::TrieNodeLog, &key, "not a list of hashes"));
+        }
+        Ok(Some(raw.chunks_exact(32).map(B256::from_slice).collect()))
     }
 
     /// The first block whose state is kept (reads and proofs at it and

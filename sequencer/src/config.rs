@@ -19,6 +19,9 @@ pub struct SequencerConfig {
     pub durable_every: u64,
     /// Seals block-log records at rest (None: plaintext log).
     pub log_cipher: Option<storage::SharedCipher>,
+    /// Blocks whose state stays readable behind the head, for reads and
+    /// proofs at older blocks (`None`: every block's).
+    pub history_keep: Option<u64>,
 }
 
 impl SequencerConfig {
@@ -36,6 +39,7 @@ impl SequencerConfig {
             mempool: MempoolConfig::default(),
             durable_every: 64,
             log_cipher: None,
+            history_keep: None,
         }
     }
 }

@@ -89,6 +89,7 @@ impl Sequencer {
         let log = BlockLog::open_with(&dir.join(BLOCK_LOG_FILE), config.log_cipher.clone())?;
         let mut deriver =
             Deriver::open(store.clone(), genesis, &config.chain, config.durable_every)?;
+        deriver.keep_history(config.history_keep);
         let report = replay(&config.chain, &log, &mut deriver, |_, _| {})?;
         if let Some(from) = report.from {
             tracing::info!(

@@ -60,3 +60,125 @@ pub fn test_context(number: u64) -> BlockContext {
         prevrandao: B256::repeat_byte(0x5a),
     }
 }
+
+/// What keeping the state history costs the derive stage, measured on a
+/// token with `holders` balances and `blocks` blocks of `transfers`
+/// transfers each (two balance slots and the sender's account apiece).
+#[derive(Debug, Clone, Copy)]
+pub struct HistoryCost {
+    pub blocks: u64,
+    pub transfers_per_block: usize,
+    /// Trie nodes and their bytes (RLP + 8-byte block) written per block.
+    pub nodes_per_block: f64,
+    pub node_bytes_per_block: f64,
+    /// The node log (32 bytes a node) per block.
+    pub log_bytes_per_block: f64,
+    /// Tries updated and rooted, without keeping nodes (µs per block).
+    pub root_us_per_block: f64,
+    /// The same keeping them: collected, batched and written to `store`.
+    pub root_and_history_us_per_block: f64,
+    /// Of that, rooting while collecting and batching (the rest is the
+    /// store's write: sealing, blinding, the B-tree).
+    pub collect_us_per_block: f64,
+}
+
+pub fn history_cost(
+    store: std::sync::Arc<dyn storage::KvStore>,
+    holders: usize,
+    blocks: u64,
+    transfers: usize,
+) -> HistoryCost {
+    use crate::derive::{put_nodes, state::DerivedState, trie::NewNodes};
+    use state_transition::{revm::state::AccountInfo, AccountChange, MemoryState, StateDiff};
+    use std::time::{Duration, Instant};
+    let token = Address::repeat_byte(0xee);
+    let holder = |i: usize| Address::from_word(alloy_primitives::keccak256(i.to_be_bytes()));
+    let slot = |a: Address| U256::from_be_bytes(alloy_primitives::keccak256(a.into_word()).0);
+    let mut genesis = MemoryState::default();
+    genesis.accounts.insert(
+        token,
+        AccountInfo {
+            nonce: 1,
+            ..Default::default()
+        },
+    );
+    let balances = genesis.storage.entry(token).or_default();
+    for i in 0..holders {
+        balances.insert(slot(holder(i)), U256::from(1_000_000u64));
+        genesis.accounts.insert(
+            holder(i),
+            AccountInfo {
+                balance: U256::from(10u64).pow(U256::from(18u64)),
+                ..Default::default()
+            },
+        );
+    }
+    let mut plain = DerivedState::new(genesis.clone(), 0, &mut NewNodes::new());
+    let mut kept = DerivedState::new(genesis.clone(), 0, &mut NewNodes::new());
+    let mut state = genesis;
+    let mut seed = 1u64;
+    let mut next = || {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        seed as usize
+    };
+    let (mut plain_time, mut kept_time) = (Duration::ZERO, Duration::ZERO);
+    let mut collect_time = Duration::ZERO;
+    let (mut nodes, mut node_bytes) = (0usize, 0usize);
+    for number in 1..=blocks {
+        let mut diff = StateDiff::default();
+        for _ in 0..transfers {
+            let (from, to) = (holder(next() % holders), holder(next() % holders));
+            let storage = &state.storage[&token];
+            let (fb, tb) = (storage[&slot(from)], storage[&slot(to)]);
+            let change = diff.accounts.entry(token).or_insert_with(|| AccountChange {
+                info: state.accounts.get(&token).cloned(),
+                storage_cleared: false,
+                storage: Default::default(),
+            });
+            change
+                .storage
+                .insert(slot(from), fb.saturating_sub(U256::from(1)));
+            change.storage.insert(slot(to), tb + U256::from(1));
+            let mut sender = state.accounts[&from].clone();
+            sender.nonce += 1;
+            diff.accounts.insert(
+                from,
+                AccountChange {
+                    info: Some(sender),
+                    storage_cleared: false,
+                    storage: Default::default(),
+                },
+            );
+            state.apply(&StateDiff {
+                accounts: diff.accounts.clone(),
+                codes: Default::default(),
+            });
+        }
+        let t = Instant::now();
+        plain.apply(&diff, number, B256::ZERO, &mut NewNodes::new());
+        plain_time += t.elapsed();
+        let t = Instant::now();
+        let mut new = NewNodes::new();
+        kept.apply(&diff, number, B256::ZERO, &mut new);
+        nodes += new.len();
+        node_bytes += new.iter().map(|(_, rlp)| rlp.len() + 8).sum::<usize>();
+        let mut batch = storage::WriteBatch::new();
+        put_nodes(&mut batch, number, new);
+        collect_time += t.elapsed();
+        store.write(batch, false).expect("store write");
+        kept_time += t.elapsed();
+    }
+    let per = |x: f64| x / blocks as f64;
+    HistoryCost {
+        blocks,
+        transfers_per_block: transfers,
+        nodes_per_block: per(nodes as f64),
+        node_bytes_per_block: per(node_bytes as f64),
+        log_bytes_per_block: per(nodes as f64 * 32.0),
+        root_us_per_block: per(plain_time.as_secs_f64() * 1e6),
+        root_and_history_us_per_block: per(kept_time.as_secs_f64() * 1e6),
+        collect_us_per_block: per(collect_time.as_secs_f64() * 1e6),
+    }
+}

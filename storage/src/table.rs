@@ -20,14 +20,18 @@ pub enum Table {
     Meta,
     /// Prover: batch jobs, witnesses and proofs by batch number (its own file).
     ProverJobs,
-    /// Merkle-Patricia trie node hash → node RLP, for every version of the
-    /// state kept: reads and proofs at older blocks walk it from their root.
+    /// Merkle-Patricia trie node hash → the last block that wrote it (BE)
+    /// ‖ its RLP, for every version of the state kept: reads and proofs at
+    /// older blocks walk it from their root.
     TrieNodes,
+    /// block number (BE) → the hashes of the trie nodes it wrote: what
+    /// pruning the history looks at.
+    TrieNodeLog,
 }
 
 impl Table {
     /// Every table, for creation and scans.
-    pub const ALL: [Table; 10] = [
+    pub const ALL: [Table; 11] = [
         Table::Accounts,
         Table::Storage,
         Table::Code,
@@ -38,6 +42,7 @@ impl Table {
         Table::Meta,
         Table::ProverJobs,
         Table::TrieNodes,
+        Table::TrieNodeLog,
     ];
 
     /// Stable on-disk name.
@@ -53,6 +58,7 @@ impl Table {
             Table::Meta => "meta",
             Table::ProverJobs => "prover_jobs",
             Table::TrieNodes => "trie_nodes",
+            Table::TrieNodeLog => "trie_node_log",
         }
     }
 }

@@ -74,6 +74,9 @@ pub struct Args {
     /// (without the header); default: the shipped limits.
     #[arg(long)]
     pub rate_limits: Option<PathBuf>,
+    /// Blocks whose state stays readable behind the head (default: all).
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
+    pub history_keep_blocks: Option<u64>,
     /// Seconds a polled filter lives without a poll.
     #[arg(long, default_value_t = 300, value_parser = clap::value_parser!(u64).range(1..))]
     pub filter_idle_secs: u64,
@@ -285,6 +288,7 @@ pub async fn run(args: Args) -> Result<()> {
         })
         .collect();
     let block_time = Duration::from_millis(args.block_time_ms);
+    let history_keep = args.history_keep_blocks;
     let params = NodeParams {
         data_dir: dir.clone(),
         rpc_addr: args.rpc_addr,
@@ -314,7 +318,10 @@ pub async fn run(args: Args) -> Result<()> {
                 }
             },
         },
-        tune: Box::new(move |c| c.block_time = block_time),
+        tune: Box::new(move |c| {
+            c.block_time = block_time;
+            c.history_keep = history_keep;
+        }),
         limits: RpcLimits {
             filter_idle: Duration::from_secs(args.filter_idle_secs),
             ws_send_queue: args.ws_send_queue as usize,

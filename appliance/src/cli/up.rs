@@ -69,6 +69,7 @@ pub async fn run(args: Args) -> Result<()> {
             c.max_block_txs = s.max_block_txs;
             c.empty_blocks = s.empty_blocks;
             c.mempool.capacity = s.mempool_capacity;
+            c.history_keep = s.history_keep_blocks;
         }),
         limits: config.rpc.limits(),
         encryption: config.encryption.clone(),

@@ -283,6 +283,12 @@ async fn health(State(state): State<Arc<RpcState>>) -> Response {
         "block": head.number,
         "state_root": head.state_root,
         "pool": state.sequencer.pool_size(),
+        // The first block whose state reads and proofs can still ask for.
+        "history_from": state
+            .sequencer
+            .view()
+            .ok()
+            .and_then(|v| v.history_from().ok().flatten()),
         "filters": state.filters.len(),
         "websockets": state.sockets.len(),
         "audit": audit,

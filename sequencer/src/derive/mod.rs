@@ -6,9 +6,10 @@
 //! record: store commits are made durable only every few blocks, and after a
 //! crash the missing tail is replayed.
 
+mod prune;
 mod replay;
-mod state;
-mod trie;
+pub(crate) mod state;
+pub(crate) mod trie;
 
 pub(crate) use replay::replay;
 pub use replay::ReplayReport;
@@ -40,6 +41,10 @@ pub(crate) struct Deriver {
     roots: SharedTries,
     height: u64,
     durable_every: u64,
+    /// Blocks of state history kept behind the head (`None`: all).
+    keep: Option<u64>,
+    /// The first block whose state is kept.
+    history_from: u64,
 }
 
 impl Deriver {
@@ -68,12 +73,14 @@ impl Deriver {
         let mut nodes = NewNodes::new();
         let mut derived = DerivedState::new(state, height, &mut nodes);
         let root = derived.root();
-        let kept = view.history_from()?.is_some()
+        let mut history_from = view.history_from()?;
+        let kept = history_from.is_some()
             && (root == EMPTY_ROOT_HASH || store.get(Table::TrieNodes, root.as_slice())?.is_some());
         if !kept {
+            history_from = Some(height);
             // A store from before history was kept: it starts here.
             let mut batch = WriteBatch::new();
-            put_nodes(&mut batch, nodes);
+            put_nodes(&mut batch, height, nodes);
             batch.put(Table::Meta, codec::META_HISTORY_FROM, u64_key(height));
             store.write(batch, true)?;
             tracing::info!(from = height, "state history starts");
@@ -83,7 +90,14 @@ impl Deriver {
             roots: Arc::new(RwLock::new(derived)),
             height,
             durable_every: durable_every.max(1),
+            keep: None,
+            history_from: history_from.unwrap_or(height),
         })
+    }
+
+    /// Keeps the state of only the last `keep` blocks (`None`: all).
+    pub(crate) fn keep_history(&mut self, keep: Option<u64>) {
+        self.keep = keep;
     }
 
     /// Last derived block.
@@ -116,7 +130,7 @@ impl Deriver {
             .roots
             .write()
             .apply(&outcome.diff, number, outcome.header.hash, &mut nodes);
-        put_nodes(&mut batch, nodes);
+        put_nodes(&mut batch, number, nodes);
         let block = StoredBlock {
             header: outcome.header.header.clone(),
             hash: outcome.header.hash,
@@ -145,6 +159,19 @@ impl Deriver {
         let durable = number.is_multiple_of(self.durable_every);
         self.store.write(batch, durable)?;
         self.height = number;
+        if let Some(keep) = self.keep {
+            if number >= self.history_from.saturating_add(keep) {
+                if let Some(p) = prune::prune(self.store.as_ref(), keep, number)? {
+                    tracing::info!(
+                        from = p.from,
+                        blocks = p.blocks,
+                        nodes = p.nodes,
+                        "state history pruned"
+                    );
+                    self.history_from = p.from;
+                }
+            }
+        }
         Ok(root)
     }
 
@@ -155,13 +182,21 @@ impl Deriver {
     }
 }
 
-/// The trie nodes a block added: with those of every block before it, the
-/// state at each of them can be walked from its root (reads and proofs at
-/// older blocks). Keyed by hash, so a node shared by versions is stored once.
-fn put_nodes(batch: &mut WriteBatch, nodes: NewNodes) {
+/// The trie nodes block `number` added: with those of every block before
+/// it, the state at each of them can be walked from its root (reads and
+/// proofs at older blocks). Keyed by hash, so a node shared by versions is
+/// stored once; each carries the last block that wrote it, and each block
+/// lists what it wrote, which is what pruning needs (see `prune`).
+pub(crate) fn put_nodes(batch: &mut WriteBatch, number: u64, nodes: NewNodes) {
+    let mut log = Vec::with_capacity(nodes.len() * 32);
     for (hash, rlp) in nodes {
-        batch.put(Table::TrieNodes, hash.as_slice(), rlp);
+        let mut value = Vec::with_capacity(8 + rlp.len());
+        value.extend_from_slice(&u64_key(number));
+        value.extend_from_slice(&rlp);
+        batch.put(Table::TrieNodes, hash.as_slice(), value);
+        log.extend_from_slice(hash.as_slice());
     }
+    batch.put(Table::TrieNodeLog, u64_key(number), log);
 }
 
 fn write_diff(batch: &mut WriteBatch, diff: &StateDiff) {

@@ -225,3 +225,63 @@ async fn reads_at_older_blocks_answer_as_of_that_block_and_replay_keeps_them() {
     check(&node, &token, &asked).await;
     node.stop();
 }
+
+/// With `--history-keep-blocks`, a block older than the kept window is
+/// refused by name (and /health says where the history starts), while the
+/// window still answers.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_bounded_history_refuses_older_blocks_by_name() {
+    let t = Insider::start(&["--history-keep-blocks", "4"]).await;
+    let admin = Key {
+        token: t.admin(),
+        wallet: t.node.key(0),
+    };
+    let x = Address::repeat_byte(0x77);
+    let mut blocks = Vec::new();
+    for _ in 0..12 {
+        let sent = t
+            .send(
+                &admin.token,
+                &admin.wallet,
+                TxKind::Call(x),
+                U256::from(5),
+                Bytes::new(),
+            )
+            .await;
+        blocks.push(block_of(&t.receipt(&sent).await));
+    }
+    let head = *blocks.last().unwrap();
+    // Pruning runs in slices: the start is at most a slice behind the window.
+    let health = t.node.health().await;
+    let from = health["history_from"]
+        .as_u64()
+        .unwrap_or_else(|| panic!("{health}"));
+    assert!(
+        from > blocks[0] && from + 4 <= head,
+        "history from {from}, head {head}"
+    );
+    let old = t
+        .call(
+            &admin.token,
+            "eth_getBalance",
+            json!([x, format!("{:#x}", blocks[0])]),
+        )
+        .await;
+    assert_eq!(old["error"]["code"], json!(-32000), "{old}");
+    assert!(
+        old["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains(&format!("history starts at block {from}")),
+        "{old}"
+    );
+    let recent = t
+        .call(
+            &admin.token,
+            "eth_getBalance",
+            json!([x, format!("{:#x}", head - 2)]),
+        )
+        .await;
+    let want = 5 * blocks.iter().filter(|b| **b <= head - 2).count() as u64;
+    assert_eq!(word(&recent), U256::from(want), "{recent}");
+}
