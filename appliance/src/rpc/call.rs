@@ -15,7 +15,7 @@ use state_transition::{
 };
 
 /// Gas for calls that don't say (geth uses the block gas limit too).
-fn call_env(req: &TransactionRequest, gas: u64, chain_id: u64) -> TxEnv {
+pub(super) fn call_env(req: &TransactionRequest, gas: u64, chain_id: u64) -> TxEnv {
     let gas_price = req.gas_price.or(req.max_fee_per_gas).unwrap_or(0);
     TxEnv {
         tx_type: if req.max_fee_per_gas.is_some() {
@@ -136,7 +136,7 @@ pub(super) fn revert_error(output: &Bytes) -> RpcError {
 }
 
 /// Decodes `Error(string)` revert data.
-fn decode_revert_reason(output: &[u8]) -> Option<String> {
+pub(crate) fn decode_revert_reason(output: &[u8]) -> Option<String> {
     const ERROR_SELECTOR: [u8; 4] = [0x08, 0xc3, 0x79, 0xa0];
     let data = output.strip_prefix(&ERROR_SELECTOR)?;
     let len = U256::from_be_slice(data.get(32..64)?).to::<usize>();
@@ -144,7 +144,7 @@ fn decode_revert_reason(output: &[u8]) -> Option<String> {
     String::from_utf8(bytes.to_vec()).ok()
 }
 
-fn evm_error(e: EVMError<StateError, InvalidTransaction>) -> RpcError {
+pub(super) fn evm_error(e: EVMError<StateError, InvalidTransaction>) -> RpcError {
     match e {
         EVMError::Database(db) => RpcError::internal(db),
         other => RpcError::server(other),

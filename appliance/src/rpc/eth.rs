@@ -6,7 +6,7 @@ use super::{
     jsonrpc::{code, RpcError},
     params::Params,
     private::BlockView,
-    proof, state_reads, wallet, RpcState,
+    proof, state_reads, trace, wallet, RpcState,
 };
 use crate::audit_trail::{RequestContext, REQUEST};
 use access_control::policy::{gwei_ceil, ExecMode};
@@ -75,6 +75,35 @@ pub(super) async fn account_read(
     state.access.check_account(rc, address)
 }
 
+/// The sender a simulated transaction runs as: `from`, or when clients
+/// omit it (they often do for reads) the caller's own first wallet, never
+/// an arbitrary address; one of the caller's wallets unless it may act for
+/// others. The directory catches up first, so a contract the caller just
+/// deployed counts as theirs in the frames.
+pub(super) async fn simulation_sender(
+    state: &RpcState,
+    rc: &RequestCaller,
+    req: &mut TransactionRequest,
+) -> Result<Address, RpcError> {
+    let from = match req.from.or_else(|| rc.caller.wallets.first().copied()) {
+        Some(f) => f,
+        None => {
+            return Err(RpcError::invalid_params(
+                "`from` is required: bind a wallet first (prividium_siweChallenge)",
+            ))
+        }
+    };
+    req.from = Some(from);
+    if !rc.caller.owns(&from) && !state.access.act_for_others(rc) {
+        return Err(RpcError::forbidden(
+            format!("{from:#x} is not a wallet of {}", rc.caller.principal),
+            "wallet-binding",
+        ));
+    }
+    state.access.sync_directory(&state.sequencer).await?;
+    Ok(from)
+}
+
 /// The three ways a transaction is run without being sent.
 #[derive(Clone, Copy)]
 enum Simulation {
@@ -120,24 +149,7 @@ pub(crate) async fn dispatch(
                 state_reads::past(&v, n)?;
             }
             let rc = who(rc)?;
-            // Clients often omit `from` for reads: it then means the caller's
-            // own (first) wallet, never an arbitrary address.
-            let from = match req.from.or_else(|| rc.caller.wallets.first().copied()) {
-                Some(f) => f,
-                None => {
-                    return Err(RpcError::invalid_params(
-                        "`from` is required: bind a wallet first (prividium_siweChallenge)",
-                    ))
-                }
-            };
-            req.from = Some(from);
-            if !rc.caller.owns(&from) && !state.access.act_for_others(rc) {
-                return Err(RpcError::forbidden(
-                    format!("{from:#x} is not a wallet of {}", rc.caller.principal),
-                    "wallet-binding",
-                ));
-            }
-            state.access.sync_directory(seq).await?;
+            let from = simulation_sender(state, rc, &mut req).await?;
             let is_call = method == "eth_call";
             let simulation = match method {
                 "eth_call" => Simulation::Call,
@@ -223,6 +235,7 @@ pub(crate) async fn dispatch(
             }
         }
         "eth_getProof" => proof::get_proof(state, who(rc)?, &p).await,
+        m if trace::METHODS.contains(&m) => trace::handle(state, who(rc)?, method, &p).await,
         m if block_reads::METHODS.contains(&m) => block_reads::handle(state, who(rc)?, method, &p),
         m if filters::METHODS.contains(&m) => filters::handle(state, who(rc)?, method, &p),
         "eth_subscribe" | "eth_unsubscribe" => Err(RpcError::new(

@@ -20,6 +20,7 @@ mod params;
 mod private;
 mod proof;
 mod state_reads;
+mod trace;
 mod wallet;
 pub mod ws;
 

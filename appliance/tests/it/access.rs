@@ -40,14 +40,14 @@ fn addr_word(a: Address) -> [u8; 32] {
 }
 
 /// ABI encoding of a dynamic `bytes`/`string` tail: length + padded data.
-fn tail(data: &[u8]) -> Vec<u8> {
+pub(crate) fn tail(data: &[u8]) -> Vec<u8> {
     let mut out = word(U256::from(data.len())).to_vec();
     out.extend_from_slice(data);
     out.resize(32 + data.len().div_ceil(32) * 32, 0);
     out
 }
 
-fn bank_token_deploy() -> Bytes {
+pub(crate) fn bank_token_deploy() -> Bytes {
     let artifact: Value =
         serde_json::from_str(include_str!("../../../contracts/out/BankToken.json")).unwrap();
     let mut code = alloy_primitives::hex::decode(artifact["bytecode"].as_str().unwrap()).unwrap();
@@ -60,7 +60,7 @@ fn bank_token_deploy() -> Bytes {
     code.into()
 }
 
-fn forwarder_deploy() -> Bytes {
+pub(crate) fn forwarder_deploy() -> Bytes {
     let artifact: Value =
         serde_json::from_str(include_str!("../../../contracts/out/Forwarder.json")).unwrap();
     alloy_primitives::hex::decode(artifact["bytecode"].as_str().unwrap())
@@ -68,7 +68,7 @@ fn forwarder_deploy() -> Bytes {
         .into()
 }
 
-fn mint_batch(to: Address, amount: u64) -> Vec<u8> {
+pub(crate) fn mint_batch(to: Address, amount: u64) -> Vec<u8> {
     let mut d = selector("mintBatch(address[],uint256)");
     d.extend(word(U256::from(0x40)));
     d.extend(word(U256::from(amount)));
@@ -77,14 +77,14 @@ fn mint_batch(to: Address, amount: u64) -> Vec<u8> {
     d
 }
 
-fn erc20_transfer(to: Address, amount: u64) -> Vec<u8> {
+pub(crate) fn erc20_transfer(to: Address, amount: u64) -> Vec<u8> {
     let mut d = selector("transfer(address,uint256)");
     d.extend(addr_word(to));
     d.extend(word(U256::from(amount)));
     d
 }
 
-fn forward(sig: &str, target: Address, inner: &[u8]) -> Bytes {
+pub(crate) fn forward(sig: &str, target: Address, inner: &[u8]) -> Bytes {
     let mut d = selector(sig);
     d.extend(addr_word(target));
     d.extend(word(U256::from(0x40)));

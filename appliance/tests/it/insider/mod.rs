@@ -257,4 +257,5 @@ mod flood;
 mod history;
 mod live;
 mod proofs;
+mod trace;
 mod views;
