@@ -1,7 +1,7 @@
 //! The front door's use of access control: the caller of one request, the
 //! policy questions it raises, and the per-request answers worth keeping.
 
-use super::jsonrpc::RpcError;
+use super::{block_reads, filters, jsonrpc::RpcError, state_reads, trace};
 use access_control::{
     directory::ContractDirectory,
     policy::{AccountFacts, Circumstances, Decision, PolicyEngine, Resource, TxFacts},
@@ -41,6 +41,7 @@ pub struct Access {
 /// The RPC action a method is decided as; `None` for methods the node does
 /// not know (they get "method not found" without a policy question).
 pub fn method_action(method: &str) -> Option<&str> {
+    // Methods outside the modules that answer families of them.
     const KNOWN: &[&str] = &[
         "eth_chainId",
         "net_version",
@@ -52,38 +53,18 @@ pub fn method_action(method: &str) -> Option<&str> {
         "eth_feeHistory",
         "eth_getBlockByNumber",
         "eth_getBlockByHash",
-        "eth_getBlockTransactionCountByNumber",
-        "eth_getBlockTransactionCountByHash",
-        "eth_getUncleCountByBlockNumber",
-        "eth_getUncleCountByBlockHash",
         "eth_accounts",
-        "eth_getBalance",
-        "eth_getTransactionCount",
-        "eth_getCode",
         "eth_getProof",
         "eth_getTransactionByHash",
         "eth_getTransactionReceipt",
-        "eth_getTransactionByBlockNumberAndIndex",
-        "eth_getTransactionByBlockHashAndIndex",
-        "eth_getBlockReceipts",
         "eth_getLogs",
-        "eth_newFilter",
-        "eth_newBlockFilter",
-        "eth_newPendingTransactionFilter",
-        "eth_getFilterChanges",
-        "eth_getFilterLogs",
-        "eth_uninstallFilter",
         "eth_subscribe",
         "eth_unsubscribe",
         "eth_call",
         "eth_estimateGas",
         "eth_createAccessList",
         "eth_sendRawTransaction",
-        "eth_getStorageAt",
         "eth_sendTransaction",
-        "debug_traceTransaction",
-        "debug_traceBlockByNumber",
-        "debug_traceCall",
         "prividium_siweChallenge",
         "prividium_bindWallet",
         "prividium_wallets",
@@ -92,7 +73,17 @@ pub fn method_action(method: &str) -> Option<&str> {
         "prividium_adminUnbindWallet",
         "prividium_reloadPolicies",
     ];
-    if let Some(known) = KNOWN.iter().find(|m| **m == method) {
+    let modules = [
+        filters::METHODS,
+        block_reads::METHODS,
+        state_reads::METHODS,
+        trace::METHODS,
+    ];
+    if let Some(known) = KNOWN
+        .iter()
+        .chain(modules.into_iter().flatten())
+        .find(|m| **m == method)
+    {
         return Some(known);
     }
     // Whole families are governed together, implemented or not, so a
