@@ -244,6 +244,18 @@ fn denied(v: &Value, rule: &str) {
     assert_eq!(v["error"]["data"]["rule"], json!(rule), "{v}");
 }
 
+/// Prints a peer script's steps; fails with its output unless it exited 0
+/// and reported no failed step.
+fn script_passed(name: &str, out: &std::process::Output) {
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    println!("{stdout}");
+    assert!(
+        out.status.success() && stdout.contains(" 0 failed"),
+        "{name} failed:\n{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
 fn word(v: &Value) -> U256 {
     v["result"]
         .as_str()
