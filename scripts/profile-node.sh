@@ -59,7 +59,7 @@ STAGES = [
     ("signer recovery", r"secp256k1|k256::|recover_signer|ecdsa"),
     ("policy (Cedar)", r"cedar_policy|PolicyEngine|policy::guard|evaluate_against"),
     ("audit writer", r"audit::writer|audit::store|AuditDb|sqlx|sqlite3|seal_batch|leaf_hash|HeadSigner"),
-    ("audit events (emitting)", r"audit_trail|AuditLog::|Reservation|read_tally|decision_fold|AuditEvent"),
+    ("audit events (emitting)", r"audit::trail|TrailSink|AuditLog::|Reservation|read_tally|decision_fold|AuditEvent"),
     ("admission execution (preflight)", r"Sequencer::preflight|BlockExecutor|revm"),
     ("mempool", r"mempool|Mempool"),
     ("decode / validate", r"decode_2718|Sequencer::validate|intrinsic_gas"),

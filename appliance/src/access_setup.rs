@@ -1,9 +1,6 @@
 //! Builds access control for a node: policies, keys, bindings, issuers, and
 //! the background upkeep that keeps them current.
 
-use crate::audit_trail::{Trail, TrailSink};
-use crate::rpc::access::Access;
-use access_control::policy::{PolicyError, ReloadReport};
 use access_control::{
     authn::{api_keys, oidc::OidcIssuer, oidc::OidcIssuerConfig},
     directory::ContractDirectory,
@@ -16,8 +13,10 @@ use access_control::{
 };
 use alloy_primitives::Address;
 use anyhow::{Context, Result};
-use audit::{action, AuditEvent, Outcome};
-use serde_json::json;
+use audit::Trail;
+use rpc::access::Access;
+use rpc::access_events::{record_rate_report, record_reload};
+use rpc::request::TrailSink;
 use std::{
     path::{Path, PathBuf},
     sync::Arc,
@@ -150,60 +149,6 @@ pub async fn open(
         trail,
         auth_seen: Default::default(),
     }))
-}
-
-/// Logs a policy reload (or its rejection) and records it in the audit
-/// trail: the one place every trigger (file change, SIGHUP, RPC) reports to.
-pub fn record_reload(
-    trail: &Trail,
-    by: Option<&access_control::Principal>,
-    trigger: &str,
-    result: &Result<ReloadReport, PolicyError>,
-) {
-    let who = by.map(|p| p.key()).unwrap_or_else(|| "system".into());
-    let (name, outcome, details) = match result {
-        Ok(r) => {
-            tracing::info!(trigger, by = %who, rules = r.rules, digest = %r.digest, changed = r.changed, "policies reloaded");
-            (
-                action::POLICIES_RELOADED,
-                Outcome::Allow,
-                json!({ "trigger": trigger, "rules": r.rules, "digest": r.digest, "changed": r.changed }),
-            )
-        }
-        Err(e) => {
-            tracing::error!(trigger, by = %who, error = %e, "policy reload rejected; previous policies stay in force");
-            (
-                action::POLICIES_REJECTED,
-                Outcome::Error,
-                json!({ "trigger": trigger, "problems": e.to_string() }),
-            )
-        }
-    };
-    let event = match by {
-        Some(p) => crate::audit_trail::by(p, name, outcome),
-        None => AuditEvent::system(name, outcome),
-    };
-    let _ = trail.record(event.resource("policies").details(details));
-}
-
-/// Records that `r.principal` was refused `r.refused` requests for its rate
-/// since the last such event (the node's lane: a flood cannot hide itself).
-pub fn record_rate_report(trail: &Trail, r: &access_control::rate::RefusalReport) {
-    let kind = if r.principal.starts_with("anonymous:") {
-        audit::ActorKind::Anonymous
-    } else {
-        crate::audit_trail::actor_kind(&r.principal)
-    };
-    let mut event = AuditEvent::new(kind, &r.principal, action::RATE_LIMITED, Outcome::Deny)
-        .organization(r.org.clone())
-        .rule("rate-limit")
-        .details(json!({ "refused": r.refused }));
-    crate::audit_trail::RequestContext::stamp_current(&mut event);
-    // Straight to the writer, whose reserve the requesters' share cannot
-    // fill: a flood cannot hide itself.
-    if let Err(e) = trail.log().record(event) {
-        tracing::error!(error = %e, principal = %r.principal, refused = r.refused, "rate-limit summary not recorded");
-    }
 }
 
 /// Once a second: pick up changed policies, keys and bindings; refresh due

@@ -32,7 +32,7 @@ pub struct Config {
     pub encryption: crate::at_rest::EncryptionSettings,
     /// Audit trail (default: SQLite in the data directory, kept forever).
     #[serde(default)]
-    pub audit: crate::audit_trail::AuditSettings,
+    pub audit: audit::trail::AuditSettings,
     /// Batching and proving (default: off).
     #[serde(default)]
     pub prover: crate::proving::ProverSettings,
@@ -146,8 +146,8 @@ pub struct RpcSection {
 
 impl RpcSection {
     /// The front door's limits this section sets.
-    pub fn limits(&self) -> crate::rpc::RpcLimits {
-        crate::rpc::RpcLimits {
+    pub fn limits(&self) -> rpc::RpcLimits {
+        rpc::RpcLimits {
             max_body_bytes: self.max_body_bytes,
             max_batch: self.max_batch,
             filter_idle: std::time::Duration::from_secs(self.filter_idle_secs),
@@ -155,7 +155,7 @@ impl RpcSection {
             max_ws_per_principal: self.max_ws_per_principal,
             max_subscriptions: self.max_subscriptions,
             ws_send_queue: self.ws_send_queue,
-            ..crate::rpc::RpcLimits::default()
+            ..rpc::RpcLimits::default()
         }
     }
 }

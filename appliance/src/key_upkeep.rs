@@ -6,10 +6,9 @@
 
 use crate::{
     at_rest::AtRest,
-    audit_trail::Trail,
     rekey::{self, Holdings, Pass},
 };
-use audit::{action, AuditEvent, Outcome};
+use audit::{action, AuditEvent, Outcome, Trail};
 use serde_json::json;
 use std::{
     sync::{

@@ -15,14 +15,11 @@ mod bench;
 mod chain_files;
 mod cli;
 mod config;
-mod decision_fold;
 mod key_upkeep;
 mod node;
 mod proving;
 mod proving_status;
-mod read_tally;
 mod rekey;
-mod rpc;
 mod settling;
 mod tls;
 

@@ -1,18 +1,18 @@
 //! Runs one appliance: sequencer + TLS JSON-RPC, until a shutdown signal.
 
 use crate::access_setup::{self, AccessParams};
-use crate::audit_trail::{self, AuditSettings};
 use crate::{
     at_rest::{self, AtRest, EncryptionSettings, UnsealError},
     chain_files::{self, STATE_FILE},
     key_upkeep, rekey,
-    rpc::{gate::Gate, router, RpcLimits, RpcState},
     tls::TlsFiles,
 };
 use anyhow::{Context, Result};
+use audit::trail::{self as audit_trail, AuditSettings};
 use audit::{action, AuditEvent, Outcome};
 use axum_server::{tls_rustls::RustlsConfig, Handle};
 use encryption::EncryptedStore;
+use rpc::{gate::Gate, router, RpcLimits, RpcState};
 use sequencer::{Sequencer, SequencerConfig};
 use serde_json::json;
 use std::{
@@ -114,7 +114,13 @@ pub async fn run(
         .await??;
     let sequencer = Arc::new(sequencer);
     tracing::info!(head = sequencer.head().number, "chain open");
-    let trail = audit_trail::open(&params.data_dir, &params.audit, cipher.clone()).await?;
+    let trail = audit_trail::open(
+        &params.data_dir,
+        &params.audit,
+        cipher.clone(),
+        rpc::request::RequestContext::stamp_current,
+    )
+    .await?;
     if let Some(a) = &at_rest {
         let details = json!({ "provider": a.provider.id() });
         trail
@@ -201,11 +207,12 @@ pub async fn run(
     let state = Arc::new(RpcState {
         sequencer: sequencer.clone(),
         access: access.clone(),
-        filters: crate::rpc::filters::Filters::new(&params.limits),
+        filters: rpc::filters::Filters::new(&params.limits),
         sockets: Default::default(),
         limits: params.limits,
-        settlement,
-        proving,
+        settlement: settlement
+            .map(|s| Arc::new(crate::settling::SettlementReport(s)) as Arc<dyn rpc::StageReport>),
+        proving: proving.map(|p| Arc::new(p) as Arc<dyn rpc::StageReport>),
     });
     gate.open(router(state));
     tracing::info!(%addr, "JSON-RPC serving (https)");

@@ -1,10 +1,11 @@
 //! Wires the prover into the node: `[prover]` settings, the chain and audit
 //! head as the prover reads them, the sealed job store and the service.
 
-use crate::audit_trail::Trail;
+use crate::audit_trail::record_batch;
 use alloy_primitives::B256;
 use anyhow::{bail, Context, Result};
 use audit::action;
+use audit::Trail;
 use prover::{
     AuditSource, BatchPolicy, ChainBlock, ChainSource, CheckpointStore, Cutter, ExportedProof,
     Exporter, JobStore, KvJobStore, PgJobStore, ProofObserver, ProverError, ProverService, Worker,
@@ -174,7 +175,7 @@ impl ProverSettings {
             if !q.starts_with("postgres://") && !q.starts_with("postgresql://") {
                 problems.push(format!(
                     "prover.queue = {}: use a postgres:// URL (or leave it out for the embedded queue)",
-                    crate::audit_trail::redact(q)
+                    audit::trail::redact(q)
                 ));
             }
         }
@@ -325,8 +326,7 @@ impl ProofObserver for ExportAudit {
             "cycles": p.cycles,
             "worker": p.worker,
         });
-        self.0
-            .record_batch(action::PROOF_EXPORTED, &p.outputs, extra);
+        record_batch(&self.0, action::PROOF_EXPORTED, &p.outputs, extra);
     }
 }
 
@@ -373,7 +373,7 @@ pub fn start(
         Some(url) => {
             let q = Arc::new(
                 PgJobStore::connect(url, chain.chain_id, cipher)
-                    .with_context(|| format!("prover queue {}", crate::audit_trail::redact(url)))?
+                    .with_context(|| format!("prover queue {}", audit::trail::redact(url)))?
                     .with_ledger(local),
             );
             (q.clone(), Some(q))
@@ -392,8 +392,8 @@ pub fn start(
         Arc::new(SequencerSource(sequencer)),
         jobs.clone(),
         Arc::new(WitnessHead(
-            dir.join(crate::audit_trail::AUDIT_DIR)
-                .join(crate::audit_trail::WITNESS_FILE),
+            dir.join(audit::trail::AUDIT_DIR)
+                .join(audit::trail::WITNESS_FILE),
         )),
         policy,
     )
@@ -425,7 +425,7 @@ pub fn start(
     tracing::info!(
         backend = %settings.backend,
         ?program_id,
-        queue = settings.queue.as_deref().map(crate::audit_trail::redact).unwrap_or_else(|| "embedded".into()),
+        queue = settings.queue.as_deref().map(audit::trail::redact).unwrap_or_else(|| "embedded".into()),
         max_blocks = settings.max_blocks,
         max_batch_cycles = settings.max_batch_cycles,
         workers = workers.len(),

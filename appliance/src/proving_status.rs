@@ -140,3 +140,10 @@ fn unix_secs() -> u64 {
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_secs())
 }
+
+impl rpc::StageReport for ProvingLag {
+    fn report(&self) -> Result<serde_json::Value, String> {
+        self.read()
+            .and_then(|r| serde_json::to_value(r).map_err(|e| e.to_string()))
+    }
+}

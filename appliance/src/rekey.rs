@@ -8,8 +8,9 @@
 //! next start. A key is retired only when every step finished under the
 //! same current key.
 
-use crate::{at_rest::AtRest, audit_trail::AUDIT_DIR, chain_files};
+use crate::{at_rest::AtRest, chain_files};
 use access_control::{store::DocDir, ACCESS_DIR};
+use audit::trail::AUDIT_DIR;
 use sequencer::Sequencer;
 use serde_json::{json, Value};
 use std::{

@@ -1,10 +1,11 @@
 //! Wires the gateway bridge into the node: `[settlement]` settings, the
 //! sealed settlement key, and the audit record of every settled batch.
 
-use crate::audit_trail::Trail;
+use crate::audit_trail::record_batch;
 use alloy_primitives::Address;
 use anyhow::{Context, Result};
 use audit::action;
+use audit::Trail;
 use gateway_bridge::{
     Bridge, BridgeConfig, EvmSettlement, Mined, ProofCheck, ProofsDir, ProvenBatch, SendPolicy,
     SettlementObserver,
@@ -112,8 +113,7 @@ impl SettlementObserver for AuditObserver {
             "settlement_tx": mined.tx_hash,
             "settlement_block": mined.block_number,
         });
-        self.0
-            .record_batch(action::SETTLEMENT_SUBMITTED, &batch.outputs, extra);
+        record_batch(&self.0, action::SETTLEMENT_SUBMITTED, &batch.outputs, extra);
     }
 }
 
@@ -159,4 +159,22 @@ pub fn start(
             max_backoff: Duration::from_secs(60),
         },
     ))
+}
+
+/// The bridge's progress as `/health` shows it: public, so no endpoint and
+/// no error text (those are in the log).
+pub struct SettlementReport(pub Arc<std::sync::Mutex<gateway_bridge::BridgeStatus>>);
+
+impl rpc::StageReport for SettlementReport {
+    fn report(&self) -> Result<serde_json::Value, String> {
+        let s = self
+            .0
+            .lock()
+            .map_err(|_| "settlement status poisoned".to_owned())?;
+        Ok(json!({
+            "settled_batch": s.settled_batch,
+            "reachable": s.reachable,
+            "failing": s.last_error.is_some(),
+        }))
+    }
 }

@@ -15,6 +15,7 @@ pub mod merkle;
 pub mod proof;
 pub mod store;
 pub mod time;
+pub mod trail;
 mod verify;
 mod writer;
 
@@ -23,6 +24,7 @@ pub use event::{action, ActorKind, AuditEvent, Outcome, StoredEvent};
 pub use head::{HeadSigner, TreeHead};
 pub use proof::{prove_consistency, prove_inclusion, ConsistencyProof, InclusionProof};
 pub use store::{AuditDb, Backend, Filter, FilterArgs, Page};
+pub use trail::{Trail, TrailError};
 pub use verify::{verify_log, Finding, VerifyReport};
 pub use writer::{read_witness, AuditLog, Reservation, WriterConfig, WriterStats};
 

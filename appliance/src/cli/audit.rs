@@ -2,8 +2,9 @@
 //! legal holds and pruning, straight against the audit database. Every
 //! command that reads the log records that it did.
 
-use crate::audit_trail::{operator, CliTrail};
+use crate::audit_trail::CliTrail;
 use anyhow::{bail, Context, Result};
+use audit::trail::operator;
 use audit::{
     action, export, head, prove_consistency, prove_inclusion, read_witness, verify_log, FilterArgs,
 };
@@ -274,7 +275,7 @@ pub async fn run(args: Args) -> Result<()> {
                 Some(k) => head::parse_public_key(&k)?,
                 None => head::load_public_key(&trail.dir)?,
             };
-            let witness = read_witness(&trail.dir.join(crate::audit_trail::WITNESS_FILE))?;
+            let witness = read_witness(&trail.dir.join(audit::trail::WITNESS_FILE))?;
             let report = verify_log(db, &key, witness.as_ref()).await?;
             writeln!(out, "{}", serde_json::to_string_pretty(&report)?)?;
             let outcome = if report.ok() {

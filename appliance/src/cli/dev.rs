@@ -1,19 +1,19 @@
 //! `prividium dev`: a complete chain with embedded defaults.
 
 use crate::at_rest::{EncryptionSettings, PassphraseSource};
-use crate::audit_trail::AuditSettings;
 use crate::proving::ProverSettings;
 use crate::{
     access_setup::AccessParams,
     chain_files::{self, ChainFile},
     node::{self, NodeParams},
-    rpc::RpcLimits,
     tls::{ensure_dev_certs, write_private},
 };
 use access_control::{authn::api_keys, authn::oidc::OidcIssuerConfig};
 use alloy_primitives::{Address, U256};
 use alloy_signer_local::PrivateKeySigner;
 use anyhow::{Context, Result};
+use audit::trail::AuditSettings;
+use rpc::RpcLimits;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 use std::{net::SocketAddr, path::PathBuf, time::Duration};

@@ -93,7 +93,7 @@ async fn worker(args: WorkerArgs) -> Result<()> {
     let (url, chain_id) = (args.queue.clone(), chain.chain_id);
     let (queue, backend) = tokio::task::spawn_blocking(move || -> Result<_> {
         let queue = PgJobStore::connect(&url, chain_id, cipher)
-            .with_context(|| format!("prover queue {}", crate::audit_trail::redact(&url)))?;
+            .with_context(|| format!("prover queue {}", audit::trail::redact(&url)))?;
         tracing::info!("generating proving keys (cached per program)");
         let backend = settings
             .backend()?

@@ -1,4 +1,5 @@
-//! The RPC front door: Ethereum JSON-RPC over HTTPS.
+//! The RPC front door: Ethereum JSON-RPC over HTTPS and WebSocket (the
+//! binary owns the TLS listener and hands it [`router`]).
 //!
 //! Request flow: body read under a size limit → JSON-RPC parse → bearer
 //! authentication (a tiny public set needs none) → method dispatch against
@@ -6,6 +7,7 @@
 //! status; nothing a client sends can panic the server.
 
 pub mod access;
+pub mod access_events;
 mod access_list;
 mod audit_api;
 mod auth_seen;
@@ -15,16 +17,17 @@ mod convert;
 mod eth;
 pub mod filters;
 pub mod gate;
+mod health;
 mod jsonrpc;
 mod params;
 mod private;
 mod proof;
+pub mod request;
 mod state_reads;
 mod trace;
 mod wallet;
 pub mod ws;
 
-use crate::audit_trail::{self, RequestContext, REQUEST};
 use access::{method_action, Access, RequestCaller};
 use audit::{action, ActorKind, AuditEvent, Outcome};
 use axum::{
@@ -35,7 +38,9 @@ use axum::{
     routing::{get, post},
     Json, Router,
 };
+pub use health::StageReport;
 use jsonrpc::{code, parse_body, Body as RpcBody, Call, RpcError};
+use request::{RequestContext, REQUEST};
 use sequencer::Sequencer;
 use serde_json::{json, Value};
 use std::{net::SocketAddr, sync::Arc};
@@ -88,10 +93,10 @@ pub struct RpcState {
     pub access: Arc<Access>,
     /// Limits.
     pub limits: RpcLimits,
-    /// The settlement bridge's status, when settling.
-    pub settlement: Option<Arc<std::sync::Mutex<gateway_bridge::BridgeStatus>>>,
+    /// The settlement bridge's progress, when settling.
+    pub settlement: Option<Arc<dyn StageReport>>,
     /// How far proving is behind, when the node proves.
-    pub proving: Option<crate::proving_status::ProvingLag>,
+    pub proving: Option<Arc<dyn StageReport>>,
     /// Installed polled filters.
     pub filters: filters::Filters,
     /// Open WebSocket connections.
@@ -112,7 +117,7 @@ const PUBLIC_METHODS: [&str; 4] = [
 pub fn router(state: Arc<RpcState>) -> Router {
     Router::new()
         .route("/", post(handle_rpc).get(ws::upgrade))
-        .route("/health", get(health))
+        .route("/health", get(health::health))
         .merge(audit_api::routes())
         .with_state(state)
 }
@@ -171,7 +176,7 @@ pub(crate) async fn authenticate(
             // each (one summary per principal per interval), no work.
             if let Err((refusal, report)) = state.access.rate.admit(&p, calls) {
                 if let Some(r) = report {
-                    crate::access_setup::record_rate_report(trail, &r);
+                    crate::access_events::record_rate_report(trail, &r);
                 }
                 return Err(AuthFailure::Limited(refusal));
             }
@@ -188,7 +193,7 @@ pub(crate) async fn authenticate(
                 access_control::PrincipalKind::User => "oidc",
                 access_control::PrincipalKind::ApiKey => "api_key",
             };
-            let event = audit_trail::by(&p, action::AUTH_SUCCEEDED, Outcome::Allow)
+            let event = request::by(&p, action::AUTH_SUCCEEDED, Outcome::Allow)
                 .details(json!({ "method": method }));
             match trail.record(event) {
                 Ok(()) => Ok(p),
@@ -256,61 +261,6 @@ pub(crate) fn rate_limited(id: Value, refusal: &access_control::rate::Refusal) -
         }
     }
     resp
-}
-
-async fn health(State(state): State<Arc<RpcState>>) -> Response {
-    let head = state.sequencer.head();
-    let running = state.sequencer.is_running();
-    let audit = state.access.trail.log().stats();
-    let issuers = state.access.authn.issuers();
-    let proving = match state.proving.clone() {
-        None => Value::Null,
-        Some(lag) => match tokio::task::spawn_blocking(move || lag.read()).await {
-            Ok(Ok(reading)) => json!(reading),
-            Ok(Err(e)) => {
-                tracing::warn!(error = %e, "proving lag unreadable");
-                json!({ "unreadable": true })
-            }
-            Err(_) => json!({ "unreadable": true }),
-        },
-    };
-    let status = if running && !audit.failing {
-        StatusCode::OK
-    } else {
-        StatusCode::SERVICE_UNAVAILABLE
-    };
-    let body = json!({
-        "status": if !running { "stopped" } else if audit.failing { "audit-unavailable" } else { "ok" },
-        "block": head.number,
-        "state_root": head.state_root,
-        "pool": state.sequencer.pool_size(),
-        // The first block whose state reads and proofs can still ask for.
-        "history_from": state
-            .sequencer
-            .view()
-            .ok()
-            .and_then(|v| v.history_from().ok().flatten()),
-        "filters": state.filters.len(),
-        "websockets": state.sockets.len(),
-        "audit": audit,
-        // Counts only: issuer addresses are internal. Fewer ready than
-        // configured means an IdP has not answered since start.
-        "oidc": {
-            "issuers": issuers.len(),
-            "ready": issuers.iter().filter(|i| i.ready()).count(),
-        },
-        // Public endpoint: progress only; the reason of a failure (it may
-        // name the settlement endpoint) is in the log.
-        "settlement": state.settlement.as_ref().and_then(|s| s.lock().ok()).map(|s| json!({
-            "settled_batch": s.settled_batch,
-            "reachable": s.reachable,
-            "failing": s.last_error.is_some(),
-        })),
-        // Blocks produced, cut, proven, exported and settled, and how long
-        // the oldest unproven block has waited: the proving lag.
-        "proving": proving,
-    });
-    (status, Json(body)).into_response()
 }
 
 fn rpc_response(status: StatusCode, body: Value) -> Response {

@@ -8,7 +8,7 @@ use super::{
     private::BlockView,
     proof, state_reads, trace, wallet, RpcState,
 };
-use crate::audit_trail::{RequestContext, REQUEST};
+use crate::request::{RequestContext, REQUEST};
 use access_control::policy::{gwei_ceil, ExecMode};
 use alloy_consensus::{transaction::Recovered, Transaction as _};
 use alloy_eips::BlockNumberOrTag;
@@ -460,7 +460,7 @@ async fn send_raw(
         Err(sequencer::MempoolError::Denied { rule, .. }) => (Outcome::Deny, Some(rule.clone())),
         Err(e) => (Outcome::Error, Some(e.to_string())),
     };
-    let mut event = crate::audit_trail::by(&rc.caller.principal, action::TX_SUBMITTED, outcome)
+    let mut event = crate::request::by(&rc.caller.principal, action::TX_SUBMITTED, outcome)
         .resource(format!("tx:{hash:#x}"))
         .details(json!({
             "wallet": sender,

@@ -6,14 +6,13 @@ use super::{
     Slot,
 };
 use crate::{
-    audit_trail::{self, RequestContext},
-    rpc::{
-        access::{method_action, RequestCaller},
-        answer, authenticate, in_context,
-        jsonrpc::{self, code, parse_body, Body as RpcBody, Call, RpcError},
-        params::Params,
-        rate_error, AuthFailure, RpcState, PUBLIC_METHODS,
-    },
+    access::{method_action, RequestCaller},
+    answer, authenticate, in_context,
+    jsonrpc::{self, code, parse_body, Body as RpcBody, Call, RpcError},
+    params::Params,
+    rate_error,
+    request::{self, RequestContext},
+    AuthFailure, RpcState, PUBLIC_METHODS,
 };
 use access_control::Principal;
 use alloy_primitives::U128;
@@ -229,7 +228,7 @@ impl Conn {
         if let Some(p) = &self.principal {
             if let Err((refusal, report)) = state.access.rate.admit(p, calls.len() as u64) {
                 if let Some(r) = report {
-                    crate::access_setup::record_rate_report(&state.access.trail, &r);
+                    crate::access_events::record_rate_report(&state.access.trail, &r);
                 }
                 let (err, _) = rate_error(&refusal);
                 let out: Vec<Value> = calls
@@ -363,7 +362,7 @@ impl Conn {
             .await
         {
             if let Some(p) = &self.principal {
-                let event = audit_trail::by(p, action::AUTH_FAILED, Outcome::Deny).details(json!({
+                let event = request::by(p, action::AUTH_FAILED, Outcome::Deny).details(json!({
                     "reason": why.to_string(),
                     "transport": "websocket",
                     "closed": true,

@@ -4,7 +4,7 @@
 //! and every read is itself recorded before it is answered.
 
 use super::{authenticate, in_request, AuthFailure, RpcState};
-use crate::audit_trail;
+use crate::request;
 use audit::{
     action, export, prove_consistency, prove_inclusion, AuditError, Filter, FilterArgs, Outcome,
 };
@@ -101,7 +101,7 @@ async fn admit(
             json!({ "rule": d.rule }),
         ));
     }
-    let event = audit_trail::by(&principal, what, Outcome::Allow)
+    let event = request::by(&principal, what, Outcome::Allow)
         .resource("audit-log")
         .details(details);
     state

@@ -2,7 +2,7 @@
 //! policy reload. The method-level policy check has already run.
 
 use super::{access::RequestCaller, jsonrpc::RpcError, params::Params, RpcState};
-use crate::audit_trail::by;
+use crate::request::by;
 use alloy_primitives::{Address, Bytes};
 use audit::{action, AuditEvent, Outcome};
 use serde_json::{json, Value};
@@ -94,7 +94,7 @@ pub(crate) async fn dispatch(
         }
         "prividium_reloadPolicies" => {
             let result = access.engine.reload();
-            crate::access_setup::record_reload(&access.trail, Some(principal), "rpc", &result);
+            crate::access_events::record_reload(&access.trail, Some(principal), "rpc", &result);
             match result {
                 Ok(r) => Ok(json!({ "rules": r.rules, "digest": r.digest, "changed": r.changed })),
                 Err(e) => Err(RpcError::server(e.to_string())),

@@ -87,7 +87,7 @@ impl CallTracer {
         if !result.result.is_ok() {
             frame.error = Some(error_text(result.result));
             if result.result.is_revert() {
-                frame.revert_reason = crate::rpc::call::decode_revert_reason(&result.output);
+                frame.revert_reason = crate::call::decode_revert_reason(&result.output);
             }
             // A failed creation deployed nothing.
             if frame.kind.starts_with("CREATE") {

@@ -106,7 +106,7 @@ impl Filters {
     }
 
     /// Installed filters, all principals.
-    pub fn len(&self) -> usize {
+    pub(crate) fn len(&self) -> usize {
         self.inner.lock().by_id.len()
     }
 

@@ -21,7 +21,7 @@ use super::{
     params::Params,
     state_reads, RpcState,
 };
-use crate::audit_trail::{RequestContext, REQUEST};
+use crate::request::{RequestContext, REQUEST};
 use access_control::policy::ExecMode;
 use alloy_eips::{BlockId, BlockNumberOrTag};
 use alloy_primitives::{B256, U64};

@@ -107,7 +107,7 @@ impl ReadTally {
                 Outcome::Deny
             };
             let mut event = AuditEvent::new(
-                crate::audit_trail::actor_kind(&e.principal),
+                audit::trail::actor_kind(&e.principal),
                 &e.principal,
                 action::POLICY_READS,
                 outcome,
@@ -121,7 +121,7 @@ impl ReadTally {
                 "resources": e.listed,
                 "resources_sha256": hex::encode(e.digest.finalize()),
             }));
-            crate::audit_trail::RequestContext::stamp_current(&mut event);
+            crate::request::RequestContext::stamp_current(&mut event);
             if let Err(err) = e.place.record(event) {
                 tracing::error!(error = %err, "read summary not recorded");
             }

@@ -134,14 +134,14 @@ fn record_leftover(f: Folded) {
         return;
     };
     let mut event = AuditEvent::new(
-        crate::audit_trail::actor_kind(&f.principal),
+        audit::trail::actor_kind(&f.principal),
         &f.principal,
         action::POLICY_ALLOWED,
         Outcome::Allow,
     )
     .organization(f.org)
     .details(json!({ "decisions": allowed_by(&f.decisions, f.unlisted) }));
-    crate::audit_trail::RequestContext::stamp_current(&mut event);
+    crate::request::RequestContext::stamp_current(&mut event);
     if let Err(err) = place.record(event) {
         tracing::error!(error = %err, "folded decisions not recorded");
     }

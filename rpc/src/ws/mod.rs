@@ -71,7 +71,7 @@ impl Sockets {
     }
 
     /// Open connections (all principals).
-    pub fn len(&self) -> usize {
+    pub(crate) fn len(&self) -> usize {
         self.total.load(Ordering::Acquire)
     }
 }

@@ -33,7 +33,7 @@ pub struct Access {
     /// Scans of the chain for deployments run one at a time.
     pub scan: tokio::sync::Mutex<()>,
     /// The audit trail every decision and admin change goes to.
-    pub trail: crate::audit_trail::Trail,
+    pub trail: audit::Trail,
     /// Which authentications have been recorded this minute.
     pub auth_seen: super::auth_seen::AuthSeen,
 }
@@ -132,7 +132,7 @@ impl Access {
     }
 
     /// May the caller call this method at all?
-    pub fn check_method(&self, rc: &RequestCaller, action: &str) -> Result<(), RpcError> {
+    pub(crate) fn check_method(&self, rc: &RequestCaller, action: &str) -> Result<(), RpcError> {
         let d = self.rpc(&rc.caller, action);
         if d.allowed {
             Ok(())
@@ -185,7 +185,11 @@ impl Access {
     }
 
     /// Balance / nonce / code of `address` may be shown?
-    pub fn check_account(&self, rc: &RequestCaller, address: &Address) -> Result<(), RpcError> {
+    pub(crate) fn check_account(
+        &self,
+        rc: &RequestCaller,
+        address: &Address,
+    ) -> Result<(), RpcError> {
         if self.view_all(rc) || rc.caller.owns(address) {
             return Ok(());
         }
@@ -256,7 +260,7 @@ impl Access {
 
     /// Brings the contract directory up to the derived head. The in-memory
     /// head answers the common case (nothing new) without opening a view.
-    pub async fn sync_directory(&self, seq: &Sequencer) -> Result<(), RpcError> {
+    pub(crate) async fn sync_directory(&self, seq: &Sequencer) -> Result<(), RpcError> {
         if self.directory.next_block() > seq.head().number {
             return Ok(());
         }
