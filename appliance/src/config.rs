@@ -39,6 +39,9 @@ pub struct Config {
     /// Settlement of proven batches (default: off).
     #[serde(default)]
     pub settlement: crate::settling::SettlementSettings,
+    /// The Prometheus scrape endpoint (default: on, 127.0.0.1:9464).
+    #[serde(default)]
+    pub metrics: telemetry::MetricsSettings,
 }
 
 /// `[access]`.
@@ -290,6 +293,7 @@ impl Config {
             }
         }
         problems.extend(config.audit.problems());
+        problems.extend(config.metrics.problems());
         problems.extend(config.prover.problems());
         problems.extend(config.settlement.problems(config.prover.proves()));
         if problems.is_empty() {
@@ -363,6 +367,28 @@ mod tests {
         );
         let err = Config::parse("example", example).unwrap_err();
         // Only the referenced files are missing on a build machine.
+        assert!(
+            err.problems
+                .iter()
+                .all(|p| p.contains("not found") || p.contains("access.policies_dir")),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn the_kubernetes_config_map_holds_a_valid_config() {
+        // The toml block of deploy/kubernetes/configmap.yaml, unindented.
+        let yaml = include_str!("../../deploy/kubernetes/configmap.yaml");
+        let toml: String = yaml
+            .lines()
+            .skip_while(|l| l.trim() != "prividium.toml: |")
+            .skip(1)
+            .take_while(|l| l.is_empty() || l.starts_with("    "))
+            .map(|l| format!("{}\n", l.get(4..).unwrap_or("")))
+            .collect();
+        assert!(toml.contains("[metrics]"), "{toml}");
+        let err = Config::parse("configmap", &toml).unwrap_err();
+        // Only the mounted files are missing on a build machine.
         assert!(
             err.problems
                 .iter()

@@ -17,6 +17,8 @@ mod cli;
 mod config;
 mod key_upkeep;
 mod node;
+mod node_gauges;
+mod provider_probe;
 mod proving;
 mod proving_status;
 mod rekey;

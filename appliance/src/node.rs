@@ -4,7 +4,10 @@ use crate::access_setup::{self, AccessParams};
 use crate::{
     at_rest::{self, AtRest, EncryptionSettings, UnsealError},
     chain_files::{self, STATE_FILE},
-    key_upkeep, rekey,
+    key_upkeep,
+    node_gauges::{NodeGauges, Parts},
+    provider_probe::ProviderProbe,
+    rekey,
     tls::TlsFiles,
 };
 use anyhow::{Context, Result};
@@ -50,6 +53,17 @@ pub struct NodeParams {
     pub prover: crate::proving::ProverSettings,
     /// Settling proven batches.
     pub settlement: crate::settling::SettlementSettings,
+    /// The Prometheus scrape endpoint.
+    pub metrics: telemetry::MetricsSettings,
+}
+
+/// Where a started node serves.
+#[derive(Debug, Clone, Copy)]
+pub struct Ready {
+    /// JSON-RPC (HTTPS and WebSocket).
+    pub rpc: SocketAddr,
+    /// `GET /metrics`, when on.
+    pub metrics: Option<SocketAddr>,
 }
 
 /// Starts the node; calls `on_ready` with the bound address once serving;
@@ -58,12 +72,18 @@ pub struct NodeParams {
 /// The HTTPS listener comes up first: while the key provider is unreachable
 /// the appliance stays sealed (503 everywhere, `/health` says so) and keeps
 /// retrying; nothing is opened before the keys are.
-pub async fn run(
-    params: NodeParams,
-    on_ready: impl FnOnce(SocketAddr) -> Result<()>,
-) -> Result<()> {
+pub async fn run(params: NodeParams, on_ready: impl FnOnce(Ready) -> Result<()>) -> Result<()> {
     let chain_file = chain_files::load_chain(&params.data_dir)?;
     at_rest::prepare(&params.data_dir, &params.encryption)?;
+    // Up before the keys, like the RPC listener: a sealed node shows as
+    // sealed to its monitoring rather than as gone.
+    let gauges = Arc::new(NodeGauges::default());
+    let metrics = telemetry::serve(
+        telemetry::Metrics::install()?,
+        &params.metrics,
+        vec![gauges.clone() as Arc<dyn telemetry::Sampler>],
+    )
+    .await?;
     let tls = RustlsConfig::from_pem_file(&params.tls.cert, &params.tls.key)
         .await
         .with_context(|| format!("loading TLS certificate {}", params.tls.cert.display()))?;
@@ -180,6 +200,13 @@ pub async fn run(
     let lag_log = proving
         .clone()
         .map(|lag| lag.spawn_log(Duration::from_secs(60)));
+    gauges.open(Parts {
+        sequencer: sequencer.clone(),
+        trail: trail.clone(),
+        proving: proving.clone(),
+        cipher: at_rest.as_ref().map(|a| a.cipher.clone()),
+    });
+    let provider_probe = at_rest.clone().map(ProviderProbe::spawn);
     let access = access_setup::open(
         &params.data_dir,
         sequencer.chain().chain_id,
@@ -213,10 +240,17 @@ pub async fn run(
         settlement: settlement
             .map(|s| Arc::new(crate::settling::SettlementReport(s)) as Arc<dyn rpc::StageReport>),
         proving: proving.map(|p| Arc::new(p) as Arc<dyn rpc::StageReport>),
+        checks: provider_probe
+            .into_iter()
+            .map(|p| p as Arc<dyn rpc::ReadinessCheck>)
+            .collect(),
     });
     gate.open(router(state));
     tracing::info!(%addr, "JSON-RPC serving (https)");
-    on_ready(addr)?;
+    on_ready(Ready {
+        rpc: addr,
+        metrics: metrics.as_ref().map(|(a, _)| *a),
+    })?;
 
     shutdown.await;
     tracing::info!("shutting down");
@@ -229,6 +263,9 @@ pub async fn run(
         b.stop().await;
     }
     if let Some(t) = lag_log {
+        t.abort();
+    }
+    if let Some((_, t)) = metrics {
         t.abort();
     }
     if let Some(p) = prover {

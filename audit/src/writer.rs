@@ -72,6 +72,8 @@ struct Stats {
     refused: AtomicU64,
     committed: AtomicU64,
     failing: AtomicBool,
+    /// When the commit under way started (µs since the epoch; 0: none).
+    commit_since_us: std::sync::atomic::AtomicI64,
 }
 
 /// Requesters' events waiting, in all and by actor.
@@ -147,6 +149,10 @@ pub struct WriterStats {
     pub failing: bool,
     /// Events waiting.
     pub queued: usize,
+    /// How long the commit under way has been waiting for the database
+    /// (0 when none is): a locked or hung database shows here before the
+    /// queue fills.
+    pub commit_waiting_ms: u64,
 }
 
 impl AuditLog {
@@ -254,6 +260,10 @@ impl AuditLog {
             committed: self.stats.committed.load(Ordering::Relaxed),
             failing: self.stats.failing.load(Ordering::Relaxed),
             queued: self.tx.max_capacity() - self.tx.capacity(),
+            commit_waiting_ms: match self.stats.commit_since_us.load(Ordering::Relaxed) {
+                0 => 0,
+                since => (crate::time::now_us().saturating_sub(since) / 1_000).max(0) as u64,
+            },
         }
     }
 }
@@ -316,9 +326,13 @@ async fn commit(
     stats: &Stats,
 ) -> TreeHead {
     let mut delay = Duration::from_millis(100);
+    stats
+        .commit_since_us
+        .store(crate::time::now_us(), Ordering::Relaxed);
     loop {
         match db.append(events, signer).await {
             Ok(head) => {
+                stats.commit_since_us.store(0, Ordering::Relaxed);
                 if stats.failing.swap(false, Ordering::Relaxed) {
                     tracing::info!("audit database reachable again");
                 }

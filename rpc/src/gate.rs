@@ -56,12 +56,35 @@ async fn dispatch(State(gate): State<Arc<Gate>>, req: Request) -> Response {
         };
     }
     let reason = gate.reason.read().clone();
-    if req.method() == Method::GET && req.uri().path() == "/health" {
-        return (
-            StatusCode::SERVICE_UNAVAILABLE,
-            Json(json!({ "status": "sealed", "reason": reason })),
-        )
-            .into_response();
+    if req.method() == Method::GET {
+        match req.uri().path() {
+            "/health" => {
+                return (
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    Json(json!({ "status": "sealed", "reason": reason })),
+                )
+                    .into_response()
+            }
+            // Waiting for keys is not wedged: restarting would not help.
+            "/livez" => {
+                return (
+                    StatusCode::OK,
+                    Json(json!({ "status": "live", "sealed": true })),
+                )
+                    .into_response()
+            }
+            "/readyz" => {
+                return (
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    Json(json!({
+                        "status": "not-ready",
+                        "failing": [{ "component": "keys", "reason": format!("sealed: {reason}") }],
+                    })),
+                )
+                    .into_response()
+            }
+            _ => {}
+        }
     }
     (
         StatusCode::SERVICE_UNAVAILABLE,

@@ -21,6 +21,7 @@ mod health;
 mod jsonrpc;
 mod params;
 mod private;
+mod probes;
 mod proof;
 pub mod request;
 mod state_reads;
@@ -40,6 +41,7 @@ use axum::{
 };
 pub use health::StageReport;
 use jsonrpc::{code, parse_body, Body as RpcBody, Call, RpcError};
+pub use probes::ReadinessCheck;
 use request::{RequestContext, REQUEST};
 use sequencer::Sequencer;
 use serde_json::{json, Value};
@@ -97,6 +99,8 @@ pub struct RpcState {
     pub settlement: Option<Arc<dyn StageReport>>,
     /// How far proving is behind, when the node proves.
     pub proving: Option<Arc<dyn StageReport>>,
+    /// What else `/readyz` asks (the key provider).
+    pub checks: Vec<Arc<dyn ReadinessCheck>>,
     /// Installed polled filters.
     pub filters: filters::Filters,
     /// Open WebSocket connections.
@@ -118,6 +122,8 @@ pub fn router(state: Arc<RpcState>) -> Router {
     Router::new()
         .route("/", post(handle_rpc).get(ws::upgrade))
         .route("/health", get(health::health))
+        .route("/livez", get(probes::livez))
+        .route("/readyz", get(probes::readyz))
         .merge(audit_api::routes())
         .with_state(state)
 }
@@ -178,8 +184,10 @@ pub(crate) async fn authenticate(
                 if let Some(r) = report {
                     crate::access_events::record_rate_report(trail, &r);
                 }
+                metrics::counter!("prividium_auth_total", "outcome" => "rate_limited").increment(1);
                 return Err(AuthFailure::Limited(refusal));
             }
+            metrics::counter!("prividium_auth_total", "outcome" => "ok").increment(1);
             // Once per principal, address and minute (see auth_seen).
             let now = audit::time::now_us() / 1_000_000;
             if !state
@@ -209,9 +217,41 @@ pub(crate) async fn authenticate(
             )
             .details(json!({ "reason": why.to_string() }));
             let _ = trail.record(event);
+            metrics::counter!("prividium_auth_total", "outcome" => "refused").increment(1);
             Err(AuthFailure::Refused(why.to_string()))
         }
     }
+}
+
+/// Counts a call by method and outcome and times it. Unknown method names
+/// are counted as `other`, so a client cannot mint label values.
+fn record_call_metrics(
+    method: &str,
+    result: &Result<Value, RpcError>,
+    started: std::time::Instant,
+) {
+    let method = if method_action(method).is_some() {
+        method.to_owned()
+    } else {
+        "other".to_owned()
+    };
+    let outcome = match result {
+        Ok(_) => "ok",
+        Err(e) => match e.code {
+            code::FORBIDDEN => "denied",
+            code::LIMIT => "limited",
+            code::AUDIT_UNAVAILABLE => "unaudited",
+            code::PARSE | code::INVALID_REQUEST | code::METHOD_NOT_FOUND | code::INVALID_PARAMS => {
+                "invalid"
+            }
+            code::EXECUTION_REVERTED => "reverted",
+            _ => "error",
+        },
+    };
+    metrics::histogram!("prividium_rpc_request_duration_seconds", "method" => method.clone())
+        .record(started.elapsed().as_secs_f64());
+    metrics::counter!("prividium_rpc_requests_total", "method" => method, "outcome" => outcome)
+        .increment(1);
 }
 
 /// Why a request got no principal.
@@ -397,6 +437,7 @@ async fn answer(
             Some(jsonrpc::failure(id, &e))
         }
         Ok(call) => {
+            let started = std::time::Instant::now();
             let ctx = RequestContext::current();
             // A submission's allowed decisions go into its own event.
             let fold = ctx
@@ -420,6 +461,7 @@ async fn answer(
             if let Some(f) = &fold {
                 f.flush();
             }
+            record_call_metrics(&call.method, &result, started);
             let id = call.id?;
             Some(match result {
                 Ok(v) => jsonrpc::success(id, v),

@@ -62,6 +62,7 @@ pub struct Sequencer {
     stop: Arc<AtomicBool>,
     threads: Mutex<Vec<JoinHandle<Result<()>>>>,
     reseal: Arc<ResealControl>,
+    heartbeat: Arc<crate::produce::Heartbeat>,
     pending: broadcast::Sender<PendingTx>,
     tries: SharedTries,
 }
@@ -124,6 +125,7 @@ impl Sequencer {
         let stop = Arc::new(AtomicBool::new(false));
         let mempool = Arc::new(Mutex::new(Mempool::new(config.mempool.clone())));
         let reseal = Arc::new(ResealControl::default());
+        let heartbeat = Arc::new(crate::produce::Heartbeat::default());
 
         let derive_thread =
             std::thread::Builder::new()
@@ -148,6 +150,7 @@ impl Sequencer {
             stop: stop.clone(),
             beneficiary: Address::ZERO,
             reseal: reseal.clone(),
+            heartbeat: heartbeat.clone(),
         };
         let stop_on_error = stop.clone();
         let produce_thread =
@@ -170,6 +173,7 @@ impl Sequencer {
             stop,
             threads: Mutex::new(vec![produce_thread, derive_thread]),
             reseal,
+            heartbeat,
             pending: broadcast::channel(PENDING_FEED_CAPACITY).0,
             tries,
         })
@@ -195,6 +199,18 @@ impl Sequencer {
     /// True while blocks are being produced.
     pub fn is_running(&self) -> bool {
         !self.stop.load(Ordering::Relaxed)
+    }
+
+    /// How long ago the production loop last went round (it goes round at
+    /// least every few milliseconds while running, idle or not).
+    pub fn producer_heartbeat_age(&self) -> std::time::Duration {
+        self.heartbeat.age()
+    }
+
+    /// The last block produced (durable in the block log; derived a moment
+    /// later).
+    pub fn produced_number(&self) -> u64 {
+        self.hot.read().head.number
     }
 
     /// The last derived block.

@@ -77,6 +77,10 @@ pub struct Args {
     /// Blocks whose state stays readable behind the head (default: all).
     #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
     pub history_keep_blocks: Option<u64>,
+    /// Address of the Prometheus scrape endpoint (`GET /metrics`); port 0
+    /// picks a free one, written to `dev.json` as `metrics_url`.
+    #[arg(long, env = "APPLIANCE_METRICS_ADDR", default_value = "127.0.0.1:0")]
+    pub metrics_addr: std::net::SocketAddr,
     /// Seconds a polled filter lives without a poll.
     #[arg(long, default_value_t = 300, value_parser = clap::value_parser!(u64).range(1..))]
     pub filter_idle_secs: u64,
@@ -177,6 +181,9 @@ struct DevAccount {
 #[derive(Debug, Serialize, Deserialize)]
 struct DevFile {
     rpc_url: String,
+    /// The Prometheus scrape endpoint (plain HTTP on loopback in dev).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    metrics_url: Option<String>,
     chain_id: u64,
     api_key: String,
     ca_cert: PathBuf,
@@ -235,6 +242,7 @@ fn init(dir: &std::path::Path) -> Result<DevFile> {
     std::fs::write(dir.join(ADMIN_HASH_FILE), &record.sha256)?;
     let dev = DevFile {
         rpc_url: String::new(),
+        metrics_url: None,
         chain_id: DEV_CHAIN_ID,
         api_key,
         ca_cert: PathBuf::new(),
@@ -351,14 +359,19 @@ pub async fn run(args: Args) -> Result<()> {
             poll_ms: 500,
             ..Default::default()
         },
+        metrics: telemetry::MetricsSettings {
+            addr: args.metrics_addr,
+            ..Default::default()
+        },
     };
     let mut problems = params.prover.problems();
     problems.extend(params.settlement.problems(params.prover.proves()));
     if !problems.is_empty() {
         anyhow::bail!("{}", problems.join("; "));
     }
-    node::run(params, move |addr| {
-        dev.rpc_url = format!("https://{addr}");
+    node::run(params, move |ready| {
+        dev.rpc_url = format!("https://{}", ready.rpc);
+        dev.metrics_url = ready.metrics.map(|a| format!("http://{a}/metrics"));
         // Written only once serving, so tools can poll for the file.
         let tmp = dir.join("dev.json.tmp");
         write_private(&tmp, serde_json::to_string_pretty(&dev)?.as_bytes())?;

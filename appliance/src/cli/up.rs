@@ -76,6 +76,7 @@ pub async fn run(args: Args) -> Result<()> {
         audit: config.audit.clone(),
         prover: config.prover.clone(),
         settlement: config.settlement.clone(),
+        metrics: config.metrics.clone(),
     };
     node::run(params, |_| Ok(())).await
 }

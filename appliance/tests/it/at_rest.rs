@@ -369,6 +369,24 @@ async fn data_key_rotation_while_running_keeps_everything_readable() {
     );
 }
 
+async fn probe(http: &reqwest::Client, base: &str, path: &str) -> (u16, Value) {
+    let r = http.get(format!("{base}/{path}")).send().await.unwrap();
+    (r.status().as_u16(), r.json().await.unwrap())
+}
+
+/// Polls `/readyz` until it answers `status` (30 s at most); its body.
+async fn probe_until(http: &reqwest::Client, base: &str, status: u16) -> Value {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let (s, body) = probe(http, base, "readyz").await;
+        if s == status {
+            return body;
+        }
+        assert!(Instant::now() < deadline, "/readyz stayed {s}: {body}");
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+}
+
 #[tokio::test]
 async fn stays_sealed_until_the_key_provider_answers() {
     if bao::bao_bin().is_none() {
@@ -408,6 +426,12 @@ async fn stays_sealed_until_the_key_provider_answers() {
     };
     assert_eq!(health.0, 503);
     assert_eq!(health.1["status"], "sealed");
+    // Waiting for keys is alive (no restart) but not ready, and says why.
+    let (live, _) = probe(&http, &base, "livez").await;
+    assert_eq!(live, 200);
+    let (ready, body) = probe(&http, &base, "readyz").await;
+    assert_eq!(ready, 503, "{body}");
+    assert_eq!(body["failing"][0]["component"], "keys", "{body}");
     let resp = http
         .post(&base)
         .header("Content-Type", "application/json")
@@ -424,7 +448,7 @@ async fn stays_sealed_until_the_key_provider_answers() {
     );
 
     // The KMS comes up: the node unseals by itself and serves.
-    let _bao = bao::Bao::dev_on(bao_port);
+    let kms = bao::Bao::dev_on(bao_port);
     let deadline = Instant::now() + Duration::from_secs(40);
     while !dir.path().join("dev.json").exists() {
         assert!(Instant::now() < deadline, "node did not unseal");
@@ -433,6 +457,27 @@ async fn stays_sealed_until_the_key_provider_answers() {
     }
     let r = http.get(format!("{base}/health")).send().await.unwrap();
     assert_eq!(r.status().as_u16(), 200);
+    assert_eq!(probe(&http, &base, "readyz").await.0, 200);
+
+    // The KMS hangs: the node keeps serving on the keys in memory, but is
+    // no longer ready and names the key provider; it recovers by itself.
+    kms.freeze(true);
+    let body = probe_until(&http, &base, 503).await;
+    assert_eq!(body["failing"][0]["component"], "key-provider", "{body}");
+    assert!(
+        !body.to_string().contains(&bao_port.to_string()),
+        "the public probe names no address: {body}"
+    );
+    let served = http
+        .post(&base)
+        .header("Content-Type", "application/json")
+        .body(r#"{"jsonrpc":"2.0","id":1,"method":"eth_chainId","params":[]}"#)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(served.status().as_u16(), 200);
+    kms.freeze(false);
+    probe_until(&http, &base, 200).await;
     let keyring: Value =
         serde_json::from_slice(&std::fs::read(dir.path().join("keys/keyring.json")).unwrap())
             .unwrap();

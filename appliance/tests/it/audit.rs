@@ -243,6 +243,26 @@ async fn balance(n: &Node) -> (u16, Value) {
     n.post_raw(body.to_string()).await
 }
 
+/// Polls `/readyz` until it answers `status` (30 s at most); its body.
+async fn readyz_until(node: &Node, status: u16) -> Value {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let r = node
+            .http
+            .get(format!("{}/readyz", node.url()))
+            .send()
+            .await
+            .unwrap();
+        let s = r.status().as_u16();
+        let body: Value = r.json().await.unwrap();
+        if s == status {
+            return body;
+        }
+        assert!(Instant::now() < deadline, "/readyz stayed {s}: {body}");
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+}
+
 #[tokio::test]
 async fn a_stalled_audit_database_refuses_requests_and_loses_nothing() {
     let pg = PgDatabase::create("prividium_e2e").await;
@@ -277,6 +297,17 @@ async fn a_stalled_audit_database_refuses_requests_and_loses_nothing() {
     assert_eq!(body["error"]["code"], -32011, "{body}");
     let health = node.health().await;
     assert!(health["audit"]["refused"].as_u64().unwrap() > 0, "{health}");
+    // The orchestrator hears it too: not ready, naming the audit trail,
+    // while still live (a restart would not help).
+    let body = readyz_until(&node, 503).await;
+    assert_eq!(body["failing"][0]["component"], "audit", "{body}");
+    let live = node
+        .http
+        .get(format!("{}/livez", node.url()))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(live.status().as_u16(), 200);
 
     // The database comes back: service resumes and every accepted event is
     // in the log, verifiable.
@@ -286,6 +317,7 @@ async fn a_stalled_audit_database_refuses_requests_and_loses_nothing() {
         assert!(Instant::now() < deadline, "did not recover");
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
+    readyz_until(&node, 200).await;
     node.stop();
     let out = cli(&["audit", "verify"], dir.path());
     assert!(

@@ -12,6 +12,7 @@ mod common;
 mod crash;
 mod idp;
 mod insider;
+mod ops;
 mod prover_cli;
 mod roles;
 mod settlement;

@@ -224,6 +224,15 @@ disable_mlock = true
         self.wait_for(0);
     }
 
+    /// Freezes (SIGSTOP) or thaws (SIGCONT) the server: unreachable
+    /// without losing its in-memory state, as a hung KMS would be.
+    pub fn freeze(&self, frozen: bool) {
+        let pid = self.child.as_ref().expect("running").id().to_string();
+        let sig = if frozen { "-STOP" } else { "-CONT" };
+        let ok = Command::new("kill").args([sig, &pid]).status().unwrap();
+        assert!(ok.success(), "kill {sig} {pid}");
+    }
+
     pub fn stop(&mut self) {
         if let Some(mut c) = self.child.take() {
             let _ = c.kill();

@@ -87,6 +87,13 @@ pub struct TrailSink(pub Trail);
 
 impl DecisionSink for TrailSink {
     fn record(&self, e: &DecisionEvent<'_>) -> Result<(), String> {
+        // Rule ids come from the bank's policy files: a bounded set.
+        metrics::counter!(
+            "prividium_policy_decisions_total",
+            "outcome" => if e.allowed { "allow" } else { "deny" },
+            "rule" => e.rule.to_owned(),
+        )
+        .increment(1);
         if let Some(ctx) = RequestContext::current() {
             let reserve = || self.0.reserve(e.principal).map_err(|e| e.to_string());
             if read_tally::is_item_read(e.action) {

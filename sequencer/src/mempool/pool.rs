@@ -22,6 +22,8 @@ pub struct PooledTx {
     /// Policy guard of the principal who submitted it, re-applied to every
     /// call frame when the transaction is executed into a block.
     pub guard: TxGuard,
+    /// When it was admitted (for the submission-to-inclusion latency).
+    pub admitted: std::time::Instant,
 }
 
 /// Optional per-transaction call guard (compared by identity).
@@ -168,6 +170,7 @@ impl Mempool {
             hash,
             arrival: self.next_arrival,
             guard,
+            admitted: std::time::Instant::now(),
         });
         self.next_arrival += 1;
         queue.insert(nonce, tx.clone());

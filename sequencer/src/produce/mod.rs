@@ -5,8 +5,10 @@
 //! advanced, and the executed block handed to the derive stage. Nothing is
 //! reported included before the log append returns.
 
+mod heartbeat;
 mod reseal;
 
+pub(crate) use heartbeat::Heartbeat;
 pub(crate) use reseal::ResealControl;
 
 use crate::{
@@ -37,6 +39,7 @@ pub(crate) struct Producer {
     pub(crate) stop: Arc<AtomicBool>,
     pub(crate) beneficiary: Address,
     pub(crate) reseal: Arc<ResealControl>,
+    pub(crate) heartbeat: Arc<Heartbeat>,
 }
 
 impl Producer {
@@ -45,6 +48,7 @@ impl Producer {
         let mut next_tick = Instant::now() + self.config.block_time;
         let mut last_slice = Instant::now();
         while !self.stop.load(Ordering::Relaxed) {
+            self.heartbeat.beat();
             let now = Instant::now();
             if now < next_tick {
                 if self.reseal_slice()? {
@@ -75,6 +79,7 @@ impl Producer {
 
     /// Builds, logs and publishes one block (or nothing when idle).
     pub(crate) fn produce_one(&mut self) -> Result<(), crate::SequencerError> {
+        let started = Instant::now();
         let candidates = {
             // Pool before hot, everywhere (see Sequencer::pending_nonce).
             let pool = self.mempool.lock();
@@ -84,11 +89,12 @@ impl Producer {
         if candidates.is_empty() && !self.config.empty_blocks {
             return Ok(());
         }
-        let (outcome, dropped) = {
+        let (outcome, dropped, admitted) = {
             let hot = self.hot.read();
             let ctx = self.next_context(&hot.head);
             let mut exec = BlockExecutor::new(&self.config.chain, ctx, &hot.state);
             let mut dropped = Vec::new();
+            let mut admitted = Vec::with_capacity(candidates.len());
             for tx in candidates {
                 if exec.gas_left() < 21_000 {
                     break;
@@ -100,6 +106,7 @@ impl Producer {
                         if let (Some(g), false) = (&tx.guard.0, executed.created.is_empty()) {
                             g.included(&executed.created);
                         }
+                        admitted.push(tx.admitted);
                     }
                     Err(TxRejection::BlockGasExhausted) => continue,
                     Err(e) if e.is_fatal() => {
@@ -111,9 +118,11 @@ impl Producer {
                     }
                 }
             }
-            (exec.finish(), dropped)
+            (exec.finish(), dropped, admitted)
         };
         if !dropped.is_empty() {
+            metrics::counter!("prividium_transactions_dropped_total")
+                .increment(dropped.len() as u64);
             let mut pool = self.mempool.lock();
             for hash in &dropped {
                 pool.remove_with_descendants(hash);
@@ -150,6 +159,7 @@ impl Producer {
                 .collect()
         };
         self.mempool.lock().on_block(senders);
+        record_block_metrics(started, &admitted, outcome.header.header.gas_used);
         tracing::debug!(
             number = record.number,
             txs = outcome.txs.len(),
@@ -159,6 +169,21 @@ impl Producer {
             .send(outcome)
             .map_err(|_| crate::SequencerError::Stopped)?;
         Ok(())
+    }
+}
+
+/// A block is durable and applied: what it took and what it held. An
+/// inclusion is counted from admission to the block log's fsync, which is
+/// when a receipt can first be seen.
+fn record_block_metrics(started: Instant, admitted: &[Instant], gas_used: u64) {
+    metrics::counter!("prividium_blocks_produced_total").increment(1);
+    metrics::histogram!("prividium_block_production_seconds")
+        .record(started.elapsed().as_secs_f64());
+    metrics::histogram!("prividium_block_transactions").record(admitted.len() as f64);
+    metrics::histogram!("prividium_block_gas_used").record(gas_used as f64);
+    let inclusion = metrics::histogram!("prividium_inclusion_latency_seconds");
+    for at in admitted {
+        inclusion.record(at.elapsed().as_secs_f64());
     }
 }
 
