@@ -207,6 +207,21 @@ pub async fn unseal(data_dir: &Path, settings: &EncryptionSettings) -> Result<At
     })
 }
 
+/// Asks the provider of `settings` to open the keyring of `data_dir`
+/// without unsealing it for use (nothing written): the provider's id and
+/// the number of live data-key versions.
+pub async fn verify_provider(
+    data_dir: &Path,
+    settings: &EncryptionSettings,
+) -> Result<(String, usize), UnsealError> {
+    let provider = provider(data_dir, settings).map_err(classify)?;
+    let live = Keyring::new(data_dir)
+        .verify_access(provider.as_ref())
+        .await
+        .map_err(|e| classify(e.into()))?;
+    Ok((provider.id(), live))
+}
+
 fn classify(e: anyhow::Error) -> UnsealError {
     let retry = e
         .chain()

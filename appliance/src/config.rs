@@ -199,10 +199,31 @@ pub struct ConfigError {
 impl Config {
     /// Parses and validates a TOML document.
     pub fn parse(path: &str, text: &str) -> Result<Self, ConfigError> {
-        let config: Config = toml::from_str(text).map_err(|e| ConfigError {
+        let config = Self::parse_only(path, text)?;
+        let problems = config.problems();
+        if problems.is_empty() {
+            Ok(config)
+        } else {
+            Err(ConfigError {
+                path: path.into(),
+                problems,
+            })
+        }
+    }
+
+    /// Parses a TOML document (unknown keys and bad types are errors)
+    /// without the semantic checks, for `doctor`, which reports those
+    /// itself and goes on checking what the file names.
+    pub fn parse_only(path: &str, text: &str) -> Result<Self, ConfigError> {
+        toml::from_str(text).map_err(|e| ConfigError {
             path: path.into(),
             problems: vec![e.to_string().trim().replace('\n', "\n  ")],
-        })?;
+        })
+    }
+
+    /// Every semantic problem, each naming its key.
+    pub fn problems(&self) -> Vec<String> {
+        let config = self;
         let mut problems = Vec::new();
         let s = &config.sequencer;
         if s.history_keep_blocks == Some(0) {
@@ -296,14 +317,7 @@ impl Config {
         problems.extend(config.metrics.problems());
         problems.extend(config.prover.problems());
         problems.extend(config.settlement.problems(config.prover.proves()));
-        if problems.is_empty() {
-            Ok(config)
-        } else {
-            Err(ConfigError {
-                path: path.into(),
-                problems,
-            })
-        }
+        problems
     }
 
     /// The chain rules as persisted in the data directory.

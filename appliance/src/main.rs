@@ -74,6 +74,9 @@ enum Cmd {
     /// Proving machines: `prover worker` proves batches from the node's
     /// shared queue.
     Prover(cli::prover::Args),
+    /// Check everything the node depends on, one line each; exit 1 if any
+    /// check fails.
+    Doctor(cli::doctor::Args),
 }
 
 fn main() -> std::process::ExitCode {
@@ -114,6 +117,7 @@ fn main() -> std::process::ExitCode {
             Cmd::Verify(args) => cli::verify::run(args).await,
             Cmd::Settlement(args) => cli::settlement::run(args).await,
             Cmd::Prover(args) => cli::prover::run(args).await,
+            Cmd::Doctor(args) => cli::doctor::run(args).await,
         }
     });
     match result {

@@ -23,7 +23,7 @@ pub use ed25519_dalek::VerifyingKey;
 pub use event::{action, ActorKind, AuditEvent, Outcome, StoredEvent};
 pub use head::{HeadSigner, TreeHead};
 pub use proof::{prove_consistency, prove_inclusion, ConsistencyProof, InclusionProof};
-pub use store::{AuditDb, Backend, Filter, FilterArgs, Page};
+pub use store::{schema_status, AuditDb, Backend, Filter, FilterArgs, Page, SchemaStatus};
 pub use trail::{Trail, TrailError};
 pub use verify::{verify_log, Finding, VerifyReport};
 pub use writer::{read_witness, AuditLog, Reservation, WriterConfig, WriterStats};

@@ -283,6 +283,23 @@ impl Keyring {
         Ok((doc, blind))
     }
 
+    /// Whether `provider` still opens this keyring: checks its integrity
+    /// and unwraps every live data key, writing nothing (no epoch is used,
+    /// nothing created). Returns the number of live versions. For checks
+    /// (`prividium doctor`), never for sealing.
+    pub async fn verify_access(&self, provider: &dyn KeyProvider) -> Result<usize, KeyringError> {
+        if !self.exists() {
+            return Err(self.rejected("no keyring yet (start the node once)"));
+        }
+        let (doc, _blind) = self.load_checked(provider).await?;
+        let mut live = 0;
+        for d in doc.deks.iter().filter(|d| d.retired.is_none()) {
+            provider.unwrap_key(&d.wrapped).await?;
+            live += 1;
+        }
+        Ok(live)
+    }
+
     /// Unwraps every data key, reserves a fresh nonce epoch for the current
     /// one, and returns the keys ready for a [`Cipher`].
     pub async fn unlock(

@@ -8,7 +8,7 @@ use crate::{
     BridgeError,
 };
 use alloy_network::{EthereumWallet, NetworkTransactionBuilder, TransactionBuilder};
-use alloy_primitives::{Address, Bytes, TxKind, B256};
+use alloy_primitives::{Address, Bytes, TxKind, B256, U256};
 use alloy_provider::{Provider, RootProvider};
 use alloy_rpc_types_eth::TransactionRequest;
 use alloy_signer_local::PrivateKeySigner;
@@ -147,6 +147,12 @@ impl EvmSettlement {
     /// The contract address.
     pub fn contract(&self) -> Address {
         self.contract
+    }
+
+    /// What `who` holds on the settlement chain (wei): whether the signer
+    /// can still pay for commitments.
+    pub async fn balance(&self, who: Address) -> Result<U256, BridgeError> {
+        self.timed(self.provider.get_balance(who)).await
     }
 
     /// Deploys the settlement contract with `owner` as its owner.

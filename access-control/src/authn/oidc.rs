@@ -285,6 +285,42 @@ impl OidcIssuer {
         &self.config
     }
 
+    /// How far the IdP's clock is ahead of ours (seconds; negative: behind),
+    /// from the `Date` of its discovery document. Tokens carry the IdP's
+    /// times, so a skew beyond the leeway refuses good tokens or lets
+    /// expired ones through.
+    pub async fn clock_skew(&self) -> Result<i64, DiscoveryError> {
+        let fetch_err = |message: String| DiscoveryError::Fetch {
+            issuer: self.config.issuer.clone(),
+            message,
+        };
+        let url = format!(
+            "{}/.well-known/openid-configuration",
+            self.config.issuer.trim_end_matches('/')
+        );
+        let sent = std::time::SystemTime::now();
+        let resp = self
+            .http
+            .get(&url)
+            .send()
+            .await
+            .map_err(|e| fetch_err(format!("discovery fetch failed: {e}")))?;
+        let received = std::time::SystemTime::now();
+        let date = resp
+            .headers()
+            .get(reqwest::header::DATE)
+            .and_then(|v| v.to_str().ok())
+            .ok_or_else(|| fetch_err("the IdP sent no Date header".into()))?;
+        let theirs = httpdate::parse_http_date(date)
+            .map_err(|e| fetch_err(format!("unreadable Date header {date:?}: {e}")))?;
+        // Our time at the middle of the round trip; Date has whole seconds.
+        let ours = sent + received.duration_since(sent).unwrap_or_default() / 2;
+        Ok(match theirs.duration_since(ours) {
+            Ok(ahead) => ahead.as_secs() as i64,
+            Err(behind) => -(behind.duration().as_secs() as i64),
+        })
+    }
+
     /// Re-fetches the JWKS (after discovery, the first time); returns
     /// whether the set of key ids changed.
     pub async fn refresh(&self) -> Result<bool, DiscoveryError> {

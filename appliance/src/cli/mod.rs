@@ -1,6 +1,7 @@
 //! One module per subcommand.
 pub mod audit;
 pub mod dev;
+pub mod doctor;
 pub mod keys;
 pub mod policies;
 pub mod profile;

@@ -1,7 +1,9 @@
 //! Encryption at rest, end to end: what lands on disk, tampering, rotation,
 //! and the sealed state while the key provider is away.
 
-use crate::common::{bin, cli_ok, hash_of, raw, signed, wait_receipt, Node};
+use crate::common::{
+    bin, cli_ok, doctor_line, hash_of, probe, probe_until, raw, signed, wait_receipt, Node,
+};
 use alloy_primitives::{Address, Bytes, TxKind, U256};
 use serde_json::{json, Value};
 use std::{
@@ -369,22 +371,16 @@ async fn data_key_rotation_while_running_keeps_everything_readable() {
     );
 }
 
-async fn probe(http: &reqwest::Client, base: &str, path: &str) -> (u16, Value) {
-    let r = http.get(format!("{base}/{path}")).send().await.unwrap();
+/// `eth_chainId` without a token (public): (HTTP status, body).
+async fn chain_id(http: &reqwest::Client, base: &str) -> (u16, Value) {
+    let r = http
+        .post(base)
+        .header("Content-Type", "application/json")
+        .body(r#"{"jsonrpc":"2.0","id":1,"method":"eth_chainId","params":[]}"#)
+        .send()
+        .await
+        .unwrap();
     (r.status().as_u16(), r.json().await.unwrap())
-}
-
-/// Polls `/readyz` until it answers `status` (30 s at most); its body.
-async fn probe_until(http: &reqwest::Client, base: &str, status: u16) -> Value {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        let (s, body) = probe(http, base, "readyz").await;
-        if s == status {
-            return body;
-        }
-        assert!(Instant::now() < deadline, "/readyz stayed {s}: {body}");
-        tokio::time::sleep(Duration::from_millis(250)).await;
-    }
 }
 
 #[tokio::test]
@@ -432,15 +428,8 @@ async fn stays_sealed_until_the_key_provider_answers() {
     let (ready, body) = probe(&http, &base, "readyz").await;
     assert_eq!(ready, 503, "{body}");
     assert_eq!(body["failing"][0]["component"], "keys", "{body}");
-    let resp = http
-        .post(&base)
-        .header("Content-Type", "application/json")
-        .body(r#"{"jsonrpc":"2.0","id":1,"method":"eth_chainId","params":[]}"#)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(resp.status().as_u16(), 503);
-    let body: Value = resp.json().await.unwrap();
+    let (status, body) = chain_id(&http, &base).await;
+    assert_eq!(status, 503);
     assert_eq!(body["error"]["code"], -32010);
     assert!(
         !dir.path().join("state.redb").exists(),
@@ -468,14 +457,7 @@ async fn stays_sealed_until_the_key_provider_answers() {
         !body.to_string().contains(&bao_port.to_string()),
         "the public probe names no address: {body}"
     );
-    let served = http
-        .post(&base)
-        .header("Content-Type", "application/json")
-        .body(r#"{"jsonrpc":"2.0","id":1,"method":"eth_chainId","params":[]}"#)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(served.status().as_u16(), 200);
+    assert_eq!(chain_id(&http, &base).await.0, 200);
     kms.freeze(false);
     probe_until(&http, &base, 200).await;
     let keyring: Value =
@@ -489,4 +471,35 @@ async fn stays_sealed_until_the_key_provider_answers() {
         .args(["-TERM", &child.id().to_string()])
         .status();
     assert!(child.wait().unwrap().success());
+
+    // The doctor unseals with the same provider: fine while OpenBao runs,
+    // and names the key provider once it is gone.
+    let doctor = || {
+        let out = Command::new(bin())
+            .args(["doctor", "--data-dir"])
+            .arg(dir.path())
+            .env("BAO_TOKEN", "root")
+            .env("APPLIANCE_LOG", "error")
+            .output()
+            .unwrap();
+        let said = String::from_utf8_lossy(&out.stdout).into_owned();
+        (out.status.success(), said)
+    };
+    let (ok, said) = doctor();
+    assert!(ok, "{said}");
+    assert!(
+        doctor_line(&said, "key provider").starts_with("ok"),
+        "{said}"
+    );
+    drop(kms);
+    let (ok, said) = doctor();
+    assert!(!ok, "{said}");
+    assert!(
+        doctor_line(&said, "key provider").starts_with("FAIL"),
+        "{said}"
+    );
+    assert!(
+        doctor_line(&said, "audit database").starts_with("ok"),
+        "{said}"
+    );
 }

@@ -3,7 +3,10 @@
 //! CLI, tamper detection by `prividium audit verify`, and failing closed when
 //! the audit database stalls (on the machine's real Postgres).
 
-use crate::common::{cli, cli_ok, hash_of, raw, transfer, wait_receipt, Node};
+use crate::common::{
+    cli, cli_ok, doctor, doctor_line, hash_of, probe, probe_until, raw, transfer, wait_receipt,
+    Node,
+};
 use alloy_primitives::Address;
 use serde_json::{json, Value};
 use sqlx::{Connection, Executor};
@@ -243,26 +246,6 @@ async fn balance(n: &Node) -> (u16, Value) {
     n.post_raw(body.to_string()).await
 }
 
-/// Polls `/readyz` until it answers `status` (30 s at most); its body.
-async fn readyz_until(node: &Node, status: u16) -> Value {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        let r = node
-            .http
-            .get(format!("{}/readyz", node.url()))
-            .send()
-            .await
-            .unwrap();
-        let s = r.status().as_u16();
-        let body: Value = r.json().await.unwrap();
-        if s == status {
-            return body;
-        }
-        assert!(Instant::now() < deadline, "/readyz stayed {s}: {body}");
-        tokio::time::sleep(Duration::from_millis(250)).await;
-    }
-}
-
 #[tokio::test]
 async fn a_stalled_audit_database_refuses_requests_and_loses_nothing() {
     let pg = PgDatabase::create("prividium_e2e").await;
@@ -299,15 +282,9 @@ async fn a_stalled_audit_database_refuses_requests_and_loses_nothing() {
     assert!(health["audit"]["refused"].as_u64().unwrap() > 0, "{health}");
     // The orchestrator hears it too: not ready, naming the audit trail,
     // while still live (a restart would not help).
-    let body = readyz_until(&node, 503).await;
+    let body = probe_until(&node.http, &node.url(), 503).await;
     assert_eq!(body["failing"][0]["component"], "audit", "{body}");
-    let live = node
-        .http
-        .get(format!("{}/livez", node.url()))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(live.status().as_u16(), 200);
+    assert_eq!(probe(&node.http, &node.url(), "livez").await.0, 200);
 
     // The database comes back: service resumes and every accepted event is
     // in the log, verifiable.
@@ -317,7 +294,7 @@ async fn a_stalled_audit_database_refuses_requests_and_loses_nothing() {
         assert!(Instant::now() < deadline, "did not recover");
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    readyz_until(&node, 200).await;
+    probe_until(&node.http, &node.url(), 200).await;
     node.stop();
     let out = cli(&["audit", "verify"], dir.path());
     assert!(
@@ -331,5 +308,24 @@ async fn a_stalled_audit_database_refuses_requests_and_loses_nothing() {
         report["events_checked"].as_u64().unwrap() >= 2 * served,
         "{report}"
     );
+    // The doctor finds everything in order, then names the database once
+    // it is gone.
+    let (ok, said) = doctor(dir.path());
+    assert!(ok, "{said}");
+    assert!(
+        doctor_line(&said, "audit database").starts_with("ok"),
+        "{said}"
+    );
     pg.drop_db().await;
+    let (ok, said) = doctor(dir.path());
+    assert!(!ok, "{said}");
+    assert!(
+        doctor_line(&said, "audit database").starts_with("FAIL"),
+        "{said}"
+    );
+    assert!(
+        doctor_line(&said, "key provider").starts_with("ok"),
+        "{said}"
+    );
+    assert!(said.contains("checks failed"), "{said}");
 }

@@ -31,6 +31,45 @@ pub(crate) fn cli(args: &[&str], dir: &Path) -> Output {
         .unwrap()
 }
 
+/// `prividium doctor --data-dir DIR`: whether every check passed, and the
+/// report (one line per check).
+pub(crate) fn doctor(dir: &Path) -> (bool, String) {
+    let out = cli(&["doctor"], dir);
+    let report = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (out.status.success(), report)
+}
+
+/// The report line of check `name`.
+pub(crate) fn doctor_line<'a>(report: &'a str, name: &str) -> &'a str {
+    report
+        .lines()
+        .find(|l| l.get(6..).is_some_and(|rest| rest.starts_with(name)))
+        .unwrap_or_else(|| panic!("no {name} line in:\n{report}"))
+}
+
+/// `GET {base}/{path}`: (HTTP status, JSON body).
+pub(crate) async fn probe(http: &reqwest::Client, base: &str, path: &str) -> (u16, Value) {
+    let r = http.get(format!("{base}/{path}")).send().await.unwrap();
+    (r.status().as_u16(), r.json().await.unwrap())
+}
+
+/// Polls `/readyz` until it answers `status` (30 s at most); its body.
+pub(crate) async fn probe_until(http: &reqwest::Client, base: &str, status: u16) -> Value {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let (s, body) = probe(http, base, "readyz").await;
+        if s == status {
+            return body;
+        }
+        assert!(Instant::now() < deadline, "/readyz stayed {s}: {body}");
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+}
+
 /// [`cli`] that must succeed; returns its stdout.
 pub(crate) fn cli_ok(args: &[&str], dir: &Path) -> String {
     let out = cli(args, dir);

@@ -7,11 +7,13 @@ mod append_pg;
 mod query;
 mod reseal;
 mod retention;
+mod schema;
 mod sealing;
 
 pub use query::{Filter, FilterArgs, Page, MAX_PAGE};
 pub use reseal::ResealReport;
 pub use retention::{Hold, PruneReport};
+pub use schema::{schema_status, SchemaStatus};
 
 use crate::{
     event::StoredEvent,
@@ -80,12 +82,16 @@ impl From<sqlx::Error> for AuditError {
     }
 }
 
+fn install_drivers() {
+    static DRIVERS: Once = Once::new();
+    DRIVERS.call_once(sqlx::any::install_default_drivers);
+}
+
 impl AuditDb {
     /// Connects to `url` (`postgres://…` or `sqlite://PATH`) and brings the
     /// schema up to date. A SQLite file is created when missing.
     pub async fn connect(url: &str) -> Result<Self, AuditError> {
-        static DRIVERS: Once = Once::new();
-        DRIVERS.call_once(sqlx::any::install_default_drivers);
+        install_drivers();
         let (backend, url) = if url.starts_with("postgres://") || url.starts_with("postgresql://") {
             (Backend::Postgres, url.to_owned())
         } else if let Some(path) = url.strip_prefix("sqlite://") {
