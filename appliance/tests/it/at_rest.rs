@@ -2,7 +2,8 @@
 //! and the sealed state while the key provider is away.
 
 use crate::common::{
-    bin, cli_ok, doctor_line, hash_of, probe, probe_until, raw, signed, wait_receipt, Node,
+    bin, cli_ok, doctor_line, doctor_with, hash_of, probe, probe_until, raw, signed, wait_receipt,
+    Node,
 };
 use alloy_primitives::{Address, Bytes, TxKind, U256};
 use serde_json::{json, Value};
@@ -474,17 +475,7 @@ async fn stays_sealed_until_the_key_provider_answers() {
 
     // The doctor unseals with the same provider: fine while OpenBao runs,
     // and names the key provider once it is gone.
-    let doctor = || {
-        let out = Command::new(bin())
-            .args(["doctor", "--data-dir"])
-            .arg(dir.path())
-            .env("BAO_TOKEN", "root")
-            .env("APPLIANCE_LOG", "error")
-            .output()
-            .unwrap();
-        let said = String::from_utf8_lossy(&out.stdout).into_owned();
-        (out.status.success(), said)
-    };
+    let doctor = || doctor_with(dir.path(), &[("BAO_TOKEN", "root")]);
     let (ok, said) = doctor();
     assert!(ok, "{said}");
     assert!(

@@ -34,7 +34,18 @@ pub(crate) fn cli(args: &[&str], dir: &Path) -> Output {
 /// `prividium doctor --data-dir DIR`: whether every check passed, and the
 /// report (one line per check).
 pub(crate) fn doctor(dir: &Path) -> (bool, String) {
-    let out = cli(&["doctor"], dir);
+    doctor_with(dir, &[])
+}
+
+/// [`doctor`] with extra environment (a provider's token).
+pub(crate) fn doctor_with(dir: &Path, env: &[(&str, &str)]) -> (bool, String) {
+    let out = Command::new(bin())
+        .args(["doctor", "--data-dir"])
+        .arg(dir)
+        .env("APPLIANCE_LOG", "error")
+        .envs(env.iter().copied())
+        .output()
+        .unwrap();
     let report = format!(
         "{}{}",
         String::from_utf8_lossy(&out.stdout),

@@ -178,9 +178,9 @@ fn free_port() -> u16 {
         .port()
 }
 
-/// The value of `query` (a single series) on `prom`, if it has one.
-async fn query(prom: &Prometheus, q: &str) -> Option<f64> {
-    let body: Value = reqwest::Client::new()
+/// Prometheus's whole answer to instant query `q`.
+async fn query_body(prom: &Prometheus, q: &str) -> Option<Value> {
+    reqwest::Client::new()
         .get(format!("{}/api/v1/query", prom.url))
         .query(&[("query", q)])
         .send()
@@ -188,7 +188,12 @@ async fn query(prom: &Prometheus, q: &str) -> Option<f64> {
         .ok()?
         .json()
         .await
-        .ok()?;
+        .ok()
+}
+
+/// The value of `query` (a single series) on `prom`, if it has one.
+async fn query(prom: &Prometheus, q: &str) -> Option<f64> {
+    let body = query_body(prom, q).await?;
     body["data"]["result"][0]["value"][1].as_str()?.parse().ok()
 }
 
@@ -318,15 +323,7 @@ async fn prometheus_scrapes_transactions_blocks_and_audit_under_load() {
     for panel in dashboard["panels"].as_array().unwrap() {
         for target in panel["targets"].as_array().unwrap() {
             let expr = target["expr"].as_str().unwrap();
-            let body: Value = reqwest::Client::new()
-                .get(format!("{}/api/v1/query", prom.url))
-                .query(&[("query", expr)])
-                .send()
-                .await
-                .unwrap()
-                .json()
-                .await
-                .unwrap();
+            let body = query_body(&prom, expr).await.expect("Prometheus answers");
             assert_eq!(
                 body["status"], "success",
                 "panel {}: {expr}: {body}",
