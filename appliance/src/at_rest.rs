@@ -259,6 +259,22 @@ pub async fn recorded_cipher(data_dir: &Path) -> Result<Option<SharedCipher>> {
         .map(|a| a.cipher as SharedCipher))
 }
 
+/// A cipher that only opens the records of `data_dir` (None: plaintext),
+/// writing nothing there: for checking a copy whose files must stay as
+/// they were hashed.
+pub async fn cipher_to_open(data_dir: &Path) -> Result<Option<SharedCipher>> {
+    match EncryptionSettings::recorded(data_dir)? {
+        Some(s) if s.is_on() => {
+            let provider = provider(data_dir, &s)?;
+            let keys = Keyring::new(data_dir)
+                .unlock_to_open(provider.as_ref())
+                .await?;
+            Ok(Some(Arc::new(Cipher::new(&keys)) as SharedCipher))
+        }
+        _ => Ok(None),
+    }
+}
+
 /// Unlocks an encrypted data directory for a CLI command (None: plaintext).
 pub async fn open_recorded(data_dir: &Path) -> Result<Option<AtRest>> {
     match EncryptionSettings::recorded(data_dir)? {

@@ -11,10 +11,12 @@
 mod access_setup;
 mod at_rest;
 mod audit_trail;
+mod backup_plan;
 mod bench;
 mod chain_files;
 mod cli;
 mod config;
+mod disk;
 mod key_upkeep;
 mod node;
 mod node_gauges;
@@ -77,6 +79,12 @@ enum Cmd {
     /// Check everything the node depends on, one line each; exit 1 if any
     /// check fails.
     Doctor(cli::doctor::Args),
+    /// Copy the data directory while the node runs (or is stopped): a
+    /// consistent, encrypted point-in-time backup with a manifest of hashes.
+    Backup(cli::backup::BackupArgs),
+    /// Restore a backup into a new data directory; a damaged or incomplete
+    /// backup is refused, naming the file.
+    Restore(cli::backup::RestoreArgs),
 }
 
 fn main() -> std::process::ExitCode {
@@ -118,6 +126,8 @@ fn main() -> std::process::ExitCode {
             Cmd::Settlement(args) => cli::settlement::run(args).await,
             Cmd::Prover(args) => cli::prover::run(args).await,
             Cmd::Doctor(args) => cli::doctor::run(args).await,
+            Cmd::Backup(args) => cli::backup::backup(args).await,
+            Cmd::Restore(args) => cli::backup::restore(args).await,
         }
     });
     match result {

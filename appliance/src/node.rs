@@ -205,6 +205,8 @@ pub async fn run(params: NodeParams, on_ready: impl FnOnce(Ready) -> Result<()>)
         trail: trail.clone(),
         proving: proving.clone(),
         cipher: at_rest.as_ref().map(|a| a.cipher.clone()),
+        settlement: settlement.clone(),
+        data_dir: params.data_dir.clone(),
     });
     let provider_probe = at_rest.clone().map(ProviderProbe::spawn);
     let access = access_setup::open(
@@ -216,12 +218,23 @@ pub async fn run(params: NodeParams, on_ready: impl FnOnce(Ready) -> Result<()>)
     )
     .await?;
     access_setup::spawn_upkeep(access.clone());
+    let backup_lock = Arc::new(tokio::sync::Mutex::new(()));
+    let backup_socket = crate::backup_plan::serve(
+        crate::backup_plan::Sources {
+            data_dir: params.data_dir.clone(),
+            stores: stores.clone(),
+            audit_url: Some(params.audit.database_url(&params.data_dir)),
+        },
+        backup_lock.clone(),
+        trail.clone(),
+    );
     let holdings = rekey::Holdings {
         data_dir: params.data_dir.clone(),
         stores,
         sequencer: sequencer.clone(),
         audit: trail.db().clone(),
         prover_queue,
+        backup_lock,
     };
     let keys_task = at_rest
         .clone()
@@ -256,6 +269,10 @@ pub async fn run(params: NodeParams, on_ready: impl FnOnce(Ready) -> Result<()>)
     tracing::info!("shutting down");
     handle.graceful_shutdown(Some(Duration::from_secs(5)));
     server.await??;
+    if let Some(t) = backup_socket {
+        t.abort();
+        let _ = std::fs::remove_file(params.data_dir.join(backup::socket::SOCKET_FILE));
+    }
     if let Some(k) = keys_task {
         k.stop().await;
     }

@@ -1,5 +1,6 @@
 //! The gauges a scrape reads from the running node's state: the pool, the
-//! chain heads, the audit writer, the proving lag and the data keys. Set at
+//! chain heads, the audit writer, the proving lag and queue, the data keys,
+//! the data directory's free space and the settlement signer's balance. Set at
 //! each scrape (see `telemetry::Sampler`), so they are never stale; the
 //! counters and histograms are recorded where things happen instead.
 
@@ -7,7 +8,10 @@ use crate::proving_status::ProvingLag;
 use audit::Trail;
 use encryption::Cipher;
 use sequencer::Sequencer;
-use std::sync::{Arc, OnceLock};
+use std::{
+    path::PathBuf,
+    sync::{Arc, Mutex, OnceLock},
+};
 
 /// What the gauges are read from, once the node is unsealed and open.
 pub struct Parts {
@@ -19,6 +23,10 @@ pub struct Parts {
     pub proving: Option<ProvingLag>,
     /// The data keys, when encrypted.
     pub cipher: Option<Arc<Cipher>>,
+    /// The settlement bridge's status, when settling.
+    pub settlement: Option<Arc<Mutex<gateway_bridge::BridgeStatus>>>,
+    /// The data directory (its file system's free space).
+    pub data_dir: PathBuf,
 }
 
 /// The node's gauges; until [`NodeGauges::open`] only `prividium_sealed`.
@@ -60,6 +68,23 @@ impl telemetry::Sampler for NodeGauges {
         metrics::gauge!("prividium_audit_commit_waiting_seconds")
             .set(a.commit_waiting_ms as f64 / 1_000.0);
 
+        match crate::disk::free_space(&p.data_dir) {
+            Ok((free, total)) => {
+                metrics::gauge!("prividium_data_dir_free_bytes").set(free as f64);
+                metrics::gauge!("prividium_data_dir_capacity_bytes").set(total as f64);
+            }
+            Err(e) => tracing::warn!(error = %e, "data directory free space unreadable"),
+        }
+        let balance = p
+            .settlement
+            .as_ref()
+            .and_then(|s| s.lock().ok().and_then(|s| s.signer_balance_wei));
+        if let Some(wei) = balance {
+            // Ether as a float: precise enough for an alert threshold.
+            metrics::gauge!("prividium_settlement_signer_balance_ether")
+                .set(wei.saturating_to::<u128>() as f64 / 1e18);
+        }
+
         if let Some(c) = &p.cipher {
             let (version, used) = c.sealed_total();
             metrics::gauge!("prividium_data_key_version").set(f64::from(version));
@@ -82,6 +107,10 @@ impl telemetry::Sampler for NodeGauges {
                     }
                     metrics::gauge!("prividium_unexported_batches")
                         .set(r.unexported_batches as f64);
+                    metrics::gauge!("prividium_prover_queue_batches", "state" => "queued")
+                        .set(r.queued_batches as f64);
+                    metrics::gauge!("prividium_prover_queue_batches", "state" => "proving")
+                        .set(r.proving_batches as f64);
                     metrics::gauge!("prividium_oldest_unproven_block_age_seconds")
                         .set(r.oldest_unproven_wait_secs as f64);
                 }

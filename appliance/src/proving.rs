@@ -327,6 +327,30 @@ impl ProofObserver for ExportAudit {
             "worker": p.worker,
         });
         record_batch(&self.0, action::PROOF_EXPORTED, &p.outputs, extra);
+        // Recorded at export, so proofs from workers on other machines are
+        // counted too.
+        metrics::histogram!("prividium_proving_seconds", "worker" => worker_label(&p.worker))
+            .record(p.proving_ms as f64 / 1_000.0);
+        if let Some(cycles) = p.cycles {
+            metrics::counter!("prividium_proven_cycles_total").increment(cycles);
+        }
+    }
+}
+
+/// A worker's id without its process id (`host-PID-slot[-gpuN]` →
+/// `host-slot[-gpuN]`), so a metric label survives restarts and the
+/// label values stay as few as the proving slots.
+fn worker_label(id: &str) -> String {
+    let (base, gpu) = match id.rfind("-gpu") {
+        Some(at) if id[at + 4..].bytes().all(|b| b.is_ascii_digit()) => (&id[..at], &id[at..]),
+        _ => (id, ""),
+    };
+    let mut parts = base.rsplitn(3, '-');
+    match (parts.next(), parts.next(), parts.next()) {
+        (Some(slot), Some(pid), Some(host)) if pid.bytes().all(|b| b.is_ascii_digit()) => {
+            format!("{host}-{slot}{gpu}")
+        }
+        _ => id.to_owned(),
     }
 }
 
@@ -452,6 +476,16 @@ pub fn hostname() -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn worker_labels_drop_the_process_id() {
+        assert_eq!(worker_label("bank-gpu-01-4711-0"), "bank-gpu-01-0");
+        assert_eq!(
+            worker_label("bank-gpu-01-4711-1-gpu3"),
+            "bank-gpu-01-1-gpu3"
+        );
+        assert_eq!(worker_label("external"), "external");
+    }
 
     #[test]
     fn proving_only_in_worker_processes_needs_a_shared_queue_and_a_pinned_program() {

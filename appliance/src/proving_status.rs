@@ -34,6 +34,10 @@ pub struct LagReading {
     pub settled_block: Option<u64>,
     /// Batches cut and not yet exported.
     pub unexported_batches: u64,
+    /// Batches waiting for a worker: the proving queue's depth.
+    pub queued_batches: u64,
+    /// Batches a worker holds now.
+    pub proving_batches: u64,
     /// The first block not yet proven, if any.
     pub oldest_unproven_block: Option<u64>,
     /// How long ago it was produced (0 when every block is proven).
@@ -91,6 +95,8 @@ impl ProvingLag {
             exported_block: p.exported_through,
             settled_block,
             unexported_batches: p.unexported_batches,
+            queued_batches: p.queued_batches,
+            proving_batches: p.proving_batches,
             oldest_unproven_block: oldest,
             oldest_unproven_wait_secs: wait,
         })

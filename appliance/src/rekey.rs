@@ -36,6 +36,9 @@ pub struct Holdings {
     pub audit: audit::AuditDb,
     /// The shared proving queue, whose witnesses are sealed.
     pub prover_queue: Option<Arc<prover::PgJobStore>>,
+    /// Held by a backup while it copies: no key is retired meanwhile, so
+    /// the keyring it copies last still opens everything copied before.
+    pub backup_lock: Arc<tokio::sync::Mutex<()>>,
 }
 
 /// How a pass ended.
@@ -149,6 +152,7 @@ pub async fn run(at: &AtRest, h: &Holdings, stop: Arc<AtomicBool>) -> Result<Pas
         .map_err(|e| e.to_string())?
         .live_versions_except(target);
     if !retired.is_empty() {
+        let _no_backup_running = h.backup_lock.lock().await;
         at.keyring
             .retire(at.provider.as_ref(), &retired)
             .await

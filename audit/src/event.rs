@@ -142,6 +142,10 @@ pub mod action {
     pub const HOLD_PLACED: &str = "audit.hold.placed";
     /// A legal hold was released.
     pub const HOLD_RELEASED: &str = "audit.hold.released";
+    /// A backup of the data directory was taken.
+    pub const BACKUP_TAKEN: &str = "admin.backup.taken";
+    /// A data directory was restored from a backup.
+    pub const BACKUP_RESTORED: &str = "admin.backup.restored";
 }
 
 /// Longest accepted text field; an event is evidence, not a payload store.

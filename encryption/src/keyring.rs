@@ -243,6 +243,18 @@ impl Keyring {
         &self,
         provider: &dyn KeyProvider,
     ) -> Result<(KeyringDoc, KeyBytes), KeyringError> {
+        self.load_checked_as(provider, true).await
+    }
+
+    /// [`Keyring::load_checked`]; with `same_provider` false, a provider
+    /// recorded under another name (a local key file copied along with
+    /// its data directory) is accepted when it opens the keyring: the MAC
+    /// under the blinding key it unwraps is what authenticates it.
+    async fn load_checked_as(
+        &self,
+        provider: &dyn KeyProvider,
+        same_provider: bool,
+    ) -> Result<(KeyringDoc, KeyBytes), KeyringError> {
         let doc = if self.exists() {
             self.read()?
         } else {
@@ -251,7 +263,7 @@ impl Keyring {
         if doc.format != FORMAT {
             return Err(self.rejected(format!("unknown format {}", doc.format)));
         }
-        if !provider.is(&doc.provider) {
+        if same_provider && !provider.is(&doc.provider) {
             return Err(self.rejected(format!(
                 "its keys are wrapped by {}, but the configured provider is {}",
                 doc.provider,
@@ -332,6 +344,54 @@ impl Keyring {
             limit: limits.max_records_per_key,
             mac: blind,
         })
+    }
+
+    /// Unwraps every live data key to open records only, writing nothing
+    /// (a backup checks its copy this way, and the copy must stay as it
+    /// was hashed). No nonce epoch is reserved, so the cipher these keys
+    /// make refuses to seal: their usage limit is zero.
+    pub async fn unlock_to_open(
+        &self,
+        provider: &dyn KeyProvider,
+    ) -> Result<ActiveKeys, KeyringError> {
+        if !self.exists() {
+            return Err(self.file_err("no keyring here"));
+        }
+        let (doc, blind) = self.load_checked_as(provider, false).await?;
+        let mut deks = BTreeMap::new();
+        for d in doc.deks.iter().filter(|d| d.retired.is_none()) {
+            deks.insert(d.version, provider.unwrap_key(&d.wrapped).await?);
+        }
+        let current = doc.dek(doc.current).ok_or_else(|| {
+            self.rejected(format!("current data key v{} is not listed", doc.current))
+        })?;
+        Ok(ActiveKeys {
+            deks,
+            current: doc.current,
+            epoch: current.epoch,
+            sealed_before: current.sealed,
+            limit: 0,
+            mac: blind,
+        })
+    }
+
+    /// Records `provider` as this keyring's provider when the keyring was
+    /// recorded under another name for the same keys (a data directory
+    /// restored or moved elsewhere takes its local key file along, whose
+    /// name is its path). Refused unless `provider` opens the keyring and
+    /// its MAC checks. Returns whether anything changed.
+    pub async fn rebind(&self, provider: &dyn KeyProvider) -> Result<bool, KeyringError> {
+        let _lock = self.lock()?;
+        if !self.exists() {
+            return Err(self.file_err("no keyring here"));
+        }
+        let (mut doc, blind) = self.load_checked_as(provider, false).await?;
+        if provider.is(&doc.provider) {
+            return Ok(false);
+        }
+        doc.provider = provider.id();
+        self.write(&mut doc, &blind)?;
+        Ok(true)
     }
 
     /// Adds a data-key version and makes it current; returns its number.

@@ -92,6 +92,9 @@ pub trait SettlementClient: Send + Sync {
         &self,
         commitment: &Commitment,
     ) -> impl Future<Output = Result<Mined, BridgeError>> + Send;
+    /// What the submitting key holds on the settlement chain (wei); `None`
+    /// for a client without a signer.
+    fn signer_balance(&self) -> impl Future<Output = Result<Option<U256>, BridgeError>> + Send;
 }
 
 /// Timing of submissions.
@@ -311,6 +314,13 @@ impl EvmSettlement {
 }
 
 impl SettlementClient for EvmSettlement {
+    async fn signer_balance(&self) -> Result<Option<U256>, BridgeError> {
+        match self.signer.as_ref().map(|s| s.address()) {
+            Some(who) => self.balance(who).await.map(Some),
+            None => Ok(None),
+        }
+    }
+
     async fn chain(&self, chain_id: u64) -> Result<Option<ChainRecord>, BridgeError> {
         let c = self.view(C::getChainCall { chainId: chain_id }).await?;
         Ok(c.registered.then_some(ChainRecord {

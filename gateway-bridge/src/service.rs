@@ -7,6 +7,7 @@ use crate::{
     source::{ProvenBatch, ProvenBatches},
     BridgeError,
 };
+use alloy_primitives::U256;
 use serde::Serialize;
 use std::{
     sync::{Arc, Mutex},
@@ -44,7 +45,13 @@ pub struct BridgeStatus {
     pub reachable: bool,
     /// The last failure, cleared by the next success.
     pub last_error: Option<String>,
+    /// What the submitting key holds (wei), read at most every
+    /// [`BALANCE_EVERY`]: an operator tops it up before commits stall.
+    pub signer_balance_wei: Option<U256>,
 }
+
+/// How often the bridge reads its signer's balance.
+pub(crate) const BALANCE_EVERY: Duration = Duration::from_secs(30);
 
 /// A running bridge.
 #[derive(Debug)]
@@ -68,7 +75,17 @@ impl Bridge {
         let task = tokio::spawn(async move {
             let mut failures = 0u32;
             let mut agreed = None;
+            let mut balance_read: Option<std::time::Instant> = None;
             loop {
+                if balance_read.is_none_or(|t| t.elapsed() >= BALANCE_EVERY) {
+                    balance_read = Some(std::time::Instant::now());
+                    match client.signer_balance().await {
+                        Ok(b) => set(&shared, |s| s.signer_balance_wei = b),
+                        Err(e) => {
+                            tracing::warn!(error = %e, "settlement signer balance unreadable")
+                        }
+                    }
+                }
                 let step = settle_next(
                     &client,
                     source.as_ref(),

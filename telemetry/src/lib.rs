@@ -61,6 +61,10 @@ const TRANSACTIONS: &[f64] = &[
     0.0, 1.0, 10.0, 50.0, 100.0, 250.0, 500.0, 1_000.0, 2_500.0, 5_000.0, 10_000.0,
 ];
 const GAS: &[f64] = &[1e5, 1e6, 5e6, 1e7, 2e7, 3e7, 6e7, 1e8, 3e8];
+/// Proof wall time (seconds): a GPU's seconds to a CPU's hour.
+const PROVING: &[f64] = &[
+    1.0, 5.0, 15.0, 30.0, 60.0, 120.0, 300.0, 600.0, 1_200.0, 1_800.0, 3_600.0, 7_200.0,
+];
 
 static INSTALLED: OnceLock<PrometheusHandle> = OnceLock::new();
 
@@ -89,6 +93,8 @@ impl Metrics {
             )
             .map_err(|e| err(&e))?
             .set_buckets_for_metric(Matcher::Full("prividium_block_gas_used".into()), GAS)
+            .map_err(|e| err(&e))?
+            .set_buckets_for_metric(Matcher::Full("prividium_proving_seconds".into()), PROVING)
             .map_err(|e| err(&e))?
             .build_recorder();
         let handle = recorder.handle();
@@ -231,6 +237,7 @@ mod tests {
         let metrics = Metrics::install().unwrap();
         metrics::counter!("prividium_test_calls_total", "method" => "eth_call").increment(3);
         metrics::histogram!("prividium_test_duration_seconds").record(0.003);
+        metrics::histogram!("prividium_proving_seconds", "worker" => "w-0").record(90.0);
         let token = "s3cret-scrape-token";
         let settings = MetricsSettings {
             addr: "127.0.0.1:0".parse().unwrap(),
@@ -258,6 +265,15 @@ mod tests {
         assert!(text.contains("prividium_test_pool 7"), "{text}");
         assert!(
             text.contains("prividium_test_duration_seconds_bucket{le=\"0.005\"} 1"),
+            "{text}"
+        );
+        // Proof times get their own buckets (minutes), not the latency ones.
+        assert!(
+            text.contains("prividium_proving_seconds_bucket{worker=\"w-0\",le=\"120\"} 1"),
+            "{text}"
+        );
+        assert!(
+            text.contains("prividium_proving_seconds_bucket{worker=\"w-0\",le=\"60\"} 0"),
             "{text}"
         );
     }

@@ -16,7 +16,7 @@ use std::{
 #[path = "../../../encryption/tests/support/bao.rs"]
 mod bao;
 
-fn files_under(dir: &Path) -> Vec<PathBuf> {
+pub(crate) fn files_under(dir: &Path) -> Vec<PathBuf> {
     let mut out = Vec::new();
     for entry in std::fs::read_dir(dir).unwrap() {
         let path = entry.unwrap().path();
@@ -52,13 +52,13 @@ fn sealed_key_versions(dir: &Path) -> std::collections::BTreeSet<u32> {
     out
 }
 
-fn contains(haystack: &[u8], needle: &[u8]) -> bool {
+pub(crate) fn contains(haystack: &[u8], needle: &[u8]) -> bool {
     haystack.windows(needle.len()).any(|w| w == needle)
 }
 
 /// Sends a transfer with a fresh recipient, a distinctive amount and
 /// distinctive calldata; returns (recipient, amount, calldata, tx hash).
-async fn send_recognisable(node: &Node) -> (Address, U256, Vec<u8>, String) {
+pub(crate) async fn send_recognisable(node: &Node) -> (Address, U256, Vec<u8>, String) {
     let recipient = Address::random();
     let amount = U256::from(0x001f_2e3d_4c5b_6a79_u64);
     let mut calldata = b"PRIVIDIUM-SECRET-CALLDATA:".to_vec();

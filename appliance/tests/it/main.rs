@@ -6,6 +6,7 @@
 mod access;
 mod at_rest;
 mod audit;
+mod backup;
 mod bad_input;
 mod clients;
 mod common;

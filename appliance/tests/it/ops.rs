@@ -281,6 +281,9 @@ async fn prometheus_scrapes_transactions_blocks_and_audit_under_load() {
         (r#"sum(prividium_auth_total{outcome="ok"})"#, 1.0),
         (r#"prividium_block_height{stage="derived"}"#, 1.0),
         (r#"up{job="prividium"}"#, 1.0),
+        // The disk-full alert's inputs: some room left on a real file system.
+        (r#"prividium_data_dir_free_bytes"#, 1.0),
+        (r#"prividium_data_dir_capacity_bytes"#, 1.0),
         // Two scrapes since the load: rates (the dashboard's) have data.
         (r#"sum(rate(prividium_rpc_requests_total[1m]))"#, 0.0),
     ];

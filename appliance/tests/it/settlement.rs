@@ -230,6 +230,33 @@ async fn zkvm_appliance_settles_proven_batches_and_a_counterparty_verifies_them(
             || lag["oldest_unproven_block"].as_u64() > Some(last),
         "{lag}"
     );
+    // What an operator alerts on: the signer's funds, the proving queue,
+    // the time a proof took.
+    let metrics = reqwest::get(node.dev["metrics_url"].as_str().unwrap())
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let value = |name: &str| {
+        metrics
+            .lines()
+            .find(|l| l.starts_with(name))
+            .and_then(|l| l.rsplit(' ').next())
+            .and_then(|v| v.parse::<f64>().ok())
+    };
+    assert!(
+        value("prividium_settlement_signer_balance_ether").is_some_and(|v| v > 0.0),
+        "{metrics}"
+    );
+    assert!(
+        value("prividium_proving_seconds_count").is_some_and(|v| v >= 1.0),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("prividium_prover_queue_batches{state=\"queued\"}"),
+        "{metrics}"
+    );
 
     // The settlement node restarts, then the appliance: the bridge resumes
     // from the contract, checks the settled tip is its own batch and sends

@@ -9,8 +9,8 @@
 mod settings;
 
 pub use settings::{
-    has_trail, operator, recorded_url, redact, AuditSettings, AUDIT_DIR, SETTINGS_FILE,
-    WITNESS_FILE,
+    has_trail, operator, record_database, recorded_url, redact, AuditSettings, AUDIT_DIR,
+    SETTINGS_FILE, WITNESS_FILE,
 };
 
 use crate::{

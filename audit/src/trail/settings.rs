@@ -109,6 +109,12 @@ pub(super) fn record_url(data_dir: &Path, url: &str) -> Result<(), TrailError> {
     })
 }
 
+/// Records `url` as the database of `data_dir`'s trail before any node
+/// opened it there (a restored data directory's embedded database).
+pub fn record_database(data_dir: &Path, url: &str) -> Result<(), TrailError> {
+    record_url(data_dir, url)
+}
+
 /// Whether a node has opened a trail in `data_dir`.
 pub fn has_trail(data_dir: &Path) -> bool {
     data_dir.join(AUDIT_DIR).join(SETTINGS_FILE).exists()

@@ -26,6 +26,10 @@ pub struct ProvingProgress {
     pub exported_batch: u64,
     /// Batches cut but not yet exported.
     pub unexported_batches: u64,
+    /// Batches waiting for a worker (among the first 4,096 unexported).
+    pub queued_batches: u64,
+    /// Batches a worker holds now (same bound).
+    pub proving_batches: u64,
 }
 
 impl ProvingProgress {
@@ -40,6 +44,9 @@ impl ProvingProgress {
             n => jobs.job(n)?.map_or(0, |j| j.last_block),
         };
         let mut proven_through = exported_through;
+        let (mut queued_batches, mut proving_batches) = (0, 0);
+        // The proven run counts only while batches follow each other proven.
+        let mut run_unbroken = true;
         let mut next = exported_batch + 1;
         'walk: while next <= last_batch && (next - exported_batch) as usize <= WALK_LIMIT {
             let page = jobs.jobs(next, PAGE)?;
@@ -47,11 +54,25 @@ impl ProvingProgress {
                 break;
             }
             for job in page {
-                if job.batch_number != next || !matches!(job.state, JobState::Proven { .. }) {
+                if job.batch_number > last_batch
+                    || (job.batch_number - exported_batch) as usize > WALK_LIMIT
+                {
                     break 'walk;
                 }
-                proven_through = job.last_block;
-                next += 1;
+                run_unbroken &= job.batch_number == next;
+                match job.state {
+                    JobState::Proven { .. } if run_unbroken => proven_through = job.last_block,
+                    JobState::Proven { .. } => {}
+                    JobState::Queued { .. } => {
+                        queued_batches += 1;
+                        run_unbroken = false;
+                    }
+                    JobState::Proving { .. } => {
+                        proving_batches += 1;
+                        run_unbroken = false;
+                    }
+                }
+                next = job.batch_number + 1;
             }
         }
         Ok(Self {
@@ -60,6 +81,8 @@ impl ProvingProgress {
             exported_through,
             exported_batch,
             unexported_batches: last_batch.saturating_sub(exported_batch),
+            queued_batches,
+            proving_batches,
         })
     }
 }
@@ -98,10 +121,13 @@ mod tests {
         assert_eq!(claimed.batch_number, 1);
         let (claimed, _) = jobs.claim("b", 0, 60_000).unwrap().unwrap();
         assert_eq!(claimed.batch_number, 2);
+        let p = ProvingProgress::read(&jobs).unwrap();
+        assert_eq!((p.queued_batches, p.proving_batches), (1, 2));
         jobs.finish(2, "b", b"proof", 10, Some(1)).unwrap();
         let p = ProvingProgress::read(&jobs).unwrap();
         assert_eq!((p.cut_through, p.proven_through), (12, 0));
         assert_eq!(p.unexported_batches, 3);
+        assert_eq!((p.queued_batches, p.proving_batches), (1, 1));
 
         jobs.finish(1, "a", b"proof", 10, Some(1)).unwrap();
         let p = ProvingProgress::read(&jobs).unwrap();
@@ -117,6 +143,8 @@ mod tests {
                 exported_through: 4,
                 exported_batch: 1,
                 unexported_batches: 2,
+                queued_batches: 1,
+                proving_batches: 0,
             }
         );
     }

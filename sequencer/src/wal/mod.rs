@@ -261,6 +261,32 @@ fn frame_context(number: u64) -> Vec<u8> {
     c
 }
 
+/// The length of `file`'s complete frames, for copying a live log: the
+/// file is synced first, so every byte counted is durable, and a frame the
+/// writer is still appending is left out. Frames are not opened here (the
+/// copy is checked by opening it with its keys).
+pub fn durable_prefix(file: &mut File) -> std::io::Result<u64> {
+    file.sync_data()?;
+    let len = file.metadata()?.len();
+    let mut header = [0u8; FRAME_HEADER];
+    let mut pos = MAGIC.len() as u64;
+    if len < pos {
+        return Ok(0);
+    }
+    while pos + FRAME_HEADER as u64 <= len {
+        file.seek(SeekFrom::Start(pos))?;
+        file.read_exact(&mut header)?;
+        let body = u32::from_be_bytes(header[..4].try_into().expect("4 bytes")) as u64;
+        let end = pos + FRAME_HEADER as u64 + body;
+        if body as usize > MAX_RECORD || end > len {
+            break;
+        }
+        pos = end;
+    }
+    file.seek(SeekFrom::Start(0))?;
+    Ok(pos)
+}
+
 fn sync_dir(path: &Path) -> std::io::Result<()> {
     if let Some(dir) = path.parent() {
         File::open(dir)?.sync_all()?;

@@ -65,6 +65,44 @@ fn torn_tail_is_cut_and_appends_continue() {
     );
 }
 
+/// A backup copies a live log up to its last whole frame: a frame still
+/// being written is left out, and the copy opens with every block before it.
+#[test]
+fn the_durable_prefix_stops_before_a_frame_being_written() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("blocks.log");
+    let mut log = BlockLog::open(&path).unwrap();
+    log.append(&record(1, 1)).unwrap();
+    log.append(&record(2, 3)).unwrap();
+    let whole = std::fs::metadata(&path).unwrap().len();
+    let mut payload = vec![v1::VERSION];
+    v1::encode(&record(3, 2), &mut payload);
+    let mut frame = frame_of(&payload);
+    frame.truncate(frame.len() - 5);
+    append_raw(&path, &frame);
+
+    let mut file = std::fs::File::open(&path).unwrap();
+    assert_eq!(durable_prefix(&mut file).unwrap(), whole);
+    let copy = dir.path().join("copy.log");
+    let mut bytes = std::fs::read(&path).unwrap();
+    bytes.truncate(whole as usize);
+    std::fs::write(&copy, &bytes).unwrap();
+    let copied = BlockLog::open(&copy).unwrap();
+    assert_eq!(copied.last_block(), Some(2));
+    assert_eq!(copied.read_from(2, 1).unwrap(), vec![record(2, 3)]);
+    // A log with only its magic has no frames; an empty file not even that.
+    std::fs::write(&copy, MAGIC).unwrap();
+    assert_eq!(
+        durable_prefix(&mut std::fs::File::open(&copy).unwrap()).unwrap(),
+        8
+    );
+    std::fs::write(&copy, b"").unwrap();
+    assert_eq!(
+        durable_prefix(&mut std::fs::File::open(&copy).unwrap()).unwrap(),
+        0
+    );
+}
+
 #[test]
 fn damage_before_the_tail_is_an_error_not_a_skip() {
     let dir = tempfile::tempdir().unwrap();

@@ -174,7 +174,8 @@ fn data_dir(dir: &Path) -> Result<String, String> {
 }
 
 fn disk(dir: &Path, min_free_gib: u64) -> Result<String, String> {
-    let (free, total) = free_space(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+    let (free, total) =
+        crate::disk::free_space(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
     let gib = |b: u64| b as f64 / (1u64 << 30) as f64;
     let line = format!("{:.1} GiB free of {:.1} GiB", gib(free), gib(total));
     if free < min_free_gib << 30 {
@@ -184,24 +185,6 @@ fn disk(dir: &Path, min_free_gib: u64) -> Result<String, String> {
     } else {
         Ok(line)
     }
-}
-
-/// Free bytes for an unprivileged writer, and the total, of `dir`'s file
-/// system.
-fn free_space(dir: &Path) -> std::io::Result<(u64, u64)> {
-    use std::os::unix::ffi::OsStrExt;
-    let path = std::ffi::CString::new(dir.as_os_str().as_bytes())?;
-    let mut s = std::mem::MaybeUninit::<libc::statvfs>::uninit();
-    // SAFETY: `path` is NUL-terminated and `s` is written by statvfs before
-    // it is read (only when it returns 0).
-    let s = unsafe {
-        if libc::statvfs(path.as_ptr(), s.as_mut_ptr()) != 0 {
-            return Err(std::io::Error::last_os_error());
-        }
-        s.assume_init()
-    };
-    let frag = s.f_frsize as u64;
-    Ok((s.f_bavail as u64 * frag, s.f_blocks as u64 * frag))
 }
 
 async fn audit_db(url: &Result<String, String>) -> Result<String, String> {
