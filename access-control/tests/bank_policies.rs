@@ -221,6 +221,40 @@ fn trader_calls_are_function_scoped_capped_and_bound_to_the_signer() {
 }
 
 #[test]
+fn holder_views_answer_only_for_the_callers_wallets() {
+    let e = engine();
+    let t = caller("trader", "bank-a", &[ME]);
+    // Token ABIs rarely name balanceOf's argument: it is `arg0`.
+    let of = |who: Address| vec![("arg0", ArgValue::Address(who))];
+    let read = |c: &Caller, function: &str, args| {
+        let d = e.decide(c, "read", &token("bank-a"), &frame(function, args, 0, 0));
+        (d.allowed, d.rule)
+    };
+    assert!(read(&t, "balanceOf", of(ME)).0);
+    assert_eq!(
+        read(&t, "balanceOf", of(OTHER)),
+        (false, "exec.read.holdings-own".to_owned())
+    );
+    // allowance(owner, spender): the owner or the spender may ask.
+    let pair = |a: Address, b: Address| {
+        vec![
+            ("arg0", ArgValue::Address(a)),
+            ("arg1", ArgValue::Address(b)),
+        ]
+    };
+    assert!(read(&t, "allowance", pair(OTHER, ME)).0);
+    assert!(read(&t, "allowance", pair(ME, OTHER)).0);
+    assert!(!read(&t, "allowance", pair(OTHER, Address::ZERO)).0);
+    // Views without a holder stay open to readers.
+    assert!(read(&t, "totalSupply", vec![]).0);
+    // Auditors and admins read anyone's position.
+    for role in ["auditor", "admin"] {
+        let c = caller(role, "bank-a", &[]);
+        assert!(read(&c, "balanceOf", of(OTHER)).0, "{role}");
+    }
+}
+
+#[test]
 fn reads_are_limited_to_own_wallets_contracts_and_named_logs() {
     let e = engine();
     let t = caller("trader", "bank-a", &[ME]);

@@ -221,6 +221,17 @@ pub(super) fn context(circumstances: &Circumstances) -> Context {
             // A map first: an ABI with two arguments of one name must not abort.
             let args: HashMap<String, RestrictedExpression> = args.collect();
             let args = RestrictedExpression::new_record(args).expect("distinct argument names");
+            // Every address argument, named or not (`balanceOf(address)` in
+            // most token ABIs has no argument name): what holder views are
+            // checked against.
+            let address_args: Vec<Address> = f
+                .args
+                .iter()
+                .filter_map(|(_, v)| match v {
+                    ArgValue::Address(a) => Some(*a),
+                    _ => None,
+                })
+                .collect();
             vec![
                 ("kind".into(), string(f.kind.to_owned())),
                 ("depth".into(), long(f.depth)),
@@ -239,6 +250,7 @@ pub(super) fn context(circumstances: &Circumstances) -> Context {
                     string(f.function.clone().unwrap_or_default()),
                 ),
                 ("args".into(), args),
+                ("address_args".into(), addr_set(&address_args)),
                 ("value_gwei".into(), long(gwei_ceil(&f.value))),
                 ("spent_today_gwei".into(), long(f.spent_today_gwei)),
                 ("hour_utc".into(), long(hour_utc())),

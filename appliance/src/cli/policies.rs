@@ -2,7 +2,10 @@
 
 use crate::node::PID_FILE;
 use access_control::{
-    policy::{load_dir, AccountFacts, Circumstances, FrameFacts, PolicyEngine, Resource, TxFacts},
+    policy::{
+        load_dir, AccountFacts, ArgValue, Circumstances, FrameFacts, PolicyEngine, Resource,
+        TxFacts,
+    },
     Caller, Principal, PrincipalKind,
 };
 use alloy_primitives::{Address, B256, U256};
@@ -72,6 +75,26 @@ struct Explain {
     /// For calls: ether moved, in wei.
     #[arg(long, default_value = "0")]
     value_wei: U256,
+    /// For calls: an argument as the ABI decodes it, `NAME=0xADDRESS` or
+    /// `NAME=AMOUNT` (repeatable; unnamed ABI arguments are `arg0`, `arg1`…).
+    #[arg(long = "arg", value_parser = parse_arg)]
+    args: Vec<(String, ArgValue)>,
+}
+
+fn parse_arg(s: &str) -> Result<(String, ArgValue), String> {
+    let (name, value) = s
+        .split_once('=')
+        .ok_or_else(|| format!("{s:?}: expected NAME=VALUE"))?;
+    let value = if value.starts_with("0x") && value.len() == 42 {
+        ArgValue::Address(value.parse().map_err(|e| format!("{value}: {e}"))?)
+    } else {
+        ArgValue::Uint(
+            value
+                .parse()
+                .map_err(|e| format!("{value}: not an address or an amount ({e})"))?,
+        )
+    };
+    Ok((name.to_owned(), value))
 }
 
 /// Runs `prividium policies …`.
@@ -127,6 +150,7 @@ pub fn run(args: Args) -> Result<()> {
                 deployer_org,
                 function,
                 value_wei,
+                args,
             } = *x;
             let engine = PolicyEngine::load(&policies)?;
             let (kind, id) = match principal.split_once(':') {
@@ -164,6 +188,7 @@ pub fn run(args: Args) -> Result<()> {
                     signer: wallets.first().copied().unwrap_or_default(),
                     caller: wallets.first().copied().unwrap_or_default(),
                     function,
+                    args,
                     value: value_wei,
                     spent_today_gwei: access_control::policy::gwei_ceil(&value_wei),
                     ..FrameFacts::default()

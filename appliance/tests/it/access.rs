@@ -451,6 +451,9 @@ async fn oidc_roles_wallets_filtered_reads_and_inner_call_enforcement() {
         U256::from_str_radix(r["result"].as_str().unwrap().trim_start_matches("0x"), 16).unwrap(),
         U256::from(990)
     );
+    // ... and answers a holder view only for the caller's own wallets.
+    let r = c.call(&alice, "eth_call", json!([{"from": alice_w.address(), "to": token, "data": bal(bob_w.address())}, "latest"])).await;
+    denied(&r, "exec.read.holdings-own");
     // Bob sees the transfer to him (partially: input blanked), not erin's mint.
     let hash = transfer_receipt["transactionHash"].as_str().unwrap();
     let seen = c
@@ -513,6 +516,13 @@ async fn oidc_roles_wallets_filtered_reads_and_inner_call_enforcement() {
         .all(|ch| ch == '0'));
     // Auditors read everything and write nothing.
     let carol = idp.user_token("carol").await;
+    let carol_w = c.wallet(&carol).await;
+    let r = c.call(&carol, "eth_call", json!([{"from": carol_w.address(), "to": token, "data": bal(bob_w.address())}, "latest"])).await;
+    assert_eq!(
+        U256::from_str_radix(r["result"].as_str().unwrap().trim_start_matches("0x"), 16).unwrap(),
+        U256::from(10),
+        "{r}"
+    );
     assert!(c
         .call(
             &carol,

@@ -434,3 +434,48 @@ async fn an_api_key_works_shows_its_last_use_and_stops_when_revoked_or_expired()
     until(&node, &brief, Some("expired")).await;
     node.stop();
 }
+
+/// `prividium policies explain` shows a holder-view decision with its rule,
+/// from the shipped policies and the ABI argument given.
+#[test]
+fn explain_shows_the_holder_view_rule() {
+    let policies = Path::new(env!("CARGO_MANIFEST_DIR")).join("../policies");
+    let me = "0xaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa";
+    let explain = |role: &str, holder: &str| {
+        let out = std::process::Command::new(crate::common::bin())
+            .args(["policies", "explain", "--policies"])
+            .arg(&policies)
+            .args([
+                "--principal",
+                "User:alice",
+                "--role",
+                role,
+                "--org",
+                "bank-a",
+            ])
+            .args(["--wallet", me, "--action", "read"])
+            .args([
+                "--resource",
+                "account:0x7070707070707070707070707070707070707070",
+            ])
+            .args(["--deployer", "0x0101010101010101010101010101010101010101"])
+            .args(["--deployer-org", "bank-a", "--function", "balanceOf"])
+            .arg(format!("--arg=arg0={holder}"))
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let other = "0xbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb";
+    assert!(
+        explain("trader", other).starts_with("DENY rule=exec.read.holdings-own"),
+        "{}",
+        explain("trader", other)
+    );
+    assert!(explain("trader", me).starts_with("ALLOW rule=exec.read.readers"));
+    assert!(explain("auditor", other).starts_with("ALLOW"));
+}
