@@ -35,7 +35,7 @@ use std::{
     path::{Path, PathBuf},
     sync::Arc,
 };
-use storage::{KvStore, RedbStore};
+use storage::{KvStore, RedbStore, SharedCipher};
 
 /// Files beside the chain that a `prividium dev` directory needs to start
 /// again (its funded accounts and admin key: dev data is not secret).
@@ -51,6 +51,9 @@ pub struct Sources {
     pub stores: Vec<(&'static str, Arc<dyn KvStore>)>,
     /// The audit database URL, if the node keeps a trail.
     pub audit_url: Option<String>,
+    /// The running node's key provider, already unlocked (None: opened
+    /// from the recorded settings, which may ask for a passphrase).
+    pub provider: Option<Arc<dyn encryption::KeyProvider>>,
 }
 
 impl Sources {
@@ -76,6 +79,7 @@ impl Sources {
             data_dir: data_dir.to_path_buf(),
             stores,
             audit_url,
+            provider: None,
         })
     }
 }
@@ -83,8 +87,9 @@ impl Sources {
 /// Takes a backup into `dest` (which must not exist).
 pub async fn take(sources: Sources, dest: PathBuf) -> Result<Manifest> {
     let chain_id = chain_files::load_chain(&sources.data_dir)?.chain_id;
+    let provider = sources.provider.clone();
     let (staging, audit) = tokio::task::spawn_blocking(move || copy(&sources, &dest)).await??;
-    let checked = check_copy(staging.dir()).await;
+    let checked = check_copy(staging.dir(), provider).await;
     let head = match checked {
         Ok(h) => h,
         Err(e) => {
@@ -192,10 +197,23 @@ fn copy_audit(st: &mut Staging, dir: &Path, url: Option<&str>) -> Result<AuditCo
 
 /// Opens the copy with its own keys: the genesis, then every block-log
 /// frame. Returns the head.
-async fn check_copy(dir: &Path) -> Result<Option<Head>> {
-    let cipher = at_rest::cipher_to_open(dir)
-        .await
-        .context("opening the copy's keys")?;
+async fn check_copy(
+    dir: &Path,
+    provider: Option<Arc<dyn encryption::KeyProvider>>,
+) -> Result<Option<Head>> {
+    let keyring = encryption::Keyring::new(dir);
+    let cipher: Option<SharedCipher> = match provider {
+        Some(p) if keyring.exists() => {
+            let keys = keyring
+                .unlock_to_open(p.as_ref())
+                .await
+                .context("opening the copy's keys")?;
+            Some(Arc::new(encryption::Cipher::new(&keys)))
+        }
+        _ => at_rest::cipher_to_open(dir)
+            .await
+            .context("opening the copy's keys")?,
+    };
     let dir = dir.to_path_buf();
     tokio::task::spawn_blocking(move || -> Result<Option<Head>> {
         chain_files::load_genesis(&dir, cipher.as_ref())?;
@@ -216,10 +234,15 @@ async fn check_copy(dir: &Path) -> Result<Option<Head>> {
     .await?
 }
 
-/// Checks a restore still beside its destination: the copy opens with
-/// its keys and its block log ends at the manifest's head.
-pub async fn check_restored(dir: &Path, manifest: &Manifest) -> Result<()> {
-    let head = check_copy(dir).await?;
+/// Checks a restore still beside its destination, in `dir`: the copy
+/// opens with its keys and its block log ends at the manifest's head. An
+/// encrypted copy then gets a fresh current data key, before it is moved
+/// into place: the node the backup came from may have reserved nonce
+/// epochs of the old current key after the backup was taken, so the
+/// restored node must never seal under it again. Returns the new
+/// data-key version, if any.
+pub async fn check_restored(dir: &Path, manifest: &Manifest) -> Result<Option<u32>> {
+    let head = check_copy(dir, None).await?;
     if head != manifest.head {
         bail!(
             "the restored block log ends at {:?}, not at the manifest's head {:?}",
@@ -227,28 +250,35 @@ pub async fn check_restored(dir: &Path, manifest: &Manifest) -> Result<()> {
             manifest.head
         );
     }
-    Ok(())
+    if !encryption::Keyring::new(dir).exists() {
+        return Ok(None);
+    }
+    let (provider, keyring) = rebound(dir).await?;
+    Ok(Some(keyring.rotate_dek(provider.as_ref()).await?))
 }
 
-/// Makes a restored directory (in place) the node's own: the embedded
-/// audit database is recorded at its new place; a local key file's
-/// keyring is bound to the copy beside it (named by its path; allowed
-/// only because that copy opens it); and an encrypted directory gets a
-/// fresh current data key. The node the backup came from may have
-/// reserved nonce epochs of the old current key after the backup was
-/// taken, so the restored node must never seal under it again. Returns
-/// the new data-key version, if any.
-pub async fn adopt_restored(dir: &Path, manifest: &Manifest) -> Result<Option<u32>> {
+/// Makes a restored directory, now in place, the node's own: the embedded
+/// audit database is recorded at its new place and a local key file's
+/// keyring names the key file beside it.
+pub async fn adopt_restored(dir: &Path, manifest: &Manifest) -> Result<()> {
     if let AuditCopy::Sqlite { file } = &manifest.audit {
         let at = dir.join(file);
         audit::trail::record_database(dir, &format!("sqlite://{}", at.display()))?;
     }
-    if !encryption::Keyring::new(dir).exists() {
-        return Ok(None);
+    if encryption::Keyring::new(dir).exists() {
+        rebound(dir).await?;
     }
+    Ok(())
+}
+
+/// The provider of `dir`'s recorded settings, with the keyring bound to
+/// it: a local key file is named by its path, so a copied keyring names
+/// the original's until it is re-bound (allowed only when this copy of
+/// the key file opens it).
+async fn rebound(dir: &Path) -> Result<(Arc<dyn encryption::KeyProvider>, encryption::Keyring)> {
     let (provider, keyring) = at_rest::provider_for(dir)?;
     keyring.rebind(provider.as_ref()).await?;
-    Ok(Some(keyring.rotate_dek(provider.as_ref()).await?))
+    Ok((provider, keyring))
 }
 
 /// Serves `prividium backup` on `<data_dir>/backup.sock` for a running
@@ -268,7 +298,11 @@ pub fn serve(
                 data_dir: sources.data_dir.clone(),
                 stores: sources.stores.clone(),
                 audit_url: sources.audit_url.clone(),
+                provider: sources.provider.clone(),
             };
+            if let Err(e) = outside(&copy.data_dir, &to) {
+                return Err(format!("{e:#}"));
+            }
             let started = std::time::Instant::now();
             let result = take(copy, to.clone()).await;
             let outcome = match &result {
@@ -309,4 +343,33 @@ pub fn serve(
             None
         }
     }
+}
+
+/// Refuses a destination inside the data directory (the copy would copy
+/// itself, and a backup must survive the directory's loss).
+pub fn outside(data_dir: &Path, dest: &Path) -> Result<()> {
+    let data = std::fs::canonicalize(data_dir)
+        .with_context(|| format!("reading {}", data_dir.display()))?;
+    // The destination does not exist yet: resolve its nearest existing parent.
+    let mut probe = dest.to_path_buf();
+    let mut rest = Vec::new();
+    while !probe.exists() {
+        match (probe.file_name(), probe.parent()) {
+            (Some(name), Some(parent)) => {
+                rest.push(name.to_owned());
+                probe = parent.to_path_buf();
+            }
+            _ => break,
+        }
+    }
+    let mut resolved = std::fs::canonicalize(&probe).unwrap_or(probe);
+    resolved.extend(rest.iter().rev());
+    if resolved.starts_with(&data) {
+        bail!(
+            "{} is inside the data directory {}; back up to another place",
+            dest.display(),
+            data.display()
+        );
+    }
+    Ok(())
 }

@@ -181,6 +181,13 @@ async fn rekey_and_record(
         Ok(Pass::Paused) => {
             tracing::info!("re-encryption paused; it resumes with the next key or start")
         }
+        Ok(Pass::BackupRunning) => {
+            tracing::info!(
+                retry_in_s = RETRY_AFTER.as_secs(),
+                "a backup is running; older data keys are retired after it"
+            );
+            return true;
+        }
         Err(e) => {
             tracing::error!(error = %e, retry_in_s = RETRY_AFTER.as_secs(), "re-encryption failed");
             let details = json!({ "error": e });

@@ -224,6 +224,7 @@ pub async fn run(params: NodeParams, on_ready: impl FnOnce(Ready) -> Result<()>)
             data_dir: params.data_dir.clone(),
             stores: stores.clone(),
             audit_url: Some(params.audit.database_url(&params.data_dir)),
+            provider: at_rest.as_ref().map(|a| a.provider.clone()),
         },
         backup_lock.clone(),
         trail.clone(),

@@ -55,6 +55,8 @@ pub enum Pass {
     },
     /// Stopped (shutdown) or the key changed again; resumes later.
     Paused,
+    /// A backup is running: tried again shortly.
+    BackupRunning,
 }
 
 /// Moves every holding onto the current key, then retires the others.
@@ -105,6 +107,14 @@ pub async fn run(at: &AtRest, h: &Holdings, stop: Arc<AtomicBool>) -> Result<Pas
     let files = reseal_files_blocking(h, &cipher).await?;
     moved.insert("files".into(), json!({ "resealed": files }));
 
+    // A backup copies the keyring last and needs every key its earlier
+    // copies were sealed under: no key goes while one runs. Held from
+    // before the last check to the retirement, so nothing sealed under an
+    // older key slips in between; never waited for (a backup may take
+    // minutes, and shutdown must not hang on it): the pass resumes later.
+    let Ok(_no_backup_running) = h.backup_lock.try_lock() else {
+        return Ok(Pass::BackupRunning);
+    };
     // A write sealed just before the switch to `target` can land after the
     // pass went by, and a CLI process may still hold the older keys: check
     // again, changing nothing if all is moved, before any key goes.
@@ -152,7 +162,6 @@ pub async fn run(at: &AtRest, h: &Holdings, stop: Arc<AtomicBool>) -> Result<Pas
         .map_err(|e| e.to_string())?
         .live_versions_except(target);
     if !retired.is_empty() {
-        let _no_backup_running = h.backup_lock.lock().await;
         at.keyring
             .retire(at.provider.as_ref(), &retired)
             .await

@@ -1,6 +1,6 @@
 //! Checking a backup against its manifest, and restoring it.
 
-use crate::staging::{hash_file, partial_of, sync_tree};
+use crate::staging::{hash_file, partial_of, sync_parent, sync_tree};
 use crate::{BackupError, Manifest, DIGEST_FILE, MANIFEST_FILE};
 use std::{
     collections::BTreeSet,
@@ -42,6 +42,13 @@ pub fn verify(dir: &Path) -> Result<Manifest, BackupError> {
             });
         }
     }
+    if let crate::AuditCopy::Sqlite { file } = &manifest.audit {
+        if !listed.contains(file) {
+            return Err(BackupError::NotABackup(format!(
+                "{MANIFEST_FILE} names the audit database {file:?}, which it does not list"
+            )));
+        }
+    }
     for found in files_under(dir, "")? {
         if found != MANIFEST_FILE && found != DIGEST_FILE && !listed.contains(&found) {
             return Err(BackupError::Unexpected(found));
@@ -78,7 +85,8 @@ impl Unpacked {
     /// Moves the restored directory into place.
     pub fn commit(self) -> Result<(), BackupError> {
         sync_tree(&self.dir)?;
-        fs::rename(&self.dir, &self.to).map_err(BackupError::io("renaming", &self.dir))
+        fs::rename(&self.dir, &self.to).map_err(BackupError::io("renaming", &self.dir))?;
+        sync_parent(&self.to)
     }
 
     /// Removes the copy (a check failed).

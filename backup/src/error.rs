@@ -20,6 +20,9 @@ pub enum BackupError {
     /// The backup has no manifest, or its manifest does not parse.
     #[error("not a prividium backup: {0}")]
     NotABackup(String),
+    /// Something in the data directory cannot be copied as it is.
+    #[error("cannot back up: {0}")]
+    Source(String),
     /// The manifest was written by a newer version.
     #[error("backup format {found} is not supported (this build reads format {supported})")]
     Format {

@@ -41,6 +41,8 @@ impl Staging {
             fs::remove_dir_all(&dir).map_err(BackupError::io("removing", &dir))?;
         }
         fs::create_dir_all(&dir).map_err(BackupError::io("creating", &dir))?;
+        // Keys and sealed records: the owner's alone, like the data directory.
+        private(&dir, 0o700)?;
         Ok(Self {
             dest: dest.to_path_buf(),
             dir,
@@ -117,13 +119,23 @@ impl Staging {
         names.sort();
         for name in names {
             let Some(name) = name.to_str() else {
-                continue; // the appliance names its files in ASCII
+                return Err(BackupError::Source(format!(
+                    "{} holds a file whose name is not UTF-8: {name:?}",
+                    src.display()
+                )));
             };
             if skip(name) {
                 continue;
             }
             let (from, to) = (src.join(name), format!("{rel}/{name}"));
-            let kind = fs::symlink_metadata(&from).map_err(BackupError::io("reading", &from))?;
+            // Followed: policies deployed as links by configuration
+            // management are backed up as what they point at.
+            let kind = match fs::metadata(&from) {
+                Ok(k) => k,
+                // Removed while listing: it was obsolete.
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+                Err(e) => return Err(BackupError::io("reading", &from)(e)),
+            };
             if kind.is_dir() {
                 self.add_dir(&to, &from, skip)?;
             } else if kind.is_file() {
@@ -247,23 +259,17 @@ impl Staging {
         manifest.write(&self.dir)?;
         sync_tree(&self.dir)?;
         fs::rename(&self.dir, &self.dest).map_err(BackupError::io("renaming", &self.dir))?;
-        if let Some(parent) = self.dest.parent() {
-            let parent = if parent.as_os_str().is_empty() {
-                Path::new(".")
-            } else {
-                parent
-            };
-            File::open(parent)
-                .and_then(|f| f.sync_all())
-                .map_err(BackupError::io("syncing", parent))?;
-        }
+        sync_parent(&self.dest)?;
         Ok(manifest)
     }
 
     fn target(&self, rel: &str) -> Result<PathBuf, BackupError> {
         let path = self.dir.join(rel);
         if let Some(parent) = path.parent() {
-            fs::create_dir_all(parent).map_err(BackupError::io("creating", parent))?;
+            if !parent.exists() {
+                fs::create_dir_all(parent).map_err(BackupError::io("creating", parent))?;
+                private(parent, 0o700)?;
+            }
         }
         Ok(path)
     }
@@ -272,6 +278,7 @@ impl Staging {
     /// vouches for the bytes on the backup's disk.
     fn record(&mut self, rel: &str) -> Result<(), BackupError> {
         let path = self.dir.join(rel);
+        private(&path, 0o600)?;
         let (bytes, sha256) = hash_file(&path)?;
         self.files.push(FileEntry {
             path: rel.to_owned(),
@@ -280,6 +287,17 @@ impl Staging {
         });
         Ok(())
     }
+}
+
+/// Fsyncs the directory holding `path` (after a rename into it).
+pub(crate) fn sync_parent(path: &Path) -> Result<(), BackupError> {
+    let parent = match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    };
+    File::open(parent)
+        .and_then(|f| f.sync_all())
+        .map_err(BackupError::io("syncing", parent))
 }
 
 /// `dest` with `.partial` appended.
@@ -322,4 +340,16 @@ pub(crate) fn sync_tree(dir: &Path) -> Result<(), BackupError> {
     File::open(dir)
         .and_then(|f| f.sync_all())
         .map_err(BackupError::io("syncing", dir))
+}
+
+#[cfg(unix)]
+fn private(path: &Path, mode: u32) -> Result<(), BackupError> {
+    use std::os::unix::fs::PermissionsExt;
+    fs::set_permissions(path, fs::Permissions::from_mode(mode))
+        .map_err(BackupError::io("restricting", path))
+}
+
+#[cfg(not(unix))]
+fn private(_: &Path, _: u32) -> Result<(), BackupError> {
+    Ok(())
 }

@@ -389,6 +389,11 @@ impl Keyring {
         if provider.is(&doc.provider) {
             return Ok(false);
         }
+        // Every live key, not only the (possibly cached) blinding key: the
+        // provider named from now on must open all of them.
+        for d in doc.deks.iter().filter(|d| d.retired.is_none()) {
+            provider.unwrap_key(&d.wrapped).await?;
+        }
         doc.provider = provider.id();
         self.write(&mut doc, &blind)?;
         Ok(true)
@@ -575,5 +580,52 @@ mod tests {
         std::fs::write(ring.path(), serde_json::to_vec(&doc).unwrap()).unwrap();
         let err = ring.unlock(&p, KeyLimits::default()).await.unwrap_err();
         assert!(err.to_string().contains("edited outside"), "{err}");
+    }
+
+    /// A data directory copied elsewhere (a backup, a restore): its keyring
+    /// opens read-only with the copied key file without a byte written, and
+    /// is re-bound to the copy only when the copy opens every key.
+    #[tokio::test]
+    async fn a_copied_keyring_opens_read_only_and_rebinds_only_to_its_own_keys() {
+        let (a, b, c) = (
+            tempfile::tempdir().unwrap(),
+            tempfile::tempdir().unwrap(),
+            tempfile::tempdir().unwrap(),
+        );
+        let original = provider(a.path());
+        let ring = Keyring::new(a.path());
+        let keys = ring.unlock(&original, KeyLimits::default()).await.unwrap();
+        let sealed = Cipher::new(&keys).seal(b"ctx", b"record").unwrap();
+        std::fs::create_dir_all(b.path().join(KEYS_DIR)).unwrap();
+        for name in [KEYRING_FILE, "kek.sealed"] {
+            std::fs::copy(
+                a.path().join(KEYS_DIR).join(name),
+                b.path().join(KEYS_DIR).join(name),
+            )
+            .unwrap();
+        }
+        let (copy, copied) = (provider(b.path()), Keyring::new(b.path()));
+        let before = std::fs::read(copied.path()).unwrap();
+        let opened = copied.unlock_to_open(&copy).await.unwrap();
+        assert_eq!(
+            std::fs::read(copied.path()).unwrap(),
+            before,
+            "nothing written"
+        );
+        let reader = Cipher::new(&opened);
+        assert_eq!(reader.open(b"ctx", &sealed).unwrap(), b"record");
+        assert!(
+            reader.seal(b"ctx", b"x").is_err(),
+            "no nonce epoch: never seals"
+        );
+        // Named after the original's path until re-bound.
+        assert!(copied.unlock(&copy, KeyLimits::default()).await.is_err());
+        // Another key file does not take it over.
+        let stranger = provider(c.path());
+        assert!(copied.rebind(&stranger).await.is_err());
+        assert!(copied.rebind(&copy).await.unwrap());
+        assert!(!copied.rebind(&copy).await.unwrap(), "already bound");
+        let k = copied.unlock(&copy, KeyLimits::default()).await.unwrap();
+        assert_eq!(Cipher::new(&k).open(b"ctx", &sealed).unwrap(), b"record");
     }
 }

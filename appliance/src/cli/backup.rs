@@ -33,6 +33,7 @@ pub struct RestoreArgs {
 /// a stopped node.
 pub async fn backup(args: BackupArgs) -> Result<()> {
     let to = absolute(&args.to)?;
+    backup_plan::outside(&args.data_dir, &to)?;
     let sock = args.data_dir.join(socket::SOCKET_FILE);
     let manifest = if socket::is_served(&sock).await {
         socket::request(&sock, &to).await?
@@ -68,32 +69,45 @@ pub async fn restore(args: RestoreArgs) -> Result<()> {
     })
     .await??;
     let manifest = unpacked.manifest.clone();
-    if let Err(e) = backup_plan::check_restored(unpacked.dir(), &manifest).await {
-        unpacked.discard();
-        return Err(e.context("the restored copy does not open; nothing was restored"));
-    }
+    let fresh_key = match backup_plan::check_restored(unpacked.dir(), &manifest).await {
+        Ok(k) => k,
+        Err(e) => {
+            unpacked.discard();
+            return Err(e.context("the restored copy does not open; nothing was restored"));
+        }
+    };
     tokio::task::spawn_blocking(move || unpacked.commit()).await??;
-    let fresh_key = backup_plan::adopt_restored(&to, &manifest).await?;
-    let mut details = summary(&manifest);
-    details["from"] = json!(args.from.display().to_string());
-    audit_trail::record_key_op(
-        &to,
-        action::BACKUP_RESTORED,
-        Some("data-directory".into()),
-        details,
-    )
-    .await?;
+    backup_plan::adopt_restored(&to, &manifest).await?;
     if let Some(v) = fresh_key {
-        audit_trail::record_key_op(
-            &to,
-            action::DEK_ROTATED,
-            Some("data-keys".into()),
-            json!({ "version": v, "reason": "restored from a backup" }),
-        )
-        .await?;
         println!(
             "data key v{v} is now current (a restored node never seals under the backup's key)"
         );
+    }
+    match &manifest.audit {
+        // The restore is evidence for the restored trail.
+        AuditCopy::Sqlite { .. } => {
+            let mut details = summary(&manifest);
+            details["from"] = json!(args.from.display().to_string());
+            audit_trail::record_key_op(
+                &to,
+                action::BACKUP_RESTORED,
+                Some("data-directory".into()),
+                details,
+            )
+            .await?;
+            if let Some(v) = fresh_key {
+                audit_trail::record_key_op(
+                    &to,
+                    action::DEK_ROTATED,
+                    Some("data-keys".into()),
+                    json!({ "version": v, "reason": "restored from a backup" }),
+                )
+                .await?;
+            }
+        }
+        // The trail is a shared database, maybe still the live node's: a
+        // restore drill must not write into it. Nothing is recorded.
+        AuditCopy::Postgres { .. } => {}
     }
     print(&to, &manifest, "restored into");
     if let AuditCopy::Postgres { database } = &manifest.audit {

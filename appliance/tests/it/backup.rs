@@ -294,4 +294,15 @@ async fn a_backup_under_load_restores_into_a_node_that_continues_the_chain() {
     let twice = cli(&["backup", "--to", &again.display().to_string()], &restored);
     assert_eq!(twice.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&twice.stderr).contains("already exists"));
+    // Nor is a backup kept inside the directory it copies.
+    let inside = restored.join("proofs/backup").display().to_string();
+    let refused = cli(&["backup", "--to", &inside], &restored);
+    assert_eq!(refused.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("inside the data directory"));
+    // The copies are the owner's alone, like the data directory.
+    use std::os::unix::fs::PermissionsExt;
+    for file in files_under(&again) {
+        let mode = std::fs::metadata(&file).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600, "{}", file.display());
+    }
 }

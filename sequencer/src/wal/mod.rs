@@ -262,12 +262,14 @@ fn frame_context(number: u64) -> Vec<u8> {
 }
 
 /// The length of `file`'s complete frames, for copying a live log: the
-/// file is synced first, so every byte counted is durable, and a frame the
+/// file is synced after its length is read, so every byte counted is durable, and a frame the
 /// writer is still appending is left out. Frames are not opened here (the
 /// copy is checked by opening it with its keys).
 pub fn durable_prefix(file: &mut File) -> std::io::Result<u64> {
-    file.sync_data()?;
+    // Length first: a frame appended after it is not counted, and
+    // everything counted is on disk once the sync returns.
     let len = file.metadata()?.len();
+    file.sync_data()?;
     let mut header = [0u8; FRAME_HEADER];
     let mut pos = MAGIC.len() as u64;
     if len < pos {
