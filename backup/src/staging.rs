@@ -264,14 +264,20 @@ impl Staging {
     }
 
     fn target(&self, rel: &str) -> Result<PathBuf, BackupError> {
-        let path = self.dir.join(rel);
-        if let Some(parent) = path.parent() {
-            if !parent.exists() {
-                fs::create_dir_all(parent).map_err(BackupError::io("creating", parent))?;
-                private(parent, 0o700)?;
+        // Each directory the path needs, created the owner's alone.
+        let mut dir = self.dir.clone();
+        let mut parts = rel.split('/').peekable();
+        while let Some(part) = parts.next() {
+            if parts.peek().is_none() {
+                return Ok(dir.join(part));
+            }
+            dir.push(part);
+            if !dir.exists() {
+                fs::create_dir(&dir).map_err(BackupError::io("creating", &dir))?;
+                private(&dir, 0o700)?;
             }
         }
-        Ok(path)
+        Ok(dir)
     }
 
     /// Hashes what was written (not what was read), so the manifest

@@ -304,5 +304,11 @@ async fn a_backup_under_load_restores_into_a_node_that_continues_the_chain() {
     for file in files_under(&again) {
         let mode = std::fs::metadata(&file).unwrap().permissions().mode() & 0o777;
         assert_eq!(mode, 0o600, "{}", file.display());
+        let mut dir = file.parent().unwrap();
+        while dir.starts_with(&again) {
+            let mode = std::fs::metadata(dir).unwrap().permissions().mode() & 0o777;
+            assert_eq!(mode, 0o700, "{}", dir.display());
+            dir = dir.parent().unwrap();
+        }
     }
 }
