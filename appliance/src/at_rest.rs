@@ -261,11 +261,18 @@ pub async fn recorded_cipher(data_dir: &Path) -> Result<Option<SharedCipher>> {
 
 /// A cipher that only opens the records of `data_dir` (None: plaintext),
 /// writing nothing there: for checking a copy whose files must stay as
-/// they were hashed.
-pub async fn cipher_to_open(data_dir: &Path) -> Result<Option<SharedCipher>> {
+/// they were hashed. `known` is a provider already unlocked (a running
+/// node's), else it is opened from the recorded settings.
+pub async fn cipher_to_open(
+    data_dir: &Path,
+    known: Option<Arc<dyn KeyProvider>>,
+) -> Result<Option<SharedCipher>> {
     match EncryptionSettings::recorded(data_dir)? {
         Some(s) if s.is_on() => {
-            let provider = provider(data_dir, &s)?;
+            let provider = match known {
+                Some(p) => p,
+                None => provider(data_dir, &s)?,
+            };
             let keys = Keyring::new(data_dir)
                 .unlock_to_open(provider.as_ref())
                 .await?;

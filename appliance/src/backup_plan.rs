@@ -35,7 +35,7 @@ use std::{
     path::{Path, PathBuf},
     sync::Arc,
 };
-use storage::{KvStore, RedbStore, SharedCipher};
+use storage::{KvStore, RedbStore};
 
 /// Files beside the chain that a `prividium dev` directory needs to start
 /// again (its funded accounts and admin key: dev data is not secret).
@@ -44,6 +44,7 @@ const DEV_FILES: [&str; 2] = ["dev-secrets.json", "admin_key.sha256"];
 const AUDIT_DB: &str = "audit/audit.db";
 
 /// What the backup reads from.
+#[derive(Clone)]
 pub struct Sources {
     /// The data directory.
     pub data_dir: PathBuf,
@@ -201,19 +202,9 @@ async fn check_copy(
     dir: &Path,
     provider: Option<Arc<dyn encryption::KeyProvider>>,
 ) -> Result<Option<Head>> {
-    let keyring = encryption::Keyring::new(dir);
-    let cipher: Option<SharedCipher> = match provider {
-        Some(p) if keyring.exists() => {
-            let keys = keyring
-                .unlock_to_open(p.as_ref())
-                .await
-                .context("opening the copy's keys")?;
-            Some(Arc::new(encryption::Cipher::new(&keys)))
-        }
-        _ => at_rest::cipher_to_open(dir)
-            .await
-            .context("opening the copy's keys")?,
-    };
+    let cipher = at_rest::cipher_to_open(dir, provider)
+        .await
+        .context("opening the copy's keys")?;
     let dir = dir.to_path_buf();
     tokio::task::spawn_blocking(move || -> Result<Option<Head>> {
         chain_files::load_genesis(&dir, cipher.as_ref())?;
@@ -281,6 +272,16 @@ async fn rebound(dir: &Path) -> Result<(Arc<dyn encryption::KeyProvider>, encryp
     Ok((provider, keyring))
 }
 
+/// What the audit trail records of a backup taken or restored.
+pub fn summary(m: &Manifest) -> serde_json::Value {
+    serde_json::json!({
+        "head": m.head.as_ref().map(|h| h.number),
+        "files": m.files.len(),
+        "bytes": m.files.iter().map(|f| f.bytes).sum::<u64>(),
+        "created_at": m.created_at,
+    })
+}
+
 /// Serves `prividium backup` on `<data_dir>/backup.sock` for a running
 /// node; every backup taken is recorded in the audit trail.
 pub fn serve(
@@ -294,12 +295,7 @@ pub fn serve(
         let (sources, lock, trail) = (sources.clone(), backup_lock.clone(), trail.clone());
         Box::pin(async move {
             let _no_key_retired = lock.lock().await;
-            let copy = Sources {
-                data_dir: sources.data_dir.clone(),
-                stores: sources.stores.clone(),
-                audit_url: sources.audit_url.clone(),
-                provider: sources.provider.clone(),
-            };
+            let copy = (*sources).clone();
             if let Err(e) = outside(&copy.data_dir, &to) {
                 return Err(format!("{e:#}"));
             }
@@ -310,12 +306,11 @@ pub fn serve(
                 Err(_) => audit::Outcome::Error,
             };
             let details = match &result {
-                Ok(m) => serde_json::json!({
-                    "head": m.head.as_ref().map(|h| h.number),
-                    "files": m.files.len(),
-                    "bytes": m.files.iter().map(|f| f.bytes).sum::<u64>(),
-                    "ms": started.elapsed().as_millis() as u64,
-                }),
+                Ok(m) => {
+                    let mut d = summary(m);
+                    d["ms"] = serde_json::json!(started.elapsed().as_millis() as u64);
+                    d
+                }
                 Err(e) => serde_json::json!({ "error": format!("{e:#}") }),
             };
             let event = audit::AuditEvent::system(audit::action::BACKUP_TAKEN, outcome)

@@ -1,6 +1,6 @@
 //! Checking a backup against its manifest, and restoring it.
 
-use crate::staging::{hash_file, partial_of, sync_parent, sync_tree};
+use crate::staging::{hash_file, partial_of, private, sync_parent, sync_tree};
 use crate::{BackupError, Manifest, DIGEST_FILE, MANIFEST_FILE};
 use std::{
     collections::BTreeSet,
@@ -115,7 +115,7 @@ pub fn unpack(from: &Path, to: &Path) -> Result<Unpacked, BackupError> {
         fs::remove_dir_all(&dir).map_err(BackupError::io("removing", &dir))?;
     }
     fs::create_dir_all(&dir).map_err(BackupError::io("creating", &dir))?;
-    restrict(&dir)?;
+    private(&dir, 0o700)?;
     let unpacked = Unpacked {
         manifest,
         dir,
@@ -155,7 +155,7 @@ fn is_plain_relative(path: &str) -> bool {
             .all(|part| !part.is_empty() && part != "." && part != "..")
 }
 
-fn files_under(dir: &Path, prefix: &str) -> Result<Vec<String>, BackupError> {
+pub(crate) fn files_under(dir: &Path, prefix: &str) -> Result<Vec<String>, BackupError> {
     let mut out = Vec::new();
     for entry in fs::read_dir(dir).map_err(BackupError::io("listing", dir))? {
         let entry = entry.map_err(BackupError::io("listing", dir))?;
@@ -176,16 +176,4 @@ fn files_under(dir: &Path, prefix: &str) -> Result<Vec<String>, BackupError> {
         }
     }
     Ok(out)
-}
-
-#[cfg(unix)]
-fn restrict(dir: &Path) -> Result<(), BackupError> {
-    use std::os::unix::fs::PermissionsExt;
-    fs::set_permissions(dir, fs::Permissions::from_mode(0o700))
-        .map_err(BackupError::io("restricting", dir))
-}
-
-#[cfg(not(unix))]
-fn restrict(_: &Path) -> Result<(), BackupError> {
-    Ok(())
 }

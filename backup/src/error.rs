@@ -61,6 +61,9 @@ pub enum BackupError {
         /// Why.
         source: rusqlite::Error,
     },
+    /// No node listens on the backup socket.
+    #[error("no node listens on {}", .0.display())]
+    NoNode(PathBuf),
     /// The running node refused or failed the backup it was asked for.
     #[error("the node answered: {0}")]
     Node(String),

@@ -123,16 +123,18 @@ async fn read_line(read: impl AsyncRead + Unpin, limit: u64) -> std::io::Result<
     Ok(line)
 }
 
-/// Whether a node is listening on `path`.
-pub async fn is_served(path: &Path) -> bool {
-    UnixStream::connect(path).await.is_ok()
-}
-
-/// Asks the node listening on `path` for a backup into `to` (absolute).
+/// Asks the node listening on `path` for a backup into `to` (absolute);
+/// [`BackupError::NoNode`] when no node listens there.
 pub async fn request(path: &Path, to: &Path) -> Result<Manifest, BackupError> {
     let stream = UnixStream::connect(path)
         .await
-        .map_err(BackupError::io("connecting to", path))?;
+        .map_err(|e| match e.kind() {
+            // No socket, or one left by a node that is gone.
+            std::io::ErrorKind::NotFound | std::io::ErrorKind::ConnectionRefused => {
+                BackupError::NoNode(path.to_path_buf())
+            }
+            _ => BackupError::io("connecting to", path)(e),
+        })?;
     let (read, mut write) = stream.into_split();
     let mut line = serde_json::to_vec(&Request {
         backup_to: to.to_path_buf(),

@@ -348,14 +348,15 @@ pub(crate) fn sync_tree(dir: &Path) -> Result<(), BackupError> {
         .map_err(BackupError::io("syncing", dir))
 }
 
+/// Sets `path`'s mode: the owner's alone.
 #[cfg(unix)]
-fn private(path: &Path, mode: u32) -> Result<(), BackupError> {
+pub(crate) fn private(path: &Path, mode: u32) -> Result<(), BackupError> {
     use std::os::unix::fs::PermissionsExt;
     fs::set_permissions(path, fs::Permissions::from_mode(mode))
         .map_err(BackupError::io("restricting", path))
 }
 
 #[cfg(not(unix))]
-fn private(_: &Path, _: u32) -> Result<(), BackupError> {
+pub(crate) fn private(_: &Path, _: u32) -> Result<(), BackupError> {
     Ok(())
 }

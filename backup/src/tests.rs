@@ -157,11 +157,10 @@ fn a_damaged_incomplete_or_padded_backup_is_refused_by_name() {
     let fresh = |name: &str| {
         let copy = out.path().join(name);
         std::fs::create_dir_all(&copy).unwrap();
-        for entry in walk(&dest) {
-            let rel = entry.strip_prefix(&dest).unwrap();
-            let to = copy.join(rel);
+        for rel in crate::check::files_under(&dest, "").unwrap() {
+            let to = copy.join(&rel);
             std::fs::create_dir_all(to.parent().unwrap()).unwrap();
-            std::fs::copy(&entry, &to).unwrap();
+            std::fs::copy(dest.join(&rel), &to).unwrap();
         }
         copy
     };
@@ -208,19 +207,6 @@ fn a_damaged_incomplete_or_padded_backup_is_refused_by_name() {
     );
 }
 
-fn walk(dir: &Path) -> Vec<std::path::PathBuf> {
-    let mut out = Vec::new();
-    for entry in std::fs::read_dir(dir).unwrap() {
-        let path = entry.unwrap().path();
-        if path.is_dir() {
-            out.extend(walk(&path));
-        } else {
-            out.push(path);
-        }
-    }
-    out
-}
-
 #[tokio::test]
 async fn the_socket_runs_one_backup_at_a_time_and_reports_failures() {
     let dir = tempfile::tempdir().unwrap();
@@ -247,8 +233,9 @@ async fn the_socket_runs_one_backup_at_a_time_and_reports_failures() {
             })
         })
     };
+    let nobody = crate::socket::request(&path, Path::new("/b/none")).await;
+    assert!(matches!(nobody, Err(BackupError::NoNode(_))), "{nobody:?}");
     let server = crate::socket::serve(&path, handler).unwrap();
-    assert!(crate::socket::is_served(&path).await);
     let first = {
         let path = path.clone();
         tokio::spawn(async move { crate::socket::request(&path, Path::new("/b/one")).await })

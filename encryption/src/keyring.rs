@@ -304,12 +304,7 @@ impl Keyring {
             return Err(self.rejected("no keyring yet (start the node once)"));
         }
         let (doc, _blind) = self.load_checked(provider).await?;
-        let mut live = 0;
-        for d in doc.deks.iter().filter(|d| d.retired.is_none()) {
-            provider.unwrap_key(&d.wrapped).await?;
-            live += 1;
-        }
-        Ok(live)
+        Ok(unwrap_live(&doc, provider).await?.len())
     }
 
     /// Unwraps every data key, reserves a fresh nonce epoch for the current
@@ -321,12 +316,7 @@ impl Keyring {
     ) -> Result<ActiveKeys, KeyringError> {
         let _lock = self.lock()?;
         let (mut doc, blind) = self.load_checked(provider).await?;
-        // A retired version seals nothing any more (every record was moved
-        // off it), so it is never unwrapped again.
-        let mut deks = BTreeMap::new();
-        for d in doc.deks.iter().filter(|d| d.retired.is_none()) {
-            deks.insert(d.version, provider.unwrap_key(&d.wrapped).await?);
-        }
+        let deks = unwrap_live(&doc, provider).await?;
         let current = doc.current;
         let rec = doc.dek_mut(current).expect("checked");
         rec.epoch = rec.epoch.checked_add(1).ok_or_else(|| {
@@ -358,10 +348,7 @@ impl Keyring {
             return Err(self.file_err("no keyring here"));
         }
         let (doc, blind) = self.load_checked_as(provider, false).await?;
-        let mut deks = BTreeMap::new();
-        for d in doc.deks.iter().filter(|d| d.retired.is_none()) {
-            deks.insert(d.version, provider.unwrap_key(&d.wrapped).await?);
-        }
+        let deks = unwrap_live(&doc, provider).await?;
         let current = doc.dek(doc.current).ok_or_else(|| {
             self.rejected(format!("current data key v{} is not listed", doc.current))
         })?;
@@ -391,9 +378,7 @@ impl Keyring {
         }
         // Every live key, not only the (possibly cached) blinding key: the
         // provider named from now on must open all of them.
-        for d in doc.deks.iter().filter(|d| d.retired.is_none()) {
-            provider.unwrap_key(&d.wrapped).await?;
-        }
+        unwrap_live(&doc, provider).await?;
         doc.provider = provider.id();
         self.write(&mut doc, &blind)?;
         Ok(true)
@@ -505,6 +490,20 @@ impl Keyring {
         }
         self.write(&mut doc, &blind)
     }
+}
+
+/// Unwraps every data key that is not retired. A retired version seals
+/// nothing any more (every record was moved off it), so it is never
+/// unwrapped again.
+async fn unwrap_live(
+    doc: &KeyringDoc,
+    provider: &dyn KeyProvider,
+) -> Result<BTreeMap<u32, KeyBytes>, KeyringError> {
+    let mut deks = BTreeMap::new();
+    for d in doc.deks.iter().filter(|d| d.retired.is_none()) {
+        deks.insert(d.version, provider.unwrap_key(&d.wrapped).await?);
+    }
+    Ok(deks)
 }
 
 #[cfg(test)]

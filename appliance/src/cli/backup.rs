@@ -3,7 +3,7 @@
 use crate::{audit_trail, backup_plan, node::PID_FILE};
 use anyhow::{bail, Context, Result};
 use audit::action;
-use backup::{socket, AuditCopy, Manifest};
+use backup::{socket, AuditCopy, BackupError, Manifest};
 use serde_json::json;
 use std::path::{Path, PathBuf};
 
@@ -32,28 +32,29 @@ pub struct RestoreArgs {
 /// Takes a backup: through the running node's socket, or from the files of
 /// a stopped node.
 pub async fn backup(args: BackupArgs) -> Result<()> {
-    let to = absolute(&args.to)?;
+    let to = std::path::absolute(&args.to).context("reading the working directory")?;
     backup_plan::outside(&args.data_dir, &to)?;
     let sock = args.data_dir.join(socket::SOCKET_FILE);
-    let manifest = if socket::is_served(&sock).await {
-        socket::request(&sock, &to).await?
-    } else {
-        if let Some(pid) = running_pid(&args.data_dir) {
-            bail!(
-                "the node (pid {pid}) is running but does not answer on {} (still sealed or starting?); try again once it serves",
-                sock.display()
-            );
+    let manifest = match socket::request(&sock, &to).await {
+        Err(BackupError::NoNode(_)) => {
+            if let Some(pid) = running_pid(&args.data_dir) {
+                bail!(
+                    "the node (pid {pid}) is running but does not answer on {} (still sealed or starting?); try again once it serves",
+                    sock.display()
+                );
+            }
+            let sources = backup_plan::Sources::stopped(&args.data_dir)?;
+            let manifest = backup_plan::take(sources, to.clone()).await?;
+            audit_trail::record_key_op(
+                &args.data_dir,
+                action::BACKUP_TAKEN,
+                Some("data-directory".into()),
+                backup_plan::summary(&manifest),
+            )
+            .await?;
+            manifest
         }
-        let sources = backup_plan::Sources::stopped(&args.data_dir)?;
-        let manifest = backup_plan::take(sources, to.clone()).await?;
-        audit_trail::record_key_op(
-            &args.data_dir,
-            action::BACKUP_TAKEN,
-            Some("data-directory".into()),
-            summary(&manifest),
-        )
-        .await?;
-        manifest
+        answered => answered?,
     };
     print(&to, &manifest, "backup written to");
     Ok(())
@@ -61,7 +62,7 @@ pub async fn backup(args: BackupArgs) -> Result<()> {
 
 /// Restores a backup into a new data directory.
 pub async fn restore(args: RestoreArgs) -> Result<()> {
-    let to = absolute(&args.data_dir)?;
+    let to = std::path::absolute(&args.data_dir).context("reading the working directory")?;
     let from = args.from.clone();
     let unpacked = tokio::task::spawn_blocking({
         let to = to.clone();
@@ -86,7 +87,7 @@ pub async fn restore(args: RestoreArgs) -> Result<()> {
     match &manifest.audit {
         // The restore is evidence for the restored trail.
         AuditCopy::Sqlite { .. } => {
-            let mut details = summary(&manifest);
+            let mut details = backup_plan::summary(&manifest);
             details["from"] = json!(args.from.display().to_string());
             audit_trail::record_key_op(
                 &to,
@@ -119,15 +120,6 @@ pub async fn restore(args: RestoreArgs) -> Result<()> {
     Ok(())
 }
 
-fn summary(m: &Manifest) -> serde_json::Value {
-    json!({
-        "head": m.head.as_ref().map(|h| h.number),
-        "files": m.files.len(),
-        "bytes": m.files.iter().map(|f| f.bytes).sum::<u64>(),
-        "created_at": m.created_at,
-    })
-}
-
 fn print(dir: &Path, m: &Manifest, what: &str) {
     let bytes: u64 = m.files.iter().map(|f| f.bytes).sum();
     println!("{what} {}", dir.display());
@@ -150,17 +142,6 @@ fn print(dir: &Path, m: &Manifest, what: &str) {
             println!("audit database: {database} (not copied: back it up with pg_dump or PITR)")
         }
     }
-}
-
-/// `path` made absolute against the working directory (the node resolves
-/// the destination in its own).
-fn absolute(path: &Path) -> Result<PathBuf> {
-    if path.is_absolute() {
-        return Ok(path.to_path_buf());
-    }
-    Ok(std::env::current_dir()
-        .context("reading the working directory")?
-        .join(path))
 }
 
 /// The pid in the data directory's pid file, if that process is alive.

@@ -2,7 +2,7 @@
 //! and the sealed state while the key provider is away.
 
 use crate::common::{
-    bin, cli_ok, doctor_line, doctor_with, hash_of, probe, probe_until, raw, signed, wait_receipt,
+    assert_check, bin, cli_ok, doctor_with, hash_of, probe, probe_until, raw, signed, wait_receipt,
     Node,
 };
 use alloy_primitives::{Address, Bytes, TxKind, U256};
@@ -478,19 +478,10 @@ async fn stays_sealed_until_the_key_provider_answers() {
     let doctor = || doctor_with(dir.path(), &[("BAO_TOKEN", "root")]);
     let (ok, said) = doctor();
     assert!(ok, "{said}");
-    assert!(
-        doctor_line(&said, "key provider").starts_with("ok"),
-        "{said}"
-    );
+    assert_check(&said, "key provider", "ok");
     drop(kms);
     let (ok, said) = doctor();
     assert!(!ok, "{said}");
-    assert!(
-        doctor_line(&said, "key provider").starts_with("FAIL"),
-        "{said}"
-    );
-    assert!(
-        doctor_line(&said, "audit database").starts_with("ok"),
-        "{said}"
-    );
+    assert_check(&said, "key provider", "FAIL");
+    assert_check(&said, "audit database", "ok");
 }

@@ -4,7 +4,7 @@
 //! the audit database stalls (on the machine's real Postgres).
 
 use crate::common::{
-    cli, cli_ok, doctor, doctor_line, hash_of, probe, probe_until, raw, transfer, wait_receipt,
+    assert_check, cli, cli_ok, doctor, hash_of, probe, probe_until, raw, transfer, wait_receipt,
     Node,
 };
 use alloy_primitives::Address;
@@ -312,20 +312,11 @@ async fn a_stalled_audit_database_refuses_requests_and_loses_nothing() {
     // it is gone.
     let (ok, said) = doctor(dir.path());
     assert!(ok, "{said}");
-    assert!(
-        doctor_line(&said, "audit database").starts_with("ok"),
-        "{said}"
-    );
+    assert_check(&said, "audit database", "ok");
     pg.drop_db().await;
     let (ok, said) = doctor(dir.path());
     assert!(!ok, "{said}");
-    assert!(
-        doctor_line(&said, "audit database").starts_with("FAIL"),
-        "{said}"
-    );
-    assert!(
-        doctor_line(&said, "key provider").starts_with("ok"),
-        "{said}"
-    );
+    assert_check(&said, "audit database", "FAIL");
+    assert_check(&said, "key provider", "ok");
     assert!(said.contains("checks failed"), "{said}");
 }

@@ -54,6 +54,15 @@ pub(crate) fn doctor_with(dir: &Path, env: &[(&str, &str)]) -> (bool, String) {
     (out.status.success(), report)
 }
 
+/// Asserts that `doctor`'s line for check `name` starts with `verdict`
+/// (`ok`, `FAIL` or `skip`).
+pub(crate) fn assert_check(report: &str, name: &str, verdict: &str) {
+    assert!(
+        doctor_line(report, name).starts_with(verdict),
+        "{name}: {verdict} expected in:\n{report}"
+    );
+}
+
 /// The report line of check `name`.
 pub(crate) fn doctor_line<'a>(report: &'a str, name: &str) -> &'a str {
     report

@@ -2,7 +2,9 @@
 //! `deploy/dev/install-peers.sh`) scrapes it under load, the shipped alert
 //! rules pass `promtool`, and the probes say live and ready.
 
-use crate::common::{doctor, doctor_line, hash_of, probe, raw, transfer, wait_receipt, Node};
+use crate::common::{
+    assert_check, doctor, doctor_line, hash_of, probe, raw, transfer, wait_receipt, Node,
+};
 use serde_json::{json, Value};
 use std::{
     path::PathBuf,
@@ -380,23 +382,17 @@ async fn probes_and_doctor_say_a_dev_node_is_healthy() {
         "audit database",
         "tls certificate",
     ] {
-        assert!(doctor_line(&said, name).starts_with("ok"), "{name}: {said}");
+        assert_check(&said, name, "ok");
     }
     for name in ["config", "settlement", "program id"] {
-        assert!(
-            doctor_line(&said, name).starts_with("skip"),
-            "{name}: {said}"
-        );
+        assert_check(&said, name, "skip");
     }
     // The certificate check has teeth: asked for more days than the dev
     // certificate has left (it runs to 4096), it fails by name.
     let out = crate::common::cli(&["doctor", "--cert-min-days", "1000000"], dir.path());
     let said = String::from_utf8_lossy(&out.stdout);
     assert!(!out.status.success(), "{said}");
-    assert!(
-        doctor_line(&said, "tls certificate").starts_with("FAIL"),
-        "{said}"
-    );
+    assert_check(&said, "tls certificate", "FAIL");
     node.stop();
 }
 
@@ -444,16 +440,7 @@ provider = "off"
         line.starts_with("FAIL") && line.contains("rpc.tls_cert"),
         "{said}"
     );
-    assert!(
-        doctor_line(&said, "idp bank-idp").starts_with("FAIL"),
-        "{said}"
-    );
-    assert!(
-        doctor_line(&said, "tls certificate").starts_with("FAIL"),
-        "{said}"
-    );
-    assert!(
-        doctor_line(&said, "key provider").starts_with("skip"),
-        "{said}"
-    );
+    assert_check(&said, "idp bank-idp", "FAIL");
+    assert_check(&said, "tls certificate", "FAIL");
+    assert_check(&said, "key provider", "skip");
 }
