@@ -99,6 +99,10 @@ fn rpc_methods_follow_roles_and_default_deny_has_an_id() {
     assert!(rpc(&e, &caller("compliance", "bank-a", &[]), "audit_read").0);
     assert!(!rpc(&e, &caller("admin", "bank-a", &[]), "audit_read").0);
     assert!(!rpc(&e, &trader, "audit_read").0);
+    // Holds: compliance officers curate, auditors only read.
+    assert!(rpc(&e, &caller("compliance", "bank-a", &[]), "audit_hold").0);
+    assert!(!rpc(&e, &auditor, "audit_hold").0);
+    assert!(!rpc(&e, &caller("admin", "bank-a", &[]), "audit_hold").0);
 }
 
 /// A sink that cannot record (the audit queue is full).

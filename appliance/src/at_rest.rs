@@ -294,68 +294,6 @@ pub async fn open_recorded(data_dir: &Path) -> Result<Option<AtRest>> {
     }
 }
 
-/// `prividium keys status`.
-pub fn print_status(data_dir: &Path) -> Result<()> {
-    let ring = Keyring::new(data_dir);
-    if !ring.exists() {
-        println!("{}: not encrypted", data_dir.display());
-        return Ok(());
-    }
-    let doc = ring.read()?;
-    println!("provider: {}", doc.provider);
-    println!("current data key: v{}", doc.current);
-    println!(
-        "{:<8} {:<22} {:<8} {:<14} STATE",
-        "VERSION", "CREATED", "EPOCH", "SEALED"
-    );
-    for d in &doc.deks {
-        let state = if d.version == doc.current {
-            "current".to_string()
-        } else if let Some(t) = d.retired {
-            format!("retired {}", access_control::siwe::rfc3339(t))
-        } else {
-            "readable (records may remain)".to_string()
-        };
-        println!(
-            "v{:<7} {:<22} {:<8} {:<14} {state}",
-            d.version,
-            access_control::siwe::rfc3339(d.created),
-            d.epoch,
-            d.sealed
-        );
-    }
-    let mut pending = false;
-    for store in ["chain", "prover"] {
-        if let Some(p) = encryption::reencrypt::load_progress(data_dir, store) {
-            pending = true;
-            println!(
-                "re-encryption of {store} to v{}: {} examined, {} re-sealed, tables done: {}{}",
-                p.target,
-                p.examined,
-                p.resealed,
-                p.done_tables.join(","),
-                p.table
-                    .map(|t| format!(", in progress: {t}"))
-                    .unwrap_or_default()
-            );
-        }
-    }
-    let partial_log = format!("{}.reseal", sequencer::BLOCK_LOG_FILE);
-    if data_dir.join(&partial_log).exists() {
-        pending = true;
-        println!("re-encryption of the block log: partial copy in {partial_log}");
-    }
-    let live_old = !doc.live_versions_except(doc.current).is_empty();
-    match (pending, live_old) {
-        (false, false) => println!("re-encryption: none pending"),
-        (false, true) => println!(
-            "re-encryption: older keys still live; a running node moves their records and retires them"
-        ),
-        (true, _) => {}
-    }
-    Ok(())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

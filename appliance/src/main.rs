@@ -17,6 +17,7 @@ mod chain_files;
 mod cli;
 mod config;
 mod disk;
+mod key_status;
 mod key_upkeep;
 mod node;
 mod node_gauges;

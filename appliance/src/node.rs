@@ -245,7 +245,16 @@ pub async fn run(params: NodeParams, on_ready: impl FnOnce(Ready) -> Result<()>)
         params.data_dir.join(PID_FILE),
         std::process::id().to_string(),
     )?;
+    let proofs_dir = proving
+        .is_some()
+        .then(|| params.data_dir.join(crate::proving::PROOFS_DIR));
+    let key_status = at_rest.is_some().then(|| {
+        Arc::new(crate::key_status::KeyStatusReport(params.data_dir.clone()))
+            as Arc<dyn rpc::StageReport>
+    });
     let state = Arc::new(RpcState {
+        proofs_dir,
+        key_status,
         sequencer: sequencer.clone(),
         access: access.clone(),
         filters: rpc::filters::Filters::new(&params.limits),

@@ -6,6 +6,9 @@
 #     package.json       written by this script (exact pins below)
 #     node_modules/      solc, ethers v6, viem, @foundry-rs/anvil, oidc-provider
 #     venv/              python venv with web3.py, py-trie, bao, kubernetes-validate
+#     /usr/bin/chromium  Debian's chromium package (apt-get install; the one
+#                        system-wide install: a browser needs its libraries),
+#                        for the console's browser tests
 #     debian/prometheus/ Debian's prometheus package unpacked (prometheus and
 #                        promtool in usr/bin): apt-get download + dpkg-deb -x,
 #                        so nothing is installed system-wide or started
@@ -31,6 +34,9 @@ NPM_PKGS=(
   "@foundry-rs/anvil@1.7.1"
   # Test identity provider for access-control (access-control/tests/idp/idp.mjs).
   "oidc-provider@9.13.3"
+  # Drives Debian's Chromium for the console's browser tests
+  # (console/tests/console.mjs); never downloads a browser of its own.
+  "playwright-core@1.65.2"
 )
 PY_PKGS=(
   "web3==8.0.0"
@@ -80,6 +86,7 @@ npm_ok() {
   [[ -f "$PEERS/node_modules/viem/package.json" ]] || return 1
   [[ -e "$PEERS/node_modules/.bin/anvil" ]] || return 1
   [[ -f "$PEERS/node_modules/oidc-provider/package.json" ]] || return 1
+  [[ -f "$PEERS/node_modules/playwright-core/package.json" ]] || return 1
 }
 
 if npm_ok; then
@@ -160,6 +167,21 @@ else
   dpkg-deb -x "$work"/prometheus_*.deb "$PROM_DIR" || die "unpacking prometheus failed"
   rm -rf "$work"
   "$PROM_DIR/usr/bin/promtool" --version >/dev/null 2>&1 || die "promtool does not run"
+fi
+
+# ---- Debian side: Chromium (the console's browser tests) ---------------------
+# Installed, not unpacked: it needs a few dozen shared libraries. Playwright
+# drives this one (executablePath /usr/bin/chromium); no browser is downloaded.
+if /usr/bin/chromium --version >/dev/null 2>&1; then
+  log "chromium present ($(/usr/bin/chromium --version 2>/dev/null | head -1))"
+else
+  command -v apt-get >/dev/null 2>&1 || die "apt-get not found (Debian's chromium package is needed)"
+  [[ "$(id -u)" == 0 ]] || die "chromium is missing: run 'apt-get install chromium' as root once"
+  log "installing Debian's chromium"
+  { DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium >&2 2>/dev/null \
+    || { apt-get update -qq >&2 && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium >&2; }; } \
+    || die "apt-get install chromium failed"
+  /usr/bin/chromium --version >/dev/null 2>&1 || die "chromium does not run"
 fi
 
 echo "$PEERS"

@@ -40,7 +40,7 @@ pub struct Access {
 
 /// The RPC action a method is decided as; `None` for methods the node does
 /// not know (they get "method not found" without a policy question).
-pub fn method_action(method: &str) -> Option<&str> {
+pub fn method_action(method: &str) -> Option<&'static str> {
     // Methods outside the modules that answer families of them.
     const KNOWN: &[&str] = &[
         "eth_chainId",
@@ -73,7 +73,10 @@ pub fn method_action(method: &str) -> Option<&str> {
         "prividium_adminUnbindWallet",
         "prividium_reloadPolicies",
     ];
-    let modules = [
+    let modules: [&'static [&'static str]; 7] = [
+        super::admin_keys::METHODS,
+        super::admin_status::METHODS,
+        super::batches::METHODS,
         filters::METHODS,
         block_reads::METHODS,
         state_reads::METHODS,

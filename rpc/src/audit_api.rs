@@ -3,7 +3,7 @@
 //! `audit_read` action (auditor and compliance roles in the bank policies),
 //! and every read is itself recorded before it is answered.
 
-use super::{authenticate, in_request, AuthFailure, RpcState};
+use super::{in_request, RpcState};
 use crate::request;
 use audit::{
     action, export, prove_consistency, prove_inclusion, AuditError, Filter, FilterArgs, Outcome,
@@ -13,7 +13,7 @@ use axum::{
     extract::{ConnectInfo, Path, Query, State},
     http::{header, HeaderMap, HeaderValue, StatusCode},
     response::{IntoResponse, Response},
-    routing::get,
+    routing::{get, post},
     Json, Router,
 };
 use serde::Deserialize;
@@ -27,6 +27,8 @@ pub(super) fn routes() -> Router<Arc<RpcState>> {
         .route("/audit/export", get(export_all))
         .route("/audit/consistency", get(consistency))
         .route("/audit/head", get(head))
+        .route("/audit/holds", get(holds).post(place_hold))
+        .route("/audit/holds/{id}/release", post(release_hold))
 }
 
 fn error(status: StatusCode, message: impl Into<String>, extra: Value) -> Response {
@@ -49,6 +51,49 @@ fn audit_error(e: AuditError) -> Response {
     error(status, e.to_string(), Value::Null)
 }
 
+/// Authenticates and decides `cedar_action` (`audit_read`, `audit_hold`).
+/// `Err` is the response to send.
+async fn authorize(
+    state: &RpcState,
+    peer: SocketAddr,
+    headers: &HeaderMap,
+    cedar_action: &str,
+) -> Result<Arc<access_control::Principal>, Response> {
+    let principal = super::authenticate_http(state, peer, headers).await?;
+    let caller = state.access.caller(principal.clone());
+    let d = state.access.engine.decide(
+        &caller,
+        cedar_action,
+        &access_control::policy::Resource::Node,
+        &access_control::policy::Circumstances::Rpc,
+    );
+    if !d.allowed {
+        let what = match cedar_action {
+            "audit_hold" => "place or release legal holds on",
+            _ => "read",
+        };
+        return Err(error(
+            StatusCode::FORBIDDEN,
+            format!(
+                "forbidden: {principal} may not {what} the audit log (rule {})",
+                d.rule
+            ),
+            json!({ "rule": d.rule }),
+        ));
+    }
+    Ok(principal)
+}
+
+/// Records `event`; `Some` is the 503 to send when the trail refuses it.
+fn record(state: &RpcState, event: audit::AuditEvent) -> Option<Response> {
+    let refused = state.access.trail.record(event).err()?;
+    Some(error(
+        StatusCode::SERVICE_UNAVAILABLE,
+        refused.to_string(),
+        Value::Null,
+    ))
+}
+
 /// Authenticates, decides `audit_read`, and records the read (`what`,
 /// `details`). `Err` is the response to send.
 async fn admit(
@@ -58,57 +103,14 @@ async fn admit(
     what: &str,
     details: Value,
 ) -> Result<(), Response> {
-    let bearer = headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok());
-    let principal = match authenticate(state, bearer, peer, 1).await {
-        Ok(p) => p,
-        Err(AuthFailure::Refused(why)) => {
-            let mut r = error(
-                StatusCode::UNAUTHORIZED,
-                format!("unauthorized: {why}"),
-                Value::Null,
-            );
-            r.headers_mut().insert(
-                header::WWW_AUTHENTICATE,
-                HeaderValue::from_static("Bearer realm=\"prividium\", error=\"invalid_token\""),
-            );
-            return Err(r);
-        }
-        Err(AuthFailure::Unaudited(why)) => {
-            return Err(error(
-                StatusCode::SERVICE_UNAVAILABLE,
-                format!("audit log unavailable: {why}"),
-                Value::Null,
-            ))
-        }
-        Err(AuthFailure::Limited(r)) => return Err(super::rate_limited(Value::Null, &r)),
-    };
-    let caller = state.access.caller(principal.clone());
-    let d = state.access.engine.decide(
-        &caller,
-        "audit_read",
-        &access_control::policy::Resource::Node,
-        &access_control::policy::Circumstances::Rpc,
-    );
-    if !d.allowed {
-        return Err(error(
-            StatusCode::FORBIDDEN,
-            format!(
-                "forbidden: {principal} may not read the audit log (rule {})",
-                d.rule
-            ),
-            json!({ "rule": d.rule }),
-        ));
-    }
+    let principal = authorize(state, peer, headers, "audit_read").await?;
     let event = request::by(&principal, what, Outcome::Allow)
         .resource("audit-log")
         .details(details);
-    state
-        .access
-        .trail
-        .record(event)
-        .map_err(|e| error(StatusCode::SERVICE_UNAVAILABLE, e.to_string(), Value::Null))
+    match record(state, event) {
+        Some(refused) => Err(refused),
+        None => Ok(()),
+    }
 }
 
 async fn events(
@@ -338,6 +340,125 @@ async fn head(
             Ok(Some(h)) => Json(export::head_json(&h, &public)).into_response(),
             Ok(None) => error(StatusCode::NOT_FOUND, "the audit log is empty", Value::Null),
             Err(e) => audit_error(e),
+        }
+    })
+    .await
+}
+
+async fn holds(
+    State(state): State<Arc<RpcState>>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+) -> Response {
+    in_request(peer, &headers, async {
+        let details = json!({ "holds": true });
+        if let Err(r) = admit(&state, peer, &headers, action::AUDIT_QUERIED, details).await {
+            return r;
+        }
+        match state.access.trail.db().holds().await {
+            Ok(list) => Json(json!({ "holds": list })).into_response(),
+            Err(e) => audit_error(e),
+        }
+    })
+    .await
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct NewHold {
+    /// RFC 3339 time or date, inclusive.
+    from: String,
+    /// RFC 3339 time or date, exclusive.
+    to: String,
+    /// Case reference.
+    reason: String,
+}
+
+/// Longest hold reason kept.
+const MAX_REASON: usize = 1_000;
+
+async fn place_hold(
+    State(state): State<Arc<RpcState>>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    body: axum::body::Bytes,
+) -> Response {
+    in_request(peer, &headers, async {
+        let principal = match authorize(&state, peer, &headers, "audit_hold").await {
+            Ok(p) => p,
+            Err(r) => return r,
+        };
+        let hold: NewHold = match serde_json::from_slice(&body) {
+            Ok(h) => h,
+            Err(e) => {
+                return error(
+                    StatusCode::BAD_REQUEST,
+                    format!("a hold is {{\"from\", \"to\", \"reason\"}}: {e}"),
+                    Value::Null,
+                )
+            }
+        };
+        if hold.reason.len() > MAX_REASON {
+            return error(
+                StatusCode::BAD_REQUEST,
+                format!("reason is longer than {MAX_REASON} bytes"),
+                Value::Null,
+            );
+        }
+        let bound =
+            |t: &str, name: &str| audit::time::parse_bound(t).map_err(|e| format!("{name}: {e}"));
+        let (from_us, to_us) = match (bound(&hold.from, "from"), bound(&hold.to, "to")) {
+            (Ok(f), Ok(t)) => (f, t),
+            (Err(why), _) | (_, Err(why)) => {
+                return error(StatusCode::BAD_REQUEST, why, Value::Null)
+            }
+        };
+        let db = state.access.trail.db();
+        let id = match db
+            .place_hold(from_us, to_us, &hold.reason, &principal.key())
+            .await
+        {
+            Ok(id) => id,
+            Err(e) => return audit_error(e),
+        };
+        let event = request::by(&principal, action::HOLD_PLACED, Outcome::Allow)
+            .resource(format!("hold:{id}"))
+            .details(json!({ "from_us": from_us, "to_us": to_us, "reason": hold.reason }));
+        if let Some(refused) = record(&state, event) {
+            return refused;
+        }
+        (StatusCode::CREATED, Json(json!({ "id": id }))).into_response()
+    })
+    .await
+}
+
+async fn release_hold(
+    State(state): State<Arc<RpcState>>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    Path(id): Path<i64>,
+) -> Response {
+    in_request(peer, &headers, async {
+        let principal = match authorize(&state, peer, &headers, "audit_hold").await {
+            Ok(p) => p,
+            Err(r) => return r,
+        };
+        match state.access.trail.db().release_hold(id).await {
+            Ok(true) => {}
+            Ok(false) => {
+                return error(
+                    StatusCode::NOT_FOUND,
+                    format!("no active hold {id}"),
+                    Value::Null,
+                )
+            }
+            Err(e) => return audit_error(e),
+        }
+        let event = request::by(&principal, action::HOLD_RELEASED, Outcome::Allow)
+            .resource(format!("hold:{id}"));
+        match record(&state, event) {
+            Some(refused) => refused,
+            None => Json(json!({ "released": id })).into_response(),
         }
     })
     .await

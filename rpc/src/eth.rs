@@ -122,7 +122,17 @@ pub(crate) async fn dispatch(
     let seq = &state.sequencer;
     let chain_id = seq.chain().chain_id;
     if method.starts_with("prividium_") {
-        return wallet::dispatch(state, who(rc)?, method, &p).await;
+        let rc = who(rc)?;
+        if super::admin_keys::METHODS.contains(&method) {
+            return super::admin_keys::dispatch(state, rc, method, &p);
+        }
+        if super::admin_status::METHODS.contains(&method) {
+            return super::admin_status::dispatch(state, method, &p).await;
+        }
+        if super::batches::METHODS.contains(&method) {
+            return super::batches::dispatch(state, rc, &p).await;
+        }
+        return wallet::dispatch(state, rc, method, &p).await;
     }
     match method {
         "eth_chainId" => to_json(U64::from(chain_id)),

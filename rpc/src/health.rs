@@ -21,7 +21,7 @@ pub trait StageReport: Send + Sync {
 }
 
 /// Reads `stage` off the async workers.
-async fn read(stage: Option<Arc<dyn StageReport>>, what: &'static str) -> Value {
+pub(crate) async fn read(stage: Option<Arc<dyn StageReport>>, what: &'static str) -> Value {
     let Some(stage) = stage else {
         return Value::Null;
     };

@@ -9,10 +9,14 @@
 pub mod access;
 pub mod access_events;
 mod access_list;
+mod admin_keys;
+mod admin_status;
 mod audit_api;
 mod auth_seen;
+mod batches;
 mod block_reads;
 mod call;
+mod console;
 mod convert;
 mod eth;
 pub mod filters;
@@ -105,6 +109,10 @@ pub struct RpcState {
     pub filters: filters::Filters,
     /// Open WebSocket connections.
     pub sockets: ws::Sockets,
+    /// Where exported proofs are (`<data dir>/proofs`), when the node proves.
+    pub proofs_dir: Option<std::path::PathBuf>,
+    /// The data keys' versions and re-encryption progress, when encrypted.
+    pub key_status: Option<Arc<dyn StageReport>>,
 }
 
 /// Methods anyone may call without a token.
@@ -116,8 +124,9 @@ const PUBLIC_METHODS: [&str; 4] = [
 ];
 
 /// The HTTP routes: `POST /` for JSON-RPC, `GET /` upgraded to a
-/// WebSocket for JSON-RPC with subscriptions, `GET /health` for probes, and
-/// the compliance API under `/audit/`.
+/// WebSocket for JSON-RPC with subscriptions, `GET /health` for probes, the
+/// compliance API under `/audit/`, exported proofs under `/proofs/` and the
+/// web console under `/console/`.
 pub fn router(state: Arc<RpcState>) -> Router {
     Router::new()
         .route("/", post(handle_rpc).get(ws::upgrade))
@@ -125,6 +134,8 @@ pub fn router(state: Arc<RpcState>) -> Router {
         .route("/livez", get(probes::livez))
         .route("/readyz", get(probes::readyz))
         .merge(audit_api::routes())
+        .merge(batches::routes())
+        .merge(console::routes())
         .with_state(state)
 }
 
@@ -223,18 +234,48 @@ pub(crate) async fn authenticate(
     }
 }
 
-/// Counts a call by method and outcome and times it. Unknown method names
-/// are counted as `other`, so a client cannot mint label values.
+/// Authenticates a plain HTTPS request (the compliance API, proof files)
+/// as [`authenticate`] does a JSON-RPC one. `Err` is the JSON response to
+/// send: 401 with `WWW-Authenticate`, 429 with the wait, or 503.
+pub(crate) async fn authenticate_http(
+    state: &RpcState,
+    peer: SocketAddr,
+    headers: &HeaderMap,
+) -> Result<Arc<access_control::Principal>, Response> {
+    let bearer = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok());
+    let refuse = |status: StatusCode, message: String| {
+        (status, Json(json!({ "error": message }))).into_response()
+    };
+    match authenticate(state, bearer, peer, 1).await {
+        Ok(p) => Ok(p),
+        Err(AuthFailure::Refused(why)) => {
+            let mut r = refuse(StatusCode::UNAUTHORIZED, format!("unauthorized: {why}"));
+            r.headers_mut().insert(
+                header::WWW_AUTHENTICATE,
+                HeaderValue::from_static("Bearer realm=\"prividium\", error=\"invalid_token\""),
+            );
+            Err(r)
+        }
+        Err(AuthFailure::Unaudited(why)) => Err(refuse(
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!("audit log unavailable: {why}"),
+        )),
+        Err(AuthFailure::Limited(r)) => Err(rate_limited(Value::Null, &r)),
+    }
+}
+
+/// Counts a call by method and outcome and times it. The label is the
+/// method's policy action: a known method's own name, a family's name for
+/// the rest of it (`debug_*`), `other` for unknown names, so a client cannot
+/// mint label values, and no label is allocated per call.
 fn record_call_metrics(
     method: &str,
     result: &Result<Value, RpcError>,
     started: std::time::Instant,
 ) {
-    let method = if method_action(method).is_some() {
-        method.to_owned()
-    } else {
-        "other".to_owned()
-    };
+    let method: &'static str = method_action(method).unwrap_or("other");
     let outcome = match result {
         Ok(_) => "ok",
         Err(e) => match e.code {
@@ -248,7 +289,7 @@ fn record_call_metrics(
             _ => "error",
         },
     };
-    metrics::histogram!("prividium_rpc_request_duration_seconds", "method" => method.clone())
+    metrics::histogram!("prividium_rpc_request_duration_seconds", "method" => method)
         .record(started.elapsed().as_secs_f64());
     metrics::counter!("prividium_rpc_requests_total", "method" => method, "outcome" => outcome)
         .increment(1);

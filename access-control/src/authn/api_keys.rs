@@ -49,6 +49,32 @@ pub struct ApiKeyRecord {
     pub revoked_at: Option<u64>,
 }
 
+impl ApiKeyRecord {
+    /// What the audit trail records of a new key (never the key or its
+    /// hash), whoever created it.
+    pub fn audit_details(&self, via: &str) -> serde_json::Value {
+        serde_json::json!({
+            "role": self.role,
+            "org": self.org,
+            "wallets": self.wallets,
+            "expires_at": self.expires_at,
+            "ip_allow": self.ip_allow,
+            "via": via,
+        })
+    }
+
+    /// `revoked`, `expired` or `active` at `now` (unix seconds).
+    pub fn status(&self, now: u64) -> &'static str {
+        if self.revoked_at.is_some() {
+            "revoked"
+        } else if self.expires_at.is_some_and(|e| now >= e) {
+            "expired"
+        } else {
+            "active"
+        }
+    }
+}
+
 /// The stored set of keys.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct ApiKeyFile {
@@ -263,6 +289,28 @@ impl ApiKeys {
         Ok(entry.principal.clone())
     }
 
+    /// Adds `record` to the key file and starts accepting it at once (the
+    /// node's own admin methods; the CLI writes the file and the node
+    /// notices the change).
+    pub fn add(&self, record: ApiKeyRecord) -> Result<(), StoreError> {
+        push(&self.doc, record)?;
+        self.reload().map(|_| ())
+    }
+
+    /// Revokes `id` and stops accepting it at once; false when no such key.
+    pub fn revoke(&self, id: &str) -> Result<bool, StoreError> {
+        let found = mark_revoked(&self.doc, id)?;
+        self.reload()?;
+        Ok(found)
+    }
+
+    /// Every record with its last use, including uses not yet flushed.
+    pub fn records(&self) -> Result<Vec<(ApiKeyRecord, Option<u64>)>, StoreError> {
+        let mut usage: BTreeMap<String, u64> = self.usage.read()?;
+        usage.extend(self.last_used.lock().iter().map(|(k, v)| (k.clone(), *v)));
+        with_usage(&self.doc, &usage)
+    }
+
     /// Writes last-use times gathered since the previous flush.
     pub fn flush_usage(&self) -> Result<(), StoreError> {
         let pending = std::mem::take(&mut *self.last_used.lock());
@@ -274,15 +322,12 @@ impl ApiKeys {
     }
 }
 
-/// Adds a record to the key file in `docs`.
-pub fn add_record(docs: &DocDir, record: ApiKeyRecord) -> Result<(), StoreError> {
-    docs.doc(KEYS_FILE)
-        .update(|f: &mut ApiKeyFile| f.keys.push(record))
+fn push(doc: &JsonDoc, record: ApiKeyRecord) -> Result<(), StoreError> {
+    doc.update(|f: &mut ApiKeyFile| f.keys.push(record))
 }
 
-/// Marks a key revoked; returns false when no such id exists.
-pub fn revoke(docs: &DocDir, id: &str) -> Result<bool, StoreError> {
-    docs.doc(KEYS_FILE).update(
+fn mark_revoked(doc: &JsonDoc, id: &str) -> Result<bool, StoreError> {
+    doc.update(
         |f: &mut ApiKeyFile| match f.keys.iter_mut().find(|k| k.id == id) {
             Some(k) => {
                 k.revoked_at.get_or_insert_with(unix_now);
@@ -293,10 +338,11 @@ pub fn revoke(docs: &DocDir, id: &str) -> Result<bool, StoreError> {
     )
 }
 
-/// All records with their last use.
-pub fn list(docs: &DocDir) -> Result<Vec<(ApiKeyRecord, Option<u64>)>, StoreError> {
-    let file: ApiKeyFile = docs.doc(KEYS_FILE).read()?;
-    let usage: BTreeMap<String, u64> = docs.doc(USAGE_FILE).read()?;
+fn with_usage(
+    doc: &JsonDoc,
+    usage: &BTreeMap<String, u64>,
+) -> Result<Vec<(ApiKeyRecord, Option<u64>)>, StoreError> {
+    let file: ApiKeyFile = doc.read()?;
     Ok(file
         .keys
         .into_iter()
@@ -305,6 +351,22 @@ pub fn list(docs: &DocDir) -> Result<Vec<(ApiKeyRecord, Option<u64>)>, StoreErro
             (k, used)
         })
         .collect())
+}
+
+/// Adds a record to the key file in `docs`.
+pub fn add_record(docs: &DocDir, record: ApiKeyRecord) -> Result<(), StoreError> {
+    push(&docs.doc(KEYS_FILE), record)
+}
+
+/// Marks a key revoked; returns false when no such id exists.
+pub fn revoke(docs: &DocDir, id: &str) -> Result<bool, StoreError> {
+    mark_revoked(&docs.doc(KEYS_FILE), id)
+}
+
+/// All records with their last use.
+pub fn list(docs: &DocDir) -> Result<Vec<(ApiKeyRecord, Option<u64>)>, StoreError> {
+    let usage: BTreeMap<String, u64> = docs.doc(USAGE_FILE).read()?;
+    with_usage(&docs.doc(KEYS_FILE), &usage)
 }
 
 #[cfg(test)]
@@ -351,6 +413,34 @@ mod tests {
         // The file never holds the secret.
         let raw = std::fs::read_to_string(dir.path().join(KEYS_FILE)).unwrap();
         assert!(!raw.contains(&secret));
+    }
+
+    #[test]
+    fn keys_added_and_revoked_by_the_node_take_effect_at_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let keys = ApiKeys::open(&crate::store::DocDir::plain(dir.path())).unwrap();
+        let (secret, rec) = issue(&NewKey {
+            role: "trader".into(),
+            org: "bank-a".into(),
+            ..NewKey::default()
+        })
+        .unwrap();
+        let id = rec.id.clone();
+        keys.add(rec).unwrap();
+        assert_eq!(keys.authenticate(&secret, None).unwrap().id, id);
+        // Listed with its use, before any flush to the usage file.
+        let listed = keys.records().unwrap();
+        assert_eq!(listed.len(), 1);
+        assert!(listed[0].1.is_some(), "use not shown");
+        assert!(keys.revoke(&id).unwrap());
+        assert!(!keys.revoke("k_missing").unwrap());
+        assert_eq!(
+            keys.authenticate(&secret, None),
+            Err(ApiKeyError::Revoked(id.clone()))
+        );
+        // Another process (the CLI) reads what the node wrote.
+        let on_disk = list(&crate::store::DocDir::plain(dir.path())).unwrap();
+        assert!(on_disk[0].0.revoked_at.is_some());
     }
 
     #[test]

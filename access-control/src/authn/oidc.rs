@@ -52,6 +52,11 @@ pub struct OidcIssuerConfig {
     /// Allowed clock skew for `exp` / `nbf` (seconds).
     #[serde(default = "default_leeway")]
     pub leeway_secs: u64,
+    /// Public client id the web console signs in with (authorization code
+    /// with PKCE, no secret). Unset: the console offers this issuer no
+    /// sign-in button; its tokens still work when pasted by a client.
+    #[serde(default)]
+    pub console_client_id: Option<String>,
 }
 
 fn default_roles_claims() -> Vec<String> {

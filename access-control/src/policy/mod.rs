@@ -199,14 +199,7 @@ impl PolicyEngine {
         resource: &Resource,
         circumstances: &Circumstances,
     ) -> Decision {
-        let (resource_uid, resource_entity) = request::resource_entity(resource);
-        let decision = self.evaluate(
-            caller,
-            action,
-            &resource_uid,
-            resource_entity,
-            circumstances,
-        );
+        let (resource_uid, decision) = self.judge(caller, action, resource, circumstances);
         let recorded = self.sink.load().record(&DecisionEvent {
             principal: &caller.principal.key(),
             org: &caller.principal.org,
@@ -223,6 +216,38 @@ impl PolicyEngine {
             },
             _ => decision,
         }
+    }
+
+    /// What `decide` would answer, without recording a decision: the admin
+    /// dry-run (`prividium policies explain`, the console), whose own
+    /// request is what the trail records.
+    pub fn dry_run(
+        &self,
+        caller: &Caller,
+        action: &str,
+        resource: &Resource,
+        circumstances: &Circumstances,
+    ) -> Decision {
+        self.judge(caller, action, resource, circumstances).1
+    }
+
+    /// The decision, and the resource as the policies name it.
+    fn judge(
+        &self,
+        caller: &Caller,
+        action: &str,
+        resource: &Resource,
+        circumstances: &Circumstances,
+    ) -> (EntityUid, Decision) {
+        let (resource_uid, resource_entity) = request::resource_entity(resource);
+        let decision = self.evaluate(
+            caller,
+            action,
+            &resource_uid,
+            resource_entity,
+            circumstances,
+        );
+        (resource_uid, decision)
     }
 
     fn evaluate(

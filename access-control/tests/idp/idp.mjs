@@ -4,6 +4,12 @@
 // and a resource-owner "password" grant that real deployments must never offer.
 //
 //   node idp.mjs --port N --jwks FILE [--issuer URL] [--alg RS256|ES256|EdDSA]
+//                [--console-redirect URL]...
+//
+// --console-redirect registers the web console (`prividium-console`, a
+// public client: authorization code with PKCE, no secret) with that
+// redirect URI. People sign in on this IdP's own login page, which checks
+// the USERS passwords below; the console never sees them.
 //
 // Prints exactly one line `READY <issuer>` on stdout once listening; everything
 // else goes to stderr, so the Rust harness can read stdout line by line.
@@ -46,6 +52,7 @@ const { values: args } = parseArgs({
     jwks: { type: 'string' },
     issuer: { type: 'string' },
     alg: { type: 'string', default: 'RS256' },
+    'console-redirect': { type: 'string', multiple: true, default: [] },
   },
 });
 const port = Number(args.port);
@@ -157,6 +164,16 @@ const clients = [
   })),
   { client_id: 'web-app', client_secret: 'web-secret', grant_types: ['password'] },
 ].map((c) => ({ ...c, token_endpoint_auth_method: 'client_secret_post', response_types: [], redirect_uris: [] }));
+const CONSOLE_CLIENT = 'prividium-console';
+if (args['console-redirect'].length) {
+  clients.push({
+    client_id: CONSOLE_CLIENT,
+    token_endpoint_auth_method: 'none',
+    grant_types: ['authorization_code'],
+    response_types: ['code'],
+    redirect_uris: args['console-redirect'],
+  });
+}
 
 // Every resource is accepted and becomes the token audience verbatim, so tests
 // can obtain a validly signed token for the wrong audience.
@@ -172,6 +189,27 @@ const resourceServerInfo = (resource) => ({
 const provider = new Provider(issuer, {
   clients,
   jwks,
+  // Test-only cookie signing key (sessions live in memory and die with us).
+  cookies: { keys: [crypto.randomBytes(32).toString('hex')] },
+  interactions: { url: (ctx, interaction) => `/interaction/${interaction.uid}` },
+  findAccount: async (ctx, sub) => (USERS[sub] ? { accountId: sub, claims: async () => ({ sub }) } : undefined),
+  // The console is the bank's own application: signing in grants it the
+  // node's audience without a consent screen.
+  loadExistingGrant: async (ctx) => {
+    const { client, session, params } = ctx.oidc;
+    const grantId = ctx.oidc.result?.consent?.grantId || session.grantIdFor(client.clientId);
+    if (grantId) {
+      const grant = await ctx.oidc.provider.Grant.find(grantId);
+      if (grant) return grant;
+    }
+    if (client.clientId !== CONSOLE_CLIENT) return undefined;
+    const grant = new ctx.oidc.provider.Grant({ clientId: client.clientId, accountId: session.accountId });
+    grant.addOIDCScope('openid');
+    const resources = [params.resource ?? DEFAULT_RESOURCE].flat();
+    for (const r of resources) grant.addResourceScope(r, 'rpc');
+    await grant.save();
+    return grant;
+  },
   features: {
     devInteractions: { enabled: false },
     clientCredentials: { enabled: true },
@@ -183,7 +221,7 @@ const provider = new Provider(issuer, {
   },
   extraTokenClaims: async (ctx, token) => {
     if (token.kind === 'ClientCredentials') return SERVICE_CLIENTS[token.clientId]?.claims;
-    const user = token.gty === 'password' && USERS[token.accountId];
+    const user = ['password', 'authorization_code'].includes(token.gty) && USERS[token.accountId];
     if (!user) return undefined;
     return {
       preferred_username: token.accountId,
@@ -196,7 +234,15 @@ const provider = new Provider(issuer, {
   ttl: {
     AccessToken: (ctx, token) => token.resourceServer?.accessTokenTTL ?? TTL,
     ClientCredentials: (ctx, token) => token.resourceServer?.accessTokenTTL ?? TTL,
+    Interaction: 600,
+    Grant: 3600,
+    Session: 3600,
+    IdToken: TTL,
   },
+  // Browsers may call the token endpoint only from a public client's own
+  // redirect origins (the console's page).
+  clientBasedCORS: (ctx, origin, client) =>
+    client.clientAuthMethod === 'none' && client.redirectUris.some((uri) => URL.parse(uri)?.origin === origin),
 });
 
 // oidc-provider has no password grant (OAuth 2.1 dropped it); the tests need
@@ -227,8 +273,52 @@ provider.on('grant.error', (ctx, err) => {
 });
 provider.on('server_error', (ctx, err) => console.error('idp: server error:', err));
 
+// ---- login page ------------------------------------------------------------------
+// oidc-provider leaves the login UI to the deployment; this one checks the
+// USERS passwords and finishes the interaction as that account.
+const escapeHtml = (s) => String(s).replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
+function loginPage(res, uid, problem) {
+  res.writeHead(200, { 'content-type': 'text/html; charset=utf-8', 'cache-control': 'no-store' });
+  res.end(`<!doctype html><html><head><title>Test IdP sign-in</title></head><body>
+<h1>Test IdP</h1>${problem ? `<p id="problem">${escapeHtml(problem)}</p>` : ''}
+<form method="post" action="/interaction/${escapeHtml(uid)}/login">
+<label>Username <input name="username" id="username" autocomplete="username"></label>
+<label>Password <input name="password" id="password" type="password" autocomplete="current-password"></label>
+<button type="submit" id="login">Sign in</button></form></body></html>`);
+}
+
+async function readForm(req) {
+  let body = '';
+  for await (const chunk of req) {
+    body += chunk;
+    if (body.length > 10_000) throw new Error('form too large');
+  }
+  return new URLSearchParams(body);
+}
+
+async function interaction(req, res, uid, login) {
+  try {
+    const details = await provider.interactionDetails(req, res);
+    if (details.uid !== uid) throw new Error('interaction does not match this browser');
+    if (!login) return loginPage(res, uid, '');
+    if (req.method !== 'POST') return res.writeHead(405).end();
+    const form = await readForm(req);
+    const name = form.get('username') ?? '';
+    const user = Object.hasOwn(USERS, name) ? USERS[name] : undefined;
+    if (!user || user.password !== form.get('password')) return loginPage(res, uid, 'Wrong username or password.');
+    await provider.interactionFinished(req, res, { login: { accountId: name } }, { mergeWithLastSubmission: false });
+  } catch (err) {
+    res.writeHead(400, { 'content-type': 'text/plain' }).end(`interaction failed: ${err.message}`);
+  }
+}
+
 // ---- serve ---------------------------------------------------------------------
-const server = http.createServer(provider.callback());
+const callback = provider.callback();
+const server = http.createServer((req, res) => {
+  const m = /^\/interaction\/([\w-]+)(\/login)?$/.exec(new URL(req.url, 'http://x').pathname);
+  if (m) return void interaction(req, res, m[1], !!m[2]);
+  return callback(req, res);
+});
 server.on('error', (err) => die(`listen on 127.0.0.1:${port}: ${err.message}`));
 server.listen(port, '127.0.0.1', () => {
   console.error(`idp: listening on 127.0.0.1:${port}, issuer ${issuer}, access tokens ${args.alg}, ttl ${TTL}s`);

@@ -38,6 +38,9 @@ struct Filters {
     /// Resource (`tx:0x…`, `wallet:0x…`).
     #[arg(long)]
     resource: Option<String>,
+    /// Id of the policy rule that decided (`rpc.admin.admin`).
+    #[arg(long)]
+    rule: Option<String>,
     /// From (inclusive): RFC 3339 or a date.
     #[arg(long)]
     from: Option<String>,
@@ -53,6 +56,7 @@ impl Filters {
             action: self.action.clone(),
             outcome: self.outcome.clone(),
             resource: self.resource.clone(),
+            rule: self.rule.clone(),
             from: self.from.clone(),
             to: self.to.clone(),
             limit,

@@ -50,6 +50,11 @@ pub struct Args {
     /// Minimum seconds between JWKS refreshes triggered by an unknown key id.
     #[arg(long, default_value_t = 5)]
     pub oidc_min_refresh_secs: u64,
+    /// Public client id the web console (`/console/`) signs in with at the
+    /// issuer (authorization code with PKCE; register
+    /// `https://<rpc-addr>/console/` as its redirect URI).
+    #[arg(long, default_value = "prividium-console")]
+    pub oidc_console_client: String,
     /// Encryption at rest: `local` (a key file sealed by a generated
     /// passphrase kept in `<data-dir>/keys`), `transit` (Vault/OpenBao, see
     /// the --transit-* flags) or `off` (plaintext; benchmarks only).
@@ -184,6 +189,9 @@ struct DevFile {
     /// The Prometheus scrape endpoint (plain HTTP on loopback in dev).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     metrics_url: Option<String>,
+    /// The web console (sign in with `api_key`, or at the IdP).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    console_url: Option<String>,
     chain_id: u64,
     api_key: String,
     ca_cert: PathBuf,
@@ -243,6 +251,7 @@ fn init(dir: &std::path::Path) -> Result<DevFile> {
     let dev = DevFile {
         rpc_url: String::new(),
         metrics_url: None,
+        console_url: None,
         chain_id: DEV_CHAIN_ID,
         api_key,
         ca_cert: PathBuf::new(),
@@ -293,6 +302,7 @@ pub async fn run(args: Args) -> Result<()> {
             jwks_refresh_secs: 300,
             jwks_min_refresh_secs: args.oidc_min_refresh_secs,
             leeway_secs: 30,
+            console_client_id: Some(args.oidc_console_client.clone()),
         })
         .collect();
     let block_time = Duration::from_millis(args.block_time_ms);
@@ -372,6 +382,7 @@ pub async fn run(args: Args) -> Result<()> {
     node::run(params, move |ready| {
         dev.rpc_url = format!("https://{}", ready.rpc);
         dev.metrics_url = ready.metrics.map(|a| format!("http://{a}/metrics"));
+        dev.console_url = Some(format!("{}/console/", dev.rpc_url));
         // Written only once serving, so tools can poll for the file.
         let tmp = dir.join("dev.json.tmp");
         write_private(&tmp, serde_json::to_string_pretty(&dev)?.as_bytes())?;

@@ -134,13 +134,7 @@ pub async fn run(args: Args) -> Result<()> {
                 wallets::bind(&access, *a, &principal, &org, "key")?;
             }
             eprintln!("created API key {} (role {})", record.id, record.role);
-            let details = json!({
-                "role": record.role,
-                "org": record.org,
-                "wallets": record.wallets,
-                "expires_at": record.expires_at,
-                "ip_allow": record.ip_allow,
-            });
+            let details = record.audit_details("cli");
             let id = record.id.clone();
             api_keys::add_record(&access, record)?;
             audit_trail::record_key_op(
@@ -164,13 +158,7 @@ pub async fn run(args: Args) -> Result<()> {
                     .unwrap_or_else(|| "-".into())
             };
             for (k, used) in keys {
-                let status = if k.revoked_at.is_some() {
-                    "revoked"
-                } else if k.expires_at.is_some_and(|e| now >= e) {
-                    "expired"
-                } else {
-                    "active"
-                };
+                let status = k.status(now);
                 println!(
                     "{:<16} {:<13} {:<10} {:<20} {:<20} {}",
                     k.id,
@@ -223,7 +211,7 @@ pub async fn run(args: Args) -> Result<()> {
             .await?;
             println!("key-encryption key rotated; every data key re-wrapped");
         }
-        Cmd::Status { data_dir } => at_rest::print_status(&data_dir)?,
+        Cmd::Status { data_dir } => crate::key_status::print_status(&data_dir)?,
     }
     Ok(())
 }

@@ -127,7 +127,12 @@ impl Node {
         let mut child = Command::new(bin())
             .args(["dev", "--data-dir"])
             .arg(dir)
-            .args(["--rpc-addr", "127.0.0.1:0", "--block-time-ms", "50"])
+            .args(["--block-time-ms", "50"])
+            .args(if extra.contains(&"--rpc-addr") {
+                &[][..]
+            } else {
+                &["--rpc-addr", "127.0.0.1:0"][..]
+            })
             .args(extra)
             .env("APPLIANCE_LOG", "warn")
             .stdout(Stdio::null())

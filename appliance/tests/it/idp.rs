@@ -30,9 +30,22 @@ impl Idp {
     /// Starts the IdP signing access tokens with `alg` (RS256, ES256 or
     /// EdDSA; `jwks` holds a key of each kind).
     pub(crate) fn start_signing(port: u16, jwks: &Path, token_ttl: u64, alg: &str) -> Idp {
+        Self::start_args(port, jwks, token_ttl, &["--alg", alg])
+    }
+
+    /// Starts the IdP with the web console registered as a public client
+    /// redirecting to `redirect` (its sign-in page checks the test users'
+    /// passwords).
+    pub(crate) fn start_for_console(port: u16, jwks: &Path, redirect: &str) -> Idp {
+        Self::start_args(port, jwks, 300, &["--console-redirect", redirect])
+    }
+
+    fn start_args(port: u16, jwks: &Path, token_ttl: u64, extra: &[&str]) -> Idp {
         let mut child = Command::new("node")
             .arg(script("idp.mjs"))
-            .args(["--port", &port.to_string(), "--alg", alg, "--jwks"])
+            .args(["--port", &port.to_string()])
+            .args(extra)
+            .arg("--jwks")
             .arg(jwks)
             .env("IDP_TOKEN_TTL", token_ttl.to_string())
             .stdout(Stdio::piped())

@@ -10,6 +10,7 @@ mod backup;
 mod bad_input;
 mod clients;
 mod common;
+mod console;
 mod crash;
 mod idp;
 mod insider;

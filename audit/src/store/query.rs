@@ -19,6 +19,8 @@ pub struct Filter {
     pub outcome: Option<Outcome>,
     /// Exact resource.
     pub resource: Option<String>,
+    /// Exact id of the policy rule that decided (`rpc.admin.admin`).
+    pub rule: Option<String>,
     /// Earliest time (inclusive), µs since the epoch.
     pub from_us: Option<i64>,
     /// Latest time (exclusive), µs since the epoch.
@@ -54,6 +56,8 @@ pub struct FilterArgs {
     pub outcome: Option<String>,
     /// Exact resource.
     pub resource: Option<String>,
+    /// Exact rule id.
+    pub rule: Option<String>,
     /// RFC 3339 time or date, inclusive.
     pub from: Option<String>,
     /// RFC 3339 time or date, exclusive.
@@ -95,6 +99,7 @@ impl FilterArgs {
             action: self.action.clone(),
             outcome,
             resource: self.resource.clone(),
+            rule: self.rule.clone(),
             from_us: time(&self.from, "from")?,
             to_us: time(&self.to, "to")?,
             after: self.after,
@@ -159,6 +164,9 @@ impl AuditDb {
         if let Some(r) = &filter.resource {
             let stored = sealing.map_or_else(|| r.clone(), |s| s.blind_resource(r));
             cond("resource = ?", Arg::Text(stored));
+        }
+        if let Some(r) = &filter.rule {
+            cond("rule_id = ?", Arg::Text(r.clone()));
         }
         // Times are non-decreasing in id order, so a time range is the id
         // range between two index probes; filtering on time and sorting by id

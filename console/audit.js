@@ -1,0 +1,278 @@
+// The compliance pages: search the audit trail, open an event and check its
+// inclusion proof here in the browser, export a query pinned to a signed
+// tree head, and see whether the log still extends the head this browser
+// saw last time.
+
+import { h, show, fill, errorBox, link, fields, call, download, whoami } from './app.js';
+import { checkEvent, verifyConsistency, verifyHead, hexToBytes } from './merkle.js';
+
+const FILTERS = ['actor', 'action', 'outcome', 'rule', 'resource', 'from', 'to'];
+const PAGE = 50;
+
+// The query of the search page, kept while the user opens events and comes back.
+let query = { order: 'desc' };
+
+function queryString(extra = {}) {
+  const q = new URLSearchParams();
+  for (const [k, v] of Object.entries({ ...query, ...extra })) {
+    if (v !== undefined && v !== null && v !== '') q.set(k, v);
+  }
+  return q.toString();
+}
+
+function lastHeadKey() {
+  return `prividium.audit.head.${whoami()?.principal ?? ''}`;
+}
+
+// The signed head, its signature checked here, and its consistency with the
+// head this browser saw before (kept per principal in localStorage: a log
+// that was rewritten since cannot prove it extends that one).
+async function logStatus() {
+  const doc = await call('/audit/head');
+  const head = doc.tree_head;
+  const signed = await verifyHead(head, doc.public_key).catch(() => false);
+  const rows = [
+    ['Tree size', String(head.tree_size)],
+    ['Root', h('span', { class: 'mono' }, head.root)],
+    ['Signed at', new Date(head.signed_at_ms).toISOString()],
+    ['Signing key', h('span', { class: 'mono' }, `${head.key_id} (public key ${doc.public_key})`)],
+    ['Signature', signed ? h('span', { class: 'ok', id: 'head-signed' }, 'valid (checked in this browser)') : h('span', { class: 'bad' }, 'INVALID')],
+  ];
+  let previous = null;
+  try {
+    previous = JSON.parse(localStorage.getItem(lastHeadKey()) ?? 'null');
+  } catch {
+    previous = null;
+  }
+  if (previous && previous.tree_size <= head.tree_size) {
+    let consistent = false;
+    try {
+      const p = await call(`/audit/consistency?from=${previous.tree_size}&to=${head.tree_size}`);
+      consistent =
+        p.old.root === previous.root &&
+        (await verifyConsistency(previous.tree_size, head.tree_size, hexToBytes(previous.root), hexToBytes(head.root), p.path.map(hexToBytes)));
+    } catch {
+      consistent = false;
+    }
+    rows.push([
+      'Since your last visit',
+      consistent
+        ? h('span', { class: 'ok', id: 'head-consistent' }, `extends the head of size ${previous.tree_size} you saw at ${new Date(previous.signed_at_ms).toISOString()}`)
+        : h('span', { class: 'bad', id: 'head-consistent' }, `does NOT extend the head of size ${previous.tree_size} you saw: the log was rewritten`),
+    ]);
+  } else if (previous) {
+    rows.push(['Since your last visit', h('span', { class: 'bad' }, `smaller than the head of size ${previous.tree_size} you saw`)]);
+  }
+  // The last full check of the log (`prividium audit verify`, which
+  // re-hashes every event and checks every signed head) is itself an event.
+  const last = await call('/audit/events?action=audit.verified&order=desc&limit=1').catch(() => null);
+  const verified = last?.events?.[0];
+  let verdict = null;
+  try {
+    verdict = verified ? JSON.parse(verified.details) : null;
+  } catch {
+    verdict = null;
+  }
+  rows.push([
+    'Last full verification',
+    !verified
+      ? h('span', { class: 'muted', id: 'last-verify' }, 'never (run prividium audit verify)')
+      : h('span', { class: verdict?.ok ? 'ok' : 'bad', id: 'last-verify' },
+          `${verdict?.ok ? 'intact' : 'FAILED'} at ${verified.time} by ${verified.actor_id}${verdict?.ok ? '' : `: ${JSON.stringify(verdict?.finding ?? verdict)}`}`),
+  ]);
+  if (signed) localStorage.setItem(lastHeadKey(), JSON.stringify(head));
+  return { doc, view: h('section', { class: 'card', id: 'log-status' }, h('h2', {}, 'Log status'), fields(rows)) };
+}
+
+function filterForm(onSearch) {
+  const input = (name, placeholder) =>
+    h('label', {}, name, h('input', { name, id: `f-${name}`, value: query[name] ?? '', placeholder }));
+  const outcome = h('select', { name: 'outcome', id: 'f-outcome' },
+    ['', 'allow', 'deny', 'error'].map((o) => h('option', { value: o, selected: (query.outcome ?? '') === o }, o || 'any')));
+  const form = h('form', { class: 'filters', id: 'audit-search' },
+    input('actor', 'User:idp:alice'),
+    input('action', 'policy.* or auth.login.failed'),
+    h('label', {}, 'outcome', outcome),
+    input('rule', 'rpc.admin.admin'),
+    input('resource', 'wallet:0x…'),
+    input('from', '2026-12-01 or RFC 3339'),
+    input('to', '2026-12-31'),
+    h('div', { class: 'row' }, h('button', { type: 'submit', id: 'search' }, 'Search')));
+  form.addEventListener('submit', (ev) => {
+    ev.preventDefault();
+    const data = new FormData(form);
+    query = { order: 'desc' };
+    for (const f of FILTERS) {
+      const v = String(data.get(f) ?? '').trim();
+      if (v) query[f] = v;
+    }
+    onSearch();
+  });
+  return form;
+}
+
+function eventRows(events) {
+  return events.map((e) =>
+    h('tr', {},
+      h('td', {}, link(`#/audit/${e.id}`, String(e.id), { class: 'event-link' })),
+      h('td', {}, e.time),
+      h('td', { class: 'mono' }, e.actor_id),
+      h('td', {}, e.action),
+      h('td', { class: e.outcome === 'allow' ? 'ok' : 'bad' }, e.outcome),
+      h('td', { class: 'mono' }, e.rule_id ?? ''),
+      h('td', { class: 'mono' }, e.resource ?? '')));
+}
+
+const usTime = (us) => new Date(Math.floor(us / 1000)).toISOString();
+
+// Legal holds: every audit reader sees them; placing and releasing is
+// decided by the node (`audit_hold`, compliance officers in the bank
+// policies), whose refusal is shown as is.
+async function holdsSection() {
+  const out = h('div', { id: 'hold-result' });
+  const section = h('section', { class: 'card', id: 'holds' }, h('h2', {}, 'Legal holds'));
+  const refresh = async () => {
+    const { holds } = await call('/audit/holds');
+    const release = (id) => async () => {
+      try {
+        await call(`/audit/holds/${id}/release`, { json: {} });
+        section.replaceWith(await holdsSection());
+      } catch (e) {
+        out.replaceChildren(errorBox(e));
+      }
+    };
+    return holds.length
+      ? h('table', { id: 'holds-table' },
+          h('thead', {}, h('tr', {}, ['Id', 'From', 'To', 'Reason', 'Placed by', 'Placed', 'Status', ''].map((c) => h('th', {}, c)))),
+          h('tbody', {}, holds.map((x) =>
+            h('tr', {},
+              h('td', {}, String(x.id)),
+              h('td', {}, usTime(x.from_us)),
+              h('td', {}, usTime(x.to_us)),
+              h('td', {}, x.reason),
+              h('td', { class: 'mono' }, x.placed_by),
+              h('td', {}, usTime(x.placed_us)),
+              h('td', { class: x.released_us ? 'muted' : 'ok' }, x.released_us ? `released ${usTime(x.released_us)}` : 'active'),
+              h('td', {}, x.released_us ? null : h('button', { class: 'secondary', id: `release-${x.id}`, onclick: release(x.id) }, 'Release'))))))
+      : h('p', { class: 'muted' }, 'No legal holds.');
+  };
+  const form = h('form', { class: 'filters', id: 'place-hold' },
+    h('label', {}, 'from', h('input', { name: 'from', id: 'hold-from', placeholder: '2026-01-01' })),
+    h('label', {}, 'to', h('input', { name: 'to', id: 'hold-to', placeholder: '2027-01-01' })),
+    h('label', {}, 'reason (case reference)', h('input', { name: 'reason', id: 'hold-reason' })),
+    h('div', { class: 'row' }, h('button', { type: 'submit', id: 'hold-place' }, 'Place hold')));
+  form.addEventListener('submit', async (ev) => {
+    ev.preventDefault();
+    const d = new FormData(form);
+    try {
+      await call('/audit/holds', { json: { from: String(d.get('from')).trim(), to: String(d.get('to')).trim(), reason: String(d.get('reason')) } });
+      section.replaceWith(await holdsSection());
+    } catch (e) {
+      out.replaceChildren(errorBox(e));
+    }
+  });
+  section.append(await refresh().catch((e) => errorBox(e)), form, out);
+  return section;
+}
+
+export async function searchPage() {
+  const results = h('div', { id: 'audit-results' });
+  const exportNote = h('div', { id: 'export-note' });
+  const status = await logStatus().catch((e) => ({ view: errorBox(e) }));
+
+  const run = async () => {
+    results.replaceChildren(h('p', { class: 'muted' }, 'Searching…'));
+    const body = h('tbody');
+    const table = h('table', { id: 'audit-table' },
+      h('thead', {}, h('tr', {}, ['Id', 'Time', 'Actor', 'Action', 'Outcome', 'Rule', 'Resource'].map((c) => h('th', {}, c)))),
+      body);
+    const more = h('div', { class: 'row' });
+    const page = async (after) => {
+      const r = await call(`/audit/events?${queryString({ limit: PAGE, after })}`);
+      body.append(...eventRows(r.events));
+      fill(more,
+        h('span', { class: 'muted' }, `${body.children.length} event(s) shown`),
+        r.next !== null && r.next !== undefined
+          ? h('button', { class: 'secondary', id: 'more', onclick: () => page(r.next).catch((e) => more.replaceChildren(errorBox(e))) }, 'Next page')
+          : null);
+    };
+    try {
+      await page(undefined);
+      results.replaceChildren(table, more);
+    } catch (e) {
+      results.replaceChildren(errorBox(e));
+    }
+  };
+
+  const exportAs = async (format) => {
+    exportNote.replaceChildren(h('span', { class: 'muted' }, 'Exporting…'));
+    try {
+      const q = queryString({ format, order: undefined });
+      const resp = await download(`/audit/export?${q}`, `audit.${format === 'csv' ? 'csv' : 'jsonl'}`);
+      const pinned = JSON.parse(resp.headers.get('x-audit-tree-head') ?? 'null');
+      exportNote.replaceChildren(h('span', { class: 'ok', id: 'export-done' },
+        pinned ? `Exported, pinned to the signed tree head of size ${pinned.tree_head.tree_size} (root ${pinned.tree_head.root}).` : 'Exported.'));
+    } catch (e) {
+      exportNote.replaceChildren(errorBox(e));
+    }
+  };
+
+  show(
+    h('h1', {}, 'Audit trail'),
+    status.view,
+    h('section', { class: 'card' },
+      h('h2', {}, 'Search'),
+      filterForm(run),
+      h('div', { class: 'row' },
+        h('button', { class: 'secondary', id: 'export-csv', onclick: () => exportAs('csv') }, 'Export CSV'),
+        h('button', { class: 'secondary', id: 'export-json', onclick: () => exportAs('json') }, 'Export JSON lines'),
+        exportNote)),
+    results,
+    await holdsSection());
+  await run();
+}
+
+export async function eventPage(id) {
+  const [{ event, proof }, head] = await Promise.all([call(`/audit/events/${id}/proof`), call('/audit/head')]);
+  const check = await checkEvent(event, proof, head.public_key);
+  const mark = (ok, yes, no) => h('li', { class: ok ? 'ok' : 'bad' }, ok ? `✓ ${yes}` : `✗ ${no}`);
+  let details = event.details;
+  try {
+    details = JSON.stringify(JSON.parse(event.details), null, 2);
+  } catch {
+    // Shown as stored.
+  }
+  show(
+    h('p', {}, link('#/audit', '← Back to the search')),
+    h('h1', {}, `Event ${event.id}`),
+    h('section', { class: 'card' },
+      fields([
+        ['Time', event.time],
+        ['Actor', h('span', { class: 'mono', id: 'event-actor' }, `${event.actor_type} ${event.actor_id}`)],
+        ['Organization', event.organization],
+        ['Action', event.action],
+        ['Outcome', event.outcome],
+        ['Rule', event.rule_id],
+        ['Resource', event.resource],
+        ['Request id', event.request_id],
+        ['Trace id', event.trace_id],
+        ['Client address', event.source_ip],
+        ['Leaf hash', h('span', { class: 'mono' }, event.leaf_hash)],
+      ]),
+      h('h2', {}, 'Details'),
+      h('pre', { id: 'event-details' }, details)),
+    h('section', { class: 'card', id: 'proof' },
+      h('h2', {}, 'Inclusion proof'),
+      h('p', { id: 'proof-verdict', class: check.ok ? 'ok' : 'bad' },
+        check.ok ? 'Verified in this browser' : 'NOT verified'),
+      h('ul', { class: 'checks' },
+        mark(check.leafMatches, 'the fields above hash to the leaf', 'the fields do not hash to the stated leaf'),
+        mark(check.included, `the leaf is entry ${event.id} of the tree of ${proof.head.tree_size} events`, 'the path does not lead to the signed root'),
+        mark(check.signed, `the tree head is signed by key ${proof.head.key_id}`, 'the tree head signature does not verify')),
+      fields([
+        ['Tree size', String(proof.head.tree_size)],
+        ['Root', h('span', { class: 'mono' }, proof.head.root)],
+        ['Signed at', new Date(proof.head.signed_at_ms).toISOString()],
+        ['Path', h('span', { class: 'mono' }, `${proof.path.length} hashes`)],
+      ])));
+}
