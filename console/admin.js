@@ -18,10 +18,12 @@ async function keysSection() {
   };
   const form = h('form', { class: 'filters', id: 'create-key' },
     h('label', {}, 'role', h('select', { name: 'role', id: 'key-role' },
-      ['trader', 'auditor', 'compliance', 'operator', 'service', 'counterparty', 'admin'].map((r) => h('option', { value: r }, r)))),
+      // Audit roles are the operator's to create (`prividium keys create`):
+      // the node refuses them to admins.
+      ['trader', 'operator', 'service', 'counterparty', 'admin'].map((r) => h('option', { value: r }, r)))),
     h('label', {}, 'organization', h('input', { name: 'org', id: 'key-org' })),
     h('label', {}, 'wallets (comma-separated)', h('input', { name: 'wallets', id: 'key-wallets' })),
-    h('label', {}, 'expires in (days, empty: never)', h('input', { name: 'days', id: 'key-days', type: 'number', min: 1 })),
+    h('label', {}, 'expires in (days, at most 365)', h('input', { name: 'days', id: 'key-days', type: 'number', min: 1, max: 365, value: 90 })),
     h('div', { class: 'row' }, h('button', { type: 'submit', id: 'key-create' }, 'Create key')));
   form.addEventListener('submit', async (ev) => {
     ev.preventDefault();
@@ -60,7 +62,8 @@ async function keysSection() {
           h('td', {}, k.status === 'active' ? h('button', { class: 'danger', id: `revoke-${k.id}`, onclick: revoke(k.id) }, 'Revoke') : null))))));
 }
 
-function walletsSection() {
+async function walletsSection() {
+  const bindings = await rpc('prividium_adminListWallets');
   const out = h('div', { id: 'wallet-result' });
   const form = h('form', { class: 'filters', id: 'bind-wallet' },
     h('label', {}, 'principal', h('input', { name: 'principal', id: 'bind-principal', placeholder: 'User:idp:alice or ApiKey:k_…' })),
@@ -71,7 +74,8 @@ function walletsSection() {
   const act = async (method, params, done) => {
     try {
       const r = await rpc(method, params);
-      out.replaceChildren(h('p', { class: 'ok' }, done(r)));
+      await adminPage();
+      document.getElementById('wallet-result').replaceChildren(h('p', { class: 'ok' }, done(r)));
     } catch (e) {
       out.replaceChildren(errorBox(e));
     }
@@ -85,7 +89,18 @@ function walletsSection() {
     const d = new FormData(form);
     act('prividium_adminUnbindWallet', [String(d.get('address')).trim()], (removed) => (removed ? 'Unbound.' : 'That wallet was not bound.'));
   });
-  return h('section', { class: 'card' }, h('h2', {}, 'Wallet bindings'), form, out);
+  return h('section', { class: 'card' },
+    h('h2', {}, 'Wallet bindings'),
+    form, out,
+    h('table', { id: 'wallets' },
+      h('thead', {}, h('tr', {}, ['Wallet', 'Principal', 'Org', 'Bound by', 'Since'].map((c) => h('th', {}, c)))),
+      h('tbody', {}, bindings.map((b) =>
+        h('tr', {},
+          h('td', { class: 'mono' }, b.address),
+          h('td', { class: 'mono' }, b.principal),
+          h('td', {}, b.org),
+          h('td', {}, b.method),
+          h('td', {}, new Date(b.bound_at * 1000).toISOString()))))));
 }
 
 async function policiesSection() {
@@ -175,5 +190,5 @@ export async function adminPage() {
     show(h('h1', {}, 'Admin'), errorBox(new Error('Only admins manage keys, wallets and policies.')));
     return;
   }
-  show(h('h1', {}, 'Admin'), await keysSection(), walletsSection(), await policiesSection(), await keyStatusSection());
+  show(h('h1', {}, 'Admin'), await keysSection(), await walletsSection(), await policiesSection(), await keyStatusSection());
 }

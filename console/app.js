@@ -38,7 +38,10 @@ export function fill(el, ...children) {
   el.replaceChildren(...children.flat(Infinity).filter((c) => c !== null && c !== undefined && c !== false));
 }
 
+// Shows a page. A page whose answers arrive after sign-out is dropped: what
+// it fetched must not appear on the sign-in page.
 export function show(...children) {
+  if (!session()) return;
   fill(document.getElementById('page'), ...children);
 }
 
@@ -72,6 +75,16 @@ export function session() {
 
 let me = null; // prividium_whoami of the signed-in principal
 let expiryTimer = null;
+
+// Signs the tab out when the token expires. Timers take at most 2^31-1 ms,
+// so a long-lived token re-arms the timer instead of firing at once.
+function armExpiry(expiresAt) {
+  clearTimeout(expiryTimer);
+  if (!expiresAt) return;
+  const wait = expiresAt - Date.now();
+  if (wait <= 0) return signOut('Your session has expired; sign in again.');
+  expiryTimer = setTimeout(() => armExpiry(expiresAt), Math.min(wait, 2_147_000_000));
+}
 
 export function whoami() {
   return me;
@@ -224,6 +237,9 @@ async function beginOidc(idp) {
     redirect_uri: redirectUri(),
     scope: 'openid rpc',
     resource: idp.audience,
+    // Signing out here does not end the IdP's session; asking for the
+    // password every time keeps the next person at a shared desk out.
+    prompt: 'login',
     code_challenge: challenge,
     code_challenge_method: 'S256',
     state,
@@ -237,8 +253,10 @@ async function finishOidc(params) {
   const pending = JSON.parse(sessionStorage.getItem(PENDING) ?? 'null');
   sessionStorage.removeItem(PENDING);
   history.replaceState(null, '', '/console/');
-  if (params.get('error')) throw new Error(`sign-in refused: ${params.get('error_description') ?? params.get('error')}`);
+  // Nothing from the URL is shown or used unless this tab started the
+  // sign-in: anyone can send a link with `?error_description=…`.
   if (!pending || pending.state !== params.get('state')) throw new Error('sign-in answer does not match this tab (state mismatch); try again');
+  if (params.get('error')) throw new Error(`sign-in refused: ${params.get('error_description') ?? params.get('error')}`);
   const idp = config.issuers.find((i) => i.issuer === pending.issuer);
   if (!idp) throw new Error('sign-in answer from an identity provider this node does not trust');
   const meta = await discover(idp.issuer);
@@ -284,7 +302,7 @@ function signInPage() {
   };
   document.getElementById('nav').replaceChildren();
   document.getElementById('who').replaceChildren();
-  show(
+  fill(document.getElementById('page'),
     h('div', { class: 'signin' },
       h('section', { class: 'card' },
         h('h1', {}, 'Sign in'),
@@ -342,10 +360,7 @@ export async function route() {
     location.replace('#/');
     return;
   }
-  clearTimeout(expiryTimer);
-  if (s.expiresAt) {
-    expiryTimer = setTimeout(() => signOut('Your session has expired; sign in again.'), Math.max(0, s.expiresAt - Date.now()));
-  }
+  armExpiry(s.expiresAt);
   try {
     me = me ?? (await rpc('prividium_whoami'));
   } catch (e) {

@@ -25,18 +25,25 @@ function lastHeadKey() {
 }
 
 // The signed head, its signature checked here, and its consistency with the
-// head this browser saw before (kept per principal in localStorage: a log
-// that was rewritten since cannot prove it extends that one).
+// head this browser last accepted (kept per principal in localStorage with
+// the key that signed it). A head is accepted only once it is proven to
+// extend the previous one; a failed check stays on screen on every visit
+// until the log proves consistency again, and a new signing key is named.
 async function logStatus() {
   const doc = await call('/audit/head');
   const head = doc.tree_head;
-  const signed = await verifyHead(head, doc.public_key).catch(() => false);
+  const signed = await verifyHead(head, doc.public_key);
+  const signature = signed === null
+    ? h('span', { class: 'muted', id: 'head-signed' }, 'cannot be checked in this browser (no Ed25519 in WebCrypto)')
+    : signed
+      ? h('span', { class: 'ok', id: 'head-signed' }, 'valid (checked in this browser)')
+      : h('span', { class: 'bad', id: 'head-signed' }, 'INVALID');
   const rows = [
     ['Tree size', String(head.tree_size)],
     ['Root', h('span', { class: 'mono' }, head.root)],
     ['Signed at', new Date(head.signed_at_ms).toISOString()],
     ['Signing key', h('span', { class: 'mono' }, `${head.key_id} (public key ${doc.public_key})`)],
-    ['Signature', signed ? h('span', { class: 'ok', id: 'head-signed' }, 'valid (checked in this browser)') : h('span', { class: 'bad' }, 'INVALID')],
+    ['Signature', signature],
   ];
   let previous = null;
   try {
@@ -44,43 +51,51 @@ async function logStatus() {
   } catch {
     previous = null;
   }
-  if (previous && previous.tree_size <= head.tree_size) {
-    let consistent = false;
-    try {
-      const p = await call(`/audit/consistency?from=${previous.tree_size}&to=${head.tree_size}`);
-      consistent =
-        p.old.root === previous.root &&
-        (await verifyConsistency(previous.tree_size, head.tree_size, hexToBytes(previous.root), hexToBytes(head.root), p.path.map(hexToBytes)));
-    } catch {
-      consistent = false;
+  let accept = signed === true && !previous;
+  if (previous) {
+    const seen = `the head of size ${previous.tree_size} you saw at ${new Date(previous.signed_at_ms).toISOString()}`;
+    let verdict;
+    if (previous.public_key && previous.public_key !== doc.public_key) {
+      verdict = h('span', { class: 'bad', id: 'head-consistent' }, `signed by a NEW key ${head.key_id}; ${seen} was signed by ${previous.key_id}`);
+    } else if (previous.tree_size > head.tree_size) {
+      verdict = h('span', { class: 'bad', id: 'head-consistent' }, `the log is SMALLER than ${seen}: it was rolled back`);
+    } else {
+      let proof = null;
+      try {
+        proof = await call(`/audit/consistency?from=${previous.tree_size}&to=${head.tree_size}`);
+      } catch (e) {
+        verdict = h('span', { class: 'muted', id: 'head-consistent' }, `could not be checked now (${e.message})`);
+      }
+      if (proof) {
+        const consistent =
+          proof.old.root === previous.root &&
+          (await verifyConsistency(previous.tree_size, head.tree_size, hexToBytes(previous.root), hexToBytes(head.root), proof.path.map(hexToBytes)).catch(() => false));
+        verdict = consistent
+          ? h('span', { class: 'ok', id: 'head-consistent' }, `extends ${seen} (checked in this browser)`)
+          : h('span', { class: 'bad', id: 'head-consistent' }, `does NOT extend ${seen}: the log was rewritten`);
+        accept = consistent && signed === true;
+      }
     }
-    rows.push([
-      'Since your last visit',
-      consistent
-        ? h('span', { class: 'ok', id: 'head-consistent' }, `extends the head of size ${previous.tree_size} you saw at ${new Date(previous.signed_at_ms).toISOString()}`)
-        : h('span', { class: 'bad', id: 'head-consistent' }, `does NOT extend the head of size ${previous.tree_size} you saw: the log was rewritten`),
-    ]);
-  } else if (previous) {
-    rows.push(['Since your last visit', h('span', { class: 'bad' }, `smaller than the head of size ${previous.tree_size} you saw`)]);
+    rows.push(['Since your last visit', verdict]);
   }
   // The last full check of the log (`prividium audit verify`, which
   // re-hashes every event and checks every signed head) is itself an event.
   const last = await call('/audit/events?action=audit.verified&order=desc&limit=1').catch(() => null);
   const verified = last?.events?.[0];
-  let verdict = null;
+  let outcome = null;
   try {
-    verdict = verified ? JSON.parse(verified.details) : null;
+    outcome = verified ? JSON.parse(verified.details) : null;
   } catch {
-    verdict = null;
+    outcome = null;
   }
   rows.push([
     'Last full verification',
     !verified
       ? h('span', { class: 'muted', id: 'last-verify' }, 'never (run prividium audit verify)')
-      : h('span', { class: verdict?.ok ? 'ok' : 'bad', id: 'last-verify' },
-          `${verdict?.ok ? 'intact' : 'FAILED'} at ${verified.time} by ${verified.actor_id}${verdict?.ok ? '' : `: ${JSON.stringify(verdict?.finding ?? verdict)}`}`),
+      : h('span', { class: outcome?.ok ? 'ok' : 'bad', id: 'last-verify' },
+          `${outcome?.ok ? 'intact' : 'FAILED'} at ${verified.time} by ${verified.actor_id}${outcome?.ok ? '' : `: ${JSON.stringify(outcome?.finding ?? outcome)}`}`),
   ]);
-  if (signed) localStorage.setItem(lastHeadKey(), JSON.stringify(head));
+  if (accept) localStorage.setItem(lastHeadKey(), JSON.stringify({ ...head, public_key: doc.public_key }));
   return { doc, view: h('section', { class: 'card', id: 'log-status' }, h('h2', {}, 'Log status'), fields(rows)) };
 }
 
@@ -234,7 +249,10 @@ export async function searchPage() {
 
 export async function eventPage(id) {
   const [{ event, proof }, head] = await Promise.all([call(`/audit/events/${id}/proof`), call('/audit/head')]);
-  const check = await checkEvent(event, proof, head.public_key);
+  // The answer must be about the event asked for, not merely some event
+  // with a valid proof.
+  const same = event.id === id && proof.event_id === id;
+  const check = same ? await checkEvent(event, proof, head.public_key) : { leafMatches: false, included: false, signed: false, ok: false };
   const mark = (ok, yes, no) => h('li', { class: ok ? 'ok' : 'bad' }, ok ? `✓ ${yes}` : `✗ ${no}`);
   let details = event.details;
   try {
@@ -264,11 +282,13 @@ export async function eventPage(id) {
     h('section', { class: 'card', id: 'proof' },
       h('h2', {}, 'Inclusion proof'),
       h('p', { id: 'proof-verdict', class: check.ok ? 'ok' : 'bad' },
-        check.ok ? 'Verified in this browser' : 'NOT verified'),
+        !same ? `NOT verified: the server answered for event ${event.id}, not ${id}` : check.ok ? 'Verified in this browser' : check.signed === null ? 'Path verified; the head signature cannot be checked in this browser' : 'NOT verified'),
       h('ul', { class: 'checks' },
         mark(check.leafMatches, 'the fields above hash to the leaf', 'the fields do not hash to the stated leaf'),
         mark(check.included, `the leaf is entry ${event.id} of the tree of ${proof.head.tree_size} events`, 'the path does not lead to the signed root'),
-        mark(check.signed, `the tree head is signed by key ${proof.head.key_id}`, 'the tree head signature does not verify')),
+        check.signed === null
+          ? h('li', { class: 'muted' }, 'the tree head signature cannot be checked here (no Ed25519 in WebCrypto)')
+          : mark(check.signed, `the tree head is signed by key ${proof.head.key_id}`, 'the tree head signature does not verify')),
       fields([
         ['Tree size', String(proof.head.tree_size)],
         ['Root', h('span', { class: 'mono' }, proof.head.root)],

@@ -28,15 +28,29 @@ function concat(parts) {
   return out;
 }
 
+// Numbers arrive as JSON numbers: only exact, in-range integers are
+// encoded (a wrapped negative would hash a different leaf than Rust's).
+function integer(n, min) {
+  if (!Number.isSafeInteger(n) || n < min) throw new Error(`not an integer the log uses: ${n}`);
+  return BigInt(n);
+}
+
 function u64be(n) {
   const b = new Uint8Array(8);
-  new DataView(b.buffer).setBigUint64(0, BigInt(n));
+  new DataView(b.buffer).setBigUint64(0, integer(n, 0));
   return b;
 }
 
 function i64be(n) {
   const b = new Uint8Array(8);
-  new DataView(b.buffer).setBigInt64(0, BigInt(n));
+  new DataView(b.buffer).setBigInt64(0, integer(n, Number.MIN_SAFE_INTEGER));
+  return b;
+}
+
+// A SHA-256 hash in hex: exactly 32 bytes, as Rust parses them.
+export function hashFromHex(hex) {
+  const b = hexToBytes(hex);
+  if (b.length !== 32) throw new Error(`not a 32-byte hash: ${String(hex).slice(0, 20)}`);
   return b;
 }
 
@@ -78,8 +92,8 @@ export async function eventLeafHash(e) {
 
 // RFC 9162 §2.1.3.2.
 export async function verifyInclusion(index, size, leaf, path, root) {
-  let fn = BigInt(index);
-  let sn = BigInt(size) - 1n;
+  let fn = integer(index, 0);
+  let sn = integer(size, 0) - 1n;
   if (fn > sn) return false;
   let r = leaf;
   for (const p of path) {
@@ -101,8 +115,8 @@ export async function verifyInclusion(index, size, leaf, path, root) {
 
 // RFC 9162 §2.1.4.2.
 export async function verifyConsistency(oldSize, newSize, oldRoot, newRoot, proof) {
-  const old = BigInt(oldSize);
-  const neu = BigInt(newSize);
+  const old = integer(oldSize, 0);
+  const neu = integer(newSize, 0);
   if (old > neu) return false;
   if (old === neu) return proof.length === 0 && equal(oldRoot, newRoot);
   if (old === 0n) return proof.length === 0;
@@ -134,32 +148,50 @@ export async function verifyConsistency(oldSize, newSize, oldRoot, newRoot, proo
   return sn === 0n && equal(fr, oldRoot) && equal(sr, newRoot);
 }
 
-// `audit::TreeHead::message`, checked with the log's Ed25519 key.
+// `audit::TreeHead::message`, checked with the log's Ed25519 key: true or
+// false, or null where this browser's WebCrypto has no Ed25519.
 export async function verifyHead(head, publicKeyHex) {
-  const message = concat([
-    enc.encode('prividium-audit-tree-head/1'),
-    u64be(head.tree_size),
-    u64be(head.signed_at_ms),
-    hexToBytes(head.root),
-  ]);
-  const key = await crypto.subtle.importKey('raw', hexToBytes(publicKeyHex), { name: 'Ed25519' }, false, ['verify']);
-  return crypto.subtle.verify({ name: 'Ed25519' }, key, hexToBytes(head.signature), message);
+  let message;
+  try {
+    message = concat([
+      enc.encode('prividium-audit-tree-head/1'),
+      u64be(head.tree_size),
+      u64be(head.signed_at_ms),
+      hashFromHex(head.root),
+    ]);
+  } catch {
+    return false;
+  }
+  let key;
+  try {
+    key = await crypto.subtle.importKey('raw', hexToBytes(publicKeyHex), { name: 'Ed25519' }, false, ['verify']);
+  } catch (e) {
+    return e?.name === 'NotSupportedError' ? null : false;
+  }
+  try {
+    return await crypto.subtle.verify({ name: 'Ed25519' }, key, hexToBytes(head.signature), message);
+  } catch {
+    return false;
+  }
 }
 
 // The whole check of one event: its fields hash to the leaf, the leaf is in
 // the tree, and the tree's head is signed by the log's key. Each step's
 // answer is returned, so the page can say which one failed.
 export async function checkEvent(event, proof, publicKeyHex) {
-  const leaf = await eventLeafHash(event);
-  const leafMatches = bytesToHex(leaf) === proof.leaf_hash;
-  const path = proof.path.map(hexToBytes);
-  const head = proof.head;
-  const included = await verifyInclusion(event.id, head.tree_size, leaf, path, hexToBytes(head.root));
-  let signed = false;
+  const failed = { leafMatches: false, included: false, signed: false, ok: false };
+  let leaf;
+  let path;
+  let root;
   try {
-    signed = await verifyHead(head, publicKeyHex);
+    leaf = await eventLeafHash(event);
+    path = proof.path.map(hashFromHex);
+    root = hashFromHex(proof.head.root);
   } catch {
-    signed = false;
+    return failed;
   }
-  return { leafMatches, included, signed, ok: leafMatches && included && signed };
+  const leafMatches = bytesToHex(leaf) === proof.leaf_hash;
+  const included = await verifyInclusion(event.id, proof.head.tree_size, leaf, path, root).catch(() => false);
+  const signed = await verifyHead(proof.head, publicKeyHex);
+  return { leafMatches, included, signed, ok: leafMatches && included && signed === true };
 }

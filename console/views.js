@@ -99,10 +99,19 @@ export async function blockPage(n) {
     b.transactions.length ? txTable(b.transactions, 'block-txs') : h('p', { class: 'muted' }, 'No transactions you may see.'));
 }
 
+// ERC-20 Transfer logs. Any contract can emit a log that looks like one,
+// so a malformed amount is shown as such rather than breaking the page.
 function transfers(logs) {
+  const amount = (data) => {
+    try {
+      return /^0x[0-9a-fA-F]{1,64}$/.test(data) ? BigInt(data).toString() : 'malformed';
+    } catch {
+      return 'malformed';
+    }
+  };
   return logs
     .filter((l) => l.topics?.[0] === TRANSFER && l.topics.length === 3)
-    .map((l) => ({ token: l.address, from: topicAddress(l.topics[1]), to: topicAddress(l.topics[2]), amount: BigInt(l.data).toString(), tx: l.transactionHash, block: num(l.blockNumber) }));
+    .map((l) => ({ token: l.address, from: topicAddress(l.topics[1]), to: topicAddress(l.topics[2]), amount: amount(l.data), tx: l.transactionHash, block: num(l.blockNumber) }));
 }
 
 function transferTable(rows, id) {
@@ -181,14 +190,14 @@ export async function proofsPage() {
         ])),
     r.batches.length
       ? h('table', { id: 'batches' },
-          h('thead', {}, h('tr', {}, ['Batch', 'Blocks', 'New state root', 'Proven', 'Settled', 'Digest / program', 'Files', 'Counterparty check'].map((c) => h('th', {}, c)))),
+          h('thead', {}, h('tr', {}, ['Batch', 'Blocks', 'State root before / after', 'Proven', 'Settled', 'Digest / program', 'Files', 'Counterparty check'].map((c) => h('th', {}, c)))),
           h('tbody', {}, r.batches.map((b) =>
             b.unreadable
               ? h('tr', {}, h('td', {}, String(b.batch)), h('td', { colspan: 7, class: 'bad' }, 'outputs file unreadable'))
               : h('tr', {},
                   h('td', {}, String(b.batch)),
                   h('td', {}, link(`#/block/${b.firstBlock}`, String(b.firstBlock)), '–', link(`#/block/${b.lastBlock}`, String(b.lastBlock))),
-                  h('td', { class: 'mono' }, b.newStateRoot),
+                  h('td', { class: 'mono' }, b.prevStateRoot, h('br'), b.newStateRoot),
                   h('td', {}, yes(b.proven)),
                   h('td', {}, yes(b.settled)),
                   h('td', { class: 'mono' }, `digest ${b.digest}`, h('br'), `program ${b.programId}`),

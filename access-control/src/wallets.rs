@@ -127,6 +127,12 @@ impl Wallets {
         Ok(())
     }
 
+    /// Every binding, in the order they were made (the admin's list).
+    pub fn all(&self) -> Result<Vec<Binding>, StoreError> {
+        let file: WalletFile = self.doc.read()?;
+        Ok(file.bindings)
+    }
+
     /// Removes a binding; returns whether one existed.
     pub fn unbind(&self, address: Address) -> Result<bool, StoreError> {
         let removed = self.doc.update(|f: &mut WalletFile| {

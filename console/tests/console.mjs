@@ -141,12 +141,19 @@ await run('an admin creates and revokes a key and is refused the audit page', as
   await page.waitForFunction((k) => document.querySelector(`tr[data-key="${k}"] td:nth-child(4)`)?.textContent === 'revoked', id, { timeout: 15_000 });
   check((await call(secret)).status() === 401, 'revoked key still accepted');
   revokedKey = id;
+  // Keys that reach the audit trail are not an admin's to hand out.
+  const escalate = await (await page.request.post(URL0.replace(/\/console\/$/, '/'), {
+    headers: { authorization: `Bearer ${env('ADMIN_KEY')}`, 'content-type': 'application/json' },
+    data: { jsonrpc: '2.0', id: 1, method: 'prividium_adminCreateApiKey', params: [{ role: 'compliance' }] },
+  })).json();
+  check(/separation of duties/.test(escalate.error?.message ?? ''), `compliance key: ${JSON.stringify(escalate)}`);
   // The admin binds a wallet for a principal whose name is markup: the
   // auditor below must see it as text.
   await page.fill('#bind-principal', env('XSS_TEXT'));
   await page.fill('#bind-address', '0x00000000000000000000000000000000000000aa');
   await page.click('#bind');
   await page.waitForSelector('#wallet-result .ok', { timeout: 15_000 });
+  check((await text(page, '#wallets')).includes(env('XSS_TEXT')), 'binding not listed (as text)');
   // The loaded policies, a dry run and the data keys.
   check(/^[0-9a-f]{64}$/.test(await text(page, '#policy-digest')), 'policy digest');
   await page.fill('#explain-principal', 'User:idp:alice');
@@ -217,6 +224,8 @@ await run('an auditor signs in at the IdP, searches, checks a proof and exports 
   // Export of the whole trail as CSV, pinned to a signed head.
   await page.goto(`${URL0}#/audit`);
   await page.waitForSelector('#audit-table tbody tr', { timeout: 20_000 });
+  // The second visit proves the log still extends the head seen on the first.
+  check((await text(page, '#head-consistent')).startsWith('extends the head of size'), await text(page, '#head-consistent'));
   // The page keeps the last query; the export is of the whole trail.
   await page.fill('#f-action', '');
   await page.click('#search');

@@ -71,6 +71,7 @@ pub fn method_action(method: &str) -> Option<&'static str> {
         "prividium_whoami",
         "prividium_adminBindWallet",
         "prividium_adminUnbindWallet",
+        "prividium_adminListWallets",
         "prividium_reloadPolicies",
     ];
     let modules: [&'static [&'static str]; 7] = [

@@ -30,6 +30,14 @@ pub(crate) const METHODS: &[&str] = &[
 const MAX_WALLETS: usize = 64;
 /// Longest role, organization and CIDR text accepted.
 const MAX_NAME: usize = 128;
+/// Lifetime of a key created over RPC when none is asked (90 days), and
+/// the longest allowed (a year): an admin's key must not outlive the
+/// admin's own account at the IdP by more than a review cycle.
+const DEFAULT_TTL_SECS: u64 = 90 * 86_400;
+const MAX_TTL_SECS: u64 = 365 * 86_400;
+/// What a key's role must not be allowed, for an admin to create it: the
+/// audit trail stays out of administrators' reach (separation of duties).
+const AUDIT_ACTIONS: [&str; 2] = ["audit_read", "audit_hold"];
 
 /// `prividium_adminCreateApiKey`'s one parameter.
 #[derive(Debug, Deserialize)]
@@ -74,11 +82,71 @@ impl CreateArgs {
         if self.ip_allow.len() > MAX_WALLETS || self.ip_allow.iter().any(|c| c.len() > MAX_NAME) {
             return Err(RpcError::invalid_params("ipAllow is too long"));
         }
-        if self.expires_in_secs == Some(0) {
-            return Err(RpcError::invalid_params("expiresInSecs must be positive"));
+        match self.expires_in_secs {
+            Some(0) => return Err(RpcError::invalid_params("expiresInSecs must be positive")),
+            Some(t) if t > MAX_TTL_SECS => {
+                return Err(RpcError::invalid_params(format!(
+                    "expiresInSecs is at most {MAX_TTL_SECS} (a year)"
+                )))
+            }
+            _ => {}
         }
         Ok(())
     }
+}
+
+/// Refuses what an admin may not hand out: a role the policies let read or
+/// curate the audit trail, another organization's identity, a wallet that
+/// is someone else's. Checked before anything is recorded or written.
+fn may_issue(state: &RpcState, rc: &RequestCaller, args: &mut CreateArgs) -> Result<(), RpcError> {
+    let access = &state.access;
+    let probe = access_control::Caller::new(
+        std::sync::Arc::new(access_control::Principal {
+            kind: access_control::PrincipalKind::ApiKey,
+            id: "k_new".into(),
+            roles: [args.role.clone()].into(),
+            org: args.org.clone(),
+            expires_at: None,
+        }),
+        Default::default(),
+    );
+    for action in AUDIT_ACTIONS {
+        let d = access.engine.dry_run(
+            &probe,
+            action,
+            &access_control::policy::Resource::Node,
+            &access_control::policy::Circumstances::Rpc,
+        );
+        if d.allowed {
+            return Err(RpcError::forbidden(
+                format!(
+                    "a {} key may {action} (rule {}); admins do not create keys that reach the audit trail (separation of duties): the appliance operator uses `prividium keys create`",
+                    args.role, d.rule
+                ),
+                &d.rule,
+            ));
+        }
+    }
+    let own = &rc.caller.principal.org;
+    if !own.is_empty() {
+        if args.org.is_empty() {
+            args.org = own.clone();
+        } else if &args.org != own {
+            return Err(RpcError::invalid_params(format!(
+                "org: an admin of {own} creates keys for {own} only"
+            )));
+        }
+    }
+    if let Some(w) = args
+        .wallets
+        .iter()
+        .find(|w| access.wallets.owner(w).is_some())
+    {
+        return Err(RpcError::invalid_params(format!(
+            "wallet {w} is bound to another principal; unbind it first"
+        )));
+    }
+    Ok(())
 }
 
 /// A key record as an admin sees it (never the key or its hash).
@@ -119,13 +187,14 @@ pub(crate) fn dispatch(
             ))
         }
         "prividium_adminCreateApiKey" => {
-            let args: CreateArgs = p.at_most(1)?.req(0, "key")?;
+            let mut args: CreateArgs = p.at_most(1)?.req(0, "key")?;
             args.check()?;
+            may_issue(state, rc, &mut args)?;
             let (secret, record) = api_keys::issue(&NewKey {
                 role: args.role,
                 org: args.org,
                 wallets: args.wallets,
-                ttl_secs: args.expires_in_secs,
+                ttl_secs: Some(args.expires_in_secs.unwrap_or(DEFAULT_TTL_SECS)),
                 ip_allow: args.ip_allow,
             })
             .map_err(RpcError::invalid_params)?;

@@ -94,6 +94,21 @@ fn record(state: &RpcState, event: audit::AuditEvent) -> Option<Response> {
     ))
 }
 
+/// A place in the trail for `principal`'s next event; `Err` is the 503.
+#[allow(clippy::result_large_err)] // the error is the response, sent at once
+fn reserve(
+    state: &RpcState,
+    principal: &access_control::Principal,
+) -> Result<audit::Reservation, Response> {
+    state.access.trail.reserve(&principal.key()).map_err(|e| {
+        error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!("audit log unavailable, nothing changed: {e}"),
+            Value::Null,
+        )
+    })
+}
+
 /// Authenticates, decides `audit_read`, and records the read (`what`,
 /// `details`). `Err` is the response to send.
 async fn admit(
@@ -413,6 +428,12 @@ async fn place_hold(
                 return error(StatusCode::BAD_REQUEST, why, Value::Null)
             }
         };
+        // The event's place is taken before the hold exists: a hold the
+        // trail cannot name is never placed.
+        let place = match reserve(&state, &principal) {
+            Ok(p) => p,
+            Err(r) => return r,
+        };
         let db = state.access.trail.db();
         let id = match db
             .place_hold(from_us, to_us, &hold.reason, &principal.key())
@@ -424,8 +445,8 @@ async fn place_hold(
         let event = request::by(&principal, action::HOLD_PLACED, Outcome::Allow)
             .resource(format!("hold:{id}"))
             .details(json!({ "from_us": from_us, "to_us": to_us, "reason": hold.reason }));
-        if let Some(refused) = record(&state, event) {
-            return refused;
+        if let Err(e) = state.access.trail.record_reserved(Some(place), event) {
+            tracing::error!(error = %e, hold = id, "legal hold placed but its event was lost");
         }
         (StatusCode::CREATED, Json(json!({ "id": id }))).into_response()
     })
@@ -443,6 +464,12 @@ async fn release_hold(
             Ok(p) => p,
             Err(r) => return r,
         };
+        // Released events may be pruned: the release is recorded in a place
+        // taken before it happens.
+        let place = match reserve(&state, &principal) {
+            Ok(p) => p,
+            Err(r) => return r,
+        };
         match state.access.trail.db().release_hold(id).await {
             Ok(true) => {}
             Ok(false) => {
@@ -456,10 +483,10 @@ async fn release_hold(
         }
         let event = request::by(&principal, action::HOLD_RELEASED, Outcome::Allow)
             .resource(format!("hold:{id}"));
-        match record(&state, event) {
-            Some(refused) => refused,
-            None => Json(json!({ "released": id })).into_response(),
+        if let Err(e) = state.access.trail.record_reserved(Some(place), event) {
+            tracing::error!(error = %e, hold = id, "legal hold released but its event was lost");
         }
+        Json(json!({ "released": id })).into_response()
     })
     .await
 }

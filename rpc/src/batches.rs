@@ -188,13 +188,18 @@ async fn download(
             return plain(StatusCode::NOT_FOUND, "this node does not prove".into());
         };
         let path: PathBuf = dir.join(name);
-        match tokio::fs::read(&path).await {
-            Ok(bytes) => {
-                let mut resp = Body::from(bytes).into_response();
+        match tokio::fs::File::open(&path).await {
+            Ok(file) => {
+                let size = file.metadata().await.ok().map(|m| m.len());
+                let stream = tokio_util::io::ReaderStream::new(file);
+                let mut resp = Body::from_stream(stream).into_response();
                 let h = resp.headers_mut();
                 h.insert(header::CONTENT_TYPE, HeaderValue::from_static(ctype));
                 if let Ok(v) = HeaderValue::from_str(&format!("attachment; filename=\"{name}\"")) {
                     h.insert(header::CONTENT_DISPOSITION, v);
+                }
+                if let Some(n) = size {
+                    h.insert(header::CONTENT_LENGTH, HeaderValue::from(n));
                 }
                 resp
             }

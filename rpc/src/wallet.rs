@@ -80,6 +80,11 @@ pub(crate) async fn dispatch(
             );
             Ok(Value::Bool(true))
         }
+        "prividium_adminListWallets" => {
+            p.at_most(0)?;
+            let all = access.wallets.all().map_err(RpcError::server)?;
+            Ok(json!(all))
+        }
         "prividium_adminUnbindWallet" => {
             let address: Address = p.at_most(1)?.req(0, "address")?;
             let removed = access.wallets.unbind(address).map_err(RpcError::server)?;

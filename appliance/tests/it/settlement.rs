@@ -230,6 +230,39 @@ async fn zkvm_appliance_settles_proven_batches_and_a_counterparty_verifies_them(
             || lag["oldest_unproven_block"].as_u64() > Some(last),
         "{lag}"
     );
+    // What the console's proofs page shows: the batch, settled, with the
+    // files and the counterparty's command; the files only to a signed-in
+    // caller, byte for byte what the node exported.
+    let listed = node.rpc("prividium_batches", json!([{ "limit": 5 }])).await;
+    let b1 = &listed["result"]["batches"]
+        .as_array()
+        .and_then(|b| b.iter().find(|b| b["batch"] == 1).cloned())
+        .unwrap_or_else(|| panic!("batch 1 not listed: {listed}"));
+    assert_eq!(b1["settled"], json!(true), "{b1}");
+    assert_eq!(b1["proven"], json!(true), "{b1}");
+    assert_eq!(b1["newStateRoot"], outputs["new_state_root"], "{b1}");
+    assert_eq!(
+        b1["verify"],
+        json!(format!(
+            "prividium verify --proof batch-1.proof --outputs batch-1.json --image-id {program_id}"
+        ))
+    );
+    let proof_url = format!("{}/proofs/batch-1.proof", node.url());
+    let key = node.dev["api_key"].as_str().unwrap();
+    let got = node
+        .http
+        .get(&proof_url)
+        .bearer_auth(key)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(got.status(), 200);
+    assert_eq!(
+        got.bytes().await.unwrap().as_ref(),
+        std::fs::read(data.join("proofs/batch-1.proof")).unwrap()
+    );
+    let anonymous = node.http.get(&proof_url).send().await.unwrap();
+    assert_eq!(anonymous.status(), 401);
     // What an operator alerts on: the signer's funds, the proving queue,
     // the time a proof took.
     let metrics = reqwest::get(node.dev["metrics_url"].as_str().unwrap())
