@@ -3,7 +3,7 @@
 //! `audit_read` action (auditor and compliance roles in the bank policies),
 //! and every read is itself recorded before it is answered.
 
-use super::{in_request, RpcState};
+use super::{http_error as error, in_request, RpcState};
 use crate::request;
 use audit::{
     action, export, prove_consistency, prove_inclusion, AuditError, Filter, FilterArgs, Outcome,
@@ -29,14 +29,6 @@ pub(super) fn routes() -> Router<Arc<RpcState>> {
         .route("/audit/head", get(head))
         .route("/audit/holds", get(holds).post(place_hold))
         .route("/audit/holds/{id}/release", post(release_hold))
-}
-
-fn error(status: StatusCode, message: impl Into<String>, extra: Value) -> Response {
-    let mut body = json!({ "error": message.into() });
-    if let (Value::Object(b), Value::Object(e)) = (&mut body, extra) {
-        b.extend(e);
-    }
-    (status, Json(body)).into_response()
 }
 
 fn audit_error(e: AuditError) -> Response {
@@ -84,16 +76,6 @@ async fn authorize(
     Ok(principal)
 }
 
-/// Records `event`; `Some` is the 503 to send when the trail refuses it.
-fn record(state: &RpcState, event: audit::AuditEvent) -> Option<Response> {
-    let refused = state.access.trail.record(event).err()?;
-    Some(error(
-        StatusCode::SERVICE_UNAVAILABLE,
-        refused.to_string(),
-        Value::Null,
-    ))
-}
-
 /// A place in the trail for `principal`'s next event; `Err` is the 503.
 #[allow(clippy::result_large_err)] // the error is the response, sent at once
 fn reserve(
@@ -122,10 +104,11 @@ async fn admit(
     let event = request::by(&principal, what, Outcome::Allow)
         .resource("audit-log")
         .details(details);
-    match record(state, event) {
-        Some(refused) => Err(refused),
-        None => Ok(()),
-    }
+    state
+        .access
+        .trail
+        .record(event)
+        .map_err(|e| error(StatusCode::SERVICE_UNAVAILABLE, e.to_string(), Value::Null))
 }
 
 async fn events(

@@ -7,7 +7,7 @@
 
 use super::{
     access::RequestCaller,
-    in_request,
+    http_error, in_request,
     jsonrpc::{code, RpcError},
     params::Params,
     RpcState,
@@ -18,7 +18,7 @@ use axum::{
     http::{header, HeaderMap, HeaderValue, StatusCode},
     response::{IntoResponse, Response},
     routing::get,
-    Json, Router,
+    Router,
 };
 use serde::Deserialize;
 use serde_json::{json, Value};
@@ -154,10 +154,6 @@ fn proof_file(name: &str) -> Option<(&str, &'static str)> {
         .then_some((name, ctype))
 }
 
-fn plain(status: StatusCode, message: String) -> Response {
-    (status, Json(json!({ "error": message }))).into_response()
-}
-
 async fn download(
     State(state): State<Arc<RpcState>>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
@@ -176,16 +172,21 @@ async fn download(
             } else {
                 StatusCode::INTERNAL_SERVER_ERROR
             };
-            return plain(status, e.message);
+            return http_error(status, e.message, Value::Null);
         }
         let Some((name, ctype)) = proof_file(&file) else {
-            return plain(
+            return http_error(
                 StatusCode::NOT_FOUND,
-                "only batch-N.proof and batch-N.json are served here".into(),
+                "only batch-N.proof and batch-N.json are served here",
+                Value::Null,
             );
         };
         let Some(dir) = state.proofs_dir.as_ref() else {
-            return plain(StatusCode::NOT_FOUND, "this node does not prove".into());
+            return http_error(
+                StatusCode::NOT_FOUND,
+                "this node does not prove",
+                Value::Null,
+            );
         };
         let path: PathBuf = dir.join(name);
         match tokio::fs::File::open(&path).await {
@@ -203,13 +204,15 @@ async fn download(
                 }
                 resp
             }
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => plain(
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => http_error(
                 StatusCode::NOT_FOUND,
                 format!("{name} is not exported (yet)"),
+                Value::Null,
             ),
-            Err(e) => plain(
+            Err(e) => http_error(
                 StatusCode::INTERNAL_SERVER_ERROR,
                 format!("{name} is unreadable: {e}"),
+                Value::Null,
             ),
         }
     })

@@ -234,6 +234,16 @@ pub(crate) async fn authenticate(
     }
 }
 
+/// A JSON error for the plain HTTPS routes (compliance API, proof files):
+/// `{"error": message}` plus the fields of `extra` when it is an object.
+pub(crate) fn http_error(status: StatusCode, message: impl Into<String>, extra: Value) -> Response {
+    let mut body = json!({ "error": message.into() });
+    if let (Value::Object(b), Value::Object(e)) = (&mut body, extra) {
+        b.extend(e);
+    }
+    (status, Json(body)).into_response()
+}
+
 /// Authenticates a plain HTTPS request (the compliance API, proof files)
 /// as [`authenticate`] does a JSON-RPC one. `Err` is the JSON response to
 /// send: 401 with `WWW-Authenticate`, 429 with the wait, or 503.
@@ -245,22 +255,24 @@ pub(crate) async fn authenticate_http(
     let bearer = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok());
-    let refuse = |status: StatusCode, message: String| {
-        (status, Json(json!({ "error": message }))).into_response()
-    };
     match authenticate(state, bearer, peer, 1).await {
         Ok(p) => Ok(p),
         Err(AuthFailure::Refused(why)) => {
-            let mut r = refuse(StatusCode::UNAUTHORIZED, format!("unauthorized: {why}"));
+            let mut r = http_error(
+                StatusCode::UNAUTHORIZED,
+                format!("unauthorized: {why}"),
+                Value::Null,
+            );
             r.headers_mut().insert(
                 header::WWW_AUTHENTICATE,
                 HeaderValue::from_static("Bearer realm=\"prividium\", error=\"invalid_token\""),
             );
             Err(r)
         }
-        Err(AuthFailure::Unaudited(why)) => Err(refuse(
+        Err(AuthFailure::Unaudited(why)) => Err(http_error(
             StatusCode::SERVICE_UNAVAILABLE,
             format!("audit log unavailable: {why}"),
+            Value::Null,
         )),
         Err(AuthFailure::Limited(r)) => Err(rate_limited(Value::Null, &r)),
     }
