@@ -10,8 +10,9 @@ JOBS="${JOBS:-2}"
 echo "== test peers (npm ethers/solc/anvil, PyPI web3) =="
 deploy/dev/install-peers.sh
 
-echo "== zkVM guest (Debian rustc-web, reproducible build) =="
+echo "== zkVM guests (Debian rustc-web, reproducible builds) =="
 prover/guest/build.sh
+prover/guest/build.sh --predicate
 
 echo "== format and lints =="
 cargo fmt --all --check

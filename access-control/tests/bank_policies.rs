@@ -103,6 +103,18 @@ fn rpc_methods_follow_roles_and_default_deny_has_an_id() {
     assert!(rpc(&e, &caller("compliance", "bank-a", &[]), "audit_hold").0);
     assert!(!rpc(&e, &auditor, "audit_hold").0);
     assert!(!rpc(&e, &caller("admin", "bank-a", &[]), "audit_hold").0);
+    // Disclosures carry account data out of the bank: compliance only.
+    assert_eq!(
+        rpc(&e, &caller("compliance", "bank-a", &[]), "disclose"),
+        (true, "disclose.compliance".into())
+    );
+    for role in ["admin", "auditor", "trader", "operator", "counterparty"] {
+        assert_eq!(
+            rpc(&e, &caller(role, "bank-a", &[]), "disclose"),
+            (false, "default-deny".into()),
+            "{role}"
+        );
+    }
 }
 
 /// A sink that cannot record (the audit queue is full).

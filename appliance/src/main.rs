@@ -21,6 +21,7 @@ mod key_status;
 mod key_upkeep;
 mod node;
 mod node_gauges;
+mod node_rpc;
 mod provider_probe;
 mod proving;
 mod proving_status;
@@ -71,6 +72,16 @@ enum Cmd {
     /// exactly the given outputs (or the commitment on the settlement
     /// chain) for the pinned program.
     Verify(cli::verify::Args),
+    /// Ask the node for a selective disclosure: one balance or storage word
+    /// at the end of a settled batch, with Merkle proofs.
+    Disclose(cli::disclose::Args),
+    /// Check a disclosure with public data only (the file and the
+    /// settlement contract); exit 0 only if it holds.
+    VerifyDisclosure(cli::verify_disclosure::VerifyArgs),
+    /// Prove "balance at least / at most X" over a token-balance
+    /// disclosure with the zkVM predicate program: the file holds neither
+    /// the balance nor the Merkle proofs.
+    ProveDisclosure(cli::disclose::ProveArgs),
     /// The settlement chain: the bridge's key, deploying and registering
     /// the contract, what it holds.
     Settlement(cli::settlement::Args),
@@ -124,6 +135,9 @@ fn main() -> std::process::ExitCode {
             Cmd::Policies(args) => cli::policies::run(args),
             Cmd::Audit(args) => cli::audit::run(args).await,
             Cmd::Verify(args) => cli::verify::run(args).await,
+            Cmd::Disclose(args) => cli::disclose::run(args).await,
+            Cmd::VerifyDisclosure(args) => cli::verify_disclosure::verify(args).await,
+            Cmd::ProveDisclosure(args) => cli::disclose::prove(args).await,
             Cmd::Settlement(args) => cli::settlement::run(args).await,
             Cmd::Prover(args) => cli::prover::run(args).await,
             Cmd::Doctor(args) => cli::doctor::run(args).await,

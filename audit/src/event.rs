@@ -110,6 +110,8 @@ pub mod action {
     pub const API_KEY_CREATED: &str = "admin.api_key.created";
     /// An API key was revoked.
     pub const API_KEY_REVOKED: &str = "admin.api_key.revoked";
+    /// A selective disclosure (one fact with Merkle proofs) was issued.
+    pub const DISCLOSURE_ISSUED: &str = "disclosure.issued";
     /// A wallet was bound to a principal.
     pub const WALLET_BOUND: &str = "admin.wallet.bound";
     /// A wallet binding was removed.

@@ -4,47 +4,41 @@ pragma solidity ^0.8.24;
 /// @title PrividiumSettlement
 /// @notice Anchors private chains to a public chain with commitments only.
 ///
-/// Each private chain is registered under its chain id with a genesis state
-/// root, the program id its batches are proven with, and one authorised
-/// submitter. Only the public outputs of proven batches are stored:
-/// roots, a batch commitment, the audit tree head, and the digest of the
-/// proof. Counterparties fetch them and check the proof off-chain
+/// Each private chain is registered under its chain id with a starting
+/// state commitment, the program id its batches are proven with, and one
+/// authorised submitter. Per batch only five things are kept: the state
+/// commitments before and after, one private commitment, the digest of the
+/// proof and the program id. No block number, audit size or time: those
+/// would give away the bank's activity volume and cadence. Counterparties
+/// fetch a batch and check its proof off chain
 /// (`prividium verify --settlement-rpc ...`).
 ///
-/// Batches must be contiguous: batch n+1 starts where batch n ended, in
-/// block numbers and in state root. This is the "commit" step of the ZKsync
-/// Gateway model; see gateway-bridge/README.md.
+/// A state commitment is keccak256(state root, block hash) of the private
+/// chain. The block hash hides the root's neighbourhood and binds the
+/// block height, so requiring each batch to start from the last commitment
+/// keeps batches contiguous in blocks as well as in state. The private
+/// commitment is keccak256 of everything else the proof asserts (block
+/// range, audit head, ...), which the bank opens to its own auditors.
+///
+/// This is the "commit" step of the ZKsync Gateway model; see
+/// gateway-bridge/README.md.
 contract PrividiumSettlement {
-    /// The twelve fields the zkVM's outputs digest covers, in order.
+    /// The five fields the zkVM's outputs digest covers, in order.
     struct Outputs {
         uint64 chainId;
         uint64 batchNumber;
-        uint64 firstBlock;
-        uint64 lastBlock;
-        bytes32 prevStateRoot;
-        bytes32 newStateRoot;
-        bytes32 prevBlockHash;
-        bytes32 lastBlockHash;
-        bytes32 batchCommitment;
-        bytes32 configHash;
-        uint64 auditSize;
-        bytes32 auditRoot;
+        bytes32 prevCommitment;
+        bytes32 newCommitment;
+        bytes32 privateCommitment;
     }
 
     /// What is kept per batch.
     struct Batch {
-        uint64 batchNumber;
-        uint64 firstBlock;
-        uint64 lastBlock;
-        bytes32 prevStateRoot;
-        bytes32 newStateRoot;
-        bytes32 batchCommitment;
-        bytes32 outputsDigest;
+        bytes32 prevCommitment;
+        bytes32 newCommitment;
+        bytes32 privateCommitment;
         bytes32 proofDigest;
         bytes32 programId;
-        uint64 auditSize;
-        bytes32 auditRoot;
-        uint64 committedAt;
     }
 
     struct Chain {
@@ -52,8 +46,7 @@ contract PrividiumSettlement {
         address submitter;
         bytes32 programId;
         uint64 lastBatch;
-        uint64 lastBlock;
-        bytes32 lastStateRoot;
+        bytes32 lastCommitment;
     }
 
     /// Where a proof was committed; lets a counterparty holding only a
@@ -68,17 +61,13 @@ contract PrividiumSettlement {
     mapping(uint64 => mapping(uint64 => Batch)) private batches;
     mapping(bytes32 => ProofRef) private proofs;
 
-    event ChainRegistered(uint64 indexed chainId, bytes32 genesisStateRoot, bytes32 programId, address submitter);
+    event ChainRegistered(
+        uint64 indexed chainId, uint64 startBatch, bytes32 startCommitment, bytes32 programId, address submitter
+    );
     event SubmitterChanged(uint64 indexed chainId, address submitter);
     event ProgramChanged(uint64 indexed chainId, bytes32 programId);
     event BatchCommitted(
-        uint64 indexed chainId,
-        uint64 indexed batchNumber,
-        bytes32 newStateRoot,
-        bytes32 batchCommitment,
-        bytes32 outputsDigest,
-        bytes32 proofDigest,
-        bytes32 programId
+        uint64 indexed chainId, uint64 indexed batchNumber, bytes32 newCommitment, bytes32 proofDigest, bytes32 programId
     );
 
     error NotOwner(address caller);
@@ -87,9 +76,7 @@ contract PrividiumSettlement {
     error AlreadyRegistered(uint64 chainId);
     error BadOutputsLength(uint256 length);
     error NotNextBatch(uint64 expected, uint64 got);
-    error NotNextBlock(uint64 expected, uint64 got);
-    error RootMismatch(bytes32 expected, bytes32 got);
-    error EmptyBatch(uint64 firstBlock, uint64 lastBlock);
+    error CommitmentMismatch(bytes32 expected, bytes32 got);
     error ProofAlreadyCommitted(bytes32 proofDigest, uint64 chainId, uint64 batchNumber);
     error ZeroProofDigest();
 
@@ -102,13 +89,20 @@ contract PrividiumSettlement {
         owner = msg.sender;
     }
 
-    function registerChain(uint64 chainId, bytes32 genesisStateRoot, bytes32 programId, address submitter)
-        external
-        onlyOwner
-    {
+    /// Registers a chain whose next batch is `startBatch + 1` and starts
+    /// from `startCommitment`: 0 and the genesis commitment for a new
+    /// chain, or the last batch settled elsewhere when a chain moves here
+    /// from an earlier contract.
+    function registerChain(
+        uint64 chainId,
+        uint64 startBatch,
+        bytes32 startCommitment,
+        bytes32 programId,
+        address submitter
+    ) external onlyOwner {
         if (chains[chainId].registered) revert AlreadyRegistered(chainId);
-        chains[chainId] = Chain(true, submitter, programId, 0, 0, genesisStateRoot);
-        emit ChainRegistered(chainId, genesisStateRoot, programId, submitter);
+        chains[chainId] = Chain(true, submitter, programId, startBatch, startCommitment);
+        emit ChainRegistered(chainId, startBatch, startCommitment, programId, submitter);
     }
 
     function setSubmitter(uint64 chainId, address submitter) external onlyOwner {
@@ -122,42 +116,28 @@ contract PrividiumSettlement {
         emit ProgramChanged(chainId, programId);
     }
 
-    /// Stores a proven batch. `outputs` is the 384-byte ABI encoding the
+    /// Stores a proven batch. `outputs` is the 160-byte ABI encoding the
     /// zkVM's digest covers; `proofDigest` is keccak256 of the proof file.
     function commitBatch(bytes calldata outputs, bytes32 proofDigest) external {
-        if (outputs.length != 384) revert BadOutputsLength(outputs.length);
+        if (outputs.length != 160) revert BadOutputsLength(outputs.length);
         Outputs memory o = abi.decode(outputs, (Outputs));
         Chain storage c = _chain(o.chainId);
         if (msg.sender != c.submitter) revert NotSubmitter(o.chainId, msg.sender);
         if (o.batchNumber != c.lastBatch + 1) revert NotNextBatch(c.lastBatch + 1, o.batchNumber);
-        if (o.firstBlock != c.lastBlock + 1) revert NotNextBlock(c.lastBlock + 1, o.firstBlock);
-        if (o.lastBlock < o.firstBlock) revert EmptyBatch(o.firstBlock, o.lastBlock);
-        if (o.prevStateRoot != c.lastStateRoot) revert RootMismatch(c.lastStateRoot, o.prevStateRoot);
+        if (o.prevCommitment != c.lastCommitment) revert CommitmentMismatch(c.lastCommitment, o.prevCommitment);
         if (proofDigest == bytes32(0)) revert ZeroProofDigest();
         ProofRef memory seen = proofs[proofDigest];
         if (seen.batchNumber != 0) revert ProofAlreadyCommitted(proofDigest, seen.chainId, seen.batchNumber);
         proofs[proofDigest] = ProofRef(o.chainId, o.batchNumber);
-        bytes32 digest = keccak256(outputs);
-        batches[o.chainId][o.batchNumber] = Batch(
-            o.batchNumber,
-            o.firstBlock,
-            o.lastBlock,
-            o.prevStateRoot,
-            o.newStateRoot,
-            o.batchCommitment,
-            digest,
-            proofDigest,
-            c.programId,
-            o.auditSize,
-            o.auditRoot,
-            uint64(block.timestamp)
-        );
+        batches[o.chainId][o.batchNumber] =
+            Batch(o.prevCommitment, o.newCommitment, o.privateCommitment, proofDigest, c.programId);
         c.lastBatch = o.batchNumber;
-        c.lastBlock = o.lastBlock;
-        c.lastStateRoot = o.newStateRoot;
-        emit BatchCommitted(o.chainId, o.batchNumber, o.newStateRoot, o.batchCommitment, digest, proofDigest, c.programId);
+        c.lastCommitment = o.newCommitment;
+        emit BatchCommitted(o.chainId, o.batchNumber, o.newCommitment, proofDigest, c.programId);
     }
 
+    /// Batch `batchNumber` of the chain; all zero when it was never committed
+    /// here.
     function getBatch(uint64 chainId, uint64 batchNumber) external view returns (Batch memory) {
         return batches[chainId][batchNumber];
     }

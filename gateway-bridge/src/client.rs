@@ -14,6 +14,7 @@ use alloy_rpc_types_eth::TransactionRequest;
 use alloy_signer_local::PrivateKeySigner;
 use alloy_sol_types::SolCall;
 use serde::Serialize;
+use state_transition::SettledOutputs;
 use std::{future::Future, time::Duration};
 
 /// A registered chain as the contract holds it.
@@ -23,41 +24,59 @@ pub struct ChainRecord {
     pub submitter: Address,
     /// The program batches must be proven with.
     pub program_id: B256,
-    /// Last committed batch (0: none yet).
+    /// Last committed batch (the registered start before any).
     pub last_batch: u64,
-    /// Last block covered.
-    pub last_block: u64,
-    /// State root after the last batch (the genesis root before any).
-    pub last_state_root: B256,
+    /// State commitment after the last batch (the registered start before
+    /// any).
+    pub last_commitment: B256,
 }
 
-/// One committed batch as the contract holds it.
+/// One committed batch as the contract holds it: commitments only.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct SettledBatch {
-    /// Batch number.
-    pub batch_number: u64,
-    /// First block.
-    pub first_block: u64,
-    /// Last block.
-    pub last_block: u64,
-    /// State root before.
-    pub prev_state_root: B256,
-    /// State root after.
-    pub new_state_root: B256,
-    /// Commitment to the batch's blocks.
-    pub batch_commitment: B256,
-    /// keccak256 of the 384-byte public outputs.
+    /// What the proof must reveal the digest of.
+    #[serde(flatten)]
+    pub outputs: SettledOutputsJson,
+    /// keccak256 of the settled outputs: what the proof reveals.
     pub outputs_digest: B256,
     /// keccak256 of the proof file.
     pub proof_digest: B256,
     /// Program the batch was proven with.
     pub program_id: B256,
-    /// Audit log size at the bound head.
-    pub audit_size: u64,
-    /// Audit log root at the bound head.
-    pub audit_root: B256,
-    /// Settlement-chain time of the commit.
-    pub committed_at: u64,
+}
+
+/// [`SettledOutputs`] as `prividium settlement status` prints it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct SettledOutputsJson {
+    /// The private chain.
+    pub chain_id: u64,
+    /// Batch number.
+    pub batch_number: u64,
+    /// State commitment before the batch.
+    pub prev_commitment: B256,
+    /// State commitment after the batch.
+    pub new_commitment: B256,
+    /// Commitment to the rest of the batch's outputs.
+    pub private_commitment: B256,
+}
+
+impl From<SettledOutputsJson> for SettledOutputs {
+    fn from(o: SettledOutputsJson) -> Self {
+        Self {
+            chain_id: o.chain_id,
+            batch_number: o.batch_number,
+            prev_commitment: o.prev_commitment,
+            new_commitment: o.new_commitment,
+            private_commitment: o.private_commitment,
+        }
+    }
+}
+
+impl SettledBatch {
+    /// The settled outputs.
+    pub fn settled(&self) -> SettledOutputs {
+        self.outputs.into()
+    }
 }
 
 /// A mined settlement transaction.
@@ -176,17 +195,22 @@ impl EvmSettlement {
         Ok(client)
     }
 
-    /// Registers a private chain (owner only).
+    /// Registers a private chain (owner only) whose next batch is
+    /// `start_batch + 1`, starting from state commitment `start`: 0 and the
+    /// genesis commitment for a new chain, or its last batch settled on an
+    /// earlier contract.
     pub async fn register_chain(
         &self,
         chain_id: u64,
-        genesis_state_root: B256,
+        start_batch: u64,
+        start: B256,
         program_id: B256,
         submitter: Address,
     ) -> Result<Mined, BridgeError> {
         let call = C::registerChainCall {
             chainId: chain_id,
-            genesisStateRoot: genesis_state_root,
+            startBatch: start_batch,
+            startCommitment: start,
             programId: program_id,
             submitter,
         };
@@ -327,8 +351,7 @@ impl SettlementClient for EvmSettlement {
             submitter: c.submitter,
             program_id: c.programId,
             last_batch: c.lastBatch,
-            last_block: c.lastBlock,
-            last_state_root: c.lastStateRoot,
+            last_commitment: c.lastCommitment,
         }))
     }
 
@@ -339,19 +362,23 @@ impl SettlementClient for EvmSettlement {
                 batchNumber: n,
             })
             .await?;
-        Ok((b.batchNumber != 0).then_some(SettledBatch {
-            batch_number: b.batchNumber,
-            first_block: b.firstBlock,
-            last_block: b.lastBlock,
-            prev_state_root: b.prevStateRoot,
-            new_state_root: b.newStateRoot,
-            batch_commitment: b.batchCommitment,
-            outputs_digest: b.outputsDigest,
+        // A committed batch always has a proof digest (the contract
+        // refuses zero).
+        if b.proofDigest.is_zero() {
+            return Ok(None);
+        }
+        let outputs = SettledOutputsJson {
+            chain_id,
+            batch_number: n,
+            prev_commitment: b.prevCommitment,
+            new_commitment: b.newCommitment,
+            private_commitment: b.privateCommitment,
+        };
+        Ok(Some(SettledBatch {
+            outputs_digest: SettledOutputs::from(outputs).digest(),
+            outputs,
             proof_digest: b.proofDigest,
             program_id: b.programId,
-            audit_size: b.auditSize,
-            audit_root: b.auditRoot,
-            committed_at: b.committedAt,
         }))
     }
 

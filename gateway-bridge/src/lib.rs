@@ -3,7 +3,7 @@
 //!
 //! Data flow: the prover's `proofs/` ([`ProofsDir`]) → [`Bridge`] (in
 //! order, resuming from the contract) → [`Commitment`] (the egress guard:
-//! public outputs and a proof digest, nothing else) → [`SettlementClient`]
+//! settled outputs and a proof digest, nothing else) → [`SettlementClient`]
 //! ([`EvmSettlement`], alloy) → `PrividiumSettlement.sol`. A counterparty
 //! runs [`verify_settled`] with the proof file and the contract address.
 
@@ -16,7 +16,10 @@ mod service;
 pub mod signer;
 mod source;
 
-pub use client::{ChainRecord, EvmSettlement, Mined, SendPolicy, SettledBatch, SettlementClient};
+pub use client::{
+    ChainRecord, EvmSettlement, Mined, SendPolicy, SettledBatch, SettledOutputsJson,
+    SettlementClient,
+};
 pub use counterparty::{verify_settled, Verified};
 pub use egress::Commitment;
 pub use error::BridgeError;

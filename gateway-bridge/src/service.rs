@@ -190,16 +190,13 @@ async fn settle_next<C: SettlementClient>(
     if o.chain_id != config.chain_id {
         return Err(diverged(format!("outputs are for chain {}", o.chain_id)));
     }
-    if o.prev_state_root != chain.last_state_root {
+    // The commitment binds the previous state root and block hash, so this
+    // one check keeps batches contiguous in state and in blocks.
+    let prev = o.settled().prev_commitment;
+    if prev != chain.last_commitment {
         return Err(diverged(format!(
-            "starts from state root {}, the contract holds {}",
-            o.prev_state_root, chain.last_state_root
-        )));
-    }
-    if o.first_block != chain.last_block + 1 {
-        return Err(diverged(format!(
-            "starts at block {}, the contract ends at {}",
-            o.first_block, chain.last_block
+            "starts from state commitment {prev} (root {}), the contract holds {}",
+            o.prev_state_root, chain.last_commitment
         )));
     }
     if batch.program_id != chain.program_id {
@@ -208,7 +205,7 @@ async fn settle_next<C: SettlementClient>(
             batch.program_id, chain.program_id
         )));
     }
-    let commitment = Commitment::new(batch.outputs, &batch.proof);
+    let commitment = Commitment::new(&batch.outputs, &batch.proof);
     let mined = client.commit(&commitment).await?;
     // Settled by us: no need to check it against our own files next step.
     *agreed = Some(next);

@@ -3,6 +3,7 @@
 mod support;
 
 use alloy_primitives::{keccak256, Address, B256};
+use alloy_sol_types::SolCall;
 use gateway_bridge::{
     Bridge, BridgeConfig, BridgeError, Commitment, EvmSettlement, ProofCheck, ProofsDir,
     SendPolicy, SettlementClient,
@@ -20,13 +21,20 @@ fn policy() -> SendPolicy {
 }
 
 async fn deploy(url: &str, b: &Batches, chain_id: u64) -> Address {
+    deploy_from(url, chain_id, 0, b.genesis_commitment()).await
+}
+
+/// A new contract with the chain registered to go on after batch
+/// `start_batch`, from state commitment `start`.
+async fn deploy_from(url: &str, chain_id: u64, start_batch: u64, start: B256) -> Address {
     let owner = EvmSettlement::deploy(url, key(OWNER_KEY), policy())
         .await
         .unwrap();
     owner
         .register_chain(
             chain_id,
-            b.genesis_root(),
+            start_batch,
+            start,
             Batches::program_id(),
             key(SUBMITTER_KEY).address(),
         )
@@ -37,7 +45,7 @@ async fn deploy(url: &str, b: &Batches, chain_id: u64) -> Address {
 
 /// The contract's reason for refusing `outputs` with proof `proof`.
 async fn refusal(client: &EvmSettlement, outputs: BatchOutputs, proof: &[u8]) -> String {
-    match client.commit(&Commitment::new(outputs, proof)).await {
+    match client.commit(&Commitment::new(&outputs, proof)).await {
         Err(BridgeError::Reverted(r)) => r,
         other => panic!("expected a revert, got {other:?}"),
     }
@@ -59,7 +67,7 @@ async fn contract_keeps_contiguous_batches_from_the_submitter_only() {
 
     let chain = submitter.chain(chain_id).await.unwrap().unwrap();
     assert_eq!(chain.last_batch, 0);
-    assert_eq!(chain.last_state_root, b.genesis_root());
+    assert_eq!(chain.last_commitment, b.genesis_commitment());
     assert_eq!(chain.program_id, Batches::program_id());
     assert!(submitter.chain(chain_id + 1).await.unwrap().is_none());
 
@@ -69,24 +77,32 @@ async fn contract_keeps_contiguous_batches_from_the_submitter_only() {
     assert!(e.contains("NotSubmitter"), "{e}");
     let e = refusal(&submitter, o2, b"p2").await;
     assert!(e.contains("NotNextBatch"), "{e}");
+    // A batch from another root, or from the right root after another
+    // block (a gap or a fork), does not chain on.
     let mut forged = o1;
     forged.prev_state_root = B256::repeat_byte(9);
     let e = refusal(&submitter, forged, b"p1").await;
-    assert!(e.contains("RootMismatch"), "{e}");
+    assert!(e.contains("CommitmentMismatch"), "{e}");
+    let mut forged = o1;
+    forged.prev_block_hash = B256::repeat_byte(9);
+    let e = refusal(&submitter, forged, b"p1").await;
+    assert!(e.contains("CommitmentMismatch"), "{e}");
 
-    let mined = submitter.commit(&Commitment::new(o1, b"p1")).await.unwrap();
+    let mined = submitter
+        .commit(&Commitment::new(&o1, b"p1"))
+        .await
+        .unwrap();
     let stored = submitter.batch(chain_id, 1).await.unwrap().unwrap();
-    assert_eq!(stored.prev_state_root, o1.prev_state_root);
-    assert_eq!(stored.new_state_root, o1.new_state_root);
-    assert_eq!(stored.batch_commitment, o1.batch_commitment);
+    assert_eq!(stored.settled(), o1.settled());
+    assert_eq!(stored.outputs.prev_commitment, b.genesis_commitment());
+    assert_eq!(
+        stored.outputs.new_commitment,
+        state_transition::state_commitment(o1.new_state_root, o1.last_block_hash)
+    );
+    assert_eq!(stored.outputs.private_commitment, keccak256(o1.encode()));
     assert_eq!(stored.outputs_digest, o1.digest());
     assert_eq!(stored.proof_digest, keccak256(b"p1"));
     assert_eq!(stored.program_id, Batches::program_id());
-    assert_eq!(
-        (stored.audit_size, stored.audit_root),
-        (o1.audit_size, o1.audit_root)
-    );
-    assert_eq!((stored.first_block, stored.last_block), (1, 2));
     assert_eq!(
         submitter.find_proof(keccak256(b"p1")).await.unwrap(),
         Some((chain_id, 1))
@@ -99,21 +115,67 @@ async fn contract_keeps_contiguous_batches_from_the_submitter_only() {
     let topics = logs[0]["topics"].as_array().unwrap();
     assert_eq!(
         topics[0].as_str().unwrap(),
-        keccak256("BatchCommitted(uint64,uint64,bytes32,bytes32,bytes32,bytes32,bytes32)")
-            .to_string()
+        keccak256("BatchCommitted(uint64,uint64,bytes32,bytes32,bytes32)").to_string()
     );
     assert_eq!(
         topics[2].as_str().unwrap(),
         B256::left_padding_from(&[1]).to_string()
     );
+    // Its data is the new commitment, the proof digest and the program id.
+    let data = logs[0]["data"].as_str().unwrap();
+    assert_eq!(
+        data,
+        format!(
+            "0x{}{}{}",
+            alloy_primitives::hex::encode(stored.outputs.new_commitment),
+            alloy_primitives::hex::encode(keccak256(b"p1")),
+            alloy_primitives::hex::encode(Batches::program_id())
+        )
+    );
 
     // A proof is committed once.
     let e = refusal(&submitter, o2, b"p1").await;
     assert!(e.contains("ProofAlreadyCommitted"), "{e}");
-    submitter.commit(&Commitment::new(o2, b"p2")).await.unwrap();
+    submitter
+        .commit(&Commitment::new(&o2, b"p2"))
+        .await
+        .unwrap();
     let chain = submitter.chain(chain_id).await.unwrap().unwrap();
-    assert_eq!((chain.last_batch, chain.last_block), (2, 4));
-    assert_eq!(chain.last_state_root, o2.new_state_root);
+    assert_eq!(chain.last_batch, 2);
+    assert_eq!(chain.last_commitment, o2.settled().new_commitment);
+}
+
+#[tokio::test]
+async fn a_chain_moved_from_an_earlier_contract_continues_after_its_last_batch() {
+    let dir = tempfile::tempdir().unwrap();
+    let anvil = Anvil::start(dir.path());
+    let mut b = Batches::new();
+    let chain_id = b.chain.spec.chain_id;
+    let o1 = b.next();
+    let o2 = b.next();
+    // Batch 1 was settled under the old contract: the new one starts
+    // after it, from its commitment.
+    let contract = deploy_from(&anvil.url(), chain_id, 1, o1.settled().new_commitment).await;
+    let submitter =
+        EvmSettlement::new(&anvil.url(), contract, Some(key(SUBMITTER_KEY)), policy()).unwrap();
+    let e = refusal(&submitter, o1, b"p1").await;
+    assert!(e.contains("NotNextBatch"), "{e}");
+    submitter
+        .commit(&Commitment::new(&o2, b"p2"))
+        .await
+        .unwrap();
+    let chain = submitter.chain(chain_id).await.unwrap().unwrap();
+    assert_eq!(chain.last_batch, 2);
+    assert!(submitter.batch(chain_id, 1).await.unwrap().is_none());
+    assert_eq!(
+        submitter
+            .batch(chain_id, 2)
+            .await
+            .unwrap()
+            .unwrap()
+            .outputs_digest,
+        o2.digest()
+    );
 }
 
 fn event_logs(url: &str, contract: Address, block: u64) -> Vec<serde_json::Value> {
@@ -193,8 +255,13 @@ async fn bridge_settles_in_order_through_restarts_and_sends_nothing_private() {
 
     let chain = reader.chain(chain_id).await.unwrap().unwrap();
     assert_eq!(chain.last_batch, 5);
-    assert_eq!(chain.last_block, 10);
-    assert_eq!(chain.last_state_root, *b.chain.roots.last().unwrap());
+    assert_eq!(
+        chain.last_commitment,
+        state_transition::state_commitment(
+            *b.chain.roots.last().unwrap(),
+            *b.chain.hashes.last().unwrap()
+        )
+    );
     for (i, o) in b.outputs.iter().enumerate() {
         let stored = reader.batch(chain_id, i as u64 + 1).await.unwrap().unwrap();
         assert_eq!(stored.outputs_digest, o.digest(), "batch {}", i + 1);
@@ -203,7 +270,42 @@ async fn bridge_settles_in_order_through_restarts_and_sends_nothing_private() {
     // Egress: every byte the bridge sent, and none of the private data.
     let sent = recorder.text();
     assert!(sent.contains("eth_sendrawtransaction"));
-    assert!(sent.contains(&alloy_primitives::hex::encode(b.outputs[0].new_state_root)));
+    assert!(sent.contains(&alloy_primitives::hex::encode(
+        b.outputs[0].settled().new_commitment
+    )));
+    // Each settlement transaction carries exactly the settled outputs and
+    // the proof digest: no block number, audit size or time, in any word.
+    let commits = support::sent_calls(&recorder);
+    assert_eq!(commits.len(), 5, "one transaction per batch");
+    for (i, input) in commits.iter().enumerate() {
+        let o = &b.outputs[i];
+        let call =
+            gateway_bridge::contract::PrividiumSettlement::commitBatchCall::abi_decode(input)
+                .unwrap();
+        assert_eq!(call.outputs.as_ref(), o.settled().encode().as_slice());
+        // (Batch 1 starts at block 1: a number equal to the batch number is
+        // indistinguishable from it and is skipped.)
+        for number in [o.first_block, o.last_block, o.audit_size] {
+            if number == o.batch_number {
+                continue;
+            }
+            let word = B256::from(alloy_primitives::U256::from(number));
+            assert!(
+                !input[4..].chunks(32).any(|w| w == word.as_slice()),
+                "batch {}: {number} is in the calldata",
+                i + 1
+            );
+        }
+    }
+    // The contract's events say no more than its calldata.
+    let logs = support::rpc(
+        &anvil.url(),
+        "eth_getLogs",
+        serde_json::json!([{"address": contract, "fromBlock": "0x0", "toBlock": "latest"}]),
+    );
+    let logs = serde_json::to_string(&logs).unwrap();
+    let leaks = b.secrets.found_in(&logs);
+    assert!(leaks.is_empty(), "private data in the events: {leaks:?}");
     // The search itself finds what it looks for.
     let first_tx = b.chain.blocks[0].transactions[0].tx_hash().to_string();
     assert_eq!(b.secrets.found_in(&first_tx).len(), 1);

@@ -1,5 +1,7 @@
-//! `batch-N.json`: a batch's public outputs as a counterparty receives them
-//! next to `batch-N.proof`.
+//! `batch-N.json`: a batch's full outputs next to `batch-N.proof`. The bank
+//! keeps it and gives it to its own auditors: it opens the commitments the
+//! settlement contract holds (`new_commitment`, `private_commitment`).
+//! Counterparties need only the proof and the contract.
 
 use crate::ProverError;
 use alloy_primitives::B256;
@@ -35,8 +37,20 @@ pub struct OutputsFile {
     pub audit_size: u64,
     /// Audit log root at the bound head.
     pub audit_root: B256,
-    /// keccak256 of the ABI-encoded outputs (informational: verifiers recompute it).
+    /// The digest the proof reveals: keccak256 of the settled outputs
+    /// (informational: verifiers recompute it).
     pub digest: B256,
+    /// The settled state commitment before the batch (informational).
+    #[serde(default)]
+    pub prev_commitment: B256,
+    /// The settled state commitment after the batch: keccak256(new state
+    /// root ‖ last block hash) (informational).
+    #[serde(default)]
+    pub new_commitment: B256,
+    /// The settled private commitment: keccak256 of the twelve fields above,
+    /// ABI-encoded (informational).
+    #[serde(default)]
+    pub private_commitment: B256,
     /// Program id the proof is for.
     pub program_id: B256,
     /// Proving backend.
@@ -68,6 +82,9 @@ impl OutputsFile {
             audit_size: outputs.audit_size,
             audit_root: outputs.audit_root,
             digest: outputs.digest(),
+            prev_commitment: outputs.settled().prev_commitment,
+            new_commitment: outputs.settled().new_commitment,
+            private_commitment: outputs.private_commitment(),
             program_id,
             backend: backend.to_string(),
             cycles,

@@ -41,6 +41,11 @@ pub struct Access {
 /// The RPC action a method is decided as; `None` for methods the node does
 /// not know (they get "method not found" without a policy question).
 pub fn method_action(method: &str) -> Option<&'static str> {
+    // Methods decided as an action named for what they do, so a policy
+    // reads `action == "disclose"`.
+    if super::disclose::METHODS.contains(&method) {
+        return Some("disclose");
+    }
     // Methods outside the modules that answer families of them.
     const KNOWN: &[&str] = &[
         "eth_chainId",

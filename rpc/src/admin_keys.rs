@@ -36,8 +36,9 @@ const MAX_NAME: usize = 128;
 const DEFAULT_TTL_SECS: u64 = 90 * 86_400;
 const MAX_TTL_SECS: u64 = 365 * 86_400;
 /// What a key's role must not be allowed, for an admin to create it: the
-/// audit trail stays out of administrators' reach (separation of duties).
-const AUDIT_ACTIONS: [&str; 2] = ["audit_read", "audit_hold"];
+/// audit trail and disclosures of account data stay out of administrators'
+/// reach (separation of duties).
+const AUDIT_ACTIONS: [&str; 3] = ["audit_read", "audit_hold", "disclose"];
 
 /// `prividium_adminCreateApiKey`'s one parameter.
 #[derive(Debug, Deserialize)]
@@ -120,7 +121,7 @@ fn may_issue(state: &RpcState, rc: &RequestCaller, args: &mut CreateArgs) -> Res
         if d.allowed {
             return Err(RpcError::forbidden(
                 format!(
-                    "a {} key may {action} (rule {}); admins do not create keys that reach the audit trail (separation of duties): the appliance operator uses `prividium keys create`",
+                    "a {} key may {action} (rule {}); admins do not create keys that reach the audit trail or disclose account data (separation of duties): the appliance operator uses `prividium keys create`",
                     args.role, d.rule
                 ),
                 &d.rule,

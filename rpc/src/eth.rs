@@ -132,6 +132,9 @@ pub(crate) async fn dispatch(
         if super::batches::METHODS.contains(&method) {
             return super::batches::dispatch(state, rc, &p).await;
         }
+        if super::disclose::METHODS.contains(&method) {
+            return super::disclose::dispatch(state, rc, &p).await;
+        }
         return wallet::dispatch(state, rc, method, &p).await;
     }
     match method {

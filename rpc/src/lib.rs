@@ -18,6 +18,7 @@ mod block_reads;
 mod call;
 mod console;
 mod convert;
+mod disclose;
 mod eth;
 pub mod filters;
 pub mod gate;

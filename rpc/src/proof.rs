@@ -16,9 +16,10 @@ use super::{
     state_reads, RpcState,
 };
 use alloy_eips::{BlockId, BlockNumberOrTag};
-use alloy_primitives::{Address, KECCAK256_EMPTY};
+use alloy_primitives::{Address, B256, KECCAK256_EMPTY};
 use alloy_rpc_types_eth::{EIP1186AccountProofResponse, EIP1186StorageProof};
 use alloy_serde::storage::JsonStorageKey;
+use sequencer::StateProof;
 use serde_json::Value;
 
 /// Slots one request may ask about: each is a walk of the storage trie and
@@ -52,28 +53,48 @@ pub(super) async fn get_proof(
     }
     let wanted = requested_block(state, block)?;
     let slots: Vec<_> = keys.iter().map(JsonStorageKey::as_b256).collect();
+    let proof = state_proof_at(state, &address, &slots, wanted)?;
+    to_json(eip1186(address, proof, keys))
+}
+
+/// Proofs of `address` and `slots` against block `wanted`'s state root
+/// (`None`: the latest block).
+pub(super) fn state_proof_at(
+    state: &RpcState,
+    address: &Address,
+    slots: &[B256],
+    wanted: Option<u64>,
+) -> Result<StateProof, RpcError> {
     // The latest block from the derive stage's tries in memory; an older
     // one by walking the nodes kept for it.
-    let mut proof = state.sequencer.state_proof(&address, &slots);
-    if let Some(n) = wanted {
-        if n < proof.block {
+    let proof = state.sequencer.state_proof(address, slots);
+    match wanted {
+        Some(n) if n < proof.block => {
             let v = view(state)?;
-            proof = state_reads::past(&v, n)?
-                .proof(&address, &slots)
-                .map_err(RpcError::internal)?;
-        } else if n > proof.block {
-            return Err(RpcError::server(format!(
-                "block {n} not found (latest {})",
-                proof.block
-            )));
+            state_reads::past(&v, n)?
+                .proof(address, slots)
+                .map_err(RpcError::internal)
         }
+        Some(n) if n > proof.block => Err(RpcError::server(format!(
+            "block {n} not found (latest {})",
+            proof.block
+        ))),
+        _ => Ok(proof),
     }
+}
+
+/// The EIP-1186 answer for `proof`, the slots named as the caller named them.
+pub(super) fn eip1186(
+    address: Address,
+    proof: StateProof,
+    keys: Vec<JsonStorageKey>,
+) -> EIP1186AccountProofResponse {
     // geth's answer for an account that does not exist.
     let (balance, nonce, code_hash) = match proof.account {
         Some(a) => (a.balance, a.nonce, a.code_hash),
         None => (Default::default(), 0, KECCAK256_EMPTY),
     };
-    to_json(EIP1186AccountProofResponse {
+    EIP1186AccountProofResponse {
         address,
         balance,
         nonce,
@@ -85,7 +106,7 @@ pub(super) async fn get_proof(
             .zip(proof.storage)
             .map(|(key, s)| EIP1186StorageProof::new(key, s.value, s.proof))
             .collect(),
-    })
+    }
 }
 
 /// The block a proof is asked at: `None` for the latest (and the tags that

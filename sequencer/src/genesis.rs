@@ -1,7 +1,9 @@
 use crate::{Result, SequencerError};
-use alloy_primitives::{keccak256, Address, Bytes, U256};
+use alloy_consensus::{Header, EMPTY_OMMER_ROOT_HASH};
+use alloy_primitives::{keccak256, Address, Bloom, Bytes, B256, U256};
+use alloy_trie::EMPTY_ROOT_HASH;
 use serde::Deserialize;
-use state_transition::{revm::state::AccountInfo, MemoryState};
+use state_transition::{revm::state::AccountInfo, ChainSpec, MemoryState};
 use std::collections::BTreeMap;
 
 /// A geth-style genesis file: `{"config": {"chainId": …}, "timestamp", "gasLimit", "alloc": {…}}`.
@@ -78,6 +80,26 @@ impl Genesis {
     /// Parses a genesis JSON document.
     pub fn from_json(json: &str) -> Result<Self> {
         serde_json::from_str(json).map_err(|e| SequencerError::Genesis(e.to_string()))
+    }
+
+    /// Block 0's header, given the genesis state's root (`state().state_root()`;
+    /// passed in because computing it is the costly part). Its hash opens
+    /// the chain's first settled state commitment.
+    pub fn header(&self, chain: &ChainSpec, state_root: B256) -> Header {
+        Header {
+            parent_hash: B256::ZERO,
+            ommers_hash: EMPTY_OMMER_ROOT_HASH,
+            state_root,
+            transactions_root: EMPTY_ROOT_HASH,
+            receipts_root: EMPTY_ROOT_HASH,
+            logs_bloom: Bloom::ZERO,
+            number: 0,
+            gas_limit: chain.block_gas_limit,
+            timestamp: self.timestamp.unwrap_or_default(),
+            extra_data: Bytes::new(),
+            base_fee_per_gas: Some(chain.initial_base_fee()),
+            ..Default::default()
+        }
     }
 
     /// The genesis state.

@@ -39,7 +39,7 @@ pub use guard::{
     created_contracts, AccountRead, CallGuard, CreatedContract, Denial, Frame, FrameKind,
     GuardInspector, ReadKind, SharedGuard,
 };
-pub use outputs::{BatchOutputs, OUTPUTS_LEN};
+pub use outputs::{state_commitment, BatchOutputs, SettledOutputs, OUTPUTS_LEN, SETTLED_LEN};
 pub use overlay::BlockState;
 pub use reader::{MemoryState, StateReader, BLOCK_HASH_WINDOW};
 pub use root::{account_leaf, state_root, storage_root, TrieAccountInput};

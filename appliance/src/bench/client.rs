@@ -2,6 +2,7 @@
 //! endpoint (from its dev.json) or any plain endpoint with a funded key
 //! (anvil), so both are driven by the same code.
 
+use crate::node_rpc::NodeRpc;
 use alloy_primitives::{Address, Bytes, B256};
 use anyhow::{anyhow, bail, Context, Result};
 use serde_json::{json, Value};
@@ -64,49 +65,24 @@ fn quantity(v: &Value) -> Result<u128> {
 }
 
 pub(super) struct Client {
-    http: reqwest::Client,
-    url: String,
-    auth: Option<String>,
+    rpc: NodeRpc,
     pub(super) funder_key: String,
 }
 
 impl Client {
     pub(super) fn new(target: Target) -> Result<Self> {
-        let mut http = reqwest::Client::builder()
-            .use_rustls_tls()
-            .pool_max_idle_per_host(256)
-            .timeout(Duration::from_secs(30));
-        if let Some(ca) = &target.ca_cert {
-            let pem = std::fs::read(ca).with_context(|| format!("reading {}", ca.display()))?;
-            http = http
-                .tls_built_in_root_certs(false)
-                .add_root_certificate(reqwest::Certificate::from_pem(&pem)?);
-        }
         Ok(Self {
-            http: http.build()?,
-            url: target.url,
-            auth: target.auth,
+            rpc: NodeRpc::new(&target.url, target.auth, target.ca_cert.as_deref(), 256)?,
             funder_key: target.funder_key,
         })
     }
 
     async fn post(&self, body: &Value) -> Result<Value> {
-        let mut req = self.http.post(&self.url).json(body);
-        if let Some(auth) = &self.auth {
-            req = req.header("Authorization", auth);
-        }
-        Ok(req.send().await?.json().await?)
+        self.rpc.post(body).await
     }
 
     pub(super) async fn call(&self, method: &str, params: Value) -> Result<Value> {
-        let body = json!({"jsonrpc": "2.0", "id": 1, "method": method, "params": params});
-        let resp = self.post(&body).await?;
-        if let Some(e) = resp.get("error") {
-            bail!("{method}: {e}");
-        }
-        resp.get("result")
-            .cloned()
-            .ok_or_else(|| anyhow!("{method}: no result"))
+        self.rpc.call(method, params).await
     }
 
     pub(super) async fn send_raw(&self, raw: &Bytes) -> Result<B256> {

@@ -2,6 +2,7 @@
 pub mod audit;
 pub mod backup;
 pub mod dev;
+pub mod disclose;
 pub mod doctor;
 pub mod keys;
 pub mod policies;
@@ -12,3 +13,4 @@ pub mod replay;
 pub mod settlement;
 pub mod up;
 pub mod verify;
+pub mod verify_disclosure;

@@ -45,8 +45,9 @@ enum Cmd {
         #[arg(long, default_value = "PRIVIDIUM_SETTLEMENT_OWNER_KEY")]
         owner_key_env: String,
     },
-    /// Register this appliance's chain (chain id and genesis root from the
-    /// data directory) with its program id and the bridge as submitter.
+    /// Register this appliance's chain (chain id and genesis state
+    /// commitment from the data directory) with its program id and the
+    /// bridge as submitter.
     Register {
         /// Settlement chain JSON-RPC URL.
         #[arg(long)]
@@ -67,6 +68,11 @@ enum Cmd {
         /// Environment variable with the owner's private key (hex).
         #[arg(long, default_value = "PRIVIDIUM_SETTLEMENT_OWNER_KEY")]
         owner_key_env: String,
+        /// Register a chain already settled elsewhere up to batch K (moving
+        /// from an earlier contract): the next batch is K+1 and starts from
+        /// batch K's state commitment, read from `proofs/batch-K.json`.
+        #[arg(long, value_name = "K")]
+        after_batch: Option<u64>,
     },
     /// Print what the contract holds for a chain (JSON), or for one batch.
     Status {
@@ -115,15 +121,18 @@ pub async fn run(args: Args) -> Result<()> {
             program_id,
             submitter,
             owner_key_env,
+            after_batch,
         } => {
             let chain = chain_files::load_chain(&data_dir)?;
             let cipher = at_rest::recorded_cipher(&data_dir).await?;
-            let genesis = chain_files::load_genesis(&data_dir, cipher.as_ref())?;
             let submitter = match submitter {
                 Some(s) => s,
                 None => bridge_address(&data_dir, cipher.as_ref())?,
             };
-            let root = genesis.state().state_root();
+            let (start_batch, start) = match after_batch {
+                None => (0, genesis_commitment(&data_dir, &chain, cipher.as_ref())?),
+                Some(k) => (k, settled_commitment(&data_dir, chain.chain_id, k)?),
+            };
             let client = EvmSettlement::new(
                 &rpc,
                 contract,
@@ -131,11 +140,13 @@ pub async fn run(args: Args) -> Result<()> {
                 SendPolicy::default(),
             )?;
             let mined = client
-                .register_chain(chain.chain_id, root, program_id, submitter)
+                .register_chain(chain.chain_id, start_batch, start, program_id, submitter)
                 .await?;
             eprintln!(
-                "registered chain {} (genesis root {root}, program {program_id}, submitter {submitter}) in {}",
-                chain.chain_id, mined.tx_hash
+                "registered chain {} (next batch {}, state commitment {start}, program {program_id}, submitter {submitter}) in {}",
+                chain.chain_id,
+                start_batch + 1,
+                mined.tx_hash
             );
         }
         Cmd::Status {
@@ -162,6 +173,38 @@ pub async fn run(args: Args) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// keccak256(genesis state root ‖ block 0's hash): where batch 1 starts.
+fn genesis_commitment(
+    data_dir: &Path,
+    chain: &chain_files::ChainFile,
+    cipher: Option<&SharedCipher>,
+) -> Result<B256> {
+    let genesis = chain_files::load_genesis(data_dir, cipher)?;
+    let root = genesis.state().state_root();
+    let hash = genesis.header(&chain.spec()?, root).hash_slow();
+    Ok(state_transition::state_commitment(root, hash))
+}
+
+/// Batch `k`'s state commitment after it, from its proven outputs.
+fn settled_commitment(data_dir: &Path, chain_id: u64, k: u64) -> Result<B256> {
+    let path = data_dir
+        .join(crate::proving::PROOFS_DIR)
+        .join(prover::OutputsFile::file_name(k));
+    let raw = std::fs::read(&path).with_context(|| format!("reading {}", path.display()))?;
+    let file: prover::OutputsFile = serde_json::from_slice(&raw)
+        .with_context(|| format!("{} is not a batch outputs file", path.display()))?;
+    let outputs = file.outputs();
+    if (outputs.chain_id, outputs.batch_number) != (chain_id, k) {
+        bail!(
+            "{} is chain {} batch {}, not chain {chain_id} batch {k}",
+            path.display(),
+            outputs.chain_id,
+            outputs.batch_number
+        );
+    }
+    Ok(outputs.settled().new_commitment)
 }
 
 /// The bridge's settlement address (its sealed key is created on first use).

@@ -15,7 +15,8 @@ pub struct Args {
     /// `batch-N.proof`.
     #[arg(long)]
     pub proof: PathBuf,
-    /// `batch-N.json` (the public outputs).
+    /// `batch-N.json` (the batch's full outputs, as the bank's auditors
+    /// receive them).
     #[arg(long, required_unless_present = "settlement_rpc")]
     pub outputs: Option<PathBuf>,
     /// The program id the verifier pins (published with each release);
@@ -89,19 +90,16 @@ async fn from_settlement(args: &Args, rpc: &str, proof: &[u8], pinned: Option<B2
             );
         }
     }
+    let o = &b.outputs;
     println!(
-        "valid: batch {} of chain {} (blocks {}-{}), state root {} -> {}, batch commitment {}, audit head {}@{}, program {}, settled at {} ({} ms)",
-        b.batch_number,
+        "valid: batch {} of chain {}, state commitment {} -> {}, private commitment {}, outputs digest {}, program {} ({} ms)",
+        o.batch_number,
         verified.chain_id,
-        b.first_block,
-        b.last_block,
-        b.prev_state_root,
-        b.new_state_root,
-        b.batch_commitment,
-        b.audit_root,
-        b.audit_size,
+        o.prev_commitment,
+        o.new_commitment,
+        o.private_commitment,
+        b.outputs_digest,
         b.program_id,
-        b.committed_at,
         started.elapsed().as_millis()
     );
     Ok(())

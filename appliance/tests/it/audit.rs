@@ -4,8 +4,8 @@
 //! the audit database stalls (on the machine's real Postgres).
 
 use crate::common::{
-    assert_check, cli, cli_ok, doctor, hash_of, probe, probe_until, raw, transfer, wait_receipt,
-    Node,
+    assert_check, cli, cli_ok, doctor, hash_of, probe, probe_until, raw, transfer,
+    wait_key_accepted, wait_receipt, Node,
 };
 use alloy_primitives::Address;
 use serde_json::{json, Value};
@@ -63,16 +63,7 @@ async fn compliance_officers_see_who_did_what_prove_it_and_catch_tampering() {
     .trim()
     .to_owned();
     let admin = node.dev["api_key"].as_str().unwrap().to_owned();
-    // The node picks new keys up within a second.
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while node
-        .rpc_as(Some(&auditor), "prividium_whoami", json!([]))
-        .await["error"]["code"]
-        == -32001
-    {
-        assert!(Instant::now() < deadline, "the new key was never accepted");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    wait_key_accepted(&node, &auditor).await;
 
     // Some activity: a transfer, a denied method, a bad token.
     let chain_id = node.dev["chain_id"].as_u64().unwrap();

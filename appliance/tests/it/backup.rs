@@ -4,7 +4,7 @@
 //! `audit verify`; and a damaged or incomplete backup refused by name.
 
 use crate::at_rest::{contains, files_under, send_recognisable};
-use crate::common::{cli, cli_ok, raw, transfer, wait_receipt, Node};
+use crate::common::{block_of, cli, cli_ok, raw, transfer, wait_receipt, Node};
 use alloy_primitives::Address;
 use serde_json::{json, Value};
 use std::{
@@ -260,14 +260,7 @@ async fn a_backup_under_load_restores_into_a_node_that_continues_the_chain() {
     let sent = node.rpc("eth_sendRawTransaction", json!([raw(&tx)])).await;
     let receipt = wait_receipt(&node, sent["result"].as_str().unwrap()).await;
     assert_eq!(receipt["status"], "0x1");
-    let mined = u64::from_str_radix(
-        receipt["blockNumber"]
-            .as_str()
-            .unwrap()
-            .trim_start_matches("0x"),
-        16,
-    )
-    .unwrap();
+    let mined = block_of(&receipt);
     assert!(mined > head);
     node.stop();
 

@@ -318,3 +318,22 @@ pub(crate) async fn wait_receipt(node: &Node, hash: &str) -> Value {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
+
+/// The block a receipt's transaction is in.
+pub(crate) fn block_of(receipt: &Value) -> u64 {
+    let hex = receipt["blockNumber"].as_str().expect("a mined receipt");
+    u64::from_str_radix(hex.trim_start_matches("0x"), 16).expect("a hex block number")
+}
+
+/// Waits until the node accepts a key just created with `prividium keys
+/// create` (it picks new keys up within a second).
+pub(crate) async fn wait_key_accepted(node: &Node, key: &str) {
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(10);
+    while node.rpc_as(Some(key), "prividium_whoami", json!([])).await["error"]["code"] == -32001 {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the new key was never accepted"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+}

@@ -12,6 +12,7 @@ mod clients;
 mod common;
 mod console;
 mod crash;
+mod disclose;
 mod idp;
 mod insider;
 mod ops;

@@ -40,8 +40,9 @@ impl Batches {
         }
     }
 
-    pub fn genesis_root(&self) -> B256 {
-        self.chain.roots[0]
+    /// The state commitment a new chain is registered with.
+    pub fn genesis_commitment(&self) -> B256 {
+        state_transition::state_commitment(self.chain.roots[0], self.chain.hashes[0])
     }
 
     /// Produces the next batch and returns its outputs.
@@ -87,6 +88,18 @@ impl Batches {
             .witness_batch(&chain.spec, n, &blocks, audit, |b| chain.header(b))
             .unwrap();
         let out = execute_batch(&witness).unwrap();
+        // Nothing of the batch but its settled commitments may leave:
+        // roots, block hashes, the audit head and the block range are as
+        // private as the transactions.
+        for hidden in [
+            out.prev_state_root,
+            out.new_state_root,
+            out.last_block_hash,
+            out.batch_commitment,
+            out.audit_root,
+        ] {
+            self.secrets.add_bytes("batch output", hidden.as_slice());
+        }
         self.outputs.push(out);
         out
     }

@@ -219,3 +219,37 @@ pub fn fund(url: &str, address: alloy_primitives::Address) {
         serde_json::json!([address, format!("{wei:#x}")]),
     );
 }
+
+/// The input of every distinct transaction the bridge sent through
+/// `recorder` (`eth_sendRawTransaction`), in order; a re-send with higher
+/// fees carries the same input and is counted once.
+pub fn sent_calls(recorder: &Recorder) -> Vec<Vec<u8>> {
+    use alloy_consensus::{Transaction as _, TxEnvelope};
+    use alloy_eips::eip2718::Decodable2718;
+    let raw = String::from_utf8_lossy(&recorder.sent.lock().unwrap()).into_owned();
+    let mut inputs: Vec<Vec<u8>> = Vec::new();
+    for part in raw.split("\r\n\r\n").skip(1) {
+        // A body runs until the next request's headers.
+        let body = part.split("POST /").next().unwrap_or_default();
+        let Ok(v) = serde_json::from_str::<serde_json::Value>(body) else {
+            continue;
+        };
+        let calls = match v {
+            serde_json::Value::Array(calls) => calls,
+            one => vec![one],
+        };
+        for call in calls {
+            if call["method"] != "eth_sendRawTransaction" {
+                continue;
+            }
+            let hex = call["params"][0].as_str().unwrap();
+            let bytes = alloy_primitives::hex::decode(hex).unwrap();
+            let tx = TxEnvelope::decode_2718(&mut bytes.as_slice()).unwrap();
+            let input = tx.input().to_vec();
+            if !inputs.contains(&input) {
+                inputs.push(input);
+            }
+        }
+    }
+    inputs
+}

@@ -21,8 +21,7 @@ use crate::{
     genesis::Genesis,
     ChainView, Result, SequencerError,
 };
-use alloy_consensus::{Header, EMPTY_OMMER_ROOT_HASH};
-use alloy_primitives::{Bloom, Bytes, B256, U256};
+use alloy_primitives::{Bytes, B256, U256};
 use alloy_trie::EMPTY_ROOT_HASH;
 use parking_lot::{MappedRwLockReadGuard, RwLock, RwLockReadGuard};
 use state::DerivedState;
@@ -226,20 +225,7 @@ fn write_diff(batch: &mut WriteBatch, diff: &StateDiff) {
 
 /// The genesis block: number 0, carrying the genesis state root.
 fn genesis_block(genesis: &Genesis, chain: &ChainSpec, root: B256) -> StoredBlock {
-    let header = Header {
-        parent_hash: B256::ZERO,
-        ommers_hash: EMPTY_OMMER_ROOT_HASH,
-        state_root: root,
-        transactions_root: EMPTY_ROOT_HASH,
-        receipts_root: EMPTY_ROOT_HASH,
-        logs_bloom: Bloom::ZERO,
-        number: 0,
-        gas_limit: chain.block_gas_limit,
-        timestamp: genesis.timestamp.unwrap_or_default(),
-        extra_data: Bytes::new(),
-        base_fee_per_gas: Some(chain.initial_base_fee()),
-        ..Default::default()
-    };
+    let header = genesis.header(chain, root);
     let hash = header.hash_slow();
     StoredBlock {
         header,

@@ -1,0 +1,1 @@
+../../prover/guest/openvm_init.rs
