@@ -7,12 +7,12 @@
 # measured, so the table reads in µs per transaction.
 #
 # Usage: scripts/profile-node.sh [--bin PATH] [--node-bin PATH]
-#          [--scenario eth|erc20|oracle] [--txs N] [--seconds S]
+#          [--scenario eth|erc20|oracle] [--txs N] [--seconds S] [--batch N]
 # Needs perf (Debian linux-perf) and a release build with line tables
 # (the workspace's release profile has them).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-BIN="" NODE_BIN="" SCENARIO=eth TXS=30000 SECONDS_=5
+BIN="" NODE_BIN="" SCENARIO=eth TXS=30000 SECONDS_=5 BATCH=1
 while [[ $# -gt 0 ]]; do
   case "$1" in
     --bin) BIN="$2"; shift 2 ;;
@@ -20,6 +20,7 @@ while [[ $# -gt 0 ]]; do
     --scenario) SCENARIO="$2"; shift 2 ;;
     --txs) TXS="$2"; shift 2 ;;
     --seconds) SECONDS_="$2"; shift 2 ;;
+    --batch) BATCH="$2"; shift 2 ;;
     *) echo "unknown argument: $1" >&2; exit 2 ;;
   esac
 done
@@ -36,7 +37,7 @@ port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); pr
 APPLIANCE_LOG=warn "$NODE_BIN" dev --data-dir "$WORK/node" --rpc-addr "127.0.0.1:$port" >"$WORK/node.log" 2>&1 &
 pid=$!
 for _ in $(seq 1 600); do [[ -f "$WORK/node/dev.json" ]] && break; sleep 0.1; done
-"$BIN" bench --dev-file "$WORK/node/dev.json" --scenario "$SCENARIO" --txs "$TXS" \
+"$BIN" bench --dev-file "$WORK/node/dev.json" --scenario "$SCENARIO" --txs "$TXS" --batch "$BATCH" \
   --node-pid "$pid" --json >"$WORK/report.json" 2>"$WORK/bench.err" &
 bench=$!
 until grep -q "sending" "$WORK/bench.err"; do

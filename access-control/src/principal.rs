@@ -67,7 +67,26 @@ pub struct Caller {
     /// shared by the rest (a request's method and read checks, every call
     /// frame of a transaction).
     entity: EntityCache,
+    /// `principal.key()`, which every decision's audit record names.
+    key: std::sync::Arc<str>,
+    /// Node-level answers (may call this method, may view all) already
+    /// given to this exact caller; see [`crate::policy::NodeAnswers`].
+    pub(crate) answers: AnswerCache,
 }
+
+/// Shared by the clones of one caller; like the entity, derived from the
+/// other fields and so no part of equality.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct AnswerCache(
+    pub(crate) std::sync::Arc<parking_lot::Mutex<crate::policy::NodeAnswers>>,
+);
+
+impl PartialEq for AnswerCache {
+    fn eq(&self, _: &Self) -> bool {
+        true
+    }
+}
+impl Eq for AnswerCache {}
 
 /// Derived from the other fields, so it takes no part in equality.
 #[derive(Debug, Clone, Default)]
@@ -84,9 +103,11 @@ impl Caller {
     /// `principal` acting with `wallets`.
     pub fn new(principal: std::sync::Arc<Principal>, wallets: BTreeSet<Address>) -> Self {
         Self {
+            key: principal.key().into(),
             principal,
             wallets,
             entity: EntityCache::default(),
+            answers: AnswerCache::default(),
         }
     }
 
@@ -96,6 +117,11 @@ impl Caller {
         build: impl FnOnce(&Self) -> cedar_policy::Entity,
     ) -> &cedar_policy::Entity {
         self.entity.0.get_or_init(|| build(self))
+    }
+
+    /// `kind:id` of the principal (see [`Principal::key`]).
+    pub fn key(&self) -> &str {
+        &self.key
     }
 
     /// True when `address` is one of the caller's wallets.

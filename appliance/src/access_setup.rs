@@ -115,7 +115,7 @@ pub async fn open(
     }
     seed_policies(&params.policies_dir)?;
     let engine = Arc::new(PolicyEngine::load(&params.policies_dir)?);
-    engine.set_sink(Box::new(TrailSink(trail.clone())));
+    engine.set_sink(Box::new(TrailSink::new(trail.clone())));
     tracing::info!(
         dir = %params.policies_dir.display(),
         rules = engine.bundle().origins.len(),
@@ -148,6 +148,7 @@ pub async fn open(
         scan: tokio::sync::Mutex::new(()),
         trail,
         auth_seen: Default::default(),
+        callers: Default::default(),
     }))
 }
 

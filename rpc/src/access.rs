@@ -36,6 +36,42 @@ pub struct Access {
     pub trail: audit::Trail,
     /// Which authentications have been recorded this minute.
     pub auth_seen: super::auth_seen::AuthSeen,
+    /// Recent callers, so a principal's next request reuses its policy
+    /// entity and node-level answers.
+    pub callers: CallerCache,
+}
+
+/// Callers most recently seen, by principal key. A request reuses the
+/// cached caller only when its principal (roles, organization, expiry) and
+/// its wallets right now are exactly the cached ones, so nothing derived
+/// from the caller can be stale; anything else replaces the entry.
+#[derive(Debug, Default)]
+pub struct CallerCache(parking_lot::Mutex<std::collections::HashMap<String, Caller>>);
+
+/// Principals kept; past that the cache starts again (a cold entry costs
+/// one policy evaluation per question, nothing more).
+const CALLERS_KEPT: usize = 4_096;
+
+impl CallerCache {
+    fn get_or_insert(
+        &self,
+        principal: Arc<access_control::Principal>,
+        wallets: std::collections::BTreeSet<Address>,
+    ) -> Caller {
+        let key = principal.key();
+        let mut map = self.0.lock();
+        if let Some(c) = map.get(&key) {
+            if *c.principal == *principal && c.wallets == wallets {
+                return c.clone();
+            }
+        }
+        if map.len() >= CALLERS_KEPT {
+            map.clear();
+        }
+        let caller = Caller::new(principal, wallets);
+        map.insert(key, caller.clone());
+        caller
+    }
 }
 
 /// The RPC action a method is decided as; `None` for methods the node does
@@ -132,7 +168,7 @@ impl Access {
     /// The caller behind a verified principal.
     pub fn caller(&self, principal: Arc<access_control::Principal>) -> Caller {
         let wallets = self.wallets.of(&principal.key());
-        Caller::new(principal, wallets)
+        self.callers.get_or_insert(principal, wallets)
     }
 
     fn rpc(&self, c: &Caller, action: &str) -> Decision {

@@ -454,14 +454,11 @@ async fn send_raw(
     let spent = state.access.spend.reserve(&key, value_gwei);
     let guard = state.access.guard(rc, ExecMode::Write, sender, spent, true);
     let hash = *tx.tx_hash();
-    // Inner-call decisions made during admission carry this request's ids.
-    let ctx = RequestContext::current();
-    let result = tokio::task::spawn_blocking(move || match ctx {
-        Some(c) => REQUEST.sync_scope(c, || seq.submit_signed(tx, sender, Some(guard))),
-        None => seq.submit_signed(tx, sender, Some(guard)),
-    })
-    .await
-    .map_err(RpcError::internal)?;
+    // Admission runs here, on the request's task (so its decisions carry the
+    // request's ids): it is tens of microseconds of CPU, and the locks it
+    // takes are held by the producer only briefly. A hop to the blocking
+    // pool cost more than the work (two context switches a transaction).
+    let result = seq.submit_signed(tx, sender, Some(guard));
     if result.is_err() {
         state.access.spend.release(&key, value_gwei);
     }

@@ -113,6 +113,51 @@ impl std::fmt::Debug for PolicyEngine {
     }
 }
 
+/// Most node-level answers kept per caller: one per action in the schema,
+/// far fewer in practice.
+const NODE_ANSWERS_CAP: usize = 256;
+
+/// The node-level answers one caller has been given (may it call this
+/// method, view all, act for others). Such a question depends only on the
+/// caller (principal and wallets), the action, the policies in force and the
+/// hour, so it is judged once per policy version and hour. Every asking is
+/// still reported to the decision sink, so the audit trail is unchanged;
+/// only the Cedar evaluation is saved (several per request otherwise).
+#[derive(Default)]
+pub struct NodeAnswers {
+    bundle: Option<Arc<PolicyBundle>>,
+    hour: u64,
+    answers: std::collections::HashMap<String, Decision>,
+}
+
+impl std::fmt::Debug for NodeAnswers {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("NodeAnswers")
+            .field("hour", &self.hour)
+            .field("answers", &self.answers.len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl NodeAnswers {
+    /// Forgets every answer given under other policies or in another hour.
+    fn refresh(&mut self, bundle: &Arc<PolicyBundle>, hour: u64) {
+        let current =
+            self.hour == hour && self.bundle.as_ref().is_some_and(|b| Arc::ptr_eq(b, bundle));
+        if !current {
+            self.answers.clear();
+            self.bundle = Some(bundle.clone());
+            self.hour = hour;
+        }
+    }
+}
+
+/// `Node::"appliance"` as decision records name it.
+fn node_uid_str() -> &'static str {
+    static NODE: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    NODE.get_or_init(|| request::resource_entity(&Resource::Node).0.to_string())
+}
+
 /// Newest modification time of anything in the directory tree (one level of
 /// sub-directories, which is all a policy directory has).
 fn newest_mtime(dir: &Path) -> Option<SystemTime> {
@@ -199,12 +244,24 @@ impl PolicyEngine {
         resource: &Resource,
         circumstances: &Circumstances,
     ) -> Decision {
-        let (resource_uid, decision) = self.judge(caller, action, resource, circumstances);
+        let hour = request::hour_utc();
+        let decision = match (resource, circumstances) {
+            (Resource::Node, Circumstances::Rpc) => self.node_answer(caller, action, hour),
+            _ => self.judge(caller, action, resource, circumstances, hour).1,
+        };
+        let resource_uid;
+        let resource_name = match resource {
+            Resource::Node => node_uid_str(),
+            _ => {
+                resource_uid = request::resource_entity(resource).0.to_string();
+                &resource_uid
+            }
+        };
         let recorded = self.sink.load().record(&DecisionEvent {
-            principal: &caller.principal.key(),
+            principal: caller.key(),
             org: &caller.principal.org,
             action,
-            resource: &resource_uid.to_string(),
+            resource: resource_name,
             allowed: decision.allowed,
             rule: &decision.rule,
         });
@@ -218,6 +275,29 @@ impl PolicyEngine {
         }
     }
 
+    /// A node-level question (`Resource::Node` under `Circumstances::Rpc`):
+    /// answered from the caller's [`NodeAnswers`] when this caller asked it
+    /// under the same policies in the same hour, else judged and kept.
+    fn node_answer(&self, caller: &Caller, action: &str, hour: u64) -> Decision {
+        let bundle = self.bundle.load_full();
+        {
+            let mut memo = caller.answers.0.lock();
+            memo.refresh(&bundle, hour);
+            if let Some(known) = memo.answers.get(action) {
+                return known.clone();
+            }
+        }
+        // Judged under the bundle loaded above or a newer one: kept under
+        // the older key at worst, which the next refresh clears.
+        let (_, decision) = self.judge(caller, action, &Resource::Node, &Circumstances::Rpc, hour);
+        let mut memo = caller.answers.0.lock();
+        memo.refresh(&bundle, hour);
+        if memo.answers.len() < NODE_ANSWERS_CAP {
+            memo.answers.insert(action.to_owned(), decision.clone());
+        }
+        decision
+    }
+
     /// What `decide` would answer, without recording a decision: the admin
     /// dry-run (`prividium policies explain`, the console), whose own
     /// request is what the trail records.
@@ -228,7 +308,8 @@ impl PolicyEngine {
         resource: &Resource,
         circumstances: &Circumstances,
     ) -> Decision {
-        self.judge(caller, action, resource, circumstances).1
+        self.judge(caller, action, resource, circumstances, request::hour_utc())
+            .1
     }
 
     /// The decision, and the resource as the policies name it.
@@ -238,6 +319,7 @@ impl PolicyEngine {
         action: &str,
         resource: &Resource,
         circumstances: &Circumstances,
+        hour: u64,
     ) -> (EntityUid, Decision) {
         let (resource_uid, resource_entity) = request::resource_entity(resource);
         let decision = self.evaluate(
@@ -246,6 +328,7 @@ impl PolicyEngine {
             &resource_uid,
             resource_entity,
             circumstances,
+            hour,
         );
         (resource_uid, decision)
     }
@@ -257,6 +340,7 @@ impl PolicyEngine {
         resource_uid: &EntityUid,
         resource_entity: Option<Entity>,
         circumstances: &Circumstances,
+        hour: u64,
     ) -> Decision {
         let bundle = self.bundle.load();
         // An action the schema does not know still gets a decision (from
@@ -277,6 +361,7 @@ impl PolicyEngine {
             resource_uid,
             resource_entity,
             circumstances,
+            hour,
         )
     }
 
@@ -290,6 +375,7 @@ impl PolicyEngine {
         resource_uid: &EntityUid,
         resource_entity: Option<Entity>,
         circumstances: &Circumstances,
+        hour: u64,
     ) -> Decision {
         let principal = caller.entity(request::principal_entity).clone();
         let principal_uid = principal.uid();
@@ -304,7 +390,7 @@ impl PolicyEngine {
             principal_uid,
             request::uid("Action", action),
             resource_uid.clone(),
-            request::context(circumstances),
+            request::context(circumstances, hour),
             None,
         ) {
             Ok(r) => r,
@@ -412,7 +498,7 @@ mod tests {
             let c = caller(role);
             for (action, resource, circumstances) in &questions {
                 let (uid, entity) = request::resource_entity(resource);
-                let sliced = engine.evaluate(&c, action, &uid, entity.clone(), circumstances);
+                let sliced = engine.evaluate(&c, action, &uid, entity.clone(), circumstances, 9);
                 let whole = engine.evaluate_against(
                     &bundle.set,
                     &bundle.actions,
@@ -421,6 +507,7 @@ mod tests {
                     &uid,
                     entity,
                     circumstances,
+                    9,
                 );
                 assert_eq!(sliced, whole, "{role} {action}");
                 allowed += usize::from(sliced.allowed);
@@ -432,5 +519,93 @@ mod tests {
             allowed > 20 && denied > 20,
             "{allowed} allowed, {denied} denied"
         );
+    }
+}
+
+#[cfg(test)]
+mod node_answer_tests {
+    use super::*;
+    use crate::principal::{Principal, PrincipalKind};
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    struct Counting(Arc<AtomicUsize>);
+
+    impl DecisionSink for Counting {
+        fn record(&self, _: &DecisionEvent<'_>) -> Result<(), String> {
+            self.0.fetch_add(1, Ordering::Relaxed);
+            Ok(())
+        }
+    }
+
+    /// A caller's kept answer to "may I send transactions" must not outlive
+    /// the policy that gave it: revoking the permit takes effect on the
+    /// very next request of the same caller, and every asking is recorded.
+    #[test]
+    fn kept_node_answers_end_with_the_policy_that_gave_them() {
+        let src = Path::new(&std::env::var("CARGO_MANIFEST_DIR").expect("run by cargo"))
+            .join("../policies");
+        let dir = tempfile::tempdir().unwrap();
+        copy_dir(&src, dir.path());
+        let engine = PolicyEngine::load(dir.path()).unwrap();
+        let recorded = Arc::new(AtomicUsize::new(0));
+        engine.set_sink(Box::new(Counting(recorded.clone())));
+        let trader = Caller::new(
+            Arc::new(Principal {
+                kind: PrincipalKind::User,
+                id: "trader-1".into(),
+                roles: ["trader".to_owned()].into(),
+                org: "bank-a".into(),
+                expires_at: None,
+            }),
+            Default::default(),
+        );
+        let send = |c: &Caller| {
+            engine
+                .decide(
+                    c,
+                    "eth_sendRawTransaction",
+                    &Resource::Node,
+                    &Circumstances::Rpc,
+                )
+                .allowed
+        };
+        assert!(send(&trader));
+        assert!(send(&trader.clone()), "the kept answer is the same");
+
+        let file = dir.path().join("bank.cedar");
+        let text = std::fs::read_to_string(&file).unwrap();
+        std::fs::write(
+            &file,
+            format!(
+                "{text}\n@id(\"freeze.sends\")\nforbid (principal, action == Prividium::Action::\"eth_sendRawTransaction\", resource);\n"
+            ),
+        )
+        .unwrap();
+        assert!(engine.reload().unwrap().changed);
+        let d = engine.decide(
+            &trader,
+            "eth_sendRawTransaction",
+            &Resource::Node,
+            &Circumstances::Rpc,
+        );
+        assert!(!d.allowed);
+        assert_eq!(d.rule, "freeze.sends");
+        assert_eq!(
+            recorded.load(Ordering::Relaxed),
+            3,
+            "each asking is recorded"
+        );
+    }
+
+    fn copy_dir(from: &Path, to: &Path) {
+        for e in std::fs::read_dir(from).unwrap().flatten() {
+            let target = to.join(e.file_name());
+            if e.file_type().unwrap().is_dir() {
+                std::fs::create_dir_all(&target).unwrap();
+                copy_dir(&e.path(), &target);
+            } else {
+                std::fs::copy(e.path(), target).unwrap();
+            }
+        }
     }
 }

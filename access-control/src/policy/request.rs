@@ -190,14 +190,14 @@ pub(super) fn resource_entity(resource: &Resource) -> (EntityUid, Option<Entity>
     }
 }
 
-fn hour_utc() -> u64 {
+pub(super) fn hour_utc() -> u64 {
     (crate::store::unix_now() % 86_400) / 3_600
 }
 
-/// The Cedar context for `circumstances`.
-pub(super) fn context(circumstances: &Circumstances) -> Context {
+/// The Cedar context for `circumstances` at `hour` (UTC).
+pub(super) fn context(circumstances: &Circumstances, hour: u64) -> Context {
     let pairs: Vec<(String, RestrictedExpression)> = match circumstances {
-        Circumstances::Rpc => vec![("hour_utc".into(), long(hour_utc()))],
+        Circumstances::Rpc => vec![("hour_utc".into(), long(hour))],
         Circumstances::Log { topic0, addresses } => vec![
             (
                 "topic0".into(),
@@ -253,7 +253,7 @@ pub(super) fn context(circumstances: &Circumstances) -> Context {
                 ("address_args".into(), addr_set(&address_args)),
                 ("value_gwei".into(), long(gwei_ceil(&f.value))),
                 ("spent_today_gwei".into(), long(f.spent_today_gwei)),
-                ("hour_utc".into(), long(hour_utc())),
+                ("hour_utc".into(), long(hour)),
             ]
         }
     };

@@ -11,7 +11,7 @@ use access_control::{
     Principal,
 };
 use audit::{action, trail::actor_kind, AuditEvent, Outcome, Trail};
-use std::sync::Arc;
+use std::{collections::HashMap, sync::Arc};
 
 /// Per-request facts every event of that request carries.
 #[derive(Debug, Clone)]
@@ -83,19 +83,65 @@ pub fn by(principal: &Principal, action: &str, outcome: Outcome) -> AuditEvent {
 /// Routes policy decisions into the trail: a request's item reads into its
 /// tally, a submission's allows into its fold, everything else as its own
 /// event.
-pub struct TrailSink(pub Trail);
+pub struct TrailSink {
+    trail: Trail,
+    counters: DecisionCounters,
+}
+
+impl TrailSink {
+    /// A sink writing into `trail`.
+    pub fn new(trail: Trail) -> Self {
+        Self {
+            trail,
+            counters: DecisionCounters::default(),
+        }
+    }
+}
+
+/// Rule ids a decision counter is kept for; further ones (only a policy
+/// set reloaded many times with new ids gets here) count under `other`.
+const COUNTED_RULES: usize = 1_024;
+
+/// `prividium_policy_decisions_total` by outcome and rule, registered once
+/// per rule: a decision is a map lookup and an atomic add, not a label
+/// string and a registry search (several per transaction on the submit path).
+#[derive(Default)]
+struct DecisionCounters {
+    /// Denials, then allows.
+    by_outcome: [parking_lot::RwLock<HashMap<Box<str>, metrics::Counter>>; 2],
+}
+
+impl DecisionCounters {
+    fn count(&self, allowed: bool, rule: &str) {
+        let map = &self.by_outcome[usize::from(allowed)];
+        let hit = map.read().get(rule).cloned();
+        let counter = hit.unwrap_or_else(|| {
+            let mut map = map.write();
+            let rule = if map.len() < COUNTED_RULES {
+                rule
+            } else {
+                "other"
+            };
+            map.entry(rule.into())
+                .or_insert_with(|| {
+                    metrics::counter!(
+                        "prividium_policy_decisions_total",
+                        "outcome" => if allowed { "allow" } else { "deny" },
+                        "rule" => rule.to_owned(),
+                    )
+                })
+                .clone()
+        });
+        counter.increment(1);
+    }
+}
 
 impl DecisionSink for TrailSink {
     fn record(&self, e: &DecisionEvent<'_>) -> Result<(), String> {
         // Rule ids come from the bank's policy files: a bounded set.
-        metrics::counter!(
-            "prividium_policy_decisions_total",
-            "outcome" => if e.allowed { "allow" } else { "deny" },
-            "rule" => e.rule.to_owned(),
-        )
-        .increment(1);
+        self.counters.count(e.allowed, e.rule);
         if let Some(ctx) = RequestContext::current() {
-            let reserve = || self.0.reserve(e.principal).map_err(|e| e.to_string());
+            let reserve = || self.trail.reserve(e.principal).map_err(|e| e.to_string());
             if read_tally::is_item_read(e.action) {
                 return ctx.reads.add(e, reserve);
             }
@@ -113,7 +159,7 @@ impl DecisionSink for TrailSink {
             .resource(e.resource)
             .rule(e.rule)
             .details(serde_json::json!({ "action": e.action }));
-        self.0.record(event).map_err(|e| e.to_string())
+        self.trail.record(event).map_err(|e| e.to_string())
     }
 }
 
