@@ -55,10 +55,10 @@ const CALLERS_KEPT: usize = 4_096;
 impl CallerCache {
     fn get_or_insert(
         &self,
+        key: String,
         principal: Arc<access_control::Principal>,
         wallets: std::collections::BTreeSet<Address>,
     ) -> Caller {
-        let key = principal.key();
         let mut map = self.0.lock();
         if let Some(c) = map.get(&key) {
             if *c.principal == *principal && c.wallets == wallets {
@@ -167,8 +167,9 @@ impl RequestCaller {
 impl Access {
     /// The caller behind a verified principal.
     pub fn caller(&self, principal: Arc<access_control::Principal>) -> Caller {
-        let wallets = self.wallets.of(&principal.key());
-        self.callers.get_or_insert(principal, wallets)
+        let key = principal.key();
+        let wallets = self.wallets.of(&key);
+        self.callers.get_or_insert(key, principal, wallets)
     }
 
     fn rpc(&self, c: &Caller, action: &str) -> Decision {

@@ -346,7 +346,7 @@ impl CallGuard for PolicyGuard {
 mod tests {
     use super::*;
     use crate::{
-        policy::{DecisionEvent, DecisionSink},
+        policy::test_support::{shipped_policies_copy, Counting},
         principal::{Principal, PrincipalKind},
     };
     use state_transition::ReadKind;
@@ -377,22 +377,11 @@ mod tests {
         }
     }
 
-    #[derive(Default)]
-    struct Counting(Arc<AtomicUsize>);
-
-    impl DecisionSink for Counting {
-        fn record(&self, _: &DecisionEvent<'_>) -> Result<(), String> {
-            self.0.fetch_add(1, Ordering::Relaxed);
-            Ok(())
-        }
-    }
-
     fn engine() -> (Arc<PolicyEngine>, Arc<AtomicUsize>) {
         let dir = Path::new(&std::env::var("CARGO_MANIFEST_DIR").expect("run by cargo"))
             .join("../policies");
         let engine = PolicyEngine::load(&dir).unwrap();
-        let count = Arc::new(AtomicUsize::new(0));
-        engine.set_sink(Box::new(Counting(count.clone())));
+        let count = Counting::on(&engine);
         (Arc::new(engine), count)
     }
 
@@ -504,26 +493,9 @@ mod tests {
     fn remembered_answers_end_with_the_policies_they_were_decided_under() {
         // A transaction's guard remembers from admission to its block; a
         // reload in between must be decided afresh.
-        let shipped = Path::new(env!("CARGO_MANIFEST_DIR")).join("../policies");
-        let dir = tempfile::tempdir().unwrap();
-        for entry in std::fs::read_dir(&shipped).unwrap() {
-            let path = entry.unwrap().path();
-            if path.is_file() {
-                std::fs::copy(&path, dir.path().join(path.file_name().unwrap())).unwrap();
-            }
-        }
-        std::fs::create_dir(dir.path().join("abi")).unwrap();
-        for entry in std::fs::read_dir(shipped.join("abi")).unwrap() {
-            let path = entry.unwrap().path();
-            std::fs::copy(
-                &path,
-                dir.path().join("abi").join(path.file_name().unwrap()),
-            )
-            .unwrap();
-        }
+        let dir = shipped_policies_copy();
         let engine = Arc::new(PolicyEngine::load(dir.path()).unwrap());
-        let count = Arc::new(AtomicUsize::new(0));
-        engine.set_sink(Box::new(Counting(count.clone())));
+        let count = Counting::on(&engine);
         let caller = Caller::new(
             Arc::new(Principal {
                 kind: PrincipalKind::ApiKey,

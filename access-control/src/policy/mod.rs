@@ -7,6 +7,8 @@ mod guard;
 mod load;
 mod request;
 mod slice;
+#[cfg(test)]
+mod test_support;
 
 pub use abi::{AbiRegistry, ArgValue, Function};
 pub use guard::{AccountDirectory, ExecMode, PolicyGuard};
@@ -245,17 +247,21 @@ impl PolicyEngine {
         circumstances: &Circumstances,
     ) -> Decision {
         let hour = request::hour_utc();
-        let decision = match (resource, circumstances) {
-            (Resource::Node, Circumstances::Rpc) => self.node_answer(caller, action, hour),
-            _ => self.judge(caller, action, resource, circumstances, hour).1,
-        };
-        let resource_uid;
-        let resource_name = match resource {
-            Resource::Node => node_uid_str(),
+        let (judged_uid, decision) = match (resource, circumstances) {
+            (Resource::Node, Circumstances::Rpc) => (None, self.node_answer(caller, action, hour)),
             _ => {
-                resource_uid = request::resource_entity(resource).0.to_string();
-                &resource_uid
+                let (uid, decision) = self.judge(caller, action, resource, circumstances, hour);
+                (Some(uid), decision)
             }
+        };
+        // The node's name is the same every time; other resources are
+        // named by the uid the judgement already built.
+        let judged_name = judged_uid
+            .filter(|_| !matches!(resource, Resource::Node))
+            .map(|uid| uid.to_string());
+        let resource_name: &str = match &judged_name {
+            Some(name) => name,
+            None => node_uid_str(),
         };
         let recorded = self.sink.load().record(&DecisionEvent {
             principal: caller.key(),
@@ -520,45 +526,16 @@ mod tests {
             "{allowed} allowed, {denied} denied"
         );
     }
-}
-
-#[cfg(test)]
-mod node_answer_tests {
-    use super::*;
-    use crate::principal::{Principal, PrincipalKind};
-    use std::sync::atomic::{AtomicUsize, Ordering};
-
-    struct Counting(Arc<AtomicUsize>);
-
-    impl DecisionSink for Counting {
-        fn record(&self, _: &DecisionEvent<'_>) -> Result<(), String> {
-            self.0.fetch_add(1, Ordering::Relaxed);
-            Ok(())
-        }
-    }
 
     /// A caller's kept answer to "may I send transactions" must not outlive
     /// the policy that gave it: revoking the permit takes effect on the
     /// very next request of the same caller, and every asking is recorded.
     #[test]
     fn kept_node_answers_end_with_the_policy_that_gave_them() {
-        let src = Path::new(&std::env::var("CARGO_MANIFEST_DIR").expect("run by cargo"))
-            .join("../policies");
-        let dir = tempfile::tempdir().unwrap();
-        copy_dir(&src, dir.path());
+        let dir = test_support::shipped_policies_copy();
         let engine = PolicyEngine::load(dir.path()).unwrap();
-        let recorded = Arc::new(AtomicUsize::new(0));
-        engine.set_sink(Box::new(Counting(recorded.clone())));
-        let trader = Caller::new(
-            Arc::new(Principal {
-                kind: PrincipalKind::User,
-                id: "trader-1".into(),
-                roles: ["trader".to_owned()].into(),
-                org: "bank-a".into(),
-                expires_at: None,
-            }),
-            Default::default(),
-        );
+        let recorded = test_support::Counting::on(&engine);
+        let trader = caller("trader");
         let send = |c: &Caller| {
             engine
                 .decide(
@@ -591,21 +568,9 @@ mod node_answer_tests {
         assert!(!d.allowed);
         assert_eq!(d.rule, "freeze.sends");
         assert_eq!(
-            recorded.load(Ordering::Relaxed),
+            recorded.load(std::sync::atomic::Ordering::Relaxed),
             3,
             "each asking is recorded"
         );
-    }
-
-    fn copy_dir(from: &Path, to: &Path) {
-        for e in std::fs::read_dir(from).unwrap().flatten() {
-            let target = to.join(e.file_name());
-            if e.file_type().unwrap().is_dir() {
-                std::fs::create_dir_all(&target).unwrap();
-                copy_dir(&e.path(), &target);
-            } else {
-                std::fs::copy(e.path(), target).unwrap();
-            }
-        }
     }
 }
