@@ -8,6 +8,10 @@
 #
 # Usage: scripts/profile-node.sh [--bin PATH] [--node-bin PATH]
 #          [--scenario eth|erc20|oracle] [--txs N] [--seconds S] [--batch N]
+# PERF_FREQ=HZ samples less often (499 by default) when perf slows the
+# node past what its audit queue absorbs. PROFILE_KEEP=DIR keeps the
+# samples (perf.txt: comm, ip, symbol, dso per frame) and the bench report
+# there, for a finer look than the stage table.
 # Needs perf (Debian linux-perf) and a release build with line tables
 # (the workspace's release profile has them).
 set -euo pipefail
@@ -45,10 +49,13 @@ until grep -q "sending" "$WORK/bench.err"; do
   sleep 0.1
 done
 sleep 0.5
-perf record -q -F 499 -g --call-graph dwarf,16384 -p "$pid" -o "$WORK/perf.data" -- sleep "$SECONDS_" 2>/dev/null
+perf record -q -F "${PERF_FREQ:-499}" -g --call-graph dwarf,16384 -p "$pid" -o "$WORK/perf.data" -- sleep "$SECONDS_" 2>/dev/null
 wait "$bench" || { cat "$WORK/bench.err" >&2; exit 1; }
 # perf script exits non-zero on harmless warnings (lost samples).
 perf script -i "$WORK/perf.data" -F comm,ip,sym,dso 2>/dev/null >"$WORK/perf.txt" || true
+if [[ -n "${PROFILE_KEEP:-}" ]]; then
+  mkdir -p "$PROFILE_KEEP" && cp "$WORK/perf.txt" "$WORK/report.json" "$PROFILE_KEEP/"
+fi
 python3 - "$WORK/perf.txt" "$WORK/report.json" <<'PY'
 import json, re, sys
 text = open(sys.argv[2]).read()

@@ -69,8 +69,9 @@ pub struct Caller {
     entity: EntityCache,
     /// `principal.key()`, which every decision's audit record names.
     key: std::sync::Arc<str>,
-    /// Node-level answers (may call this method, may view all) already
-    /// given to this exact caller; see [`crate::policy::NodeAnswers`].
+    /// Answers already given to this exact caller that cannot change while
+    /// it, the policies and the hour stay the same; see
+    /// [`crate::policy::KeptAnswers`].
     pub(crate) answers: AnswerCache,
 }
 
@@ -78,7 +79,7 @@ pub struct Caller {
 /// other fields and so no part of equality.
 #[derive(Debug, Clone, Default)]
 pub(crate) struct AnswerCache(
-    pub(crate) std::sync::Arc<parking_lot::Mutex<crate::policy::NodeAnswers>>,
+    pub(crate) std::sync::Arc<parking_lot::Mutex<crate::policy::KeptAnswers>>,
 );
 
 impl PartialEq for AnswerCache {

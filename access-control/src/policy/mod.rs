@@ -4,6 +4,7 @@
 
 mod abi;
 mod guard;
+mod kept;
 mod load;
 mod request;
 mod slice;
@@ -12,9 +13,10 @@ mod test_support;
 
 pub use abi::{AbiRegistry, ArgValue, Function};
 pub use guard::{AccountDirectory, ExecMode, PolicyGuard};
+pub use kept::KeptAnswers;
 pub use load::{load_dir, PolicyBundle, PolicyError, Problem, ABI_DIR, SCHEMA_FILE};
 pub use request::{gwei_ceil, AccountFacts, Circumstances, FrameFacts, Resource, TxFacts};
-pub use slice::ActionSlice;
+pub use slice::{ActionSlice, RoleSlice};
 
 use crate::principal::Caller;
 use arc_swap::ArcSwap;
@@ -115,45 +117,6 @@ impl std::fmt::Debug for PolicyEngine {
     }
 }
 
-/// Most node-level answers kept per caller: one per action in the schema,
-/// far fewer in practice.
-const NODE_ANSWERS_CAP: usize = 256;
-
-/// The node-level answers one caller has been given (may it call this
-/// method, view all, act for others). Such a question depends only on the
-/// caller (principal and wallets), the action, the policies in force and the
-/// hour, so it is judged once per policy version and hour. Every asking is
-/// still reported to the decision sink, so the audit trail is unchanged;
-/// only the Cedar evaluation is saved (several per request otherwise).
-#[derive(Default)]
-pub struct NodeAnswers {
-    bundle: Option<Arc<PolicyBundle>>,
-    hour: u64,
-    answers: std::collections::HashMap<String, Decision>,
-}
-
-impl std::fmt::Debug for NodeAnswers {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("NodeAnswers")
-            .field("hour", &self.hour)
-            .field("answers", &self.answers.len())
-            .finish_non_exhaustive()
-    }
-}
-
-impl NodeAnswers {
-    /// Forgets every answer given under other policies or in another hour.
-    fn refresh(&mut self, bundle: &Arc<PolicyBundle>, hour: u64) {
-        let current =
-            self.hour == hour && self.bundle.as_ref().is_some_and(|b| Arc::ptr_eq(b, bundle));
-        if !current {
-            self.answers.clear();
-            self.bundle = Some(bundle.clone());
-            self.hour = hour;
-        }
-    }
-}
-
 /// `Node::"appliance"` as decision records name it.
 fn node_uid_str() -> &'static str {
     static NODE: std::sync::OnceLock<String> = std::sync::OnceLock::new();
@@ -250,7 +213,8 @@ impl PolicyEngine {
         let (judged_uid, decision) = match (resource, circumstances) {
             (Resource::Node, Circumstances::Rpc) => (None, self.node_answer(caller, action, hour)),
             _ => {
-                let (uid, decision) = self.judge(caller, action, resource, circumstances, hour);
+                let (uid, decision) =
+                    self.resource_answer(caller, action, resource, circumstances, hour);
                 (Some(uid), decision)
             }
         };
@@ -279,29 +243,6 @@ impl PolicyEngine {
             },
             _ => decision,
         }
-    }
-
-    /// A node-level question (`Resource::Node` under `Circumstances::Rpc`):
-    /// answered from the caller's [`NodeAnswers`] when this caller asked it
-    /// under the same policies in the same hour, else judged and kept.
-    fn node_answer(&self, caller: &Caller, action: &str, hour: u64) -> Decision {
-        let bundle = self.bundle.load_full();
-        {
-            let mut memo = caller.answers.0.lock();
-            memo.refresh(&bundle, hour);
-            if let Some(known) = memo.answers.get(action) {
-                return known.clone();
-            }
-        }
-        // Judged under the bundle loaded above or a newer one: kept under
-        // the older key at worst, which the next refresh clears.
-        let (_, decision) = self.judge(caller, action, &Resource::Node, &Circumstances::Rpc, hour);
-        let mut memo = caller.answers.0.lock();
-        memo.refresh(&bundle, hour);
-        if memo.answers.len() < NODE_ANSWERS_CAP {
-            memo.answers.insert(action.to_owned(), decision.clone());
-        }
-        decision
     }
 
     /// What `decide` would answer, without recording a decision: the admin
@@ -355,7 +296,7 @@ impl PolicyEngine {
         let (set, actions) = match bundle.slices.get(action) {
             Some(s) => {
                 sliced = s.for_roles(&caller.principal.roles);
-                (&*sliced, &s.entities)
+                (&sliced.set, &s.entities)
             }
             None => (&bundle.set, &bundle.actions),
         };

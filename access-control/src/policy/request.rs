@@ -153,12 +153,21 @@ pub(super) fn principal_entity(caller: &Caller) -> Entity {
     Entity::new(uid(p.kind.entity_type(), &p.id), attrs, parents).expect("literal attributes")
 }
 
+/// The resource's uid alone (how decision records name it).
+pub(super) fn resource_uid(resource: &Resource) -> EntityUid {
+    match resource {
+        Resource::Node => uid("Node", "appliance"),
+        Resource::Account(a) => uid("Account", &addr_str(&a.address)),
+        Resource::Transaction(t) => uid("Transaction", &format!("{:#x}", t.hash)),
+    }
+}
+
 /// The resource's entity and uid.
 pub(super) fn resource_entity(resource: &Resource) -> (EntityUid, Option<Entity>) {
+    let id = resource_uid(resource);
     match resource {
-        Resource::Node => (uid("Node", "appliance"), None),
+        Resource::Node => (id, None),
         Resource::Account(a) => {
-            let id = uid("Account", &addr_str(&a.address));
             let attrs = HashMap::from([
                 ("address".to_owned(), addr(&a.address)),
                 (
@@ -175,7 +184,6 @@ pub(super) fn resource_entity(resource: &Resource) -> (EntityUid, Option<Entity>
             (id, Some(e))
         }
         Resource::Transaction(t) => {
-            let id = uid("Transaction", &format!("{:#x}", t.hash));
             let attrs = HashMap::from([
                 ("from".to_owned(), addr(&t.from)),
                 (

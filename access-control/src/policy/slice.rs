@@ -11,7 +11,10 @@
 //! its roles, so `principal in Role::"x"` cannot match without role `x`.
 //! Each action's set is narrowed further per set of roles, on first use.
 
-use cedar_policy::{ActionConstraint, Entities, EntityUid, Policy, PolicySet, PrincipalConstraint};
+use cedar_policy::{
+    ActionConstraint, Entities, EntityUid, Policy, PolicySet, PrincipalConstraint,
+    ResourceConstraint,
+};
 use parking_lot::RwLock;
 use std::{
     collections::{BTreeSet, HashMap, HashSet},
@@ -30,16 +33,37 @@ pub struct ActionSlice {
     /// The action's entity and its ancestors (method families), enough for
     /// any `action in …` condition.
     pub entities: Entities,
-    by_roles: RwLock<HashMap<BTreeSet<String>, Arc<PolicySet>>>,
+    by_roles: RwLock<HashMap<BTreeSet<String>, Arc<RoleSlice>>>,
+}
+
+/// One action's policies for one set of roles.
+#[derive(Debug)]
+pub struct RoleSlice {
+    /// The policies that can apply.
+    pub set: PolicySet,
+    /// No policy of `set` has a `when` or `unless` clause or constrains
+    /// the resource. Its scope can then only look at the principal (its
+    /// identity, type and roles) and the action, so one caller's answer for
+    /// this action is the same for every resource, context and hour.
+    pub unconditional: bool,
+}
+
+impl RoleSlice {
+    fn new(set: PolicySet) -> Self {
+        let unconditional = set.policies().all(|p| {
+            !p.has_non_scope_constraint() && p.resource_constraint() == ResourceConstraint::Any
+        });
+        Self { set, unconditional }
+    }
 }
 
 impl ActionSlice {
     /// The policies that can apply to a principal holding exactly `roles`.
-    pub fn for_roles(&self, roles: &BTreeSet<String>) -> Arc<PolicySet> {
+    pub fn for_roles(&self, roles: &BTreeSet<String>) -> Arc<RoleSlice> {
         if let Some(set) = self.by_roles.read().get(roles) {
             return set.clone();
         }
-        let narrowed = Arc::new(subset(&self.set, |policy| {
+        let narrowed = Arc::new(RoleSlice::new(subset(&self.set, |policy| {
             match policy.principal_constraint() {
                 PrincipalConstraint::In(group) if is_role(&group) => {
                     roles.contains(group.id().unescaped())
@@ -48,7 +72,7 @@ impl ActionSlice {
                 // depend on roles alone).
                 _ => true,
             }
-        }));
+        })));
         let mut cache = self.by_roles.write();
         if cache.len() < ROLE_SETS_CACHED {
             cache.insert(roles.clone(), narrowed.clone());

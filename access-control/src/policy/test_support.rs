@@ -1,7 +1,8 @@
-//! What the policy tests share: a sink that counts decisions, and a
+//! What the policy tests share: sinks that count or keep decisions, and a
 //! writable copy of the shipped policies for reload tests.
 
 use super::{DecisionEvent, DecisionSink, PolicyEngine};
+use parking_lot::Mutex;
 use std::{
     path::Path,
     sync::{
@@ -26,6 +27,27 @@ impl Counting {
 impl DecisionSink for Counting {
     fn record(&self, _: &DecisionEvent<'_>) -> Result<(), String> {
         self.0.fetch_add(1, Ordering::Relaxed);
+        Ok(())
+    }
+}
+
+/// Keeps (resource, allowed, rule) of every decision reported to it.
+pub(super) struct Recording(Arc<Mutex<Vec<(String, bool, String)>>>);
+
+impl Recording {
+    /// Routes `engine`'s decisions here; returns what was recorded.
+    pub(super) fn on(engine: &PolicyEngine) -> Arc<Mutex<Vec<(String, bool, String)>>> {
+        let kept = Arc::new(Mutex::new(Vec::new()));
+        engine.set_sink(Box::new(Recording(kept.clone())));
+        kept
+    }
+}
+
+impl DecisionSink for Recording {
+    fn record(&self, e: &DecisionEvent<'_>) -> Result<(), String> {
+        self.0
+            .lock()
+            .push((e.resource.to_owned(), e.allowed, e.rule.to_owned()));
         Ok(())
     }
 }
