@@ -79,9 +79,14 @@ impl PolicyEngine {
                 return known.clone();
             }
         }
-        // Judged under the bundle loaded above or a newer one: kept under
-        // the older key at worst, which the next refresh clears.
-        let (_, decision) = self.judge(caller, action, &Resource::Node, &Circumstances::Rpc, hour);
+        let (_, decision) = self.judge(
+            &bundle,
+            caller,
+            action,
+            &Resource::Node,
+            &Circumstances::Rpc,
+            hour,
+        );
         let mut kept = caller.answers.0.lock();
         kept.refresh(&bundle, hour);
         keep(&mut kept.node, action, &decision);
@@ -105,7 +110,7 @@ impl PolicyEngine {
             .get(action)
             .is_some_and(|s| s.for_roles(&caller.principal.roles).unconditional);
         if !unconditional {
-            return self.judge(caller, action, resource, circumstances, hour);
+            return self.judge(&bundle, caller, action, resource, circumstances, hour);
         }
         {
             let mut kept = caller.answers.0.lock();
@@ -114,7 +119,11 @@ impl PolicyEngine {
                 return (request::resource_uid(resource), known.clone());
             }
         }
-        let (uid, decision) = self.judge(caller, action, resource, circumstances, hour);
+        // Judged under the very bundle whose slice was found unconditional
+        // (not a newer one loaded meanwhile): the answer is reused for any
+        // resource and context, so it must come from the policies it is
+        // kept under.
+        let (uid, decision) = self.judge(&bundle, caller, action, resource, circumstances, hour);
         let mut kept = caller.answers.0.lock();
         kept.refresh(&bundle, hour);
         keep(&mut kept.unconditional, action, &decision);

@@ -255,13 +255,24 @@ impl PolicyEngine {
         resource: &Resource,
         circumstances: &Circumstances,
     ) -> Decision {
-        self.judge(caller, action, resource, circumstances, request::hour_utc())
-            .1
+        let bundle = self.bundle.load();
+        self.judge(
+            &bundle,
+            caller,
+            action,
+            resource,
+            circumstances,
+            request::hour_utc(),
+        )
+        .1
     }
 
-    /// The decision, and the resource as the policies name it.
+    /// The decision under `bundle`, and the resource as the policies name
+    /// it. The caller loads the bundle once, so whatever it keeps of the
+    /// answer is keyed by the policies that gave it.
     fn judge(
         &self,
+        bundle: &PolicyBundle,
         caller: &Caller,
         action: &str,
         resource: &Resource,
@@ -270,6 +281,7 @@ impl PolicyEngine {
     ) -> (EntityUid, Decision) {
         let (resource_uid, resource_entity) = request::resource_entity(resource);
         let decision = self.evaluate(
+            bundle,
             caller,
             action,
             &resource_uid,
@@ -280,8 +292,10 @@ impl PolicyEngine {
         (resource_uid, decision)
     }
 
+    #[allow(clippy::too_many_arguments)]
     fn evaluate(
         &self,
+        bundle: &PolicyBundle,
         caller: &Caller,
         action: &str,
         resource_uid: &EntityUid,
@@ -289,7 +303,6 @@ impl PolicyEngine {
         circumstances: &Circumstances,
         hour: u64,
     ) -> Decision {
-        let bundle = self.bundle.load();
         // An action the schema does not know still gets a decision (from
         // the policies that name no action): the whole set.
         let sliced;
@@ -445,7 +458,8 @@ mod tests {
             let c = caller(role);
             for (action, resource, circumstances) in &questions {
                 let (uid, entity) = request::resource_entity(resource);
-                let sliced = engine.evaluate(&c, action, &uid, entity.clone(), circumstances, 9);
+                let sliced =
+                    engine.evaluate(&bundle, &c, action, &uid, entity.clone(), circumstances, 9);
                 let whole = engine.evaluate_against(
                     &bundle.set,
                     &bundle.actions,

@@ -60,8 +60,8 @@ impl RoleSlice {
 impl ActionSlice {
     /// The policies that can apply to a principal holding exactly `roles`.
     pub fn for_roles(&self, roles: &BTreeSet<String>) -> Arc<RoleSlice> {
-        if let Some(set) = self.by_roles.read().get(roles) {
-            return set.clone();
+        if let Some(slice) = self.by_roles.read().get(roles) {
+            return slice.clone();
         }
         let narrowed = Arc::new(RoleSlice::new(subset(&self.set, |policy| {
             match policy.principal_constraint() {
