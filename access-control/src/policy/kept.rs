@@ -60,37 +60,30 @@ impl KeptAnswers {
     }
 }
 
-fn keep(map: &mut HashMap<String, Decision>, action: &str, decision: &Decision) {
-    if map.len() < KEPT_CAP {
-        map.insert(action.to_owned(), decision.clone());
-    }
-}
-
 impl PolicyEngine {
     /// A node-level question: answered from the caller's kept answers when
     /// this caller asked it under the same policies in the same hour, else
     /// judged and kept.
     pub(super) fn node_answer(&self, caller: &Caller, action: &str, hour: u64) -> Decision {
         let bundle = self.bundle.load_full();
-        {
-            let mut kept = caller.answers.0.lock();
-            kept.refresh(&bundle, hour);
-            if let Some(known) = kept.node.get(action) {
-                return known.clone();
-            }
-        }
-        let (_, decision) = self.judge(
-            &bundle,
+        kept_or_judged(
             caller,
-            action,
-            &Resource::Node,
-            &Circumstances::Rpc,
+            &bundle,
             hour,
-        );
-        let mut kept = caller.answers.0.lock();
-        kept.refresh(&bundle, hour);
-        keep(&mut kept.node, action, &decision);
-        decision
+            action,
+            |k| &mut k.node,
+            || {
+                self.judge(
+                    &bundle,
+                    caller,
+                    action,
+                    &Resource::Node,
+                    &Circumstances::Rpc,
+                    hour,
+                )
+                .1
+            },
+        )
     }
 
     /// Any other question, and the resource as the policies name it: kept
@@ -112,44 +105,59 @@ impl PolicyEngine {
         if !unconditional {
             return self.judge(&bundle, caller, action, resource, circumstances, hour);
         }
-        {
-            let mut kept = caller.answers.0.lock();
-            kept.refresh(&bundle, hour);
-            if let Some(known) = kept.unconditional.get(action) {
-                return (request::resource_uid(resource), known.clone());
-            }
-        }
         // Judged under the very bundle whose slice was found unconditional
         // (not a newer one loaded meanwhile): the answer is reused for any
         // resource and context, so it must come from the policies it is
         // kept under.
-        let (uid, decision) = self.judge(&bundle, caller, action, resource, circumstances, hour);
-        let mut kept = caller.answers.0.lock();
-        kept.refresh(&bundle, hour);
-        keep(&mut kept.unconditional, action, &decision);
-        (uid, decision)
+        let decision = kept_or_judged(
+            caller,
+            &bundle,
+            hour,
+            action,
+            |k| &mut k.unconditional,
+            || {
+                self.judge(&bundle, caller, action, resource, circumstances, hour)
+                    .1
+            },
+        );
+        (request::resource_uid(resource), decision)
     }
+}
+
+/// The caller's kept answer to `action` in the map `pick` names, or
+/// `judge`'s, kept there (up to [`KEPT_CAP`]). The lock is not held while
+/// judging; `bundle` must be the one `judge` decides under.
+fn kept_or_judged(
+    caller: &Caller,
+    bundle: &Arc<PolicyBundle>,
+    hour: u64,
+    action: &str,
+    pick: impl Fn(&mut KeptAnswers) -> &mut HashMap<String, Decision>,
+    judge: impl FnOnce() -> Decision,
+) -> Decision {
+    {
+        let mut kept = caller.answers.0.lock();
+        kept.refresh(bundle, hour);
+        if let Some(known) = pick(&mut kept).get(action) {
+            return known.clone();
+        }
+    }
+    let decision = judge();
+    let mut kept = caller.answers.0.lock();
+    kept.refresh(bundle, hour);
+    let map = pick(&mut kept);
+    if map.len() < KEPT_CAP {
+        map.insert(action.to_owned(), decision.clone());
+    }
+    decision
 }
 
 #[cfg(test)]
 mod tests {
     use super::super::{test_support, AccountFacts, FrameFacts};
     use super::*;
-    use crate::principal::{Principal, PrincipalKind};
     use alloy_primitives::{Address, U256};
-
-    fn caller(role: &str) -> Caller {
-        Caller::new(
-            Arc::new(Principal {
-                kind: PrincipalKind::ApiKey,
-                id: format!("k_{role}"),
-                roles: [role.to_owned()].into_iter().collect(),
-                org: "bank-a".into(),
-                expires_at: None,
-            }),
-            [Address::repeat_byte(1)].into_iter().collect(),
-        )
-    }
+    use test_support::caller;
 
     fn account(byte: u8) -> Resource {
         Resource::Account(AccountFacts {

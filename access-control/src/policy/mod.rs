@@ -385,21 +385,8 @@ fn deny_with_error(e: String) -> Decision {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::principal::{Principal, PrincipalKind};
     use alloy_primitives::{Address, U256};
-
-    fn caller(role: &str) -> Caller {
-        Caller::new(
-            Arc::new(Principal {
-                kind: PrincipalKind::User,
-                id: format!("{role}-1"),
-                roles: role.split('+').map(str::to_owned).collect(),
-                org: "bank-a".into(),
-                expires_at: None,
-            }),
-            [Address::repeat_byte(1)].into_iter().collect(),
-        )
-    }
+    use test_support::caller;
 
     /// Slicing by action must change nothing: every (role, action) decides
     /// the same, with the same rule and errors, as over the whole set.

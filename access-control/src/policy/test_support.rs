@@ -1,7 +1,10 @@
-//! What the policy tests share: sinks that count or keep decisions, and a
-//! writable copy of the shipped policies for reload tests.
+//! What the policy tests share: a caller of given roles, sinks that count
+//! or keep decisions, and a writable copy of the shipped policies for
+//! reload tests.
 
 use super::{DecisionEvent, DecisionSink, PolicyEngine};
+use crate::principal::{Caller, Principal, PrincipalKind};
+use alloy_primitives::Address;
 use parking_lot::Mutex;
 use std::{
     path::Path,
@@ -10,6 +13,21 @@ use std::{
         Arc,
     },
 };
+
+/// A user of organization `bank-a` holding `roles` (`+`-separated), with
+/// one wallet.
+pub(super) fn caller(roles: &str) -> Caller {
+    Caller::new(
+        Arc::new(Principal {
+            kind: PrincipalKind::User,
+            id: format!("{roles}-1"),
+            roles: roles.split('+').map(str::to_owned).collect(),
+            org: "bank-a".into(),
+            expires_at: None,
+        }),
+        [Address::repeat_byte(1)].into_iter().collect(),
+    )
+}
 
 /// Counts the decisions reported to it.
 #[derive(Default)]
