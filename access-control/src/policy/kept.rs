@@ -256,16 +256,11 @@ mod tests {
                 .decide(&admin, "transfer", &account(7), &transfer(10))
                 .allowed
         );
-        let file = dir.path().join("bank.cedar");
-        let text = std::fs::read_to_string(&file).unwrap();
-        std::fs::write(
-            &file,
-            format!(
-                "{text}\n@id(\"cap.everyone\")\nforbid (principal, action == Prividium::Action::\"transfer\", resource)\nwhen {{ context.value_gwei > 5000000000 }};\n"
-            ),
-        )
-        .unwrap();
-        assert!(engine.reload().unwrap().changed);
+        test_support::add_policy(
+            &engine,
+            dir.path(),
+            "@id(\"cap.everyone\")\nforbid (principal, action == Prividium::Action::\"transfer\", resource)\nwhen { context.value_gwei > 5000000000 };",
+        );
         let d = engine.decide(&admin, "transfer", &account(7), &transfer(10));
         assert!(!d.allowed);
         assert_eq!(d.rule, "cap.everyone");

@@ -491,16 +491,11 @@ mod tests {
         assert!(send(&trader));
         assert!(send(&trader.clone()), "the kept answer is the same");
 
-        let file = dir.path().join("bank.cedar");
-        let text = std::fs::read_to_string(&file).unwrap();
-        std::fs::write(
-            &file,
-            format!(
-                "{text}\n@id(\"freeze.sends\")\nforbid (principal, action == Prividium::Action::\"eth_sendRawTransaction\", resource);\n"
-            ),
-        )
-        .unwrap();
-        assert!(engine.reload().unwrap().changed);
+        test_support::add_policy(
+            &engine,
+            dir.path(),
+            "@id(\"freeze.sends\")\nforbid (principal, action == Prividium::Action::\"eth_sendRawTransaction\", resource);",
+        );
         let d = engine.decide(
             &trader,
             "eth_sendRawTransaction",

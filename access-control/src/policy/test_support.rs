@@ -86,3 +86,12 @@ pub(super) fn shipped_policies_copy() -> tempfile::TempDir {
     }
     dir
 }
+
+/// Appends `policy` (Cedar text) to the copy's `bank.cedar` and reloads
+/// `engine` from it; the reload must take.
+pub(super) fn add_policy(engine: &PolicyEngine, dir: &Path, policy: &str) {
+    let file = dir.join("bank.cedar");
+    let text = std::fs::read_to_string(&file).unwrap();
+    std::fs::write(&file, format!("{text}\n{policy}\n")).unwrap();
+    assert!(engine.reload().unwrap().changed);
+}
