@@ -18,7 +18,7 @@ run_one() { # <binary> <label> [bench args…]
   local bin="$1" label="$2"; shift 2
   local dir="$WORK/$label" port
   port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
-  APPLIANCE_LOG=warn "$bin" dev --data-dir "$dir" --rpc-addr "127.0.0.1:$port" &
+  PRIVIDIUM_LOG=warn "$bin" dev --data-dir "$dir" --rpc-addr "127.0.0.1:$port" &
   local pid=$!
   for _ in $(seq 1 300); do [[ -f "$dir/dev.json" ]] && break; sleep 0.1; done
   "$B" bench --dev-file "$dir/dev.json" --json "$@" > "$WORK/$label.json"

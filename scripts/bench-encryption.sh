@@ -16,7 +16,7 @@ run_one() { # <encryption mode> [bench args…]
   local mode="$1"; shift
   local dir="$WORK/$mode" port
   port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
-  APPLIANCE_LOG=warn "$BIN" dev --data-dir "$dir" --rpc-addr "127.0.0.1:$port" --encryption "$mode" &
+  PRIVIDIUM_LOG=warn "$BIN" dev --data-dir "$dir" --rpc-addr "127.0.0.1:$port" --encryption "$mode" &
   local pid=$!
   for _ in $(seq 1 300); do [[ -f "$dir/dev.json" ]] && break; sleep 0.1; done
   "$BIN" bench --dev-file "$dir/dev.json" --json "$@" > "$WORK/$mode.json"

@@ -56,7 +56,7 @@ run_prividium() { # <scenario> <label> [bench args…]
   local scenario="$1" label="$2" dir="$WORK/$2" port pid
   shift 2
   port=$(free_port)
-  APPLIANCE_LOG=warn "$NODE_BIN" dev --data-dir "$dir" --rpc-addr "127.0.0.1:$port" >"$OUT/$label.log" 2>&1 &
+  PRIVIDIUM_LOG=warn "$NODE_BIN" dev --data-dir "$dir" --rpc-addr "127.0.0.1:$port" >"$OUT/$label.log" 2>&1 &
   pid=$!
   for _ in $(seq 1 600); do [[ -f "$dir/dev.json" ]] && break; sleep 0.1; done
   [[ -f "$dir/dev.json" ]] || { echo "prividium dev did not start; see $OUT/$label.log" >&2; exit 1; }

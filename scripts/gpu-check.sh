@@ -107,7 +107,7 @@ for name in "${names[@]}"; do
     nvidia-smi --query-gpu=memory.used --format=csv,noheader,nounits -i "$gpu" -lms 100 > "$out/$name.gpumem" &
     sampler=$!
   fi
-  APPLIANCE_LOG="${APPLIANCE_LOG:-warn}" "$bin" prover prove "prover/corpus/$name.witness" \
+  PRIVIDIUM_LOG="${PRIVIDIUM_LOG:-warn}" "$bin" prover prove "prover/corpus/$name.witness" \
     --out "$out" --guest-elf "$elf" --program-id "$program_id" "${gpu_args[@]}"
   if [ -n "$sampler" ]; then
     kill "$sampler" 2>/dev/null || true

@@ -38,7 +38,7 @@ command -v perf >/dev/null || { echo "perf not found (apt-get install linux-perf
 WORK="$(mktemp -d)"
 trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$WORK"' EXIT
 port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
-APPLIANCE_LOG=warn "$NODE_BIN" dev --data-dir "$WORK/node" --rpc-addr "127.0.0.1:$port" >"$WORK/node.log" 2>&1 &
+PRIVIDIUM_LOG=warn "$NODE_BIN" dev --data-dir "$WORK/node" --rpc-addr "127.0.0.1:$port" >"$WORK/node.log" 2>&1 &
 pid=$!
 for _ in $(seq 1 600); do [[ -f "$WORK/node/dev.json" ]] && break; sleep 0.1; done
 "$BIN" bench --dev-file "$WORK/node/dev.json" --scenario "$SCENARIO" --txs "$TXS" --batch "$BATCH" \

@@ -21,7 +21,8 @@ pub mod store;
 pub mod wallets;
 
 pub use authn::{AuthError, Authenticator};
-pub use principal::{addr_str, Caller, Principal, PrincipalKind};
+pub use policy::Caller;
+pub use principal::{addr_str, Principal, PrincipalKind};
 
 /// Sub-directory of the data directory holding keys, bindings and the
 /// contract directory.

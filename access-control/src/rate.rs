@@ -41,7 +41,7 @@ pub struct PrincipalLimits {
 /// `[rate_limits]` of the configuration.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
-pub struct RateLimitSettings {
+pub struct RateLimitConfig {
     /// Off: nothing is limited (benchmarks of the bare node only).
     pub enabled: bool,
     /// Limits of a principal none of whose roles is listed in `roles`.
@@ -54,7 +54,7 @@ pub struct RateLimitSettings {
     pub report_interval_s: u64,
 }
 
-impl Default for RateLimitSettings {
+impl Default for RateLimitConfig {
     fn default() -> Self {
         let limits = |req: f64, calls: f64| PrincipalLimits {
             requests: Rate {
@@ -87,7 +87,7 @@ impl Default for RateLimitSettings {
     }
 }
 
-impl RateLimitSettings {
+impl RateLimitConfig {
     /// Problems, each naming its key.
     pub fn problems(&self) -> Vec<String> {
         let mut p = Vec::new();
@@ -194,7 +194,7 @@ const MAX_TRACKED: usize = 100_000;
 /// The buckets of every principal and organization seen recently.
 #[derive(Debug)]
 pub struct RateLimiter {
-    settings: RateLimitSettings,
+    settings: RateLimitConfig,
     state: Mutex<State>,
 }
 
@@ -206,7 +206,7 @@ struct State {
 
 impl RateLimiter {
     /// A limiter with `settings`.
-    pub fn new(settings: RateLimitSettings) -> Self {
+    pub fn new(settings: RateLimitConfig) -> Self {
         Self {
             settings,
             state: Mutex::new(State::default()),
@@ -381,7 +381,7 @@ mod tests {
         }
     }
 
-    fn settings() -> RateLimitSettings {
+    fn settings() -> RateLimitConfig {
         let l = |req: f64, calls: f64| PrincipalLimits {
             requests: Rate {
                 per_s: req,
@@ -392,7 +392,7 @@ mod tests {
                 burst: calls,
             },
         };
-        RateLimitSettings {
+        RateLimitConfig {
             enabled: true,
             default: l(10.0, 100.0),
             roles: HashMap::from([("counterparty".into(), l(2.0, 10.0))]),

@@ -44,7 +44,7 @@ const DEFAULT_POLICIES: [(&str, &str); 4] = [
 
 /// Access-control settings of a node.
 #[derive(Debug, Clone)]
-pub struct AccessParams {
+pub struct AccessConfig {
     /// Policy directory; seeded with the default set when it does not exist.
     pub policies_dir: PathBuf,
     /// Trusted OIDC issuers.
@@ -56,7 +56,7 @@ pub struct AccessParams {
     /// Wallets to bind at start: (address, principal, organization).
     pub bind_wallets: Vec<(Address, String, String)>,
     /// Requests and calls per principal, role and organization.
-    pub rate_limits: access_control::rate::RateLimitSettings,
+    pub rate_limits: access_control::rate::RateLimitConfig,
 }
 
 /// Writes the default policies into `dir` unless it already exists.
@@ -100,7 +100,7 @@ fn bootstrap_admin(docs: &DocDir, sha256: &str) -> Result<()> {
 pub async fn open(
     data_dir: &Path,
     chain_id: u64,
-    params: &AccessParams,
+    params: &AccessConfig,
     cipher: Option<SharedCipher>,
     trail: Trail,
 ) -> Result<Arc<Access>> {

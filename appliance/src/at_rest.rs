@@ -4,6 +4,7 @@
 //! The settings (never secrets) are recorded in `keys/encryption.json` at
 //! first start, so `prividium keys …` can open the same keyring later.
 
+use crate::node::data_dir::ENCRYPTION_SETTINGS_FILE;
 use anyhow::{bail, Context, Result};
 use encryption::{
     provider::{KdfParams, LocalKeyFile, Passphrase, TransitConfig, TransitProvider},
@@ -16,7 +17,6 @@ use std::{
 };
 use storage::SharedCipher;
 
-const SETTINGS_FILE: &str = "encryption.json";
 const DEV_PASSPHRASE_FILE: &str = "dev-passphrase";
 /// Default name of the local sealed key file inside `keys/`.
 pub const KEY_FILE: &str = "kek.sealed";
@@ -39,7 +39,7 @@ pub enum PassphraseSource {
 /// Encryption-at-rest settings (`[encryption]` in the config).
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(tag = "provider", rename_all = "snake_case")]
-pub enum EncryptionSettings {
+pub enum EncryptionConfig {
     /// Nothing encrypted (benchmarks and tests of the plaintext path only).
     Off,
     /// A KEK file sealed by a passphrase (argon2id).
@@ -57,10 +57,10 @@ pub enum EncryptionSettings {
     Transit(TransitConfig),
 }
 
-impl EncryptionSettings {
+impl EncryptionConfig {
     /// Reads the settings recorded in a data directory.
     pub fn recorded(data_dir: &Path) -> Result<Option<Self>> {
-        let path = data_dir.join(KEYS_DIR).join(SETTINGS_FILE);
+        let path = data_dir.join(KEYS_DIR).join(ENCRYPTION_SETTINGS_FILE);
         match std::fs::read(&path) {
             Ok(raw) => Ok(Some(
                 serde_json::from_slice(&raw)
@@ -74,7 +74,10 @@ impl EncryptionSettings {
     fn record(&self, data_dir: &Path) -> Result<()> {
         let dir = data_dir.join(KEYS_DIR);
         std::fs::create_dir_all(&dir)?;
-        std::fs::write(dir.join(SETTINGS_FILE), serde_json::to_vec_pretty(self)?)?;
+        std::fs::write(
+            dir.join(ENCRYPTION_SETTINGS_FILE),
+            serde_json::to_vec_pretty(self)?,
+        )?;
         Ok(())
     }
 
@@ -116,10 +119,10 @@ fn read_passphrase(data_dir: &Path, source: &PassphraseSource) -> Result<Passphr
 }
 
 /// Builds the provider the settings name (local: unlocks the key file now).
-pub fn provider(data_dir: &Path, settings: &EncryptionSettings) -> Result<Arc<dyn KeyProvider>> {
+pub fn provider(data_dir: &Path, settings: &EncryptionConfig) -> Result<Arc<dyn KeyProvider>> {
     Ok(match settings {
-        EncryptionSettings::Off => bail!("encryption is off"),
-        EncryptionSettings::Local {
+        EncryptionConfig::Off => bail!("encryption is off"),
+        EncryptionConfig::Local {
             key_file,
             passphrase,
             kdf,
@@ -134,7 +137,7 @@ pub fn provider(data_dir: &Path, settings: &EncryptionSettings) -> Result<Arc<dy
                 kdf.unwrap_or_default(),
             )?)
         }
-        EncryptionSettings::Transit(t) => Arc::new(TransitProvider::new(t.clone())?),
+        EncryptionConfig::Transit(t) => Arc::new(TransitProvider::new(t.clone())?),
     })
 }
 
@@ -161,18 +164,18 @@ pub enum UnsealError {
 }
 
 /// Checks the settings against the data directory and records them.
-pub fn prepare(data_dir: &Path, settings: &EncryptionSettings) -> Result<()> {
+pub fn prepare(data_dir: &Path, settings: &EncryptionConfig) -> Result<()> {
     let keyring = Keyring::new(data_dir);
     let log = data_dir.join(sequencer::BLOCK_LOG_FILE);
     let has_blocks = std::fs::metadata(&log)
         .map(|m| m.len() > 8)
         .unwrap_or(false);
     match settings {
-        EncryptionSettings::Off if keyring.exists() => bail!(
+        EncryptionConfig::Off if keyring.exists() => bail!(
             "{} is encrypted (it has a keyring); configure its key provider instead of turning encryption off",
             data_dir.display()
         ),
-        EncryptionSettings::Off => {
+        EncryptionConfig::Off => {
             tracing::warn!("encryption at rest is OFF: chain data is stored in plaintext");
         }
         _ if !keyring.exists() && has_blocks => bail!(
@@ -185,7 +188,7 @@ pub fn prepare(data_dir: &Path, settings: &EncryptionSettings) -> Result<()> {
 }
 
 /// Unlocks the keyring (creating it on first use).
-pub async fn unseal(data_dir: &Path, settings: &EncryptionSettings) -> Result<AtRest, UnsealError> {
+pub async fn unseal(data_dir: &Path, settings: &EncryptionConfig) -> Result<AtRest, UnsealError> {
     let provider = provider(data_dir, settings).map_err(classify)?;
     let keyring = Keyring::new(data_dir);
     let limits = KeyLimits::default();
@@ -212,7 +215,7 @@ pub async fn unseal(data_dir: &Path, settings: &EncryptionSettings) -> Result<At
 /// the number of live data-key versions.
 pub async fn verify_provider(
     data_dir: &Path,
-    settings: &EncryptionSettings,
+    settings: &EncryptionConfig,
 ) -> Result<(String, usize), UnsealError> {
     let provider = provider(data_dir, settings).map_err(classify)?;
     let live = Keyring::new(data_dir)
@@ -243,10 +246,10 @@ fn classify(e: anyhow::Error) -> UnsealError {
 
 /// The recorded provider and keyring of an encrypted data directory.
 pub fn provider_for(data_dir: &Path) -> Result<(Arc<dyn KeyProvider>, Keyring)> {
-    match EncryptionSettings::recorded(data_dir)? {
+    match EncryptionConfig::recorded(data_dir)? {
         Some(s) if s.is_on() => Ok((provider(data_dir, &s)?, Keyring::new(data_dir))),
         _ => bail!(
-            "{} is not encrypted (no key provider recorded in keys/{SETTINGS_FILE})",
+            "{} is not encrypted (no key provider recorded in keys/{ENCRYPTION_SETTINGS_FILE})",
             data_dir.display()
         ),
     }
@@ -267,7 +270,7 @@ pub async fn cipher_to_open(
     data_dir: &Path,
     known: Option<Arc<dyn KeyProvider>>,
 ) -> Result<Option<SharedCipher>> {
-    match EncryptionSettings::recorded(data_dir)? {
+    match EncryptionConfig::recorded(data_dir)? {
         Some(s) if s.is_on() => {
             let provider = match known {
                 Some(p) => p,
@@ -284,7 +287,7 @@ pub async fn cipher_to_open(
 
 /// Unlocks an encrypted data directory for a CLI command (None: plaintext).
 pub async fn open_recorded(data_dir: &Path) -> Result<Option<AtRest>> {
-    match EncryptionSettings::recorded(data_dir)? {
+    match EncryptionConfig::recorded(data_dir)? {
         Some(s) if s.is_on() => match unseal(data_dir, &s).await {
             Ok(a) => Ok(Some(a)),
             Err(UnsealError::Retry(r)) => bail!("key provider unavailable: {r}"),
@@ -300,7 +303,7 @@ mod tests {
 
     #[test]
     fn settings_parse_from_toml_and_reject_unknown_keys() {
-        let t: EncryptionSettings = toml::from_str(
+        let t: EncryptionConfig = toml::from_str(
             r#"
 provider = "transit"
 address = "https://bao.bank.internal:8200"
@@ -310,21 +313,21 @@ auth = { approle = { role_id = "r-1", secret_id_file = "/run/secrets/sid" } }
         )
         .unwrap();
         match t {
-            EncryptionSettings::Transit(c) => {
+            EncryptionConfig::Transit(c) => {
                 assert_eq!(c.mount, "transit");
                 assert_eq!(c.key, "prividium");
             }
             other => panic!("{other:?}"),
         }
-        let l: EncryptionSettings = toml::from_str(
+        let l: EncryptionConfig = toml::from_str(
             "provider = \"local\"\npassphrase = { env = \"PRIVIDIUM_PASSPHRASE\" }\n",
         )
         .unwrap();
         assert!(matches!(
             l,
-            EncryptionSettings::Local { passphrase: PassphraseSource::Env(ref v), .. } if v == "PRIVIDIUM_PASSPHRASE"
+            EncryptionConfig::Local { passphrase: PassphraseSource::Env(ref v), .. } if v == "PRIVIDIUM_PASSPHRASE"
         ));
-        let bad = toml::from_str::<EncryptionSettings>(
+        let bad = toml::from_str::<EncryptionConfig>(
             "provider = \"transit\"\naddress = \"https://x\"\nkey = \"k\"\nauth = { token = { env = \"T\" } }\ntoken = \"s.leaked\"\n",
         );
         assert!(bad.is_err(), "an inline token must not be accepted");

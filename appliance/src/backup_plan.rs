@@ -23,9 +23,11 @@
 //! exists is one that opens.
 
 use crate::{
-    at_rest,
-    chain_files::{self, CHAIN_FILE, GENESIS_FILE, STATE_FILE},
-    proving::{CHECKPOINT_FILE, PROOFS_DIR, PROVER_FILE},
+    at_rest, chain_files,
+    node::data_dir::{
+        AUDIT_DB, CHAIN_FILE, CHECKPOINT_FILE, DEV_ADMIN_HASH_FILE, DEV_SECRETS_FILE, GENESIS_FILE,
+        PROOFS_DIR, PROVER_FILE, STATE_FILE,
+    },
 };
 use anyhow::{bail, Context, Result};
 use audit::trail::{AUDIT_DIR, SETTINGS_FILE, WITNESS_FILE};
@@ -39,9 +41,7 @@ use storage::{KvStore, RedbStore};
 
 /// Files beside the chain that a `prividium dev` directory needs to start
 /// again (its funded accounts and admin key: dev data is not secret).
-const DEV_FILES: [&str; 2] = ["dev-secrets.json", "admin_key.sha256"];
-/// The audit database inside a backup.
-const AUDIT_DB: &str = "audit/audit.db";
+const DEV_FILES: [&str; 2] = [DEV_SECRETS_FILE, DEV_ADMIN_HASH_FILE];
 
 /// What the backup reads from.
 #[derive(Clone)]

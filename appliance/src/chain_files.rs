@@ -4,6 +4,7 @@
 //! created, so `replay` and restarts never depend on flags matching. The
 //! genesis is sealed on an encrypted appliance; the rules are not secret.
 
+use crate::node::data_dir::{CHAIN_FILE, GENESIS_FILE};
 use anyhow::{bail, Context, Result};
 use serde::{Deserialize, Serialize};
 use state_transition::{revm::primitives::hardfork::SpecId, ChainSpec, FeeMode};
@@ -42,10 +43,6 @@ impl ChainFile {
         })
     }
 }
-
-pub const GENESIS_FILE: &str = "genesis.json";
-pub const CHAIN_FILE: &str = "chain.json";
-pub const STATE_FILE: &str = "state.redb";
 
 /// Reads `chain.json`: the chain's rules (id, fee mode, gas limit), which
 /// are public and needed before the keys are unsealed.

@@ -27,21 +27,21 @@ pub struct Config {
     /// Fair share: requests and calls per principal, role and organization
     /// (default: on, see `access_control::rate`).
     #[serde(default)]
-    pub rate_limits: access_control::rate::RateLimitSettings,
+    pub rate_limits: access_control::rate::RateLimitConfig,
     /// Encryption at rest (required: say `provider = "off"` to store plaintext).
-    pub encryption: crate::at_rest::EncryptionSettings,
+    pub encryption: crate::at_rest::EncryptionConfig,
     /// Audit trail (default: SQLite in the data directory, kept forever).
     #[serde(default)]
-    pub audit: audit::trail::AuditSettings,
+    pub audit: audit::trail::AuditConfig,
     /// Batching and proving (default: off).
     #[serde(default)]
-    pub prover: crate::proving::ProverSettings,
+    pub prover: crate::proving::ProverConfig,
     /// Settlement of proven batches (default: off).
     #[serde(default)]
-    pub settlement: crate::settling::SettlementSettings,
+    pub settlement: crate::settling::SettlementConfig,
     /// The Prometheus scrape endpoint (default: on, 127.0.0.1:9464).
     #[serde(default)]
-    pub metrics: telemetry::MetricsSettings,
+    pub metrics: telemetry::MetricsConfig,
 }
 
 /// `[access]`.
@@ -297,7 +297,7 @@ impl Config {
                 problems.push(format!("{key} = {}: file not found", file.display()));
             }
         }
-        if let crate::at_rest::EncryptionSettings::Transit(t) = &config.encryption {
+        if let crate::at_rest::EncryptionConfig::Transit(t) = &config.encryption {
             let loopback = t.address.starts_with("http://127.0.0.1")
                 || t.address.starts_with("http://localhost");
             if !t.address.starts_with("https://") && !loopback {

@@ -44,88 +44,83 @@ fn mtime(path: &std::path::Path) -> Option<SystemTime> {
     std::fs::metadata(path).and_then(|m| m.modified()).ok()
 }
 
+/// How often the task looks at the keyring.
+const TICK: Duration = Duration::from_millis(250);
+/// How often usage is recorded (and the usage limit checked).
+const USAGE_EVERY: Duration = Duration::from_secs(30);
+
 /// Starts housekeeping for `at`, whose records are in `holdings`.
 pub fn spawn(at: AtRest, holdings: Holdings, trail: Trail) -> KeyTask {
     let stop = Arc::new(AtomicBool::new(false));
-    let flag = stop.clone();
+    let mut upkeep = Upkeep {
+        seen: mtime(&at.keyring.path()),
+        last_usage: Instant::now(),
+        pending: old_keys_live(&at),
+        retry_at: None,
+        job: None,
+        stop: stop.clone(),
+        at,
+        holdings,
+        trail,
+    };
     let handle = tokio::spawn(async move {
-        let ring_path = at.keyring.path();
-        let mut seen = mtime(&ring_path);
-        let mut last_usage = Instant::now();
-        let mut pending = old_keys_live(&at);
-        let mut retry_at: Option<Instant> = None;
-        let mut job: Option<tokio::task::JoinHandle<bool>> = None;
-        while !flag.load(Ordering::Relaxed) {
-            tokio::time::sleep(Duration::from_millis(250)).await;
-            // Every keyring write — a CLI rotation, this task's own usage
-            // report, rotation or retirement — is looked at here, next tick.
-            let now_seen = mtime(&ring_path);
-            if now_seen != seen {
-                seen = now_seen;
-                match at
-                    .keyring
-                    .refresh(at.provider.as_ref(), &at.cipher, at.limits)
-                    .await
-                {
-                    Ok(Some(_)) => pending = true,
-                    Ok(None) => {}
-                    Err(e) => tracing::error!(error = %e, "cannot load the rotated keyring"),
-                }
+        while !upkeep.stop.load(Ordering::Relaxed) {
+            tokio::time::sleep(TICK).await;
+            upkeep.pick_up_rotations().await;
+            if upkeep.last_usage.elapsed() > USAGE_EVERY {
+                upkeep.last_usage = Instant::now();
+                upkeep.record_usage().await;
+                upkeep.rotate_near_limit().await;
             }
-            if last_usage.elapsed() > Duration::from_secs(30) {
-                last_usage = Instant::now();
-                if let Err(e) = at
-                    .keyring
-                    .report_usage(at.provider.as_ref(), &at.cipher)
-                    .await
-                {
-                    tracing::warn!(error = %e, "cannot record data-key usage");
-                }
-                let (version, used) = at.cipher.sealed_total();
-                if used >= at.limits.max_records_per_key / 10 * 9 {
-                    tracing::warn!(version, used, "data key near its usage limit; rotating");
-                    let rotated = at.keyring.rotate_dek(at.provider.as_ref()).await;
-                    let (outcome, details) = match &rotated {
-                        Ok(v) => (
-                            Outcome::Allow,
-                            json!({ "version": v, "trigger": "usage limit" }),
-                        ),
-                        Err(e) => {
-                            tracing::error!(error = %e, "automatic data-key rotation failed");
-                            (
-                                Outcome::Error,
-                                json!({ "error": e.to_string(), "trigger": "usage limit" }),
-                            )
-                        }
-                    };
-                    let _ = trail.record(system(action::DEK_ROTATED, outcome).details(details));
-                }
-            }
-            if job.as_ref().is_some_and(|j| j.is_finished()) {
-                let retry = match job.take() {
-                    Some(j) => j.await.unwrap_or(true),
-                    None => false,
-                };
-                if retry {
-                    retry_at = Some(Instant::now() + RETRY_AFTER);
-                }
-            }
-            if retry_at.is_some_and(|t| Instant::now() >= t) {
-                retry_at = None;
-                pending = true;
-            }
-            if pending && job.is_none() {
-                pending = false;
-                let (at, holdings, stop, trail) =
-                    (at.clone(), holdings.clone(), flag.clone(), trail.clone());
-                job = Some(tokio::spawn(async move {
-                    rekey_and_record(&at, &holdings, stop, &trail).await
-                }));
-            }
+            upkeep.reseal_when_due().await;
         }
-        if let Some(j) = job {
-            let _ = j.await;
+        upkeep.finish().await;
+    });
+    KeyTask { stop, handle }
+}
+
+/// The housekeeping task's state between ticks.
+struct Upkeep {
+    at: AtRest,
+    holdings: Holdings,
+    trail: Trail,
+    stop: Arc<AtomicBool>,
+    /// The keyring file's modification time when last read.
+    seen: Option<SystemTime>,
+    last_usage: Instant,
+    /// Records may be sealed under a key other than the current one.
+    pending: bool,
+    /// When a failed or deferred re-sealing pass is tried again.
+    retry_at: Option<Instant>,
+    /// The re-sealing pass running now; true when it must be retried.
+    job: Option<tokio::task::JoinHandle<bool>>,
+}
+
+impl Upkeep {
+    /// Every keyring write (a CLI rotation, this task's own usage report,
+    /// rotation or retirement) is looked at here, next tick; a new current
+    /// key means records to re-seal.
+    async fn pick_up_rotations(&mut self) {
+        let at = &self.at;
+        let now_seen = mtime(&at.keyring.path());
+        if now_seen == self.seen {
+            return;
         }
+        self.seen = now_seen;
+        match at
+            .keyring
+            .refresh(at.provider.as_ref(), &at.cipher, at.limits)
+            .await
+        {
+            Ok(Some(_)) => self.pending = true,
+            Ok(None) => {}
+            Err(e) => tracing::error!(error = %e, "cannot load the rotated keyring"),
+        }
+    }
+
+    /// Writes how many records the current key has sealed to the keyring.
+    async fn record_usage(&self) {
+        let at = &self.at;
         if let Err(e) = at
             .keyring
             .report_usage(at.provider.as_ref(), &at.cipher)
@@ -133,8 +128,72 @@ pub fn spawn(at: AtRest, holdings: Holdings, trail: Trail) -> KeyTask {
         {
             tracing::warn!(error = %e, "cannot record data-key usage");
         }
-    });
-    KeyTask { stop, handle }
+    }
+
+    /// Rotates the data key at 90 % of its usage limit, and records it.
+    async fn rotate_near_limit(&self) {
+        let at = &self.at;
+        let (version, used) = at.cipher.sealed_total();
+        if used < at.limits.max_records_per_key / 10 * 9 {
+            return;
+        }
+        tracing::warn!(version, used, "data key near its usage limit; rotating");
+        let (outcome, details) = match at.keyring.rotate_dek(at.provider.as_ref()).await {
+            Ok(v) => (
+                Outcome::Allow,
+                json!({ "version": v, "trigger": "usage limit" }),
+            ),
+            Err(e) => {
+                tracing::error!(error = %e, "automatic data-key rotation failed");
+                (
+                    Outcome::Error,
+                    json!({ "error": e.to_string(), "trigger": "usage limit" }),
+                )
+            }
+        };
+        let _ = self
+            .trail
+            .record(system(action::DEK_ROTATED, outcome).details(details));
+    }
+
+    /// Collects a finished re-sealing pass, and starts one when records are
+    /// pending and none runs (one at a time; a failure waits
+    /// [`RETRY_AFTER`]).
+    async fn reseal_when_due(&mut self) {
+        if self.job.as_ref().is_some_and(|j| j.is_finished()) {
+            let retry = match self.job.take() {
+                Some(j) => j.await.unwrap_or(true),
+                None => false,
+            };
+            if retry {
+                self.retry_at = Some(Instant::now() + RETRY_AFTER);
+            }
+        }
+        if self.retry_at.is_some_and(|t| Instant::now() >= t) {
+            self.retry_at = None;
+            self.pending = true;
+        }
+        if self.pending && self.job.is_none() {
+            self.pending = false;
+            let (at, holdings, stop, trail) = (
+                self.at.clone(),
+                self.holdings.clone(),
+                self.stop.clone(),
+                self.trail.clone(),
+            );
+            self.job = Some(tokio::spawn(async move {
+                rekey_and_record(&at, &holdings, stop, &trail).await
+            }));
+        }
+    }
+
+    /// On stop: lets a running pass save its position, records usage.
+    async fn finish(mut self) {
+        if let Some(j) = self.job.take() {
+            let _ = j.await;
+        }
+        self.record_usage().await;
+    }
 }
 
 /// True when a data-key version other than the current one is not retired
@@ -189,6 +248,7 @@ async fn rekey_and_record(
             return true;
         }
         Err(e) => {
+            let e = format!("{e:#}");
             tracing::error!(error = %e, retry_in_s = RETRY_AFTER.as_secs(), "re-encryption failed");
             let details = json!({ "error": e });
             let _ = trail.record(system(action::REENCRYPTED, Outcome::Error).details(details));

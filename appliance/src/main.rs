@@ -20,7 +20,6 @@ mod disk;
 mod key_status;
 mod key_upkeep;
 mod node;
-mod node_gauges;
 mod node_rpc;
 mod provider_probe;
 mod proving;
@@ -46,7 +45,7 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 )]
 struct Cli {
     /// Log filter (tracing `EnvFilter` syntax).
-    #[arg(long, global = true, env = "APPLIANCE_LOG", default_value = "info")]
+    #[arg(long, global = true, env = "PRIVIDIUM_LOG", default_value = "info")]
     log: String,
     #[command(subcommand)]
     cmd: Cmd,
@@ -100,6 +99,7 @@ enum Cmd {
 }
 
 fn main() -> std::process::ExitCode {
+    let renamed = cli::legacy_env::adopt();
     let cli = Cli::parse();
     tracing_subscriber::fmt()
         .with_env_filter(
@@ -110,6 +110,9 @@ fn main() -> std::process::ExitCode {
         )
         .with_writer(std::io::stderr)
         .init();
+    for r in &renamed {
+        tracing::warn!("{}", r.warning());
+    }
     // Both ring and aws-lc-rs end up linked; pick one explicitly.
     let _ = rustls::crypto::ring::default_provider().install_default();
     let runtime = match tokio::runtime::Builder::new_multi_thread()

@@ -2,6 +2,7 @@
 //! head as the prover reads them, the sealed job store and the service.
 
 use crate::audit_trail::record_batch;
+use crate::node::data_dir::{DataDir, CHECKPOINT_FILE};
 use alloy_primitives::B256;
 use anyhow::{bail, Context, Result};
 use audit::action;
@@ -15,26 +16,16 @@ use sequencer::Sequencer;
 use serde::Deserialize;
 use serde_json::json;
 use state_transition::{AuditHead, ChainSpec, MemoryState};
-use std::{
-    path::{Path, PathBuf},
-    sync::Arc,
-    time::Duration,
-};
+use std::{path::PathBuf, sync::Arc, time::Duration};
 use storage::{KvStore, RedbStore, SharedCipher};
 
-/// The prover's job store (witnesses and proofs), sealed like the chain.
-pub const PROVER_FILE: &str = "prover.redb";
-/// Where `batch-N.proof` and `batch-N.json` are written (public data only).
-pub const PROOFS_DIR: &str = "proofs";
-/// The cutter's state at a batch boundary (sealed: it holds every balance).
-pub const CHECKPOINT_FILE: &str = "prover-checkpoint.bin";
 /// How often the cutter saves it.
 const CHECKPOINT_EVERY: Duration = Duration::from_secs(300);
 
 /// `[prover]`.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct ProverSettings {
+pub struct ProverConfig {
     /// Cut, witness and prove batches.
     #[serde(default)]
     pub enabled: bool,
@@ -122,7 +113,7 @@ pub(crate) fn check_segment_mb(mb: usize) -> Result<()> {
     Ok(())
 }
 
-impl Default for ProverSettings {
+impl Default for ProverConfig {
     fn default() -> Self {
         Self {
             enabled: false,
@@ -140,7 +131,7 @@ impl Default for ProverSettings {
     }
 }
 
-impl ProverSettings {
+impl ProverConfig {
     /// Every problem with these settings.
     pub fn problems(&self) -> Vec<String> {
         let mut problems = Vec::new();
@@ -224,18 +215,18 @@ impl ProverSettings {
 }
 
 #[cfg(feature = "zkvm")]
-pub fn openvm_backend(settings: &ProverSettings) -> Result<Arc<dyn ZkBackend>> {
+pub fn openvm_backend(settings: &ProverConfig) -> Result<Arc<dyn ZkBackend>> {
     check_segment_mb(settings.segment_max_memory_mb)?;
     let elf = std::fs::read(&settings.guest_elf)
         .with_context(|| format!("reading guest {}", settings.guest_elf.display()))?;
-    let vm = prover::OpenVmSettings {
+    let vm = prover::OpenVmConfig {
         segment_max_memory: settings.segment_max_memory_mb << 20,
     };
     Ok(Arc::new(prover::OpenVmBackend::new(&elf, vm)?))
 }
 
 #[cfg(not(feature = "zkvm"))]
-pub fn openvm_backend(_: &ProverSettings) -> Result<Arc<dyn ZkBackend>> {
+pub fn openvm_backend(_: &ProverConfig) -> Result<Arc<dyn ZkBackend>> {
     bail!("this build has no zkVM: rebuild with the `zkvm` feature")
 }
 
@@ -370,8 +361,8 @@ pub struct Started {
 /// Starts cutting (and, with a proving backend, proving and exporting)
 /// batches.
 pub fn start(
-    dir: &Path,
-    settings: &ProverSettings,
+    dir: &DataDir,
+    settings: &ProverConfig,
     sequencer: Arc<Sequencer>,
     chain: ChainSpec,
     genesis: MemoryState,
@@ -386,13 +377,13 @@ pub fn start(
         None
     };
     let checkpoints = Arc::new(CheckpointFile {
-        path: dir.join(CHECKPOINT_FILE),
+        path: dir.checkpoint(),
         cipher: cipher.clone(),
     });
     // The embedded queue, or with a shared queue the node's own ledger of
     // what it cut (workers can write to the shared one).
-    let raw: Arc<dyn KvStore> = Arc::new(RedbStore::open(&dir.join(PROVER_FILE))?);
-    let local = crate::node::seal_store(raw.clone(), cipher.clone());
+    let raw: Arc<dyn KvStore> = Arc::new(RedbStore::open(&dir.prover_store())?);
+    let local = encryption::EncryptedStore::wrap_if(raw.clone(), cipher.clone());
     let (jobs, queue): (Arc<dyn JobStore>, _) = match &settings.queue {
         Some(url) => {
             let q = Arc::new(
@@ -415,10 +406,7 @@ pub fn start(
         genesis,
         Arc::new(SequencerSource(sequencer)),
         jobs.clone(),
-        Arc::new(WitnessHead(
-            dir.join(audit::trail::AUDIT_DIR)
-                .join(audit::trail::WITNESS_FILE),
-        )),
+        Arc::new(WitnessHead(dir.audit_witness())),
         policy,
     )
     .with_checkpoints(checkpoints, CHECKPOINT_EVERY);
@@ -441,7 +429,7 @@ pub fn start(
         .or(settings.program_id);
     let exporter = match program_id {
         Some(id) if settings.proves() => Some(
-            Exporter::new(jobs.clone(), dir.join(PROOFS_DIR), id)
+            Exporter::new(jobs.clone(), dir.proofs(), id)
                 .with_observer(Arc::new(ExportAudit(trail))),
         ),
         _ => None,
@@ -489,16 +477,16 @@ mod tests {
 
     #[test]
     fn proving_only_in_worker_processes_needs_a_shared_queue_and_a_pinned_program() {
-        let base = ProverSettings {
+        let base = ProverConfig {
             enabled: true,
             workers: 0,
-            ..ProverSettings::default()
+            ..ProverConfig::default()
         };
         let problems = base.problems().join("\n");
         assert!(problems.contains("prover.queue"), "{problems}");
         assert!(problems.contains("prover.program_id"), "{problems}");
 
-        let file_queue = ProverSettings {
+        let file_queue = ProverConfig {
             queue: Some("/var/lib/queue.db".into()),
             program_id: Some(B256::repeat_byte(1)),
             ..base.clone()
@@ -506,7 +494,7 @@ mod tests {
         let problems = file_queue.problems().join("\n");
         assert!(problems.contains("use a postgres:// URL"), "{problems}");
 
-        let ok = ProverSettings {
+        let ok = ProverConfig {
             queue: Some("postgres://prover:secret@db/prover".into()),
             program_id: Some(B256::repeat_byte(1)),
             // No guest on this machine: the node proves nothing itself.
@@ -518,11 +506,11 @@ mod tests {
 
     #[test]
     fn segments_larger_than_openvm_proves_are_refused() {
-        let settings = |mb| ProverSettings {
+        let settings = |mb| ProverConfig {
             enabled: true,
             backend: "native".into(),
             segment_max_memory_mb: mb,
-            ..ProverSettings::default()
+            ..ProverConfig::default()
         };
         for mb in [2_048, 16_384, MAX_SEGMENT_MB] {
             assert!(settings(mb).problems().is_empty(), "{mb} MiB");

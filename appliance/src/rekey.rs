@@ -8,11 +8,13 @@
 //! next start. A key is retired only when every step finished under the
 //! same current key.
 
+use crate::node::data_dir::CHECKPOINT_FILE;
 use crate::{at_rest::AtRest, chain_files};
 use access_control::{store::DocDir, ACCESS_DIR};
+use anyhow::{anyhow, bail, Context, Result};
 use audit::trail::AUDIT_DIR;
 use sequencer::Sequencer;
-use serde_json::{json, Value};
+use serde_json::Value;
 use std::{
     path::{Path, PathBuf},
     sync::{
@@ -60,52 +62,12 @@ pub enum Pass {
 }
 
 /// Moves every holding onto the current key, then retires the others.
-pub async fn run(at: &AtRest, h: &Holdings, stop: Arc<AtomicBool>) -> Result<Pass, String> {
+pub async fn run(at: &AtRest, h: &Holdings, stop: Arc<AtomicBool>) -> Result<Pass> {
     let cipher: SharedCipher = at.cipher.clone();
     let target = cipher.current_version();
-    let mut moved = serde_json::Map::new();
-
-    for (name, report) in reencrypt_stores(h, &cipher, &stop).await? {
-        match report {
-            Some(r) => {
-                moved.insert(
-                    name.into(),
-                    json!({ "examined": r.examined, "resealed": r.resealed }),
-                );
-            }
-            None => return Ok(Pass::Paused),
-        }
-    }
-
-    match audit_rows(h, &stop).await? {
-        Some(r) => {
-            moved.insert(
-                "audit".into(),
-                json!({ "examined": r.examined, "resealed": r.resealed }),
-            );
-        }
-        None => return Ok(Pass::Paused),
-    }
-
-    if let Some(r) = queue_rows(h, &stop).await? {
-        moved.insert(
-            "prover_queue".into(),
-            json!({ "examined": r.examined, "resealed": r.resealed }),
-        );
-    }
-
-    match block_log(h, target, &stop).await? {
-        Some(p) => {
-            moved.insert(
-                "block_log".into(),
-                json!({ "frames": p.total, "resealed": p.resealed }),
-            );
-        }
-        None => return Ok(Pass::Paused),
-    }
-
-    let files = reseal_files_blocking(h, &cipher).await?;
-    moved.insert("files".into(), json!({ "resealed": files }));
+    let Some(moved) = sweep(h, &cipher, target, &stop, Sweep::Full).await? else {
+        return Ok(Pass::Paused);
+    };
 
     // A backup copies the keyring last and needs every key its earlier
     // copies were sealed under: no key goes while one runs. Held from
@@ -123,24 +85,13 @@ pub async fn run(at: &AtRest, h: &Holdings, stop: Arc<AtomicBool>) -> Result<Pas
         if cipher.current_version() != target {
             return Ok(Pass::Paused); // rotated again: the next pass moves all
         }
-        let mut stragglers = reseal_files_blocking(h, &cipher).await?;
-        for (name, report) in reencrypt_stores(h, &cipher, &stop).await? {
-            match report {
-                Some(r) => stragglers += r.resealed,
-                None => return Ok(Pass::Paused),
-            }
-            tracing::debug!(store = name, "re-checked");
-        }
-        match audit_rows(h, &stop).await? {
-            Some(r) => stragglers += r.resealed,
-            None => return Ok(Pass::Paused),
-        }
-        if let Some(r) = queue_rows(h, &stop).await? {
-            stragglers += r.resealed;
-        }
+        let Some(again) = sweep(h, &cipher, target, &stop, Sweep::Recheck).await? else {
+            return Ok(Pass::Paused);
+        };
         if stop.load(Ordering::Relaxed) {
             return Ok(Pass::Paused);
         }
+        let stragglers: u64 = again.iter().map(|m| m.resealed).sum();
         if stragglers == 0 {
             clean = true;
             break;
@@ -151,28 +102,107 @@ pub async fn run(at: &AtRest, h: &Holdings, stop: Arc<AtomicBool>) -> Result<Pas
         );
     }
     if !clean {
-        return Err("records keep appearing under older data keys; not retiring them".into());
+        bail!("records keep appearing under older data keys; not retiring them");
     }
     if cipher.current_version() != target || stop.load(Ordering::Relaxed) {
         return Ok(Pass::Paused);
     }
-    let retired = at
-        .keyring
-        .read()
-        .map_err(|e| e.to_string())?
-        .live_versions_except(target);
+    let retired = at.keyring.read()?.live_versions_except(target);
     if !retired.is_empty() {
-        at.keyring
-            .retire(at.provider.as_ref(), &retired)
-            .await
-            .map_err(|e| e.to_string())?;
+        at.keyring.retire(at.provider.as_ref(), &retired).await?;
         tracing::info!(?retired, current = target, "retired data keys");
     }
     Ok(Pass::Done {
         target,
-        moved: Value::Object(moved),
+        moved: Value::Object(moved.iter().map(|m| (m.holding.into(), m.json())).collect()),
         retired,
     })
+}
+
+/// Which sweep over the holdings.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Sweep {
+    /// The pass itself: every holding, the block log included.
+    Full,
+    /// The checks before retirement. The block log is left out: only its
+    /// producer writes it, always under the current key, and the full
+    /// sweep had it re-seal every older frame.
+    Recheck,
+}
+
+/// What one holding's step moved.
+struct Moved {
+    holding: &'static str,
+    /// What was looked at, and what it counts (records, rows, frames).
+    examined: Option<(&'static str, u64)>,
+    resealed: u64,
+}
+
+impl Moved {
+    fn json(&self) -> Value {
+        let mut m = serde_json::Map::new();
+        if let Some((unit, n)) = self.examined {
+            m.insert(unit.into(), n.into());
+        }
+        m.insert("resealed".into(), self.resealed.into());
+        Value::Object(m)
+    }
+}
+
+/// Moves every holding onto `target`, one after the other; None when
+/// stopped (or the key changed) before the end: nothing is retired then.
+async fn sweep(
+    h: &Holdings,
+    cipher: &SharedCipher,
+    target: u32,
+    stop: &Arc<AtomicBool>,
+    which: Sweep,
+) -> Result<Option<Vec<Moved>>> {
+    let mut moved = Vec::new();
+    for (name, report) in reencrypt_stores(h, cipher, stop).await? {
+        let Some(r) = report else {
+            return Ok(None);
+        };
+        tracing::debug!(store = name, "re-sealed");
+        moved.push(Moved {
+            holding: name,
+            examined: Some(("examined", r.examined)),
+            resealed: r.resealed,
+        });
+    }
+    let Some(r) = audit_rows(h, stop).await? else {
+        return Ok(None);
+    };
+    moved.push(Moved {
+        holding: "audit",
+        examined: Some(("examined", r.examined)),
+        resealed: r.resealed,
+    });
+    if let Some(r) = queue_rows(h, stop).await? {
+        moved.push(Moved {
+            holding: "prover_queue",
+            examined: Some(("examined", r.examined)),
+            resealed: r.resealed,
+        });
+    }
+    if which == Sweep::Full {
+        let Some(p) = block_log(h, target, stop).await? else {
+            return Ok(None);
+        };
+        moved.push(Moved {
+            holding: "block_log",
+            examined: Some(("frames", p.total)),
+            resealed: p.resealed,
+        });
+    }
+    let (dir, c) = (h.data_dir.clone(), cipher.clone());
+    let files = tokio::task::spawn_blocking(move || reseal_files(&dir, &c)).await??;
+    moved.push(Moved {
+        holding: "files",
+        examined: None,
+        resealed: files,
+    });
+    Ok(Some(moved))
 }
 
 /// Moves each store onto the current key; a store's report is None when
@@ -181,7 +211,7 @@ async fn reencrypt_stores(
     h: &Holdings,
     cipher: &SharedCipher,
     stop: &Arc<AtomicBool>,
-) -> Result<Vec<(&'static str, Option<encryption::ReencryptReport>)>, String> {
+) -> Result<Vec<(&'static str, Option<encryption::ReencryptReport>)>> {
     let mut out = Vec::new();
     for (name, raw) in &h.stores {
         let (dir, raw, c, stop) = (
@@ -207,9 +237,8 @@ async fn reencrypt_stores(
                 }
             })
         })
-        .await
-        .map_err(|e| e.to_string())?
-        .map_err(|e| format!("store {name}: {e}"))?;
+        .await?
+        .with_context(|| format!("store {name}"))?;
         let complete = report.complete;
         out.push((name, complete.then_some(report)));
         if !complete {
@@ -221,40 +250,22 @@ async fn reencrypt_stores(
 
 /// Moves the audit log's sealed rows onto the current key; None when
 /// stopped first.
-async fn audit_rows(
-    h: &Holdings,
-    stop: &AtomicBool,
-) -> Result<Option<audit::store::ResealReport>, String> {
-    let report = h
-        .audit
-        .reseal(stop)
-        .await
-        .map_err(|e| format!("audit log: {e}"))?;
+async fn audit_rows(h: &Holdings, stop: &AtomicBool) -> Result<Option<audit::store::ResealReport>> {
+    let report = h.audit.reseal(stop).await.context("audit log")?;
     Ok(report.complete.then_some(report))
 }
 
 /// Moves the shared proving queue's sealed witnesses and errors onto the
 /// current key; None without a Postgres queue.
-async fn queue_rows(
-    h: &Holdings,
-    stop: &Arc<AtomicBool>,
-) -> Result<Option<prover::ResealCount>, String> {
+async fn queue_rows(h: &Holdings, stop: &Arc<AtomicBool>) -> Result<Option<prover::ResealCount>> {
     let Some(q) = h.prover_queue.clone() else {
         return Ok(None);
     };
     let stop = stop.clone();
-    tokio::task::spawn_blocking(move || q.reseal(&stop))
-        .await
-        .map_err(|e| e.to_string())?
-        .map(Some)
-        .map_err(|e| format!("prover queue: {e}"))
-}
-
-async fn reseal_files_blocking(h: &Holdings, cipher: &SharedCipher) -> Result<u64, String> {
-    let (dir, c) = (h.data_dir.clone(), cipher.clone());
-    tokio::task::spawn_blocking(move || reseal_files(&dir, &c))
-        .await
-        .map_err(|e| e.to_string())?
+    let count = tokio::task::spawn_blocking(move || q.reseal(&stop))
+        .await?
+        .context("prover queue")?;
+    Ok(Some(count))
 }
 
 /// Has the producer move the block log onto `target` in its idle time;
@@ -263,7 +274,7 @@ async fn block_log(
     h: &Holdings,
     target: u32,
     stop: &AtomicBool,
-) -> Result<Option<sequencer::wal::ResealProgress>, String> {
+) -> Result<Option<sequencer::wal::ResealProgress>> {
     h.sequencer.reseal_block_log();
     let mut last = Instant::now();
     loop {
@@ -271,7 +282,7 @@ async fn block_log(
             return Ok(None);
         }
         match h.sequencer.block_log_reseal() {
-            Some(Err(e)) => return Err(format!("block log: {e}")),
+            Some(Err(e)) => return Err(anyhow!("block log: {e}")),
             Some(Ok(p)) if p.complete => return Ok((p.target == target).then_some(p)),
             Some(Ok(p)) if last.elapsed() > Duration::from_secs(5) => {
                 last = Instant::now();
@@ -293,7 +304,7 @@ async fn block_log(
 fn sealed_files(data_dir: &Path) -> Vec<(PathBuf, &'static str)> {
     vec![
         (
-            data_dir.join(chain_files::GENESIS_FILE),
+            data_dir.join(crate::node::data_dir::GENESIS_FILE),
             chain_files::GENESIS_CONTEXT,
         ),
         (
@@ -304,15 +315,12 @@ fn sealed_files(data_dir: &Path) -> Vec<(PathBuf, &'static str)> {
             gateway_bridge::signer::key_path(data_dir),
             gateway_bridge::signer::SIGNER_FILE,
         ),
-        (
-            data_dir.join(crate::proving::CHECKPOINT_FILE),
-            crate::proving::CHECKPOINT_FILE,
-        ),
+        (data_dir.join(CHECKPOINT_FILE), CHECKPOINT_FILE),
     ]
 }
 
 /// Re-seals every sealed file not under the current key; returns how many.
-fn reseal_files(data_dir: &Path, shared: &SharedCipher) -> Result<u64, String> {
+fn reseal_files(data_dir: &Path, shared: &SharedCipher) -> Result<u64> {
     let cipher = shared.as_ref();
     let current = cipher.current_version();
     let stale =
@@ -325,10 +333,10 @@ fn reseal_files(data_dir: &Path, shared: &SharedCipher) -> Result<u64, String> {
         if !stale(&bytes) {
             continue;
         }
-        let fail = |e: String| format!("{}: {e}", path.display());
-        let plain = storage::open_file(cipher, name, &bytes).map_err(|e| fail(e.to_string()))?;
-        let sealed = storage::seal_file(cipher, name, &plain).map_err(|e| fail(e.to_string()))?;
-        storage::write_atomic(&path, &sealed).map_err(|e| fail(e.to_string()))?;
+        let at = || path.display().to_string();
+        let plain = storage::open_file(cipher, name, &bytes).with_context(at)?;
+        let sealed = storage::seal_file(cipher, name, &plain).with_context(at)?;
+        storage::write_atomic(&path, &sealed).with_context(at)?;
         count += 1;
     }
     // Access documents change while the node runs: re-sealed through their
@@ -346,7 +354,7 @@ fn reseal_files(data_dir: &Path, shared: &SharedCipher) -> Result<u64, String> {
         {
             docs.doc(&format!("{stem}.json"))
                 .discard_leftover()
-                .map_err(|e| format!("{}: {e}", path.display()))?;
+                .with_context(|| path.display().to_string())?;
             continue;
         }
         let Some(name) = path
@@ -361,7 +369,7 @@ fn reseal_files(data_dir: &Path, shared: &SharedCipher) -> Result<u64, String> {
         }
         docs.doc(name)
             .update::<Value, _>(|_| ())
-            .map_err(|e| format!("{}: {e}", path.display()))?;
+            .with_context(|| path.display().to_string())?;
         count += 1;
     }
     Ok(count)

@@ -2,6 +2,7 @@
 //! sealed settlement key, and the audit record of every settled batch.
 
 use crate::audit_trail::record_batch;
+use crate::node::data_dir::DataDir;
 use alloy_primitives::Address;
 use anyhow::{Context, Result};
 use audit::action;
@@ -12,13 +13,13 @@ use gateway_bridge::{
 };
 use serde::Deserialize;
 use serde_json::json;
-use std::{path::Path, sync::Arc, time::Duration};
+use std::{sync::Arc, time::Duration};
 use storage::SharedCipher;
 
 /// `[settlement]`.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct SettlementSettings {
+pub struct SettlementConfig {
     /// Settle proven batches.
     #[serde(default)]
     pub enabled: bool,
@@ -57,7 +58,7 @@ fn default_true() -> bool {
     true
 }
 
-impl Default for SettlementSettings {
+impl Default for SettlementConfig {
     fn default() -> Self {
         Self {
             enabled: false,
@@ -71,7 +72,7 @@ impl Default for SettlementSettings {
     }
 }
 
-impl SettlementSettings {
+impl SettlementConfig {
     /// Every problem with these settings (`proving`: whether proofs are made).
     pub fn problems(&self, proving: bool) -> Vec<String> {
         let mut problems = Vec::new();
@@ -117,15 +118,15 @@ impl SettlementObserver for AuditObserver {
     }
 }
 
-/// Starts settling the batches the prover writes under `data_dir`.
+/// Starts settling the batches the prover writes under `dir`.
 pub fn start(
-    data_dir: &Path,
-    settings: &SettlementSettings,
+    dir: &DataDir,
+    settings: &SettlementConfig,
     chain_id: u64,
     cipher: Option<SharedCipher>,
     trail: Trail,
 ) -> Result<Bridge> {
-    let signer = gateway_bridge::signer::load_or_create(data_dir, cipher.as_deref())?;
+    let signer = gateway_bridge::signer::load_or_create(dir.root(), cipher.as_deref())?;
     let contract = settings
         .contract
         .context("settlement.contract is required")?;
@@ -148,10 +149,7 @@ pub fn start(
     };
     Ok(Bridge::spawn(
         client,
-        Arc::new(ProofsDir::new(
-            data_dir.join(crate::proving::PROOFS_DIR),
-            check,
-        )),
+        Arc::new(ProofsDir::new(dir.proofs(), check)),
         Arc::new(AuditObserver(trail)),
         BridgeConfig {
             chain_id,

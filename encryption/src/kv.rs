@@ -198,6 +198,15 @@ impl EncryptedStore {
             codec: Arc::new(Codec { cipher }),
         }
     }
+
+    /// What a store's users read and write: `inner` itself on a node
+    /// without encryption at rest, or `inner` sealed by `cipher`.
+    pub fn wrap_if(inner: Arc<dyn KvStore>, cipher: Option<SharedCipher>) -> Arc<dyn KvStore> {
+        match cipher {
+            Some(c) => Arc::new(Self::new(inner, c)),
+            None => inner,
+        }
+    }
 }
 
 impl<R> KvRead for Sealed<R>

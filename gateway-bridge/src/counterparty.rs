@@ -4,6 +4,7 @@
 
 use crate::{client::SettledBatch, client::SettlementClient, BridgeError};
 use alloy_primitives::keccak256;
+use proof::verify_proof_digest;
 
 /// A batch whose proof checked against its settled commitment.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -43,7 +44,7 @@ pub async fn verify_settled<C: SettlementClient>(
         .ok_or_else(|| fail(format!("batch {found_batch} is not on the contract")))?;
     // Also refuses a proof from any program but the one the chain was
     // registered with when the batch was committed.
-    prover::verify_proof_digest(proof, settled.outputs_digest, settled.program_id)?;
+    verify_proof_digest(proof, settled.outputs_digest, settled.program_id)?;
     Ok(Verified {
         chain_id: found_chain,
         batch: settled,

@@ -47,7 +47,7 @@ pub enum BridgeError {
     Verification(String),
     /// The proof does not check.
     #[error(transparent)]
-    Proof(#[from] prover::ProverError),
+    Proof(#[from] proof::ProofError),
 }
 
 impl BridgeError {

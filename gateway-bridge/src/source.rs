@@ -4,7 +4,7 @@
 
 use crate::BridgeError;
 use alloy_primitives::B256;
-use prover::{OutputsFile, ProofEnvelope};
+use proof::{verify_proof, OutputsFile, ProofEnvelope};
 use state_transition::BatchOutputs;
 use std::path::PathBuf;
 
@@ -79,7 +79,7 @@ impl ProvenBatches for ProofsDir {
         }
         match self.check {
             // Checks the proof's program as well.
-            ProofCheck::Verify => prover::verify_proof(&proof, &outputs, file.program_id)?,
+            ProofCheck::Verify => verify_proof(&proof, &outputs, file.program_id)?,
             ProofCheck::Consistency => {
                 let claimed = ProofEnvelope::decode(&proof)?.claimed_program_id();
                 if claimed != file.program_id {

@@ -11,7 +11,7 @@
 //! median and worst are printed. Without the variable it says how to get
 //! proofs and exits.
 
-use prover::{verify_proof, OutputsFile};
+use proof::{verify_proof, OutputsFile};
 use std::{path::PathBuf, time::Instant};
 
 fn main() {

@@ -25,7 +25,7 @@ pub trait ZkBackend: Send + Sync {
     fn program_id(&self) -> B256;
     /// Runs the program: its outputs digest and cycle count, no proof.
     fn execute(&self, witness: &[u8]) -> Result<Execution, ProverError>;
-    /// Proves one run; the bytes are what [`crate::verify_proof`] checks.
+    /// Proves one run; the bytes are what [`proof::verify_proof`] checks.
     fn prove(&self, witness: &[u8]) -> Result<Vec<u8>, ProverError>;
 }
 

@@ -3,29 +3,25 @@
 //! Data flow: derived blocks → [`ProverState::witness_batch`] (the batch's
 //! witness: Merkle-Patricia proofs for what it touched) → a [`ZkBackend`]
 //! runs the state-transition batch program on it (natively, or as a RISC-V
-//! guest inside the zkVM) → a proof of the batch's [`BatchOutputs`].
+//! guest inside the zkVM) → a proof of the batch's [`BatchOutputs`], written
+//! as the files the [`proof`] crate reads and verifies.
 //!
 //! [`BatchOutputs`]: state_transition::BatchOutputs
 
 mod backend;
 mod cycles;
-mod envelope;
 mod error;
-mod files;
 #[cfg(feature = "openvm")]
 mod openvm;
 mod service;
-mod verify;
 mod witness;
 
 pub use backend::{Execution, NativeBackend, ZkBackend};
 pub use cycles::{BatchShape, CycleModel};
-pub use envelope::ProofEnvelope;
 pub use error::ProverError;
-pub use files::OutputsFile;
 #[cfg(feature = "openvm")]
 pub use openvm::{
-    profile_guest, FunctionCycles, GuestProfile, OpenVmBackend, OpenVmSettings,
+    profile_guest, FunctionCycles, GuestProfile, OpenVmBackend, OpenVmConfig,
     BACKEND as OPENVM_BACKEND,
 };
 pub use service::{
@@ -33,5 +29,4 @@ pub use service::{
     JobState, JobStore, KvJobStore, PgJobStore, ProofObserver, ProverService, ProvingProgress,
     ResealCount, Worker, DEFAULT_MAX_CYCLES,
 };
-pub use verify::{verify_envelope, verify_proof, verify_proof_digest};
 pub use witness::{ChainBlock, PreparedBatch, ProverState};

@@ -5,6 +5,7 @@
 mod support;
 
 use alloy_primitives::B256;
+use proof::ProofError;
 use prover::{
     BatchPolicy, ChainSource, CheckpointStore, Cutter, CycleModel, Exporter, JobState, JobStore,
     KvJobStore, NativeBackend, ProverError, Worker,
@@ -219,7 +220,7 @@ fn the_exporter_refuses_a_bad_proof_and_requeues_the_batch() {
     let exporter = Exporter::new(jobs.clone(), dir.path().into(), B256::repeat_byte(7));
     assert!(matches!(
         exporter.run_once(),
-        Err(ProverError::BadProofFile(_))
+        Err(ProverError::Proof(ProofError::BadProofFile(_)))
     ));
     assert!(std::fs::read_dir(dir.path()).unwrap().next().is_none());
     assert_eq!(jobs.exported_through().unwrap(), 0);

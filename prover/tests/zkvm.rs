@@ -14,10 +14,10 @@ mod guest;
 mod support;
 
 use alloy_primitives::B256;
+use proof::{verify_proof, OutputsFile, ProofEnvelope, ProofError};
 use prover::{
-    verify_proof, BatchPolicy, Cutter, ExportedProof, Exporter, JobState, JobStore, OpenVmBackend,
-    OutputsFile, PgJobStore, ProofEnvelope, ProofObserver, ProverError, ProverService, Worker,
-    ZkBackend,
+    BatchPolicy, Cutter, ExportedProof, Exporter, JobState, JobStore, OpenVmBackend, PgJobStore,
+    ProofObserver, ProverError, ProverService, Worker, ZkBackend,
 };
 use state_transition::{execute_batch, AuditHead, BatchWitness};
 use std::{
@@ -295,11 +295,11 @@ fn zkvm_proves_a_batch_that_verifies_from_public_data_only() {
     other.new_state_root = B256::repeat_byte(2);
     assert!(matches!(
         verify_proof(&proof, &other, id),
-        Err(ProverError::OutputsMismatch { .. })
+        Err(ProofError::OutputsMismatch { .. })
     ));
     assert!(matches!(
         verify_proof(&proof, &outputs, B256::repeat_byte(3)),
-        Err(ProverError::WrongProgram { .. })
+        Err(ProofError::WrongProgram { .. })
     ));
     // Damage inside the STARK itself (not the key, which changes the id).
     let envelope = ProofEnvelope::decode(&proof).unwrap();
@@ -311,7 +311,7 @@ fn zkvm_proves_a_batch_that_verifies_from_public_data_only() {
         assert!(
             matches!(
                 refused,
-                Err(ProverError::Invalid(_) | ProverError::BadProofFile(_))
+                Err(ProofError::Invalid(_) | ProofError::BadProofFile(_))
             ),
             "byte {at} of {stark}: {refused:?}"
         );
@@ -322,7 +322,7 @@ fn zkvm_proves_a_batch_that_verifies_from_public_data_only() {
     other.program_commit = vec![0; other.program_commit.len()];
     assert!(matches!(
         verify_proof(&other.encode(), &outputs, other.claimed_program_id()),
-        Err(ProverError::BadProofFile(_))
+        Err(ProofError::BadProofFile(_))
     ));
     // A damaged key is another program's id; pinned as such, the key is
     // decoded and the proof still fails against it.
@@ -334,7 +334,7 @@ fn zkvm_proves_a_batch_that_verifies_from_public_data_only() {
     assert!(
         matches!(
             refused,
-            Err(ProverError::Invalid(_) | ProverError::BadProofFile(_))
+            Err(ProofError::Invalid(_) | ProofError::BadProofFile(_))
         ),
         "{refused:?}"
     );

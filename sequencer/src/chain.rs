@@ -3,39 +3,11 @@
 use crate::{
     codec::{self, decode_account, decode_block, decode_u64, storage_key, u64_key},
     history::HistoricalState,
+    stored::StoredBlock,
 };
-use alloy_consensus::{Header, ReceiptEnvelope, TxEnvelope};
 use alloy_primitives::{Address, Bytes, B256, U256};
 use state_transition::{revm::state::AccountInfo, StateError, StateReader};
 use storage::{KvRead, StorageError, Table};
-
-/// A transaction as stored with its block.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct StoredTx {
-    /// Signed transaction.
-    pub envelope: TxEnvelope,
-    /// Recovered signer.
-    pub sender: Address,
-    /// Receipt.
-    pub receipt: ReceiptEnvelope,
-    /// Gas used by this transaction.
-    pub gas_used: u64,
-    /// Deployed contract, for creations.
-    pub contract_address: Option<Address>,
-    /// Price paid per gas.
-    pub effective_gas_price: u128,
-}
-
-/// A derived block: header, hash and transactions with receipts.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct StoredBlock {
-    /// Header as hashed.
-    pub header: Header,
-    /// Block hash.
-    pub hash: B256,
-    /// Transactions in order.
-    pub txs: Vec<StoredTx>,
-}
 
 /// A consistent read view of the derived chain.
 pub struct ChainView {

@@ -1,6 +1,6 @@
 //! Byte layouts of the derived store's records.
 
-use crate::chain::{StoredBlock, StoredTx};
+use crate::stored::{StoredBlock, StoredTx};
 use alloy_consensus::{Header, ReceiptEnvelope, TxEnvelope};
 use alloy_eips::eip2718::{Decodable2718, Encodable2718};
 use alloy_primitives::{Address, Bytes, B256, U256};

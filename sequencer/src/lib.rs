@@ -25,11 +25,12 @@ mod intrinsic;
 pub mod mempool;
 mod node;
 mod produce;
+mod stored;
 #[cfg(any(test, feature = "test-utils"))]
 pub mod test_support;
 pub mod wal;
 
-pub use chain::{ChainView, StoredBlock, StoredTx};
+pub use chain::ChainView;
 pub use config::SequencerConfig;
 pub use derive::{ReplayReport, SlotProof, StateProof};
 pub use error::{Result, SequencerError};
@@ -37,3 +38,4 @@ pub use genesis::Genesis;
 pub use history::HistoricalState;
 pub use mempool::{MempoolConfig, MempoolError};
 pub use node::{rebuild, ChainHead, PendingTx, Sequencer, BLOCK_LOG_FILE};
+pub use stored::{StoredBlock, StoredTx};

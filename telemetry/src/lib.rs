@@ -10,7 +10,7 @@
 
 mod settings;
 
-pub use settings::MetricsSettings;
+pub use settings::MetricsConfig;
 
 use axum::{
     extract::State,
@@ -130,7 +130,7 @@ struct Shared {
 /// returns the bound address and the server task.
 pub async fn serve(
     metrics: Metrics,
-    settings: &MetricsSettings,
+    settings: &MetricsConfig,
     samplers: Vec<Arc<dyn Sampler>>,
 ) -> Result<Option<(SocketAddr, tokio::task::JoinHandle<()>)>, TelemetryError> {
     if !settings.enabled {
@@ -239,7 +239,7 @@ mod tests {
         metrics::histogram!("prividium_test_duration_seconds").record(0.003);
         metrics::histogram!("prividium_proving_seconds", "worker" => "w-0").record(90.0);
         let token = "s3cret-scrape-token";
-        let settings = MetricsSettings {
+        let settings = MetricsConfig {
             addr: "127.0.0.1:0".parse().unwrap(),
             bearer_token_sha256: Some(hex::encode(Sha256::digest(token))),
             ..Default::default()

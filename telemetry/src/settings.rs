@@ -6,7 +6,7 @@ use std::{net::SocketAddr, path::PathBuf};
 /// Where and to whom the node's metrics are served.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct MetricsSettings {
+pub struct MetricsConfig {
     /// Serve `GET /metrics` (default: on).
     #[serde(default = "default_enabled")]
     pub enabled: bool,
@@ -35,7 +35,7 @@ fn default_addr() -> SocketAddr {
     SocketAddr::from(([127, 0, 0, 1], 9464))
 }
 
-impl Default for MetricsSettings {
+impl Default for MetricsConfig {
     fn default() -> Self {
         Self {
             enabled: default_enabled(),
@@ -47,7 +47,7 @@ impl Default for MetricsSettings {
     }
 }
 
-impl MetricsSettings {
+impl MetricsConfig {
     /// Problems with the settings, each naming its key.
     pub fn problems(&self) -> Vec<String> {
         let mut p = Vec::new();
@@ -69,7 +69,7 @@ mod tests {
 
     #[test]
     fn each_problem_names_its_key() {
-        let s = MetricsSettings {
+        let s = MetricsConfig {
             bearer_token_sha256: Some("abc".into()),
             tls_cert: Some("c.pem".into()),
             ..Default::default()
@@ -77,6 +77,6 @@ mod tests {
         let p = s.problems().join("\n");
         assert!(p.contains("metrics.bearer_token_sha256"), "{p}");
         assert!(p.contains("metrics.tls_cert and metrics.tls_key"), "{p}");
-        assert!(MetricsSettings::default().problems().is_empty());
+        assert!(MetricsConfig::default().problems().is_empty());
     }
 }

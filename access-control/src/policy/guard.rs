@@ -5,10 +5,10 @@
 //! `eth_getBalance` / `eth_getCode` of that account would be; in-process,
 //! with no network hop.
 
+use super::Caller;
 use super::{
     AccountFacts, Circumstances, Decision, FrameFacts, PolicyBundle, PolicyEngine, Resource,
 };
-use crate::principal::Caller;
 use alloy_primitives::{keccak256, Address, B256, U256};
 use parking_lot::Mutex;
 use state_transition::{AccountRead, CallGuard, CreatedContract, Denial, Frame, FrameKind};

@@ -15,8 +15,7 @@
 //!   A role whose policies cap values or restrict contracts is judged on
 //!   every question, as before.
 
-use super::{request, Circumstances, Decision, PolicyBundle, PolicyEngine, Resource};
-use crate::principal::Caller;
+use super::{request, Caller, Circumstances, Decision, PolicyBundle, PolicyEngine, Resource};
 use cedar_policy::EntityUid;
 use std::{collections::HashMap, sync::Arc};
 

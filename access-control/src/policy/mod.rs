@@ -3,6 +3,7 @@
 //! every decision.
 
 mod abi;
+mod caller;
 mod guard;
 mod kept;
 mod load;
@@ -12,13 +13,13 @@ mod slice;
 mod test_support;
 
 pub use abi::{AbiRegistry, ArgValue, Function};
+pub use caller::Caller;
 pub use guard::{AccountDirectory, ExecMode, PolicyGuard};
 pub use kept::KeptAnswers;
 pub use load::{load_dir, PolicyBundle, PolicyError, Problem, ABI_DIR, SCHEMA_FILE};
 pub use request::{gwei_ceil, AccountFacts, Circumstances, FrameFacts, Resource, TxFacts};
 pub use slice::{ActionSlice, RoleSlice};
 
-use crate::principal::Caller;
 use arc_swap::ArcSwap;
 use cedar_policy::{
     Authorizer, Decision as CedarDecision, Entities, Entity, EntityUid, PolicySet, Request,

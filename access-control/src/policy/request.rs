@@ -2,7 +2,8 @@
 //! caller, the resource and the circumstances.
 
 use super::abi::ArgValue;
-use crate::principal::{addr_str, Caller};
+use super::Caller;
+use crate::principal::addr_str;
 use alloy_primitives::{Address, B256, U256};
 use cedar_policy::{Context, Entity, EntityId, EntityTypeName, EntityUid, RestrictedExpression};
 use std::{

@@ -2,8 +2,9 @@
 //! or keep decisions, and a writable copy of the shipped policies for
 //! reload tests.
 
+use super::Caller;
 use super::{DecisionEvent, DecisionSink, PolicyEngine};
-use crate::principal::{Caller, Principal, PrincipalKind};
+use crate::principal::{Principal, PrincipalKind};
 use alloy_primitives::Address;
 use parking_lot::Mutex;
 use std::{

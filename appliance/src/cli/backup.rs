@@ -1,6 +1,6 @@
 //! `prividium backup` and `prividium restore`.
 
-use crate::{audit_trail, backup_plan, node::PID_FILE};
+use crate::{audit_trail, backup_plan, node::data_dir::PID_FILE};
 use anyhow::{bail, Context, Result};
 use audit::action;
 use backup::{socket, AuditCopy, BackupError, Manifest};
@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 #[derive(Debug, clap::Args)]
 pub struct BackupArgs {
     /// Data directory of the node (running or stopped).
-    #[arg(long, env = "APPLIANCE_DATA_DIR")]
+    #[arg(long, env = "PRIVIDIUM_DATA_DIR")]
     pub data_dir: PathBuf,
     /// Where to write the backup: a directory that must not exist yet.
     #[arg(long)]

@@ -1,18 +1,19 @@
 //! `prividium dev`: a complete chain with embedded defaults.
 
-use crate::at_rest::{EncryptionSettings, PassphraseSource};
-use crate::proving::ProverSettings;
+use crate::at_rest::{EncryptionConfig, PassphraseSource};
+use crate::node::data_dir::{CHAIN_FILE, DEV_ADMIN_HASH_FILE, DEV_FILE, DEV_SECRETS_FILE};
+use crate::proving::ProverConfig;
 use crate::{
-    access_setup::AccessParams,
+    access_setup::AccessConfig,
     chain_files::{self, ChainFile},
-    node::{self, NodeParams},
+    node::{self, NodeConfig},
     tls::{ensure_dev_certs, write_private},
 };
 use access_control::{authn::api_keys, authn::oidc::OidcIssuerConfig};
 use alloy_primitives::{Address, U256};
 use alloy_signer_local::PrivateKeySigner;
 use anyhow::{Context, Result};
-use audit::trail::AuditSettings;
+use audit::trail::AuditConfig;
 use rpc::RpcLimits;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
@@ -22,10 +23,10 @@ use std::{net::SocketAddr, path::PathBuf, time::Duration};
 #[derive(Debug, clap::Args)]
 pub struct Args {
     /// Data directory (created on first run, reused after).
-    #[arg(long, env = "APPLIANCE_DATA_DIR", default_value = "./prividium-data")]
+    #[arg(long, env = "PRIVIDIUM_DATA_DIR", default_value = "./prividium-data")]
     pub data_dir: PathBuf,
     /// Address of the HTTPS JSON-RPC endpoint.
-    #[arg(long, env = "APPLIANCE_RPC_ADDR", default_value = "127.0.0.1:8545")]
+    #[arg(long, env = "PRIVIDIUM_RPC_ADDR", default_value = "127.0.0.1:8545")]
     pub rpc_addr: SocketAddr,
     /// Block time in milliseconds (10–2000).
     #[arg(long, default_value_t = 100, value_parser = clap::value_parser!(u64).range(10..=2000))]
@@ -84,7 +85,7 @@ pub struct Args {
     pub history_keep_blocks: Option<u64>,
     /// Address of the Prometheus scrape endpoint (`GET /metrics`); port 0
     /// picks a free one, written to `dev.json` as `metrics_url`.
-    #[arg(long, env = "APPLIANCE_METRICS_ADDR", default_value = "127.0.0.1:0")]
+    #[arg(long, env = "PRIVIDIUM_METRICS_ADDR", default_value = "127.0.0.1:0")]
     pub metrics_addr: std::net::SocketAddr,
     /// Seconds a polled filter lives without a poll.
     #[arg(long, default_value_t = 300, value_parser = clap::value_parser!(u64).range(1..))]
@@ -141,16 +142,16 @@ pub enum DevEncryption {
 }
 
 impl Args {
-    fn encryption_settings(&self) -> EncryptionSettings {
+    fn encryption_settings(&self) -> EncryptionConfig {
         match self.encryption {
-            DevEncryption::Off => EncryptionSettings::Off,
-            DevEncryption::Local => EncryptionSettings::Local {
+            DevEncryption::Off => EncryptionConfig::Off,
+            DevEncryption::Local => EncryptionConfig::Local {
                 key_file: None,
                 passphrase: PassphraseSource::Dev,
                 kdf: None,
             },
             DevEncryption::Transit => {
-                EncryptionSettings::Transit(encryption::provider::TransitConfig {
+                EncryptionConfig::Transit(encryption::provider::TransitConfig {
                     address: self.transit_address.clone(),
                     mount: "transit".into(),
                     key: self.transit_key.clone(),
@@ -171,11 +172,6 @@ impl Args {
 /// Chain id of dev chains.
 pub const DEV_CHAIN_ID: u64 = 7777;
 const DEV_ACCOUNTS: usize = 10;
-const DEV_FILE: &str = "dev.json";
-/// Dev accounts and API key, written once with the chain; `dev.json` is
-/// re-derived from it at every start.
-const SECRETS_FILE: &str = "dev-secrets.json";
-const ADMIN_HASH_FILE: &str = "admin_key.sha256";
 
 #[derive(Debug, Serialize, Deserialize)]
 struct DevAccount {
@@ -200,8 +196,8 @@ struct DevFile {
 
 /// Creates the data directory on first use: funded accounts, genesis, key.
 fn init(dir: &std::path::Path) -> Result<DevFile> {
-    let secrets = dir.join(SECRETS_FILE);
-    if dir.join(chain_files::CHAIN_FILE).exists() {
+    let secrets = dir.join(DEV_SECRETS_FILE);
+    if dir.join(CHAIN_FILE).exists() {
         return serde_json::from_str(&std::fs::read_to_string(&secrets).with_context(|| {
             format!(
                 "reading {} (data directory not created by `prividium dev`?)",
@@ -247,7 +243,7 @@ fn init(dir: &std::path::Path) -> Result<DevFile> {
         ..api_keys::NewKey::default()
     })
     .map_err(anyhow::Error::msg)?;
-    std::fs::write(dir.join(ADMIN_HASH_FILE), &record.sha256)?;
+    std::fs::write(dir.join(DEV_ADMIN_HASH_FILE), &record.sha256)?;
     let dev = DevFile {
         rpc_url: String::new(),
         metrics_url: None,
@@ -270,13 +266,13 @@ pub async fn run(args: Args) -> Result<()> {
     let mut dev = init(&dir)?;
     let tls = ensure_dev_certs(&dir)?;
     dev.ca_cert = tls.ca.clone().expect("dev CA");
-    let admin_sha256 = std::fs::read_to_string(dir.join(ADMIN_HASH_FILE))?
+    let admin_sha256 = std::fs::read_to_string(dir.join(DEV_ADMIN_HASH_FILE))?
         .trim()
         .to_owned();
     if admin_sha256.len() != 64 || !admin_sha256.bytes().all(|b| b.is_ascii_hexdigit()) {
         anyhow::bail!(
             "{} is not a SHA-256 hex digest",
-            dir.join(ADMIN_HASH_FILE).display()
+            dir.join(DEV_ADMIN_HASH_FILE).display()
         );
     }
     // The dev API key is an admin key and the dev accounts are its wallets,
@@ -307,11 +303,11 @@ pub async fn run(args: Args) -> Result<()> {
         .collect();
     let block_time = Duration::from_millis(args.block_time_ms);
     let history_keep = args.history_keep_blocks;
-    let params = NodeParams {
+    let params = NodeConfig {
         data_dir: dir.clone(),
         rpc_addr: args.rpc_addr,
         tls,
-        access: AccessParams {
+        access: AccessConfig {
             policies_dir: args
                 .policies
                 .clone()
@@ -325,9 +321,8 @@ pub async fn run(args: Args) -> Result<()> {
                 Some(path) => {
                     let text = std::fs::read_to_string(path)
                         .with_context(|| format!("reading {}", path.display()))?;
-                    let settings: access_control::rate::RateLimitSettings =
-                        toml::from_str(&text)
-                            .with_context(|| format!("parsing {}", path.display()))?;
+                    let settings: access_control::rate::RateLimitConfig = toml::from_str(&text)
+                        .with_context(|| format!("parsing {}", path.display()))?;
                     let problems = settings.problems();
                     if !problems.is_empty() {
                         anyhow::bail!("{}: {}", path.display(), problems.join("; "));
@@ -346,12 +341,12 @@ pub async fn run(args: Args) -> Result<()> {
             ..RpcLimits::default()
         },
         encryption: args.encryption_settings(),
-        audit: AuditSettings {
+        audit: AuditConfig {
             database_url: args.audit_database_url.clone(),
             queue_capacity: args.audit_queue,
-            ..AuditSettings::default()
+            ..AuditConfig::default()
         },
-        prover: ProverSettings {
+        prover: ProverConfig {
             enabled: args.prove,
             backend: args.prover_backend.clone(),
             guest_elf: args.guest_elf.clone(),
@@ -360,16 +355,16 @@ pub async fn run(args: Args) -> Result<()> {
             queue: args.prover_queue.clone(),
             workers: args.prover_workers,
             program_id: args.program_id,
-            ..ProverSettings::default()
+            ..ProverConfig::default()
         },
-        settlement: crate::settling::SettlementSettings {
+        settlement: crate::settling::SettlementConfig {
             enabled: args.settle_rpc.is_some(),
             rpc_url: args.settle_rpc.clone().unwrap_or_default(),
             contract: args.settle_contract,
             poll_ms: 500,
             ..Default::default()
         },
-        metrics: telemetry::MetricsSettings {
+        metrics: telemetry::MetricsConfig {
             addr: args.metrics_addr,
             ..Default::default()
         },

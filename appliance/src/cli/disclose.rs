@@ -8,6 +8,7 @@ use alloy_primitives::{Address, B256, U256};
 use anyhow::{bail, Context, Result};
 use clap::{Args as ClapArgs, Parser, Subcommand};
 use disclosure::{ClaimJson, Comparison, Disclosure, PredicateDisclosure, Statement};
+use proof::verify_proof_digest;
 use serde_json::json;
 use std::path::PathBuf;
 
@@ -186,7 +187,7 @@ fn prove_claim(
         )
     })?;
     let started = std::time::Instant::now();
-    let backend = prover::OpenVmBackend::new(&elf, prover::OpenVmSettings::default())?;
+    let backend = prover::OpenVmBackend::new(&elf, prover::OpenVmConfig::default())?;
     let keygen = started.elapsed();
     let witness = alloy_rlp::encode(input);
     let run = backend.execute(&witness)?;
@@ -201,7 +202,7 @@ fn prove_claim(
     let proof = backend.prove(&witness)?;
     let proving = started.elapsed();
     let started = std::time::Instant::now();
-    prover::verify_proof_digest(&proof, claim.digest(), backend.program_id())?;
+    verify_proof_digest(&proof, claim.digest(), backend.program_id())?;
     eprintln!(
         "proved: program {}, {} cycles, keys {:.1} s, proof {:.1} s, {} bytes, verified in {} ms",
         backend.program_id(),

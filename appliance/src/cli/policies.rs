@@ -1,6 +1,6 @@
 //! `prividium policies check|reload|explain`.
 
-use crate::node::PID_FILE;
+use crate::node::data_dir::PID_FILE;
 use access_control::{
     policy::{
         load_dir, AccountFacts, ArgValue, Circumstances, FrameFacts, PolicyEngine, Resource,

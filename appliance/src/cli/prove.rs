@@ -7,11 +7,12 @@
 //! `NAME.proof` and `NAME.json` (what `prividium verify` reads) and appends
 //! a line to `summary.tsv`: cycles, proving time, MHz and peak memory.
 
-use super::prover::select_gpu;
-use crate::proving::ProverSettings;
+use super::gpu::select_gpu;
+use crate::proving::ProverConfig;
 use alloy_primitives::B256;
 use anyhow::{bail, Context, Result};
-use prover::{OutputsFile, ZkBackend};
+use proof::{verify_proof, OutputsFile};
+use prover::ZkBackend;
 use std::{
     io::Write,
     path::{Path, PathBuf},
@@ -64,12 +65,12 @@ pub async fn run(args: ProveArgs) -> Result<()> {
 }
 
 fn prove_all(args: &ProveArgs, files: &[PathBuf]) -> Result<()> {
-    let settings = ProverSettings {
+    let settings = ProverConfig {
         enabled: true,
         guest_elf: args.guest_elf.clone(),
         program_id: args.program_id,
         segment_max_memory_mb: args.segment_max_memory_mb,
-        ..ProverSettings::default()
+        ..ProverConfig::default()
     };
     let started = Instant::now();
     let backend = settings
@@ -137,7 +138,7 @@ fn prove_one(backend: &dyn ZkBackend, file: &Path, out: &Path) -> Result<Proven>
     let started = Instant::now();
     let proof = backend.prove(&bytes)?;
     let seconds = started.elapsed().as_secs_f64();
-    prover::verify_proof(&proof, &outputs, backend.program_id())
+    verify_proof(&proof, &outputs, backend.program_id())
         .with_context(|| format!("{}: the proof made does not verify", file.display()))?;
     OutputsFile::new(&outputs, backend.program_id(), backend.name(), run.cycles)
         .write_with_proof(out, &name, &proof)?;

@@ -8,7 +8,7 @@
 //! mount, and nothing else there) and stores each proof back in the queue;
 //! the node checks it and writes it out.
 
-use crate::{at_rest, chain_files, proving::ProverSettings};
+use crate::{at_rest, chain_files, proving::ProverConfig};
 use alloy_primitives::B256;
 use anyhow::{bail, Context, Result};
 use encryption::{KeyLimits, Keyring};
@@ -78,17 +78,17 @@ async fn worker(args: WorkerArgs) -> Result<()> {
         bail!("--workers must be at least 1");
     }
     if let Some(gpu) = args.gpu {
-        select_gpu(gpu)?;
+        super::gpu::select_gpu(gpu)?;
     }
     let chain = chain_files::load_chain(&args.data_dir)?;
     let keys = open_keys(&args.data_dir).await?;
     let cipher = keys.as_ref().map(|k| k.cipher.clone() as SharedCipher);
-    let settings = ProverSettings {
+    let settings = ProverConfig {
         enabled: true,
         guest_elf: args.guest_elf.clone(),
         program_id: Some(args.program_id),
         segment_max_memory_mb: args.segment_max_memory_mb,
-        ..ProverSettings::default()
+        ..ProverConfig::default()
     };
     let (url, chain_id) = (args.queue.clone(), chain.chain_id);
     let (queue, backend) = tokio::task::spawn_blocking(move || -> Result<_> {
@@ -147,7 +147,7 @@ async fn worker(args: WorkerArgs) -> Result<()> {
 
 /// The node's data keys, without ever creating a keyring of its own.
 async fn open_keys(data_dir: &std::path::Path) -> Result<Option<at_rest::AtRest>> {
-    match at_rest::EncryptionSettings::recorded(data_dir)? {
+    match at_rest::EncryptionConfig::recorded(data_dir)? {
         Some(s) if s.is_on() => {
             if !Keyring::new(data_dir).exists() {
                 bail!(
@@ -163,29 +163,4 @@ async fn open_keys(data_dir: &std::path::Path) -> Result<Option<at_rest::AtRest>
             data_dir.display()
         ),
     }
-}
-
-#[cfg(feature = "cuda")]
-pub(crate) fn select_gpu(gpu: u32) -> Result<()> {
-    // OpenVM's GPU memory pool is set up before main, on the first device
-    // the process sees, so choosing the device from main would be too late:
-    // the command is run again with only that device visible.
-    use std::os::unix::process::CommandExt;
-    let wanted = gpu.to_string();
-    if std::env::var("CUDA_VISIBLE_DEVICES").ok().as_deref() == Some(wanted.as_str()) {
-        return Ok(());
-    }
-    let exe = std::env::current_exe().context("locating this binary")?;
-    let err = std::process::Command::new(exe)
-        .args(std::env::args_os().skip(1))
-        .env("CUDA_VISIBLE_DEVICES", &wanted)
-        .exec();
-    Err(err).context("re-running with CUDA_VISIBLE_DEVICES set")
-}
-
-#[cfg(not(feature = "cuda"))]
-pub(crate) fn select_gpu(gpu: u32) -> Result<()> {
-    bail!(
-        "--gpu {gpu}: this build proves on CPU only; build with `--features cuda` to prove on GPUs"
-    )
 }

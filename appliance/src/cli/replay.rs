@@ -1,8 +1,8 @@
 //! `prividium replay`: rebuild derived state from the block log.
 
-use crate::chain_files::{self, STATE_FILE};
-use crate::node::seal_store;
+use crate::{chain_files, node::data_dir::STATE_FILE};
 use anyhow::{bail, Context, Result};
+use encryption::EncryptedStore;
 use indicatif::{ProgressBar, ProgressStyle};
 use sequencer::ChainView;
 use std::{path::PathBuf, sync::Arc};
@@ -12,7 +12,7 @@ use storage::{RedbStore, SharedCipher};
 #[derive(Debug, clap::Args)]
 pub struct Args {
     /// Data directory of a stopped node.
-    #[arg(long, env = "APPLIANCE_DATA_DIR")]
+    #[arg(long, env = "PRIVIDIUM_DATA_DIR")]
     pub data_dir: PathBuf,
 }
 
@@ -25,7 +25,7 @@ pub fn run(args: Args, cipher: Option<SharedCipher>) -> Result<()> {
     let chain = chain_file.spec()?;
     let old_path = dir.join(STATE_FILE);
     let previous = if old_path.exists() {
-        let old = seal_store(
+        let old = EncryptedStore::wrap_if(
             Arc::new(
                 RedbStore::open(&old_path)
                     .context("opening the derived store (is the node still running?)")?,
@@ -40,7 +40,7 @@ pub fn run(args: Args, cipher: Option<SharedCipher>) -> Result<()> {
     };
     let new_path = dir.join("state.redb.rebuild");
     let _ = std::fs::remove_file(&new_path);
-    let store = seal_store(Arc::new(RedbStore::open(&new_path)?), cipher.clone());
+    let store = EncryptedStore::wrap_if(Arc::new(RedbStore::open(&new_path)?), cipher.clone());
     let bar = ProgressBar::new(0);
     bar.set_style(
         ProgressStyle::with_template(

@@ -190,10 +190,10 @@ fn genesis_commitment(
 /// Batch `k`'s state commitment after it, from its proven outputs.
 fn settled_commitment(data_dir: &Path, chain_id: u64, k: u64) -> Result<B256> {
     let path = data_dir
-        .join(crate::proving::PROOFS_DIR)
-        .join(prover::OutputsFile::file_name(k));
+        .join(crate::node::data_dir::PROOFS_DIR)
+        .join(proof::OutputsFile::file_name(k));
     let raw = std::fs::read(&path).with_context(|| format!("reading {}", path.display()))?;
-    let file: prover::OutputsFile = serde_json::from_slice(&raw)
+    let file: proof::OutputsFile = serde_json::from_slice(&raw)
         .with_context(|| format!("{} is not a batch outputs file", path.display()))?;
     let outputs = file.outputs();
     if (outputs.chain_id, outputs.batch_number) != (chain_id, k) {

@@ -1,10 +1,10 @@
 //! `prividium up --config FILE`: the production entry point.
 
-use crate::access_setup::AccessParams;
+use crate::access_setup::AccessConfig;
 use crate::{
     chain_files,
     config::Config,
-    node::{self, NodeParams},
+    node::{self, NodeConfig},
     tls::TlsFiles,
 };
 use anyhow::{bail, Context, Result};
@@ -14,7 +14,7 @@ use std::{path::PathBuf, time::Duration};
 #[derive(Debug, clap::Args)]
 pub struct Args {
     /// TOML configuration file (see deploy/prividium.example.toml).
-    #[arg(long, env = "APPLIANCE_CONFIG")]
+    #[arg(long, env = "PRIVIDIUM_CONFIG")]
     pub config: PathBuf,
 }
 
@@ -25,7 +25,7 @@ pub async fn run(args: Args) -> Result<()> {
     let config = Config::parse(&args.config.display().to_string(), &text)?;
     let dir = &config.data_dir;
     let chain = config.chain_file();
-    if dir.join(chain_files::CHAIN_FILE).exists() {
+    if dir.join(crate::node::data_dir::CHAIN_FILE).exists() {
         let existing = chain_files::load_chain(dir)?;
         if existing != chain {
             bail!(
@@ -48,7 +48,7 @@ pub async fn run(args: Args) -> Result<()> {
         chain_files::store(dir, &chain, &genesis_json)?;
     }
     let s = config.sequencer;
-    let params = NodeParams {
+    let params = NodeConfig {
         data_dir: dir.clone(),
         rpc_addr: config.rpc.listen,
         tls: TlsFiles {
@@ -56,7 +56,7 @@ pub async fn run(args: Args) -> Result<()> {
             key: config.rpc.tls_key.clone(),
             ca: None,
         },
-        access: AccessParams {
+        access: AccessConfig {
             policies_dir: config.access.policies_dir.clone(),
             oidc: config.access.oidc.clone(),
             siwe_domain: config.access.siwe_domain.clone(),

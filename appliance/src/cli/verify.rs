@@ -6,7 +6,7 @@ use alloy_primitives::{Address, B256};
 use anyhow::{bail, Context, Result};
 use clap::Parser;
 use gateway_bridge::{EvmSettlement, SendPolicy};
-use prover::OutputsFile;
+use proof::{verify_proof, OutputsFile};
 use std::{path::PathBuf, time::Instant};
 
 /// Arguments.
@@ -55,7 +55,7 @@ fn from_file(outputs: &PathBuf, proof: &[u8], image_id: B256) -> Result<()> {
         .with_context(|| format!("{} is not a batch outputs file", outputs.display()))?;
     let outputs = file.outputs();
     let started = Instant::now();
-    prover::verify_proof(proof, &outputs, image_id)
+    verify_proof(proof, &outputs, image_id)
         .with_context(|| format!("batch {} does NOT verify", outputs.batch_number))?;
     println!(
         "valid: batch {} of chain {} (blocks {}-{}), state root {} -> {}, outputs digest {}, program {} ({} ms)",

@@ -113,7 +113,7 @@ fn predicate(args: &VerifyArgs, p: &PredicateDisclosure) -> Result<(String, (u64
     let claim = p.claim.claim();
     pins(args, Some(claim.balances_slot), claim.code_hash)?;
     let started = Instant::now();
-    prover::verify_proof_digest(&p.proof, claim.digest(), pinned).with_context(|| {
+    proof::verify_proof_digest(&p.proof, claim.digest(), pinned).with_context(|| {
         format!("the disclosure does NOT verify against predicate program {pinned}")
     })?;
     let c = &p.claim;

@@ -213,7 +213,7 @@ fn start_refused(dir: &Path) -> String {
         .args(["dev", "--data-dir"])
         .arg(dir)
         .args(["--rpc-addr", "127.0.0.1:0"])
-        .env("APPLIANCE_LOG", "error")
+        .env("PRIVIDIUM_LOG", "error")
         .stdout(Stdio::null())
         .output()
         .unwrap();
@@ -274,7 +274,7 @@ fn keys_cmd(args: &[&str], dir: &Path) -> String {
         .args(args)
         .arg("--data-dir")
         .arg(dir)
-        .env("APPLIANCE_LOG", "error")
+        .env("PRIVIDIUM_LOG", "error")
         .output()
         .unwrap();
     assert!(
@@ -400,7 +400,7 @@ async fn stays_sealed_until_the_key_provider_answers() {
         .args(["--encryption", "transit", "--transit-address"])
         .arg(format!("http://127.0.0.1:{bao_port}"))
         .env("BAO_TOKEN", "root")
-        .env("APPLIANCE_LOG", "warn")
+        .env("PRIVIDIUM_LOG", "warn")
         .stdout(Stdio::null())
         .spawn()
         .unwrap();

@@ -92,7 +92,7 @@ fn refused_restore(backup: &Path, target: &Path, expected: &str) {
         .arg(backup)
         .arg("--data-dir")
         .arg(target)
-        .env("APPLIANCE_LOG", "error")
+        .env("PRIVIDIUM_LOG", "error")
         .output()
         .unwrap();
     let err = String::from_utf8_lossy(&out.stderr);

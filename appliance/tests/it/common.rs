@@ -26,7 +26,7 @@ pub(crate) fn cli(args: &[&str], dir: &Path) -> Output {
         .args(args)
         .arg("--data-dir")
         .arg(dir)
-        .env("APPLIANCE_LOG", "error")
+        .env("PRIVIDIUM_LOG", "error")
         .output()
         .unwrap()
 }
@@ -42,7 +42,7 @@ pub(crate) fn doctor_with(dir: &Path, env: &[(&str, &str)]) -> (bool, String) {
     let out = Command::new(bin())
         .args(["doctor", "--data-dir"])
         .arg(dir)
-        .env("APPLIANCE_LOG", "error")
+        .env("PRIVIDIUM_LOG", "error")
         .envs(env.iter().copied())
         .output()
         .unwrap();
@@ -134,7 +134,7 @@ impl Node {
                 &["--rpc-addr", "127.0.0.1:0"][..]
             })
             .args(extra)
-            .env("APPLIANCE_LOG", "warn")
+            .env("PRIVIDIUM_LOG", "warn")
             .stdout(Stdio::null())
             .spawn()
             .expect("spawn prividium");

@@ -82,7 +82,7 @@ async fn kill_9_loses_nothing_that_was_reported_included() {
     let out = Command::new(bin())
         .args(["replay", "--data-dir"])
         .arg(dir.path())
-        .env("APPLIANCE_LOG", "warn")
+        .env("PRIVIDIUM_LOG", "warn")
         .output()
         .unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);

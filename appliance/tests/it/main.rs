@@ -15,6 +15,7 @@ mod crash;
 mod disclose;
 mod idp;
 mod insider;
+mod legacy_env;
 mod ops;
 mod prover_cli;
 mod roles;

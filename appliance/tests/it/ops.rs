@@ -430,7 +430,7 @@ provider = "off"
     let out = Command::new(crate::common::bin())
         .args(["doctor", "--config"])
         .arg(&config)
-        .env("APPLIANCE_LOG", "error")
+        .env("PRIVIDIUM_LOG", "error")
         .output()
         .unwrap();
     let said = String::from_utf8_lossy(&out.stdout).into_owned();

@@ -10,7 +10,7 @@ const PROGRAM_ID_FILE: &str = include_str!("../../../prover/guest/PROGRAM_ID");
 fn run(args: &[&str]) -> (bool, String) {
     let out: Output = Command::new(bin())
         .args(args)
-        .env("APPLIANCE_LOG", "error")
+        .env("PRIVIDIUM_LOG", "error")
         .output()
         .unwrap();
     (

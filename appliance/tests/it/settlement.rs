@@ -50,7 +50,7 @@ impl WorkerProcess {
             .arg(data)
             .args(["--queue", queue, "--guest-elf", guest])
             .args(["--program-id", program_id])
-            .env("APPLIANCE_LOG", "info")
+            .env("PRIVIDIUM_LOG", "info")
             .stdout(std::process::Stdio::null())
             .stderr(log)
             .spawn()
@@ -90,7 +90,7 @@ fn cli(args: &[&str]) -> std::process::Output {
     Command::new(bin())
         .args(args)
         .env("PRIVIDIUM_SETTLEMENT_OWNER_KEY", OWNER_KEY)
-        .env("APPLIANCE_LOG", "warn")
+        .env("PRIVIDIUM_LOG", "warn")
         .output()
         .unwrap()
 }
@@ -551,7 +551,7 @@ impl Disclosed<'_> {
             .arg("--out")
             .arg(out)
             .env("PRIVIDIUM_TOKEN", token)
-            .env("APPLIANCE_LOG", "warn")
+            .env("PRIVIDIUM_LOG", "warn")
             .output()
             .unwrap()
     }

@@ -9,7 +9,7 @@
 mod settings;
 
 pub use settings::{
-    has_trail, operator, record_database, recorded_url, redact, AuditSettings, AUDIT_DIR,
+    has_trail, operator, record_database, recorded_url, redact, AuditConfig, AUDIT_DIR,
     SETTINGS_FILE, WITNESS_FILE,
 };
 
@@ -173,7 +173,7 @@ impl Trail {
 /// the CLI finds it. Needs a tokio runtime (the writer is a task).
 pub async fn open(
     data_dir: &Path,
-    settings: &AuditSettings,
+    settings: &AuditConfig,
     cipher: Option<SharedCipher>,
     stamp: Stamp,
 ) -> Result<Trail, TrailError> {

@@ -16,7 +16,7 @@ pub const WITNESS_FILE: &str = "head.json";
 /// `[audit]` of the configuration.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct AuditSettings {
+pub struct AuditConfig {
     /// `postgres://user@host/db` (password via `PGPASSWORD` or `.pgpass`),
     /// or `sqlite://PATH`. Default: SQLite in the data directory.
     #[serde(default)]
@@ -39,7 +39,7 @@ fn default_batch() -> usize {
     16_384
 }
 
-impl Default for AuditSettings {
+impl Default for AuditConfig {
     fn default() -> Self {
         Self {
             database_url: None,
@@ -50,7 +50,7 @@ impl Default for AuditSettings {
     }
 }
 
-impl AuditSettings {
+impl AuditConfig {
     /// Problems with the settings, each naming its key.
     pub fn problems(&self) -> Vec<String> {
         let mut p = Vec::new();
@@ -197,7 +197,7 @@ mod tests {
             .unwrap_err()
             .to_string()
             .contains("start the node once"));
-        let url = AuditSettings::default().database_url(dir.path());
+        let url = AuditConfig::default().database_url(dir.path());
         record_url(dir.path(), &url).unwrap();
         assert!(has_trail(dir.path()));
         assert_eq!(recorded_url(dir.path()).unwrap(), url);

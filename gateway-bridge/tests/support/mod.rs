@@ -10,7 +10,7 @@ pub use peers::*;
 
 use alloy_consensus::Transaction as _;
 use alloy_primitives::{B256, U256};
-use prover::{OutputsFile, ProofEnvelope};
+use proof::{OutputsFile, ProofEnvelope};
 use state_transition::{execute_batch, AuditHead, BatchOutputs};
 use std::path::Path;
 

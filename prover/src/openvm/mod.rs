@@ -13,48 +13,38 @@
 
 mod config;
 mod profile;
-mod shape;
 
 pub use profile::{profile_guest, FunctionCycles, GuestProfile};
 
 use crate::{
     backend::{Execution, ZkBackend},
-    envelope::ProofEnvelope,
     ProverError,
 };
 use alloy_primitives::B256;
 use openvm_sdk::openvm_circuit::system::memory::merkle::public_values::extract_public_values;
 use openvm_sdk::{
     config::{AggregationSystemParams, AppConfig},
-    DefaultStarkEngine, Sdk, StdIn, F,
+    DefaultStarkEngine, Sdk, StdIn,
 };
 use openvm_sdk_config::SdkVmConfig;
 use openvm_stark_sdk::{
-    config::{
-        app_params_with_100_bits_security, baby_bear_poseidon2::Digest, MAX_APP_LOG_STACKED_HEIGHT,
-    },
-    openvm_stark_backend::{
-        codec::{Decode, Encode},
-        p3_field::{integers::QuotientMap, PrimeField32},
-    },
+    config::{app_params_with_100_bits_security, MAX_APP_LOG_STACKED_HEIGHT},
+    openvm_stark_backend::codec::Encode,
 };
 use openvm_transpiler::{elf::Elf, openvm_platform::memory::MEM_SIZE};
-use openvm_verify_stark_host::{
-    verify_vm_stark_proof_decoded, vk::VmStarkVerifyingKey, VmStarkProof,
-};
-
-/// Name written into proof files; a verifier refuses other backends.
-pub const BACKEND: &str = "openvm-stark-2.0.2";
+use openvm_verify_stark_host::vk::VmStarkVerifyingKey;
+pub use proof::openvm::BACKEND;
+use proof::{openvm::commit_bytes, ProofEnvelope};
 
 /// Tunables.
 #[derive(Debug, Clone, Copy)]
-pub struct OpenVmSettings {
+pub struct OpenVmConfig {
     /// Memory one segment may use while proving; smaller segments use less
     /// RAM but make more segment proofs to aggregate.
     pub segment_max_memory: usize,
 }
 
-impl Default for OpenVmSettings {
+impl Default for OpenVmConfig {
     fn default() -> Self {
         Self {
             segment_max_memory: 2 << 30,
@@ -102,7 +92,7 @@ fn gone() -> ProverError {
 
 impl OpenVmBackend {
     /// Loads the guest ELF and generates its keys (tens of seconds, once).
-    pub fn new(elf: &[u8], settings: OpenVmSettings) -> Result<Self, ProverError> {
+    pub fn new(elf: &[u8], settings: OpenVmConfig) -> Result<Self, ProverError> {
         let elf = elf.to_vec();
         let (ready_tx, ready_rx) = std::sync::mpsc::channel();
         let (requests, inbox) = std::sync::mpsc::channel::<Request>();
@@ -159,7 +149,7 @@ struct Machine {
 }
 
 impl Machine {
-    fn load(elf: &[u8], settings: OpenVmSettings) -> Result<Self, ProverError> {
+    fn load(elf: &[u8], settings: OpenVmConfig) -> Result<Self, ProverError> {
         let elf = Elf::decode(elf, MEM_SIZE as u32).map_err(vm_error)?;
         let mut vm_config = SdkVmConfig::from_toml(config::VM_TOML).map_err(vm_error)?;
         vm_config.system.config.segmentation_max_memory = settings.segment_max_memory;
@@ -179,7 +169,7 @@ impl Machine {
             baseline: prover.generate_baseline(),
         };
         let verifying_key = bitcode::serialize(&vk).map_err(vm_error)?;
-        let exe_commit = digest_bytes(&vk.baseline.app_exe_commit);
+        let exe_commit = commit_bytes(&vk.baseline.app_exe_commit);
         let program_id = ProofEnvelope::program_id(BACKEND, &exe_commit, &verifying_key);
         tracing::info!(%program_id, keygen_ms = started.elapsed().as_millis() as u64, "OpenVM batch program loaded");
         Ok(Self {
@@ -219,7 +209,9 @@ impl Machine {
             &state.memory.memory,
         );
         Ok(Execution {
-            digest: digest_of(&public_values)?,
+            digest: proof::openvm::outputs_digest(&public_values).ok_or_else(|| {
+                ProverError::Zkvm("the program revealed no outputs digest".into())
+            })?,
             cycles: Some(ctx.instret),
         })
     }
@@ -239,35 +231,6 @@ impl Machine {
         };
         Ok(envelope.encode())
     }
-}
-
-/// A program commitment as bytes: each field element big-endian.
-fn digest_bytes(digest: &Digest) -> Vec<u8> {
-    digest
-        .iter()
-        .flat_map(|f| f.as_canonical_u32().to_be_bytes())
-        .collect()
-}
-
-/// The inverse of [`digest_bytes`]; `None` unless every element is canonical.
-fn digest_from_bytes(bytes: &[u8]) -> Option<Digest> {
-    let mut digest = Digest::default();
-    if bytes.len() != digest.len() * 4 {
-        return None;
-    }
-    for (f, chunk) in digest.iter_mut().zip(bytes.chunks_exact(4)) {
-        let n = u32::from_be_bytes(chunk.try_into().ok()?);
-        *f = F::from_canonical_checked(n)?;
-    }
-    Some(digest)
-}
-
-fn digest_of(public_values: &[u8]) -> Result<B256, ProverError> {
-    let bytes: [u8; 32] = public_values
-        .get(..32)
-        .and_then(|b| b.try_into().ok())
-        .ok_or_else(|| ProverError::Zkvm("program revealed no outputs digest".into()))?;
-    Ok(B256::from(bytes))
 }
 
 impl ZkBackend for OpenVmBackend {
@@ -294,52 +257,6 @@ impl ZkBackend for OpenVmBackend {
             .map_err(|_| gone())?;
         answer.recv().map_err(|_| gone())?
     }
-}
-
-/// Checks an OpenVM proof envelope and returns the outputs digest it proves.
-///
-/// By now the key and commitment are the pinned program's (the caller
-/// checked the id), but the proof bytes are whatever the sender chose: they
-/// are walked with a bounded budget before OpenVM decodes them (see
-/// [`shape`]), and decoding and checking run under `catch_unwind`, so a
-/// malformed proof is reported as one instead of taking the verifier (a
-/// counterparty's CLI, the node's exporter) down.
-pub(crate) fn verify(envelope: &ProofEnvelope) -> Result<B256, ProverError> {
-    let started = std::time::Instant::now();
-    shape::check(&envelope.proof)
-        .map_err(|e| ProverError::BadProofFile(format!("proof encoding: {e}")))?;
-    let vk: VmStarkVerifyingKey = bitcode::deserialize(&envelope.verifying_key)
-        .map_err(|_| ProverError::BadProofFile("verifying key does not decode".into()))?;
-    let proof = std::panic::catch_unwind(|| VmStarkProof::decode_from_bytes(&envelope.proof))
-        .ok()
-        .and_then(Result::ok)
-        .ok_or_else(|| ProverError::BadProofFile("proof does not decode".into()))?;
-    let commit = digest_from_bytes(&envelope.program_commit)
-        .ok_or_else(|| ProverError::BadProofFile("program commitment is malformed".into()))?;
-    // The program id hashes both fields; they must also agree, or a file
-    // could name one program and carry the key of another.
-    if commit != vk.baseline.app_exe_commit {
-        return Err(ProverError::BadProofFile(
-            "program commitment differs from the verifying key's".into(),
-        ));
-    }
-    let decoded = started.elapsed();
-    std::panic::catch_unwind(|| verify_vm_stark_proof_decoded(&vk, &proof))
-        .map_err(|_| ProverError::Invalid("the proof is malformed".into()))?
-        .map_err(|e| ProverError::Invalid(e.to_string()))?;
-    tracing::debug!(
-        decode_ms = decoded.as_secs_f64() * 1e3,
-        verify_ms = (started.elapsed() - decoded).as_secs_f64() * 1e3,
-        "aggregated proof verified"
-    );
-    let bytes: Vec<u8> = proof
-        .user_pvs_proof
-        .public_values
-        .iter()
-        .map(|f| u8::try_from(f.as_canonical_u32()))
-        .collect::<Result<_, _>>()
-        .map_err(|_| ProverError::Invalid("public values are not bytes".into()))?;
-    digest_of(&bytes)
 }
 
 #[cfg(test)]

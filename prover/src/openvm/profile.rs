@@ -314,7 +314,7 @@ impl Machine {
 /// Loads the guest (keys included: tens of seconds) and profiles one run of
 /// it on `witness`, sampling every `period` instructions.
 pub fn profile_guest(elf: &[u8], witness: &[u8], period: u64) -> Result<GuestProfile, ProverError> {
-    let machine = Machine::load(elf, super::OpenVmSettings::default())?;
+    let machine = Machine::load(elf, super::OpenVmConfig::default())?;
     machine.profile(elf, witness, period)
 }
 

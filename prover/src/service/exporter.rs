@@ -7,8 +7,9 @@
 //! the node has checked it here.
 
 use super::{jobs::JobStore, unix_ms, ExportedProof, ProofObserver};
-use crate::{verify_envelope, JobState, OutputsFile, ProofEnvelope, ProverError};
+use crate::{JobState, ProverError};
 use alloy_primitives::B256;
+use proof::{verify_envelope, OutputsFile, ProofEnvelope};
 use state_transition::BatchOutputs;
 use std::{path::PathBuf, sync::Arc, time::Duration};
 
@@ -83,7 +84,7 @@ impl Exporter {
                 let why = format!("proof from worker {worker} refused at export: {e}");
                 self.jobs
                     .reject(n, &why, unix_ms(), REJECT_RETRY.as_millis() as u64)?;
-                return Err(e);
+                return Err(e.into());
             }
         };
         self.write_files(n, &proof, &outputs, &backend, cycles)?;
@@ -115,6 +116,7 @@ impl Exporter {
             &self.out_dir,
             &OutputsFile::stem(n),
             proof,
-        )
+        )?;
+        Ok(())
     }
 }

@@ -1,8 +1,9 @@
 //! Proves queued batches.
 
 use super::{jobs::JobStore, unix_ms};
-use crate::{verify_proof, ProverError, ZkBackend};
+use crate::{ProverError, ZkBackend};
 use parking_lot::Mutex;
+use proof::{verify_proof, ProofError};
 use state_transition::BatchOutputs;
 use std::{
     sync::{
@@ -146,10 +147,11 @@ impl Worker {
             .ok_or_else(|| ProverError::Store(format!("outputs of batch {n} do not decode")))?;
         let run = self.backend.execute(witness)?;
         if run.digest != outputs.digest() {
-            return Err(ProverError::OutputsMismatch {
+            return Err(ProofError::OutputsMismatch {
                 expected: outputs.digest(),
                 got: run.digest,
-            });
+            }
+            .into());
         }
         let started = Instant::now();
         let done = Arc::new(AtomicBool::new(false));

@@ -11,7 +11,7 @@ pub fn load_guest() -> prover::OpenVmBackend {
     let elf = std::fs::read(path)
         .unwrap_or_else(|e| panic!("{path}: {e}; build the guest with prover/guest/build.sh"));
     let started = std::time::Instant::now();
-    let backend = prover::OpenVmBackend::new(&elf, prover::OpenVmSettings::default()).unwrap();
+    let backend = prover::OpenVmBackend::new(&elf, prover::OpenVmConfig::default()).unwrap();
     eprintln!(
         "keygen {:.1} s, program id {}",
         started.elapsed().as_secs_f64(),

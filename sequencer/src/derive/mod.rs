@@ -16,9 +16,9 @@ pub use replay::ReplayReport;
 pub use state::{SlotProof, StateProof};
 
 use crate::{
-    chain::{StoredBlock, StoredTx},
     codec::{self, encode_account, encode_block, storage_key, u64_key},
     genesis::Genesis,
+    stored::{StoredBlock, StoredTx},
     ChainView, Result, SequencerError,
 };
 use alloy_primitives::{Bytes, B256, U256};

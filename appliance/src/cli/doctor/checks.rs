@@ -4,9 +4,9 @@
 
 use super::{read_config, Args, Finding, Verdict};
 use crate::{
-    at_rest::{self, EncryptionSettings, UnsealError},
+    at_rest::{self, EncryptionConfig, UnsealError},
     chain_files,
-    settling::SettlementSettings,
+    settling::SettlementConfig,
 };
 use access_control::authn::oidc::{OidcIssuer, OidcIssuerConfig};
 use alloy_primitives::{Address, B256, U256};
@@ -30,11 +30,11 @@ const PUBLISHED_PROGRAM_ID: &str = include_str!("../../../../prover/guest/PROGRA
 pub(super) struct Plan {
     data_dir: PathBuf,
     config: Option<(PathBuf, Vec<String>)>,
-    encryption: Option<EncryptionSettings>,
+    encryption: Option<EncryptionConfig>,
     audit_url: Result<String, String>,
     tls: Option<(PathBuf, PathBuf)>,
     oidc: Vec<OidcIssuerConfig>,
-    settlement: Option<(SettlementSettings, u64)>,
+    settlement: Option<(SettlementConfig, u64)>,
     program: Option<(Option<B256>, PathBuf)>,
 }
 
@@ -67,7 +67,7 @@ impl Plan {
         let tls = data_dir.join("tls");
         Ok(Self {
             config: None,
-            encryption: EncryptionSettings::recorded(&data_dir)?,
+            encryption: EncryptionConfig::recorded(&data_dir)?,
             audit_url: recorded_url(&data_dir).map_err(|e| e.to_string()),
             tls: tls
                 .join("server.pem")
@@ -265,7 +265,7 @@ async fn idp(cfg: &OidcIssuerConfig, max_skew: u64) -> Result<String, String> {
 
 async fn settlement(
     data_dir: &Path,
-    s: &SettlementSettings,
+    s: &SettlementConfig,
     chain_id: u64,
     min_wei: u128,
 ) -> Result<String, String> {

@@ -12,7 +12,7 @@ use std::path::PathBuf;
 #[derive(Debug, clap::Args)]
 pub struct Args {
     /// The production configuration file: checks it and everything it names.
-    #[arg(long, env = "APPLIANCE_CONFIG", required_unless_present = "data_dir")]
+    #[arg(long, env = "PRIVIDIUM_CONFIG", required_unless_present = "data_dir")]
     pub config: Option<PathBuf>,
     /// Without --config: a data directory (`prividium dev`'s), checked with
     /// the settings the node recorded there.

@@ -209,7 +209,7 @@ async fn reads_at_older_blocks_answer_as_of_that_block_and_replay_keeps_them() {
     let out = Command::new(bin())
         .args(["replay", "--data-dir"])
         .arg(dir.path())
-        .env("APPLIANCE_LOG", "warn")
+        .env("PRIVIDIUM_LOG", "warn")
         .output()
         .unwrap();
     assert!(

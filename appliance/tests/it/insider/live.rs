@@ -206,7 +206,7 @@ async fn live_updates_reach_viem_ethers_and_websockets_filtered_by_rights() {
         )
         .env("NODE_PID", t.node.child.id().to_string())
         .env("REVOKE_CMD", revoke)
-        .env("APPLIANCE_LOG", "error")
+        .env("PRIVIDIUM_LOG", "error")
         .output()
         .unwrap();
     script_passed("e2e-subscriptions", &out);

@@ -1,7 +1,7 @@
 //! Counterparty verification: a proof file, the public outputs and the
 //! pinned program id, nothing else.
 
-use crate::{envelope::ProofEnvelope, ProverError};
+use crate::{ProofEnvelope, ProofError};
 use alloy_primitives::B256;
 use state_transition::BatchOutputs;
 
@@ -11,7 +11,7 @@ pub fn verify_proof(
     proof_file: &[u8],
     outputs: &BatchOutputs,
     program_id: B256,
-) -> Result<(), ProverError> {
+) -> Result<(), ProofError> {
     verify_proof_digest(proof_file, outputs.digest(), program_id)
 }
 
@@ -21,7 +21,7 @@ pub fn verify_proof_digest(
     proof_file: &[u8],
     digest: B256,
     program_id: B256,
-) -> Result<(), ProverError> {
+) -> Result<(), ProofError> {
     verify_envelope(&ProofEnvelope::decode(proof_file)?, digest, program_id)
 }
 
@@ -31,17 +31,17 @@ pub fn verify_envelope(
     envelope: &ProofEnvelope,
     digest: B256,
     program_id: B256,
-) -> Result<(), ProverError> {
+) -> Result<(), ProofError> {
     let claimed = envelope.claimed_program_id();
     if claimed != program_id {
-        return Err(ProverError::WrongProgram {
+        return Err(ProofError::WrongProgram {
             expected: program_id,
             got: claimed,
         });
     }
     let proven = proven_digest(envelope)?;
     if proven != digest {
-        return Err(ProverError::OutputsMismatch {
+        return Err(ProofError::OutputsMismatch {
             expected: digest,
             got: proven,
         });
@@ -50,10 +50,10 @@ pub fn verify_envelope(
 }
 
 /// The outputs digest a backend's proof proves.
-fn proven_digest(envelope: &ProofEnvelope) -> Result<B256, ProverError> {
+fn proven_digest(envelope: &ProofEnvelope) -> Result<B256, ProofError> {
     match envelope.backend.as_str() {
         #[cfg(feature = "openvm")]
         crate::openvm::BACKEND => crate::openvm::verify(envelope),
-        other => Err(ProverError::UnknownBackend(other.to_string())),
+        other => Err(ProofError::UnknownBackend(other.to_string())),
     }
 }

@@ -3,7 +3,7 @@
 //! settlement contract holds (`new_commitment`, `private_commitment`).
 //! Counterparties need only the proof and the contract.
 
-use crate::ProverError;
+use crate::ProofError;
 use alloy_primitives::B256;
 use serde::{Deserialize, Serialize};
 use state_transition::BatchOutputs;
@@ -127,18 +127,16 @@ impl OutputsFile {
     /// Writes `proof` to `dir/STEM.proof` and these outputs to
     /// `dir/STEM.json`, each atomically (a reader never sees half a file):
     /// the pair a counterparty gives `prividium verify`.
-    pub fn write_with_proof(
-        &self,
-        dir: &Path,
-        stem: &str,
-        proof: &[u8],
-    ) -> Result<(), ProverError> {
+    pub fn write_with_proof(&self, dir: &Path, stem: &str, proof: &[u8]) -> Result<(), ProofError> {
         let write = |path: PathBuf, bytes: &[u8]| {
-            storage::write_atomic(&path, bytes).map_err(|source| ProverError::Io { path, source })
+            storage::write_atomic(&path, bytes).map_err(|source| ProofError::Io { path, source })
         };
         write(dir.join(format!("{stem}.proof")), proof)?;
-        let json =
-            serde_json::to_vec_pretty(self).map_err(|e| ProverError::Store(e.to_string()))?;
-        write(dir.join(format!("{stem}.json")), &json)
+        let json_path = dir.join(format!("{stem}.json"));
+        let json = serde_json::to_vec_pretty(self).map_err(|e| ProofError::Io {
+            path: json_path.clone(),
+            source: e.into(),
+        })?;
+        write(json_path, &json)
     }
 }

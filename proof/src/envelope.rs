@@ -8,7 +8,7 @@
 //! ([`ProofEnvelope::program_id`]), so a proof made under any other program
 //! or key does not match it.
 
-use crate::ProverError;
+use crate::ProofError;
 use alloy_primitives::{keccak256, B256};
 
 const MAGIC: &[u8; 8] = b"PRVDPRF1";
@@ -64,8 +64,8 @@ impl ProofEnvelope {
         out
     }
 
-    /// Parses file bytes; anything malformed is [`ProverError::BadProofFile`].
-    pub fn decode(bytes: &[u8]) -> Result<Self, ProverError> {
+    /// Parses file bytes; anything malformed is [`ProofError::BadProofFile`].
+    pub fn decode(bytes: &[u8]) -> Result<Self, ProofError> {
         let mut r = Reader(bytes);
         if r.take(8)? != MAGIC {
             return Err(bad("not a prividium proof file"));
@@ -87,14 +87,14 @@ impl ProofEnvelope {
     }
 }
 
-fn bad(what: &str) -> ProverError {
-    ProverError::BadProofFile(what.to_string())
+fn bad(what: &str) -> ProofError {
+    ProofError::BadProofFile(what.to_string())
 }
 
 struct Reader<'a>(&'a [u8]);
 
 impl<'a> Reader<'a> {
-    fn take(&mut self, n: usize) -> Result<&'a [u8], ProverError> {
+    fn take(&mut self, n: usize) -> Result<&'a [u8], ProofError> {
         if self.0.len() < n {
             return Err(bad("truncated"));
         }
@@ -103,7 +103,7 @@ impl<'a> Reader<'a> {
         Ok(head)
     }
 
-    fn field(&mut self, width: usize) -> Result<&'a [u8], ProverError> {
+    fn field(&mut self, width: usize) -> Result<&'a [u8], ProofError> {
         let raw = self.take(width)?;
         let mut len = [0u8; 8];
         len[8 - width..].copy_from_slice(raw);
