@@ -14,8 +14,9 @@ echo "== zkVM guests (Debian rustc-web, reproducible builds) =="
 prover/guest/build.sh
 prover/guest/build.sh --predicate
 
-echo "== format and lints =="
+echo "== format, import circles and lints =="
 cargo fmt --all --check
+scripts/import-circles.py
 cargo clippy -j"$JOBS" --workspace --all-targets -- -D warnings
 
 echo "== tests =="

@@ -45,7 +45,7 @@ pub struct CliTrail {
     pub dir: PathBuf,
     signer: HeadSigner,
     /// The data keys, when the directory is encrypted.
-    at_rest: Option<crate::at_rest::AtRest>,
+    at_rest: Option<crate::keys::at_rest::AtRest>,
 }
 
 impl CliTrail {
@@ -60,7 +60,7 @@ impl CliTrail {
         let mut db = AuditDb::connect(&url)
             .await
             .with_context(|| format!("opening the audit database {}", redact(&url)))?;
-        let at_rest = crate::at_rest::open_recorded(data_dir).await?;
+        let at_rest = crate::keys::at_rest::open_recorded(data_dir).await?;
         let cipher = at_rest.as_ref().map(|a| a.cipher.clone() as SharedCipher);
         if let Some(c) = &cipher {
             db = db.sealed_with(c.clone());

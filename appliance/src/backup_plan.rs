@@ -23,11 +23,12 @@
 //! exists is one that opens.
 
 use crate::{
-    at_rest, chain_files,
-    node::data_dir::{
+    chain_files,
+    data_dir::{
         AUDIT_DB, CHAIN_FILE, CHECKPOINT_FILE, DEV_ADMIN_HASH_FILE, DEV_SECRETS_FILE, GENESIS_FILE,
         PROOFS_DIR, PROVER_FILE, STATE_FILE,
     },
+    keys::at_rest,
 };
 use anyhow::{bail, Context, Result};
 use audit::trail::{AUDIT_DIR, SETTINGS_FILE, WITNESS_FILE};

@@ -4,7 +4,7 @@
 //! created, so `replay` and restarts never depend on flags matching. The
 //! genesis is sealed on an encrypted appliance; the rules are not secret.
 
-use crate::node::data_dir::{CHAIN_FILE, GENESIS_FILE};
+use crate::data_dir::{CHAIN_FILE, GENESIS_FILE};
 use anyhow::{bail, Context, Result};
 use serde::{Deserialize, Serialize};
 use state_transition::{revm::primitives::hardfork::SpecId, ChainSpec, FeeMode};

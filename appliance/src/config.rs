@@ -29,7 +29,7 @@ pub struct Config {
     #[serde(default)]
     pub rate_limits: access_control::rate::RateLimitConfig,
     /// Encryption at rest (required: say `provider = "off"` to store plaintext).
-    pub encryption: crate::at_rest::EncryptionConfig,
+    pub encryption: crate::keys::at_rest::EncryptionConfig,
     /// Audit trail (default: SQLite in the data directory, kept forever).
     #[serde(default)]
     pub audit: audit::trail::AuditConfig,
@@ -297,7 +297,7 @@ impl Config {
                 problems.push(format!("{key} = {}: file not found", file.display()));
             }
         }
-        if let crate::at_rest::EncryptionConfig::Transit(t) = &config.encryption {
+        if let crate::keys::at_rest::EncryptionConfig::Transit(t) = &config.encryption {
             let loopback = t.address.starts_with("http://127.0.0.1")
                 || t.address.starts_with("http://localhost");
             if !t.address.starts_with("https://") && !loopback {

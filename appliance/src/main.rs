@@ -9,22 +9,17 @@
 #![allow(unreachable_pub)]
 
 mod access_setup;
-mod at_rest;
 mod audit_trail;
 mod backup_plan;
-mod bench;
 mod chain_files;
 mod cli;
 mod config;
+mod data_dir;
 mod disk;
-mod key_status;
-mod key_upkeep;
+mod keys;
 mod node;
-mod node_rpc;
-mod provider_probe;
 mod proving;
 mod proving_status;
-mod rekey;
 mod settling;
 mod tls;
 
@@ -60,11 +55,13 @@ enum Cmd {
     /// Rebuild derived state from the block log and print the state root.
     Replay(cli::replay::Args),
     /// Load-generate against a running node.
-    Bench(bench::Args),
+    Bench(loadgen::Args),
     /// Manage API keys for machines.
-    Keys(cli::keys::Args),
+    #[command(subcommand)]
+    Keys(cli::keys::Cmd),
     /// Check, reload and explain access policies.
-    Policies(cli::policies::Args),
+    #[command(subcommand)]
+    Policies(cli::policies::Cmd),
     /// Query, export, prove and verify the audit log; legal holds.
     Audit(cli::audit::Args),
     /// Check a batch proof as a counterparty: exit 0 only if it proves
@@ -86,7 +83,8 @@ enum Cmd {
     Settlement(cli::settlement::Args),
     /// Proving machines: `prover worker` proves batches from the node's
     /// shared queue.
-    Prover(cli::prover::Args),
+    #[command(subcommand)]
+    Prover(cli::prover::Cmd),
     /// Check everything the node depends on, one line each; exit 1 if any
     /// check fails.
     Doctor(cli::doctor::Args),
@@ -130,10 +128,10 @@ fn main() -> std::process::ExitCode {
             Cmd::Dev(args) => cli::dev::run(*args).await,
             Cmd::Up(args) => cli::up::run(args).await,
             Cmd::Replay(args) => {
-                let cipher = at_rest::recorded_cipher(&args.data_dir).await?;
+                let cipher = keys::at_rest::recorded_cipher(&args.data_dir).await?;
                 tokio::task::spawn_blocking(move || cli::replay::run(args, cipher)).await?
             }
-            Cmd::Bench(args) => bench::run(args).await,
+            Cmd::Bench(args) => cli::bench::run(args).await,
             Cmd::Keys(args) => cli::keys::run(args).await,
             Cmd::Policies(args) => cli::policies::run(args),
             Cmd::Audit(args) => cli::audit::run(args).await,

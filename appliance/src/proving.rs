@@ -2,7 +2,7 @@
 //! head as the prover reads them, the sealed job store and the service.
 
 use crate::audit_trail::record_batch;
-use crate::node::data_dir::{DataDir, CHECKPOINT_FILE};
+use crate::data_dir::{DataDir, CHECKPOINT_FILE};
 use alloy_primitives::B256;
 use anyhow::{bail, Context, Result};
 use audit::action;
@@ -230,17 +230,23 @@ pub fn openvm_backend(_: &ProverConfig) -> Result<Arc<dyn ZkBackend>> {
     bail!("this build has no zkVM: rebuild with the `zkvm` feature")
 }
 
-/// The derived chain as the prover reads it.
-struct SequencerSource(Arc<Sequencer>);
+/// The derived chain as the prover reads it. The cutter waits on the
+/// sequencer's head rather than polling the store.
+struct SequencerSource {
+    sequencer: Arc<Sequencer>,
+    /// The node's runtime: the cutter runs on a thread of its own and waits
+    /// for the head through it.
+    runtime: Option<tokio::runtime::Handle>,
+}
 
 impl ChainSource for SequencerSource {
     fn head(&self) -> Result<u64, ProverError> {
-        let view = self.0.view().map_err(chain_err)?;
+        let view = self.sequencer.view().map_err(chain_err)?;
         view.head().map_err(chain_err)
     }
 
     fn block(&self, n: u64) -> Result<ChainBlock, ProverError> {
-        let view = self.0.view().map_err(chain_err)?;
+        let view = self.sequencer.view().map_err(chain_err)?;
         let block = view
             .block(n)
             .map_err(chain_err)?
@@ -251,28 +257,37 @@ impl ChainSource for SequencerSource {
             transactions: block.txs.into_iter().map(|t| t.envelope).collect(),
         })
     }
+
+    fn wait_past(&self, seen: u64, timeout: Duration) -> bool {
+        let Some(runtime) = &self.runtime else {
+            return false;
+        };
+        let mut heads = self.sequencer.subscribe();
+        let waited = runtime.block_on(async {
+            tokio::time::timeout(timeout, heads.wait_for(|h| h.number > seen)).await
+        });
+        // A closed channel (the sequencer is gone) cannot wake anyone: poll.
+        !matches!(waited, Ok(Err(_)))
+    }
 }
 
 fn chain_err(e: impl std::fmt::Display) -> ProverError {
     ProverError::Chain(e.to_string())
 }
 
-/// The audit log's latest signed head, from its witness file.
-struct WitnessHead(PathBuf);
+/// The audit log's latest signed head, as its writer committed it: every
+/// batch is bound to the trail as it stood when the batch was cut.
+struct TrailHead(Trail);
 
-impl AuditSource for WitnessHead {
+impl AuditSource for TrailHead {
     fn head(&self) -> AuditHead {
-        match audit::read_witness(&self.0) {
-            Ok(Some(h)) => AuditHead {
+        self.0
+            .log()
+            .latest_head()
+            .map_or_else(AuditHead::default, |h| AuditHead {
                 size: h.tree_size,
                 root: B256::from(h.root),
-            },
-            Ok(None) => AuditHead::default(),
-            Err(e) => {
-                tracing::warn!(error = %e, "audit head unreadable; batch bound to an empty head");
-                AuditHead::default()
-            }
-        }
+            })
     }
 }
 
@@ -404,9 +419,12 @@ pub fn start(
     let cutter = Cutter::new(
         chain,
         genesis,
-        Arc::new(SequencerSource(sequencer)),
+        Arc::new(SequencerSource {
+            sequencer,
+            runtime: tokio::runtime::Handle::try_current().ok(),
+        }),
         jobs.clone(),
-        Arc::new(WitnessHead(dir.audit_witness())),
+        Arc::new(TrailHead(trail.clone())),
         policy,
     )
     .with_checkpoints(checkpoints, CHECKPOINT_EVERY);

@@ -5,7 +5,7 @@
 //! seconds the oldest unproven block has waited, so "proofs keep pace" is a
 //! number an alert can watch rather than a guess from file dates.
 
-use prover::{JobStore, ProvingProgress};
+use prover::{ProvingProgress, QueueView};
 use sequencer::Sequencer;
 use serde::Serialize;
 use std::{sync::Arc, time::Duration};
@@ -13,7 +13,7 @@ use std::{sync::Arc, time::Duration};
 /// What `/health` and the log need to say how far proving is behind.
 #[derive(Clone)]
 pub struct ProvingLag {
-    jobs: Arc<dyn JobStore>,
+    jobs: Arc<dyn QueueView>,
     sequencer: Arc<Sequencer>,
     settlement: Option<Arc<std::sync::Mutex<gateway_bridge::BridgeStatus>>>,
 }
@@ -47,7 +47,7 @@ pub struct LagReading {
 impl ProvingLag {
     /// Reads from the node's job store (its ledger, with a shared queue).
     pub fn new(
-        jobs: Arc<dyn JobStore>,
+        jobs: Arc<dyn QueueView>,
         sequencer: Arc<Sequencer>,
         settlement: Option<Arc<std::sync::Mutex<gateway_bridge::BridgeStatus>>>,
     ) -> Self {

@@ -2,7 +2,7 @@
 //! sealed settlement key, and the audit record of every settled batch.
 
 use crate::audit_trail::record_batch;
-use crate::node::data_dir::DataDir;
+use crate::data_dir::DataDir;
 use alloy_primitives::Address;
 use anyhow::{Context, Result};
 use audit::action;

@@ -26,7 +26,7 @@ use std::{
     },
     time::{Duration, Instant},
 };
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{mpsc, oneshot, watch};
 
 /// Writer settings.
 #[derive(Debug, Clone)]
@@ -100,6 +100,8 @@ impl Shares {
 #[derive(Debug, Clone)]
 pub struct AuditLog {
     tx: mpsc::Sender<Msg>,
+    /// The latest signed head, as committed.
+    head: watch::Receiver<Option<TreeHead>>,
     stats: Arc<Stats>,
     shares: Arc<Shares>,
     shared_capacity: usize,
@@ -166,15 +168,24 @@ impl AuditLog {
         let (tx, rx) = mpsc::channel(capacity);
         let stats = Arc::new(Stats::default());
         let shares = Arc::new(Shares::default());
+        let (head_tx, head) = watch::channel(None);
         let log = Self {
             tx,
+            head,
             stats: stats.clone(),
             shared_capacity: capacity.saturating_sub(config.reserved).max(1),
             per_actor: config.per_actor.max(1),
             shares: shares.clone(),
         };
-        let task = tokio::spawn(run(db, signer, config, rx, stats, shares));
+        let task = tokio::spawn(run(db, signer, config, rx, stats, shares, head_tx));
         (log, task)
+    }
+
+    /// The latest signed head the writer committed (at start, the stored
+    /// one), without asking the database: what the prover binds a batch
+    /// to. `None` while the log is empty or the writer is still starting.
+    pub fn latest_head(&self) -> Option<TreeHead> {
+        self.head.borrow().clone()
     }
 
     /// Queues the node's own `event`, timed now, using the whole queue
@@ -275,9 +286,11 @@ async fn run(
     mut rx: mpsc::Receiver<Msg>,
     stats: Arc<Stats>,
     shares: Arc<Shares>,
+    head: watch::Sender<Option<TreeHead>>,
 ) {
     let mut msgs = Vec::with_capacity(config.batch_max);
     let mut latest: Option<TreeHead> = db.latest_head().await.ok().flatten();
+    head.send_replace(latest.clone());
     let mut witnessed = Instant::now() - Duration::from_secs(60);
     loop {
         if rx.recv_many(&mut msgs, config.batch_max).await == 0 {
@@ -300,6 +313,7 @@ async fn run(
             let n = events.len() as u64;
             latest = Some(commit(&db, &signer, &mut events, &stats).await);
             stats.committed.fetch_add(n, Ordering::Relaxed);
+            head.send_replace(latest.clone());
         }
         // Witness at most once a second, and always when someone waits.
         if let (Some(path), Some(head)) = (&config.witness, &latest) {

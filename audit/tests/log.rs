@@ -35,6 +35,8 @@ async fn queries_filter_and_page_on_both_databases() {
         let head = log.flush().await.unwrap().unwrap();
         assert_eq!(head.tree_size, 60, "{}", t.label());
         assert!(head.verify(&s.public_key()));
+        // What the prover binds a batch to, without a database read.
+        assert_eq!(log.latest_head(), Some(head.clone()), "{}", t.label());
 
         let db = &t.db;
         let page = |f: Filter| async move { db.query(&f).await.unwrap() };

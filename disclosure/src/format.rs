@@ -1,7 +1,6 @@
 //! The disclosure file, version 1. Field names follow EIP-1186 for the
 //! proofs so any Merkle-Patricia verifier can read them too.
 
-use crate::DisclosureError;
 use alloy_primitives::{Address, B256, U256};
 use alloy_rpc_types_eth::EIP1186AccountProofResponse;
 use serde::{Deserialize, Serialize};
@@ -108,18 +107,5 @@ impl Anchor {
     /// `batch`'s `newCommitment`.
     pub fn commitment(&self) -> B256 {
         state_transition::state_commitment(self.state_root, self.block_hash)
-    }
-}
-
-impl Disclosure {
-    /// Reads a (value-revealing) disclosure file, refusing anything too
-    /// large, malformed, of another version or of the predicate kind.
-    pub fn parse(bytes: &[u8]) -> Result<Self, DisclosureError> {
-        match crate::AnyDisclosure::parse(bytes)? {
-            crate::AnyDisclosure::Exact(d) => Ok(d),
-            crate::AnyDisclosure::Predicate(_) => Err(DisclosureError::Format(
-                "a predicate disclosure, not one with a value".into(),
-            )),
-        }
     }
 }

@@ -36,6 +36,8 @@ pub use trie::{mapping_key, verify_account, verify_slot, AccountFields};
 #[cfg(feature = "std")]
 mod check;
 #[cfg(feature = "std")]
+mod file;
+#[cfg(feature = "std")]
 mod format;
 #[cfg(feature = "std")]
 mod zk;
@@ -43,11 +45,11 @@ mod zk;
 #[cfg(feature = "std")]
 pub use check::{check, Fact};
 #[cfg(feature = "std")]
+pub use file::AnyDisclosure;
+#[cfg(feature = "std")]
 pub use format::{Anchor, Disclosure, Statement, FORMAT, MAX_FILE_BYTES};
 #[cfg(feature = "std")]
-pub use zk::{
-    predicate_input, AnyDisclosure, ClaimJson, Comparison, PredicateDisclosure, PREDICATE_FORMAT,
-};
+pub use zk::{predicate_input, ClaimJson, Comparison, PredicateDisclosure, PREDICATE_FORMAT};
 
 /// Why a disclosure does not hold.
 #[cfg(feature = "std")]

@@ -11,7 +11,8 @@
 
 use std::sync::Arc;
 use storage::{
-    Entry, KvRead, KvStore, Result, ScanFn, SharedCipher, StorageError, Table, WriteBatch, WriteOp,
+    Entry, KeyRange, KvRead, KvStore, Result, ScanFn, SharedCipher, StorageError, Table,
+    WriteBatch, WriteOp,
 };
 
 const PART: usize = 16;
@@ -150,9 +151,7 @@ impl Codec {
         &self,
         read: &(impl KvRead + ?Sized),
         table: Table,
-        start: &[u8],
-        end: Option<&[u8]>,
-        limit: usize,
+        keys: KeyRange<'_>,
     ) -> Result<Vec<Entry>> {
         if let Scheme::Blind { .. } = scheme(table) {
             return Err(StorageError::Unsupported {
@@ -160,7 +159,7 @@ impl Codec {
                 message: "keys are blinded; ranges have no order (use scan)".into(),
             });
         }
-        read.range(table, start, end, limit)?
+        read.range(table, keys)?
             .into_iter()
             .map(|(k, v)| self.open(table, &k, &v))
             .collect()
@@ -217,14 +216,8 @@ where
     fn get(&self, table: Table, key: &[u8]) -> Result<Option<Vec<u8>>> {
         self.codec.get(&*self.inner, table, key)
     }
-    fn range(
-        &self,
-        table: Table,
-        start: &[u8],
-        end: Option<&[u8]>,
-        limit: usize,
-    ) -> Result<Vec<Entry>> {
-        self.codec.range(&*self.inner, table, start, end, limit)
+    fn range(&self, table: Table, keys: KeyRange<'_>) -> Result<Vec<Entry>> {
+        self.codec.range(&*self.inner, table, keys)
     }
     fn scan(&self, table: Table, f: &mut ScanFn<'_>) -> Result<()> {
         self.codec.scan(&*self.inner, table, f)
@@ -291,7 +284,7 @@ mod tests {
     }
 
     fn raw_entries(raw: &MemoryStore, table: Table) -> Vec<Entry> {
-        raw.range(table, &[], None, usize::MAX).unwrap()
+        raw.range(table, KeyRange::from(&[], usize::MAX)).unwrap()
     }
 
     #[test]
@@ -332,9 +325,11 @@ mod tests {
         }
         // Ordinal keys stay plain so block ranges work.
         assert_eq!(raw_entries(&raw, Table::Blocks)[0].0, 5u64.to_be_bytes());
-        let blocks = store.range(Table::Blocks, &[], None, 10).unwrap();
+        let blocks = store.range(Table::Blocks, KeyRange::from(&[], 10)).unwrap();
         assert_eq!(blocks[0].1, b"block five");
-        assert!(store.range(Table::Accounts, &[], None, 10).is_err());
+        assert!(store
+            .range(Table::Accounts, KeyRange::from(&[], 10))
+            .is_err());
 
         // Scans give plain keys back; prefix deletes still drop an account's storage.
         let mut seen = Vec::new();

@@ -14,7 +14,7 @@ use std::{
     path::{Path, PathBuf},
     sync::atomic::{AtomicBool, Ordering},
 };
-use storage::{KvStore, RecordCipher, Result, StorageError, Table, WriteBatch};
+use storage::{KeyRange, KvStore, RecordCipher, Result, StorageError, Table, WriteBatch};
 
 const PAGE: usize = 2_000;
 
@@ -126,7 +126,7 @@ pub fn reencrypt_store(
                     complete: false,
                 });
             }
-            let page = raw.range(table, &start, None, PAGE)?;
+            let page = raw.range(table, KeyRange::from(&start, PAGE))?;
             let mut batch = WriteBatch::new();
             for (key, sealed) in &page {
                 p.examined += 1;

@@ -51,7 +51,42 @@ pub enum BridgeError {
 }
 
 impl BridgeError {
+    /// Whether the same step may succeed later without anyone acting: the
+    /// settlement node was unreachable or slow to mine. Every other error
+    /// (a revert, an unregistered chain, a batch that does not follow on,
+    /// a bad proof or signer) repeats until an operator fixes its cause;
+    /// the bridge still retries, in case they have, but says so louder.
+    pub fn is_retryable(&self) -> bool {
+        matches!(self, Self::Rpc(_) | Self::NotMined { .. })
+    }
+
     pub(crate) fn rpc(e: impl std::fmt::Display) -> Self {
         Self::Rpc(e.to_string())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_an_unreachable_or_slow_node_is_worth_retrying_unattended() {
+        assert!(BridgeError::rpc("connection refused").is_retryable());
+        let slow = BridgeError::NotMined {
+            hash: B256::ZERO,
+            secs: 60,
+        };
+        assert!(slow.is_retryable());
+        for needs_operator in [
+            BridgeError::Reverted("BatchOutOfOrder".into()),
+            BridgeError::UnknownChain(7),
+            BridgeError::Diverged {
+                batch: 3,
+                reason: "state root differs".into(),
+            },
+            BridgeError::Signer("no key".into()),
+        ] {
+            assert!(!needs_operator.is_retryable(), "{needs_operator}");
+        }
     }
 }

@@ -73,6 +73,9 @@ impl Bridge {
         let (stop, mut stopped) = watch::channel(false);
         let shared = status.clone();
         let task = tokio::spawn(async move {
+            // Settling (1) or waiting for the next proof (0): with the
+            // prover's stages on the same scrape, where a batch waits.
+            let busy = metrics::gauge!("prividium_stage_busy", "stage" => "settlement");
             let mut failures = 0u32;
             let mut agreed = None;
             let mut balance_read: Option<std::time::Instant> = None;
@@ -93,7 +96,10 @@ impl Bridge {
                     &config,
                     &mut agreed,
                 );
-                let pause = match step.await {
+                busy.set(1.0);
+                let stepped = step.await;
+                busy.set(0.0);
+                let pause = match stepped {
                     Ok(step) => {
                         failures = 0;
                         let (settled, pause) = match step {
@@ -110,7 +116,16 @@ impl Bridge {
                     }
                     Err(e) => {
                         failures = failures.saturating_add(1);
-                        tracing::warn!(error = %e, failures, "settlement failed; will retry");
+                        if e.is_retryable() {
+                            tracing::warn!(error = %e, failures, "settlement failed; will retry");
+                        } else {
+                            tracing::error!(
+                                error = %e,
+                                failures,
+                                "settlement stopped on something an operator must fix; \
+                                 checking again after the backoff"
+                            );
+                        }
                         set(&shared, |s| {
                             s.reachable = !matches!(e, BridgeError::Rpc(_));
                             s.last_error = Some(e.to_string());

@@ -45,3 +45,31 @@ pub enum ProverError {
     #[error(transparent)]
     Proof(#[from] proof::ProofError),
 }
+
+impl ProverError {
+    /// Whether the same step may succeed if tried again: the queue's
+    /// storage or the chain was unavailable for a moment. Every other error
+    /// is a verdict on the batch, the job or the proof (it re-executes
+    /// differently, the lease moved on, the proof is refused) that a retry
+    /// would only repeat.
+    pub fn is_retryable(&self) -> bool {
+        matches!(self, Self::Store(_) | Self::Chain(_))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_store_or_chain_hiccup_is_retried_a_verdict_is_not() {
+        assert!(ProverError::Store("postgres: connection reset".into()).is_retryable());
+        assert!(ProverError::Chain("block 9 unreadable".into()).is_retryable());
+        assert!(!ProverError::LeaseLost(4).is_retryable());
+        assert!(!ProverError::Diverged {
+            number: 9,
+            reason: "state root".into()
+        }
+        .is_retryable());
+    }
+}

@@ -25,8 +25,9 @@ pub use openvm::{
     BACKEND as OPENVM_BACKEND,
 };
 pub use service::{
-    AuditSource, BatchPolicy, ChainSource, CheckpointStore, Cutter, ExportedProof, Exporter, Job,
-    JobState, JobStore, KvJobStore, PgJobStore, ProofObserver, ProverService, ProvingProgress,
-    ResealCount, Worker, DEFAULT_MAX_CYCLES,
+    AuditSource, BatchPolicy, ChainSource, CheckpointStore, Claimed, Cutter, CutterQueue,
+    ExportedProof, Exporter, ExporterQueue, Job, JobState, JobStore, KvJobStore, Lease, Made,
+    PgJobStore, ProofObserver, ProverService, ProvingProgress, QueueView, ResealCount, Retry,
+    Worker, WorkerQueue, DEFAULT_MAX_CYCLES,
 };
 pub use witness::{ChainBlock, PreparedBatch, ProverState};

@@ -6,7 +6,10 @@
 
 use alloy_primitives::Bytes;
 use encryption::testing::cipher;
-use prover::{Job, JobState, JobStore, PgJobStore, ProverError};
+use prover::{
+    CutterQueue, ExporterQueue, Job, JobState, Lease, Made, PgJobStore, ProverError, QueueView,
+    Retry, WorkerQueue,
+};
 use sqlx::{Connection, Executor};
 use std::sync::{atomic::AtomicBool, Arc};
 use storage::SharedCipher;
@@ -114,7 +117,7 @@ fn workers_share_the_queue_without_taking_the_same_batch() {
                 s.spawn(move || {
                     let q = PgJobStore::connect(&url, 7777, Some(key)).unwrap();
                     start.wait();
-                    q.claim(&format!("w{i}"), 1_000, 500)
+                    q.claim(Lease::new(&format!("w{i}"), 1_000, 500))
                         .unwrap()
                         .map(|(j, w)| (j.batch_number, w))
                 })
@@ -132,7 +135,7 @@ fn workers_share_the_queue_without_taking_the_same_batch() {
         assert_eq!(w, format!("secret witness {n}").as_bytes());
     }
     assert!(
-        node.claim("w9", 1_000, 500).unwrap().is_none(),
+        node.claim(Lease::new("w9", 1_000, 500)).unwrap().is_none(),
         "all leased"
     );
 
@@ -142,13 +145,17 @@ fn workers_share_the_queue_without_taking_the_same_batch() {
         other => panic!("{other:?}"),
     };
     let first = holder(1);
-    let (j, _) = node.claim("w9", 2_000, 60_000).unwrap().unwrap();
+    let (j, _) = node
+        .claim(Lease::new("w9", 2_000, 60_000))
+        .unwrap()
+        .unwrap();
     assert_eq!((j.batch_number, j.attempts), (1, 2));
     assert!(matches!(
-        node.finish(1, &first, b"late", 1, None),
+        node.finish(1, &first, Made::new(b"late", 1, None)),
         Err(ProverError::LeaseLost(1))
     ));
-    node.finish(1, "w9", b"proof 1", 900, Some(42)).unwrap();
+    node.finish(1, "w9", Made::new(b"proof 1", 900, Some(42)))
+        .unwrap();
     assert_eq!(
         node.job(1).unwrap().unwrap().state,
         JobState::Proven {
@@ -161,7 +168,7 @@ fn workers_share_the_queue_without_taking_the_same_batch() {
 
     // A failure goes back with backoff; its text is sealed too.
     let second = holder(2);
-    node.fail(2, &second, "secret error text", 2_000, 5_000)
+    node.fail(2, &second, Retry::new("secret error text", 2_000, 5_000))
         .unwrap();
     assert!(!contains(&db.raw(), b"secret error"));
     let j = node.job(2).unwrap().unwrap();
@@ -188,14 +195,18 @@ fn workers_share_the_queue_without_taking_the_same_batch() {
     );
 
     // Export deletes the witness; a refused proof requeues the batch.
-    node.reject(1, "bad proof", 3_000, 0).unwrap();
+    node.reject(1, Retry::new("bad proof", 3_000, 0)).unwrap();
     assert_eq!(node.proof(1).unwrap(), None);
-    let (j, w) = node.claim("w9", 3_000, 60_000).unwrap().unwrap();
+    let (j, w) = node
+        .claim(Lease::new("w9", 3_000, 60_000))
+        .unwrap()
+        .unwrap();
     assert_eq!(
         (j.batch_number, w.as_slice()),
         (1, &b"secret witness 1"[..])
     );
-    node.finish(1, "w9", b"proof 1b", 800, None).unwrap();
+    node.finish(1, "w9", Made::new(b"proof 1b", 800, None))
+        .unwrap();
     assert_eq!(node.exported_through().unwrap(), 0);
     node.set_exported(1).unwrap();
     assert_eq!(node.exported_through().unwrap(), 1);
@@ -213,7 +224,7 @@ fn workers_share_the_queue_without_taking_the_same_batch() {
     );
 
     // A claim this worker cannot open goes straight back to the queue.
-    let wrong_claim = wrong.claim("stale", 10_000, 3_600_000);
+    let wrong_claim = wrong.claim(Lease::new("stale", 10_000, 3_600_000));
     assert!(wrong_claim.is_err());
     let j = node.job(2).unwrap().unwrap();
     assert!(
@@ -235,8 +246,9 @@ fn rotation_reseals_witnesses_so_the_old_key_can_go() {
         old.insert(&job(n), format!("witness {n}").as_bytes())
             .unwrap();
     }
-    let (j, _) = old.claim("w", 1, 60_000).unwrap().unwrap();
-    old.fail(j.batch_number, "w", "retry me", 2, 0).unwrap();
+    let (j, _) = old.claim(Lease::new("w", 1, 60_000)).unwrap().unwrap();
+    old.fail(j.batch_number, "w", Retry::new("retry me", 2, 0))
+        .unwrap();
 
     let rotated = db.queue(Some(cipher(&[1, 2], 2)));
     let count = rotated.reseal(&AtomicBool::new(false)).unwrap();
@@ -251,7 +263,10 @@ fn rotation_reseals_witnesses_so_the_old_key_can_go() {
         Some("retry me")
     );
     for n in 1..=3 {
-        let (j, w) = retired.claim("w2", 10, 60_000).unwrap().unwrap();
+        let (j, w) = retired
+            .claim(Lease::new("w2", 10, 60_000))
+            .unwrap()
+            .unwrap();
         assert_eq!(
             (j.batch_number, w),
             (n, format!("witness {n}").into_bytes())

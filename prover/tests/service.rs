@@ -7,8 +7,8 @@ mod support;
 use alloy_primitives::B256;
 use proof::ProofError;
 use prover::{
-    BatchPolicy, ChainSource, CheckpointStore, Cutter, CycleModel, Exporter, JobState, JobStore,
-    KvJobStore, NativeBackend, ProverError, Worker,
+    BatchPolicy, ChainSource, CheckpointStore, Cutter, CycleModel, Exporter, JobState, KvJobStore,
+    Lease, Made, NativeBackend, ProverError, QueueView, Worker, WorkerQueue,
 };
 use state_transition::{AuditHead, BatchOutputs};
 use std::{sync::Arc, time::Duration};
@@ -211,9 +211,9 @@ fn one_transfer_queued() -> Arc<KvJobStore> {
 fn the_exporter_refuses_a_bad_proof_and_requeues_the_batch() {
     let jobs = one_transfer_queued();
 
-    let (job, _) = jobs.claim("rogue", 1, 60_000).unwrap().unwrap();
+    let (job, _) = jobs.claim(Lease::new("rogue", 1, 60_000)).unwrap().unwrap();
     assert_eq!(job.batch_number, 1);
-    jobs.finish(1, "rogue", b"not a proof", 10, Some(1))
+    jobs.finish(1, "rogue", Made::new(b"not a proof", 10, Some(1)))
         .unwrap();
 
     let dir = tempfile::tempdir().unwrap();
@@ -378,9 +378,120 @@ fn a_stopping_worker_hands_its_batch_back_instead_of_holding_the_lease() {
     assert!(matches!(job.state, JobState::Queued { .. }), "{job:?}");
     assert!(job.last_error.unwrap().contains("worker stopped"));
     assert!(
-        jobs.claim("next", prover_now(), 1_000).unwrap().is_some(),
+        jobs.claim(Lease::new("next", prover_now(), 1_000))
+            .unwrap()
+            .is_some(),
         "another worker can take it now, not in two hours"
     );
+}
+
+/// A chain that wakes a waiting reader on each new block, as the node's
+/// sequencer does, and never by the clock: a cutter that cuts here after
+/// going idle was woken by the head, not by a poll.
+struct Announcing {
+    blocks: std::sync::Mutex<Vec<prover::ChainBlock>>,
+    grew: std::sync::Condvar,
+    waiting: std::sync::atomic::AtomicBool,
+    closed: std::sync::atomic::AtomicBool,
+}
+
+impl Announcing {
+    fn push(&self, block: prover::ChainBlock) {
+        self.blocks.lock().unwrap().push(block);
+        self.grew.notify_all();
+    }
+
+    fn close(&self) {
+        self.closed.store(true, std::sync::atomic::Ordering::SeqCst);
+        let _guard = self.blocks.lock().unwrap();
+        self.grew.notify_all();
+    }
+}
+
+impl ChainSource for Announcing {
+    fn head(&self) -> Result<u64, ProverError> {
+        Ok(self.blocks.lock().unwrap().len() as u64 - 1)
+    }
+
+    fn block(&self, n: u64) -> Result<prover::ChainBlock, ProverError> {
+        self.blocks
+            .lock()
+            .unwrap()
+            .get(n as usize)
+            .cloned()
+            .ok_or(ProverError::Chain(format!("no block {n}")))
+    }
+
+    fn wait_past(&self, seen: u64, _timeout: Duration) -> bool {
+        use std::sync::atomic::Ordering::SeqCst;
+        let blocks = self.blocks.lock().unwrap();
+        self.waiting.store(true, SeqCst);
+        let _woken = self
+            .grew
+            .wait_while(blocks, |b| {
+                b.len() as u64 - 1 <= seen && !self.closed.load(SeqCst)
+            })
+            .unwrap();
+        true
+    }
+}
+
+#[test]
+fn an_idle_cutter_wakes_on_a_new_head_instead_of_polling() {
+    let mut chain = TestChain::new();
+    let (deploy, _) = chain.deploy_token(0, 1_000);
+    chain.produce(vec![deploy]);
+    let source = Arc::new(Announcing {
+        blocks: std::sync::Mutex::new(vec![prover::ChainBlock {
+            header: chain.headers[0].clone(),
+            hash: chain.hashes[0],
+            transactions: Vec::new(),
+        }]),
+        grew: std::sync::Condvar::new(),
+        waiting: false.into(),
+        closed: false.into(),
+    });
+    let jobs = Arc::new(KvJobStore::new(Arc::new(storage::MemoryStore::default())));
+    let policy = BatchPolicy {
+        max_blocks: 1,
+        max_wait: Duration::from_secs(3600),
+        ..BatchPolicy::default()
+    };
+    let audit = FixedAudit(AuditHead {
+        size: 5,
+        root: B256::repeat_byte(5),
+    });
+    let cutter = Cutter::new(
+        chain.spec.clone(),
+        chain.genesis.clone(),
+        source.clone(),
+        jobs.clone(),
+        Arc::new(audit),
+        policy,
+    );
+    // An hour between polls: only a wake from the chain can cut in time.
+    let service =
+        prover::ProverService::spawn(Some(cutter), vec![], None, Duration::from_secs(3600));
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    while !source.waiting.load(std::sync::atomic::Ordering::SeqCst) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the cutter never went idle"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    assert_eq!(jobs.last_cut().unwrap(), None, "nothing to cut yet");
+
+    source.push(chain.blocks[0].clone());
+    while jobs.last_cut().unwrap() != Some((1, 1)) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "block 1 was never cut: the cutter did not wake on the new head"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    source.close();
+    service.stop(Duration::from_secs(5));
 }
 
 fn prover_now() -> u64 {

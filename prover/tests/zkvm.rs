@@ -16,8 +16,8 @@ mod support;
 use alloy_primitives::B256;
 use proof::{verify_proof, OutputsFile, ProofEnvelope, ProofError};
 use prover::{
-    BatchPolicy, Cutter, ExportedProof, Exporter, JobState, JobStore, OpenVmBackend, PgJobStore,
-    ProofObserver, ProverError, ProverService, Worker, ZkBackend,
+    BatchPolicy, Cutter, ExportedProof, Exporter, JobState, OpenVmBackend, PgJobStore,
+    ProofObserver, ProverError, ProverService, QueueView, Worker, ZkBackend,
 };
 use state_transition::{execute_batch, AuditHead, BatchWitness};
 use std::{

@@ -1,7 +1,7 @@
 //! The front door's use of access control: the caller of one request, the
 //! policy questions it raises, and the per-request answers worth keeping.
 
-use super::{block_reads, filters, jsonrpc::RpcError, state_reads, trace};
+use super::jsonrpc::RpcError;
 use access_control::{
     directory::ContractDirectory,
     policy::{AccountFacts, Circumstances, Decision, PolicyEngine, Resource, TxFacts},
@@ -72,77 +72,6 @@ impl CallerCache {
         map.insert(key, caller.clone());
         caller
     }
-}
-
-/// The RPC action a method is decided as; `None` for methods the node does
-/// not know (they get "method not found" without a policy question).
-pub fn method_action(method: &str) -> Option<&'static str> {
-    // Methods decided as an action named for what they do, so a policy
-    // reads `action == "disclose"`.
-    if super::disclose::METHODS.contains(&method) {
-        return Some("disclose");
-    }
-    // Methods outside the modules that answer families of them.
-    const KNOWN: &[&str] = &[
-        "eth_chainId",
-        "net_version",
-        "web3_clientVersion",
-        "eth_blockNumber",
-        "eth_syncing",
-        "eth_gasPrice",
-        "eth_maxPriorityFeePerGas",
-        "eth_feeHistory",
-        "eth_getBlockByNumber",
-        "eth_getBlockByHash",
-        "eth_accounts",
-        "eth_getProof",
-        "eth_getTransactionByHash",
-        "eth_getTransactionReceipt",
-        "eth_getLogs",
-        "eth_subscribe",
-        "eth_unsubscribe",
-        "eth_call",
-        "eth_estimateGas",
-        "eth_createAccessList",
-        "eth_sendRawTransaction",
-        "eth_sendTransaction",
-        "prividium_siweChallenge",
-        "prividium_bindWallet",
-        "prividium_wallets",
-        "prividium_whoami",
-        "prividium_adminBindWallet",
-        "prividium_adminUnbindWallet",
-        "prividium_adminListWallets",
-        "prividium_reloadPolicies",
-    ];
-    let modules: [&'static [&'static str]; 7] = [
-        super::admin_keys::METHODS,
-        super::admin_status::METHODS,
-        super::batches::METHODS,
-        filters::METHODS,
-        block_reads::METHODS,
-        state_reads::METHODS,
-        trace::METHODS,
-    ];
-    if let Some(known) = KNOWN
-        .iter()
-        .chain(modules.into_iter().flatten())
-        .find(|m| **m == method)
-    {
-        return Some(known);
-    }
-    // Whole families are governed together, implemented or not, so a
-    // forbidden family answers "forbidden" rather than revealing which of
-    // its methods exist.
-    [
-        ("debug_", "debug_*"),
-        ("txpool_", "txpool_*"),
-        ("admin_", "admin_*"),
-        ("eth_sign", "eth_sign*"),
-    ]
-    .iter()
-    .find(|(prefix, _)| method.starts_with(prefix))
-    .map(|(_, action)| *action)
 }
 
 /// One authenticated request's caller, with lazily decided blanket rights.

@@ -3,22 +3,25 @@
 //! `audit_read` action (auditor and compliance roles in the bank policies),
 //! and every read is itself recorded before it is answered.
 
-use super::{http_error as error, in_request, RpcState};
+use super::{
+    asker::{refuse, Asker},
+    http_error, RpcState,
+};
 use crate::request;
 use audit::{
     action, export, prove_consistency, prove_inclusion, AuditError, Filter, FilterArgs, Outcome,
 };
 use axum::{
     body::Body,
-    extract::{ConnectInfo, Path, Query, State},
-    http::{header, HeaderMap, HeaderValue, StatusCode},
+    extract::{Path, Query},
+    http::{header, HeaderValue, StatusCode},
     response::{IntoResponse, Response},
     routing::{get, post},
     Json, Router,
 };
 use serde::Deserialize;
 use serde_json::{json, Value};
-use std::{net::SocketAddr, sync::Arc};
+use std::sync::Arc;
 
 pub(super) fn routes() -> Router<Arc<RpcState>> {
     Router::new()
@@ -40,137 +43,115 @@ fn audit_error(e: AuditError) -> Response {
         AuditError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
         _ => StatusCode::INTERNAL_SERVER_ERROR,
     };
-    error(status, e.to_string(), Value::Null)
+    refuse(status, e.to_string())
 }
 
-/// Authenticates and decides `cedar_action` (`audit_read`, `audit_hold`).
-/// `Err` is the response to send.
-async fn authorize(
-    state: &RpcState,
-    peer: SocketAddr,
-    headers: &HeaderMap,
-    cedar_action: &str,
-) -> Result<Arc<access_control::Principal>, Response> {
-    let principal = super::authenticate_http(state, peer, headers).await?;
-    let caller = state.access.caller(principal.clone());
-    let d = state.access.engine.decide(
-        &caller,
-        cedar_action,
-        &access_control::policy::Resource::Node,
-        &access_control::policy::Circumstances::Rpc,
-    );
-    if !d.allowed {
-        let what = match cedar_action {
-            "audit_hold" => "place or release legal holds on",
-            _ => "read",
-        };
-        return Err(error(
-            StatusCode::FORBIDDEN,
-            format!(
-                "forbidden: {principal} may not {what} the audit log (rule {})",
-                d.rule
-            ),
-            json!({ "rule": d.rule }),
-        ));
+impl Asker {
+    /// Authenticates and decides `cedar_action` (`audit_read`, `audit_hold`).
+    async fn audit_principal(
+        &self,
+        cedar_action: &str,
+    ) -> Result<Arc<access_control::Principal>, Response> {
+        let principal = self.principal().await?;
+        let caller = self.state.access.caller(principal.clone());
+        let d = self.state.access.engine.decide(
+            &caller,
+            cedar_action,
+            &access_control::policy::Resource::Node,
+            &access_control::policy::Circumstances::Rpc,
+        );
+        if !d.allowed {
+            let what = match cedar_action {
+                "audit_hold" => "place or release legal holds on",
+                _ => "read",
+            };
+            return Err(http_error(
+                StatusCode::FORBIDDEN,
+                format!(
+                    "forbidden: {principal} may not {what} the audit log (rule {})",
+                    d.rule
+                ),
+                json!({ "rule": d.rule }),
+            ));
+        }
+        Ok(principal)
     }
-    Ok(principal)
+
+    /// Authenticates, decides `audit_read`, and records the read (`what`,
+    /// `details`) before anything is answered.
+    async fn admit(&self, what: &str, details: Value) -> Result<(), Response> {
+        let principal = self.audit_principal("audit_read").await?;
+        let event = request::by(&principal, what, Outcome::Allow)
+            .resource("audit-log")
+            .details(details);
+        self.trail()
+            .record(event)
+            .map_err(|e| refuse(StatusCode::SERVICE_UNAVAILABLE, e.to_string()))
+    }
+
+    /// A place in the trail for `principal`'s next event, taken before the
+    /// change it records happens: a change the trail cannot name is never
+    /// made.
+    #[allow(clippy::result_large_err)] // the error is the response, sent at once
+    fn reserve(
+        &self,
+        principal: &access_control::Principal,
+    ) -> Result<audit::Reservation, Response> {
+        self.trail().reserve(&principal.key()).map_err(|e| {
+            refuse(
+                StatusCode::SERVICE_UNAVAILABLE,
+                format!("audit log unavailable, nothing changed: {e}"),
+            )
+        })
+    }
+
+    fn trail(&self) -> &audit::Trail {
+        &self.state.access.trail
+    }
+
+    fn public_key(&self) -> String {
+        hex::encode(self.trail().public_key().as_bytes())
+    }
 }
 
-/// A place in the trail for `principal`'s next event; `Err` is the 503.
-#[allow(clippy::result_large_err)] // the error is the response, sent at once
-fn reserve(
-    state: &RpcState,
-    principal: &access_control::Principal,
-) -> Result<audit::Reservation, Response> {
-    state.access.trail.reserve(&principal.key()).map_err(|e| {
-        error(
-            StatusCode::SERVICE_UNAVAILABLE,
-            format!("audit log unavailable, nothing changed: {e}"),
-            Value::Null,
-        )
-    })
-}
-
-/// Authenticates, decides `audit_read`, and records the read (`what`,
-/// `details`). `Err` is the response to send.
-async fn admit(
-    state: &RpcState,
-    peer: SocketAddr,
-    headers: &HeaderMap,
-    what: &str,
-    details: Value,
-) -> Result<(), Response> {
-    let principal = authorize(state, peer, headers, "audit_read").await?;
-    let event = request::by(&principal, what, Outcome::Allow)
-        .resource("audit-log")
-        .details(details);
-    state
-        .access
-        .trail
-        .record(event)
-        .map_err(|e| error(StatusCode::SERVICE_UNAVAILABLE, e.to_string(), Value::Null))
-}
-
-async fn events(
-    State(state): State<Arc<RpcState>>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
-    headers: HeaderMap,
-    Query(args): Query<FilterArgs>,
-) -> Response {
-    in_request(peer, &headers, async {
-        let filter = match args.to_filter() {
-            Ok(f) => f,
-            Err(e) => return audit_error(e),
-        };
-        let details = json!({ "filter": args });
-        if let Err(r) = admit(&state, peer, &headers, action::AUDIT_QUERIED, details).await {
-            return r;
-        }
-        let db = state.access.trail.db();
-        match db.query(&filter).await {
-            Ok(page) => Json(json!({
-                "events": page.events.iter().map(export::event_json).collect::<Vec<_>>(),
-                "next": page.next,
-            }))
-            .into_response(),
-            Err(e) => audit_error(e),
-        }
+async fn events(ask: Asker, Query(args): Query<FilterArgs>) -> Response {
+    ask.answer(async {
+        let filter = args.to_filter().map_err(audit_error)?;
+        ask.admit(action::AUDIT_QUERIED, json!({ "filter": args }))
+            .await?;
+        let page = ask.trail().db().query(&filter).await.map_err(audit_error)?;
+        Ok(Json(json!({
+            "events": page.events.iter().map(export::event_json).collect::<Vec<_>>(),
+            "next": page.next,
+        }))
+        .into_response())
     })
     .await
 }
 
-async fn export_all(
-    State(state): State<Arc<RpcState>>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
-    headers: HeaderMap,
-    Query(args): Query<FilterArgs>,
-) -> Response {
-    in_request(peer, &headers, async {
-        let format: export::Format = match args.format.as_deref().unwrap_or("json").parse() {
-            Ok(f) => f,
-            Err(e) => return error(StatusCode::BAD_REQUEST, e, Value::Null),
-        };
-        let mut filter = match args.to_filter() {
-            Ok(f) => f,
-            Err(e) => return audit_error(e),
-        };
-        let db = state.access.trail.db().clone();
-        let head = match db.latest_head().await {
-            Ok(Some(h)) => h,
-            Ok(None) => return error(StatusCode::NOT_FOUND, "the audit log is empty", Value::Null),
-            Err(e) => return audit_error(e),
-        };
+async fn export_all(ask: Asker, Query(args): Query<FilterArgs>) -> Response {
+    ask.answer(async {
+        let format: export::Format = args
+            .format
+            .as_deref()
+            .unwrap_or("json")
+            .parse()
+            .map_err(|e: String| refuse(StatusCode::BAD_REQUEST, e))?;
+        let mut filter = args.to_filter().map_err(audit_error)?;
+        let db = ask.trail().db().clone();
+        let head = db
+            .latest_head()
+            .await
+            .map_err(audit_error)?
+            .ok_or_else(|| refuse(StatusCode::NOT_FOUND, "the audit log is empty"))?;
         let details = json!({ "filter": args, "tree_size": head.tree_size });
-        if let Err(r) = admit(&state, peer, &headers, action::AUDIT_EXPORTED, details).await {
-            return r;
-        }
+        ask.admit(action::AUDIT_EXPORTED, details).await?;
         // Everything exported lies under this head, so the export and the
         // head it names are consistent by construction.
         filter.below = Some(head.tree_size);
         filter.limit = Some(audit::store::MAX_PAGE);
         filter.after = None;
-        let public = hex::encode(state.access.trail.public_key().as_bytes());
-        let head_doc = export::head_json(&head, &public);
+        let head_doc = export::head_json(&head, &ask.public_key());
         let stream = export_stream(db, filter, format, head_doc.clone());
         let (ctype, ext) = match format {
             export::Format::Csv => ("text/csv; charset=utf-8", "csv"),
@@ -188,7 +169,7 @@ async fn export_all(
         if let Ok(v) = HeaderValue::from_str(&head_doc.to_string()) {
             h.insert("x-audit-tree-head", v);
         }
-        resp
+        Ok(resp)
     })
     .await
 }
@@ -258,33 +239,19 @@ struct ProofArgs {
     tree_size: Option<u64>,
 }
 
-async fn proof(
-    State(state): State<Arc<RpcState>>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
-    headers: HeaderMap,
-    Path(id): Path<u64>,
-    Query(args): Query<ProofArgs>,
-) -> Response {
-    in_request(peer, &headers, async {
+async fn proof(ask: Asker, Path(id): Path<u64>, Query(args): Query<ProofArgs>) -> Response {
+    ask.answer(async {
         let details = json!({ "event": id, "tree_size": args.tree_size });
-        if let Err(r) = admit(&state, peer, &headers, action::AUDIT_PROVED, details).await {
-            return r;
-        }
-        let db = state.access.trail.db();
-        let proof = match prove_inclusion(db, id, args.tree_size).await {
-            Ok(p) => p,
-            Err(e) => return audit_error(e),
-        };
-        match db.event(id).await {
-            Ok(Some(e)) => {
-                Json(json!({ "event": export::event_json(&e), "proof": proof })).into_response()
-            }
-            Ok(None) => error(
-                StatusCode::GONE,
-                format!("event {id} was pruned"),
-                Value::Null,
+        ask.admit(action::AUDIT_PROVED, details).await?;
+        let db = ask.trail().db();
+        let proof = prove_inclusion(db, id, args.tree_size)
+            .await
+            .map_err(audit_error)?;
+        match db.event(id).await.map_err(audit_error)? {
+            Some(e) => Ok(
+                Json(json!({ "event": export::event_json(&e), "proof": proof })).into_response(),
             ),
-            Err(e) => audit_error(e),
+            None => Err(refuse(StatusCode::GONE, format!("event {id} was pruned"))),
         }
     })
     .await
@@ -297,66 +264,36 @@ struct ConsistencyArgs {
     to: Option<u64>,
 }
 
-async fn consistency(
-    State(state): State<Arc<RpcState>>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
-    headers: HeaderMap,
-    Query(args): Query<ConsistencyArgs>,
-) -> Response {
-    in_request(peer, &headers, async {
+async fn consistency(ask: Asker, Query(args): Query<ConsistencyArgs>) -> Response {
+    ask.answer(async {
         let details = json!({ "from": args.from, "to": args.to });
-        if let Err(r) = admit(&state, peer, &headers, action::AUDIT_PROVED, details).await {
-            return r;
-        }
-        match prove_consistency(state.access.trail.db(), args.from, args.to).await {
-            Ok(p) => Json(p).into_response(),
-            Err(e) => audit_error(e),
+        ask.admit(action::AUDIT_PROVED, details).await?;
+        let p = prove_consistency(ask.trail().db(), args.from, args.to)
+            .await
+            .map_err(audit_error)?;
+        Ok(Json(p).into_response())
+    })
+    .await
+}
+
+async fn head(ask: Asker) -> Response {
+    ask.answer(async {
+        ask.admit(action::AUDIT_QUERIED, json!({ "head": true }))
+            .await?;
+        match ask.trail().db().latest_head().await.map_err(audit_error)? {
+            Some(h) => Ok(Json(export::head_json(&h, &ask.public_key())).into_response()),
+            None => Err(refuse(StatusCode::NOT_FOUND, "the audit log is empty")),
         }
     })
     .await
 }
 
-async fn head(
-    State(state): State<Arc<RpcState>>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
-    headers: HeaderMap,
-) -> Response {
-    in_request(peer, &headers, async {
-        if let Err(r) = admit(
-            &state,
-            peer,
-            &headers,
-            action::AUDIT_QUERIED,
-            json!({ "head": true }),
-        )
-        .await
-        {
-            return r;
-        }
-        let public = hex::encode(state.access.trail.public_key().as_bytes());
-        match state.access.trail.db().latest_head().await {
-            Ok(Some(h)) => Json(export::head_json(&h, &public)).into_response(),
-            Ok(None) => error(StatusCode::NOT_FOUND, "the audit log is empty", Value::Null),
-            Err(e) => audit_error(e),
-        }
-    })
-    .await
-}
-
-async fn holds(
-    State(state): State<Arc<RpcState>>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
-    headers: HeaderMap,
-) -> Response {
-    in_request(peer, &headers, async {
-        let details = json!({ "holds": true });
-        if let Err(r) = admit(&state, peer, &headers, action::AUDIT_QUERIED, details).await {
-            return r;
-        }
-        match state.access.trail.db().holds().await {
-            Ok(list) => Json(json!({ "holds": list })).into_response(),
-            Err(e) => audit_error(e),
-        }
+async fn holds(ask: Asker) -> Response {
+    ask.answer(async {
+        ask.admit(action::AUDIT_QUERIED, json!({ "holds": true }))
+            .await?;
+        let list = ask.trail().db().holds().await.map_err(audit_error)?;
+        Ok(Json(json!({ "holds": list })).into_response())
     })
     .await
 }
@@ -375,101 +312,69 @@ struct NewHold {
 /// Longest hold reason kept.
 const MAX_REASON: usize = 1_000;
 
-async fn place_hold(
-    State(state): State<Arc<RpcState>>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
-    headers: HeaderMap,
-    body: axum::body::Bytes,
-) -> Response {
-    in_request(peer, &headers, async {
-        let principal = match authorize(&state, peer, &headers, "audit_hold").await {
-            Ok(p) => p,
-            Err(r) => return r,
-        };
-        let hold: NewHold = match serde_json::from_slice(&body) {
-            Ok(h) => h,
-            Err(e) => {
-                return error(
-                    StatusCode::BAD_REQUEST,
-                    format!("a hold is {{\"from\", \"to\", \"reason\"}}: {e}"),
-                    Value::Null,
-                )
-            }
-        };
+async fn place_hold(ask: Asker, body: axum::body::Bytes) -> Response {
+    ask.answer(async {
+        let principal = ask.audit_principal("audit_hold").await?;
+        let hold: NewHold = serde_json::from_slice(&body).map_err(|e| {
+            refuse(
+                StatusCode::BAD_REQUEST,
+                format!("a hold is {{\"from\", \"to\", \"reason\"}}: {e}"),
+            )
+        })?;
         if hold.reason.len() > MAX_REASON {
-            return error(
+            return Err(refuse(
                 StatusCode::BAD_REQUEST,
                 format!("reason is longer than {MAX_REASON} bytes"),
-                Value::Null,
-            );
+            ));
         }
         let bound =
             |t: &str, name: &str| audit::time::parse_bound(t).map_err(|e| format!("{name}: {e}"));
         let (from_us, to_us) = match (bound(&hold.from, "from"), bound(&hold.to, "to")) {
             (Ok(f), Ok(t)) => (f, t),
-            (Err(why), _) | (_, Err(why)) => {
-                return error(StatusCode::BAD_REQUEST, why, Value::Null)
-            }
+            (Err(why), _) | (_, Err(why)) => return Err(refuse(StatusCode::BAD_REQUEST, why)),
         };
-        // The event's place is taken before the hold exists: a hold the
-        // trail cannot name is never placed.
-        let place = match reserve(&state, &principal) {
-            Ok(p) => p,
-            Err(r) => return r,
-        };
-        let db = state.access.trail.db();
-        let id = match db
+        let place = ask.reserve(&principal)?;
+        let id = ask
+            .trail()
+            .db()
             .place_hold(from_us, to_us, &hold.reason, &principal.key())
             .await
-        {
-            Ok(id) => id,
-            Err(e) => return audit_error(e),
-        };
+            .map_err(audit_error)?;
         let event = request::by(&principal, action::HOLD_PLACED, Outcome::Allow)
             .resource(format!("hold:{id}"))
             .details(json!({ "from_us": from_us, "to_us": to_us, "reason": hold.reason }));
-        if let Err(e) = state.access.trail.record_reserved(Some(place), event) {
+        if let Err(e) = ask.trail().record_reserved(Some(place), event) {
             tracing::error!(error = %e, hold = id, "legal hold placed but its event was lost");
         }
-        (StatusCode::CREATED, Json(json!({ "id": id }))).into_response()
+        Ok((StatusCode::CREATED, Json(json!({ "id": id }))).into_response())
     })
     .await
 }
 
-async fn release_hold(
-    State(state): State<Arc<RpcState>>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
-    headers: HeaderMap,
-    Path(id): Path<i64>,
-) -> Response {
-    in_request(peer, &headers, async {
-        let principal = match authorize(&state, peer, &headers, "audit_hold").await {
-            Ok(p) => p,
-            Err(r) => return r,
-        };
+async fn release_hold(ask: Asker, Path(id): Path<i64>) -> Response {
+    ask.answer(async {
+        let principal = ask.audit_principal("audit_hold").await?;
         // Released events may be pruned: the release is recorded in a place
         // taken before it happens.
-        let place = match reserve(&state, &principal) {
-            Ok(p) => p,
-            Err(r) => return r,
-        };
-        match state.access.trail.db().release_hold(id).await {
-            Ok(true) => {}
-            Ok(false) => {
-                return error(
-                    StatusCode::NOT_FOUND,
-                    format!("no active hold {id}"),
-                    Value::Null,
-                )
-            }
-            Err(e) => return audit_error(e),
+        let place = ask.reserve(&principal)?;
+        if !ask
+            .trail()
+            .db()
+            .release_hold(id)
+            .await
+            .map_err(audit_error)?
+        {
+            return Err(refuse(
+                StatusCode::NOT_FOUND,
+                format!("no active hold {id}"),
+            ));
         }
         let event = request::by(&principal, action::HOLD_RELEASED, Outcome::Allow)
             .resource(format!("hold:{id}"));
-        if let Err(e) = state.access.trail.record_reserved(Some(place), event) {
+        if let Err(e) = ask.trail().record_reserved(Some(place), event) {
             tracing::error!(error = %e, hold = id, "legal hold released but its event was lost");
         }
-        Json(json!({ "released": id })).into_response()
+        Ok(Json(json!({ "released": id })).into_response())
     })
     .await
 }

@@ -7,22 +7,22 @@
 
 use super::{
     access::RequestCaller,
-    http_error, in_request,
+    asker::{refuse, Asker},
     jsonrpc::{code, RpcError},
     params::Params,
     RpcState,
 };
 use axum::{
     body::Body,
-    extract::{ConnectInfo, Path, State},
-    http::{header, HeaderMap, HeaderValue, StatusCode},
+    extract::Path,
+    http::{header, HeaderValue, StatusCode},
     response::{IntoResponse, Response},
     routing::get,
     Router,
 };
 use serde::Deserialize;
 use serde_json::{json, Value};
-use std::{net::SocketAddr, path::PathBuf, sync::Arc};
+use std::{path::PathBuf, sync::Arc};
 
 /// The methods this module answers.
 pub(crate) const METHODS: &[&str] = &["prividium_batches"];
@@ -154,17 +154,10 @@ fn proof_file(name: &str) -> Option<(&str, &'static str)> {
         .then_some((name, ctype))
 }
 
-async fn download(
-    State(state): State<Arc<RpcState>>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
-    headers: HeaderMap,
-    Path(file): Path<String>,
-) -> Response {
-    in_request(peer, &headers, async {
-        let principal = match super::authenticate_http(&state, peer, &headers).await {
-            Ok(p) => p,
-            Err(r) => return r,
-        };
+async fn download(ask: Asker, Path(file): Path<String>) -> Response {
+    ask.answer(async {
+        let principal = ask.principal().await?;
+        let state = &ask.state;
         let rc = RequestCaller::new(state.access.caller(principal));
         if let Err(e) = state.access.check_method(&rc, "prividium_batches") {
             let status = if e.code == code::FORBIDDEN {
@@ -172,49 +165,44 @@ async fn download(
             } else {
                 StatusCode::INTERNAL_SERVER_ERROR
             };
-            return http_error(status, e.message, Value::Null);
+            return Err(refuse(status, e.message));
         }
-        let Some((name, ctype)) = proof_file(&file) else {
-            return http_error(
+        let (name, ctype) = proof_file(&file).ok_or_else(|| {
+            refuse(
                 StatusCode::NOT_FOUND,
                 "only batch-N.proof and batch-N.json are served here",
-                Value::Null,
-            );
-        };
-        let Some(dir) = state.proofs_dir.as_ref() else {
-            return http_error(
-                StatusCode::NOT_FOUND,
-                "this node does not prove",
-                Value::Null,
-            );
-        };
+            )
+        })?;
+        let dir = state
+            .proofs_dir
+            .as_ref()
+            .ok_or_else(|| refuse(StatusCode::NOT_FOUND, "this node does not prove"))?;
         let path: PathBuf = dir.join(name);
-        match tokio::fs::File::open(&path).await {
-            Ok(file) => {
-                let size = file.metadata().await.ok().map(|m| m.len());
-                let stream = tokio_util::io::ReaderStream::new(file);
-                let mut resp = Body::from_stream(stream).into_response();
-                let h = resp.headers_mut();
-                h.insert(header::CONTENT_TYPE, HeaderValue::from_static(ctype));
-                if let Ok(v) = HeaderValue::from_str(&format!("attachment; filename=\"{name}\"")) {
-                    h.insert(header::CONTENT_DISPOSITION, v);
-                }
-                if let Some(n) = size {
-                    h.insert(header::CONTENT_LENGTH, HeaderValue::from(n));
-                }
-                resp
+        let file = tokio::fs::File::open(&path).await.map_err(|e| {
+            if e.kind() == std::io::ErrorKind::NotFound {
+                refuse(
+                    StatusCode::NOT_FOUND,
+                    format!("{name} is not exported (yet)"),
+                )
+            } else {
+                refuse(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    format!("{name} is unreadable: {e}"),
+                )
             }
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => http_error(
-                StatusCode::NOT_FOUND,
-                format!("{name} is not exported (yet)"),
-                Value::Null,
-            ),
-            Err(e) => http_error(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                format!("{name} is unreadable: {e}"),
-                Value::Null,
-            ),
+        })?;
+        let size = file.metadata().await.ok().map(|m| m.len());
+        let stream = tokio_util::io::ReaderStream::new(file);
+        let mut resp = Body::from_stream(stream).into_response();
+        let h = resp.headers_mut();
+        h.insert(header::CONTENT_TYPE, HeaderValue::from_static(ctype));
+        if let Ok(v) = HeaderValue::from_str(&format!("attachment; filename=\"{name}\"")) {
+            h.insert(header::CONTENT_DISPOSITION, v);
         }
+        if let Some(n) = size {
+            h.insert(header::CONTENT_LENGTH, HeaderValue::from(n));
+        }
+        Ok(resp)
     })
     .await
 }

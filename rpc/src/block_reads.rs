@@ -6,7 +6,7 @@
 
 use super::{
     access::RequestCaller,
-    eth::{block_at, resolve, to_json, view},
+    chain_reads::{block_at, resolve, to_json, view},
     jsonrpc::RpcError,
     params::Params,
     private::BlockView,

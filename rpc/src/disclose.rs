@@ -10,7 +10,7 @@
 
 use super::{
     access::RequestCaller,
-    eth::to_json,
+    chain_reads::to_json,
     jsonrpc::{code, RpcError},
     params::Params,
     proof::{eip1186, state_proof_at},

@@ -14,7 +14,7 @@
 
 use super::{
     access::RequestCaller,
-    eth::{logs_between, resolve, to_json, view},
+    chain_reads::{block_at, get_logs, logs_between, resolve, to_json, view},
     jsonrpc::{code, RpcError},
     params::Params,
     RpcLimits, RpcState,
@@ -237,7 +237,7 @@ pub(super) fn handle(
             })?;
             let filter =
                 filter.ok_or_else(|| RpcError::invalid_params("filter is not a log filter"))?;
-            super::eth::get_logs(state, rc, &filter).and_then(to_json)
+            get_logs(state, rc, &filter).and_then(to_json)
         }
         "eth_getFilterChanges" => changes(state, rc, &owner, filter_id(p)?),
         _ => Err(RpcError::new(
@@ -288,7 +288,7 @@ fn changes(state: &RpcState, rc: &RequestCaller, owner: &str, id: u128) -> Resul
             let to = head.min(next.saturating_add(span - 1));
             let mut hashes = Vec::new();
             for n in next..=to {
-                match super::eth::block_at(&v, n)? {
+                match block_at(&v, n)? {
                     Some(b) => hashes.push(b.hash),
                     None => break,
                 }

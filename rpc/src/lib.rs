@@ -11,11 +11,13 @@ pub mod access_events;
 mod access_list;
 mod admin_keys;
 mod admin_status;
+mod asker;
 mod audit_api;
 mod auth_seen;
 mod batches;
 mod block_reads;
 mod call;
+mod chain_reads;
 mod console;
 mod convert;
 mod disclose;
@@ -24,6 +26,7 @@ pub mod filters;
 pub mod gate;
 mod health;
 mod jsonrpc;
+mod methods;
 mod params;
 mod private;
 mod probes;
@@ -34,7 +37,7 @@ mod trace;
 mod wallet;
 pub mod ws;
 
-use access::{method_action, Access, RequestCaller};
+use access::{Access, RequestCaller};
 use audit::{action, ActorKind, AuditEvent, Outcome};
 use axum::{
     body::{to_bytes, Body},
@@ -46,6 +49,7 @@ use axum::{
 };
 pub use health::StageReport;
 use jsonrpc::{code, parse_body, Body as RpcBody, Call, RpcError};
+use methods::method_action;
 pub use probes::ReadinessCheck;
 use request::{RequestContext, REQUEST};
 use sequencer::Sequencer;

@@ -10,7 +10,7 @@
 
 use super::{
     access::RequestCaller,
-    eth::{account_read, to_json, view},
+    chain_reads::{account_read, to_json, view},
     jsonrpc::RpcError,
     params::Params,
     state_reads, RpcState,

@@ -5,7 +5,7 @@
 
 use super::{
     access::RequestCaller,
-    eth::{account_read, to_json, view},
+    chain_reads::{account_read, to_json, view},
     jsonrpc::RpcError,
     params::Params,
     RpcState,

@@ -2,7 +2,6 @@
 
 use crate::{
     codec::{self, decode_account, decode_block, decode_u64, storage_key, u64_key},
-    history::HistoricalState,
     stored::StoredBlock,
 };
 use alloy_primitives::{Address, Bytes, B256, U256};
@@ -146,18 +145,6 @@ impl ChainView {
                 .map(Some)
                 .ok_or_else(|| corrupt(Table::Meta, codec::META_HISTORY_FROM, "bad height")),
         }
-    }
-
-    /// The state after block `number`, if it is kept (at or after
-    /// [`Self::history_from`], at or before the head).
-    pub fn state_at(&self, number: u64) -> Result<Option<HistoricalState<'_>>, StorageError> {
-        let kept = self.history_from()?.is_some_and(|from| number >= from);
-        if !kept || number > self.head()? {
-            return Ok(None);
-        }
-        Ok(self
-            .state_root(number)?
-            .map(|root| HistoricalState::new(self, number, root)))
     }
 
     /// Code by hash.

@@ -17,6 +17,21 @@ use state_transition::{revm::state::AccountInfo, StateError, StateReader};
 use std::cell::RefCell;
 use storage::{StorageError, Table};
 
+impl ChainView {
+    /// The state after block `number`, if it is kept (at or after
+    /// [`Self::history_from`], at or before the head). Defined here, beside
+    /// what it returns: the view itself knows nothing of history.
+    pub fn state_at(&self, number: u64) -> Result<Option<HistoricalState<'_>>, StorageError> {
+        let kept = self.history_from()?.is_some_and(|from| number >= from);
+        if !kept || number > self.head()? {
+            return Ok(None);
+        }
+        Ok(self
+            .state_root(number)?
+            .map(|root| HistoricalState::new(self, number, root)))
+    }
+}
+
 /// An account leaf as the state trie holds it.
 #[derive(RlpDecodable)]
 struct TrieAccount {

@@ -21,7 +21,6 @@ mod error;
 mod genesis;
 mod history;
 mod hot;
-mod intrinsic;
 pub mod mempool;
 mod node;
 mod produce;

@@ -4,17 +4,15 @@
 use crate::{
     derive::{replay, Deriver, SharedTries, StateProof},
     hot::{Hot, ProducedHead, SharedHot},
-    intrinsic::intrinsic_gas,
-    mempool::{Mempool, MempoolError, PooledTx, TxGuard},
+    mempool::{admission, Mempool, MempoolError, PooledTx, TxGuard},
     produce::{next_context, Producer, ResealControl},
     wal::{BlockLog, ResealProgress},
     ChainView, Genesis, ReplayReport, Result, SequencerConfig, SequencerError,
 };
-use alloy_consensus::{transaction::SignerRecoverable, Transaction, TxEnvelope};
-use alloy_eips::eip2718::Decodable2718;
+use alloy_consensus::TxEnvelope;
 use alloy_primitives::{Address, B256};
 use parking_lot::{Mutex, RwLock};
-use state_transition::{tx_env, BlockExecutor, ChainSpec, SharedGuard, SUPPORTED_TX_TYPES};
+use state_transition::{tx_env, BlockExecutor, ChainSpec, SharedGuard};
 use std::{
     path::Path,
     sync::{
@@ -271,22 +269,7 @@ impl Sequencer {
 
     /// Decodes a raw signed transaction, enforcing the size limit.
     pub fn decode_raw(&self, raw: &[u8]) -> Result<TxEnvelope, MempoolError> {
-        let limits = &self.config.mempool;
-        if raw.len() > limits.max_tx_bytes {
-            return Err(MempoolError::TooLarge {
-                size: raw.len(),
-                limit: limits.max_tx_bytes,
-            });
-        }
-        let mut buf = raw;
-        let tx =
-            TxEnvelope::decode_2718(&mut buf).map_err(|e| MempoolError::Decode(e.to_string()))?;
-        if !buf.is_empty() {
-            return Err(MempoolError::Decode(
-                "trailing bytes after transaction".into(),
-            ));
-        }
-        Ok(tx)
+        admission::decode(raw, &self.config.mempool)
     }
 
     /// Decodes, validates and pools a raw signed transaction.
@@ -296,7 +279,7 @@ impl Sequencer {
 
     /// Validates and pools a decoded transaction.
     pub fn submit(&self, tx: TxEnvelope) -> Result<B256, MempoolError> {
-        let sender = recover(&tx)?;
+        let sender = admission::recover(&tx)?;
         self.submit_signed(tx, sender, None)
     }
 
@@ -329,41 +312,10 @@ impl Sequencer {
         Ok(hash)
     }
 
-    /// Stateless checks against the chain rules.
+    /// Stateless checks against the chain rules, at the next block's base
+    /// fee.
     fn validate(&self, tx: &TxEnvelope) -> Result<(), MempoolError> {
-        if !SUPPORTED_TX_TYPES.contains(&tx.tx_type()) {
-            return Err(MempoolError::UnsupportedType);
-        }
-        let chain = &self.config.chain;
-        if tx.chain_id() != Some(chain.chain_id) {
-            return Err(MempoolError::WrongChainId {
-                expected: chain.chain_id,
-                got: tx.chain_id(),
-            });
-        }
-        let want = intrinsic_gas(tx);
-        if tx.gas_limit() < want {
-            return Err(MempoolError::IntrinsicGasTooLow {
-                have: tx.gas_limit(),
-                want,
-            });
-        }
-        if tx.gas_limit() > chain.block_gas_limit {
-            return Err(MempoolError::GasLimitTooHigh);
-        }
-        if let Some(tip) = tx.max_priority_fee_per_gas() {
-            if tip > tx.max_fee_per_gas() {
-                return Err(MempoolError::TipAboveFeeCap);
-            }
-        }
-        let base_fee = self.next_base_fee();
-        if tx.max_fee_per_gas() < base_fee as u128 {
-            return Err(MempoolError::FeeTooLow {
-                max_fee: tx.max_fee_per_gas(),
-                base_fee,
-            });
-        }
-        Ok(())
+        admission::validate(tx, &self.config.chain, || self.next_base_fee())
     }
 
     /// Executes `tx` on top of the produced head under `guard`, discarding
@@ -429,9 +381,4 @@ pub fn rebuild(
     let log = BlockLog::open_with(&dir.join(BLOCK_LOG_FILE), log_cipher)?;
     let mut deriver = Deriver::open(store, genesis, chain, 1_000)?;
     replay(chain, &log, &mut deriver, progress)
-}
-
-fn recover(tx: &TxEnvelope) -> Result<Address, MempoolError> {
-    tx.recover_signer()
-        .map_err(|e| MempoolError::InvalidSignature(e.to_string()))
 }

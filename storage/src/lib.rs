@@ -31,6 +31,30 @@ pub use table::Table;
 /// A key-value pair as returned by range scans.
 pub type Entry = (Vec<u8>, Vec<u8>);
 
+/// The keys a range read covers: `start <= key < end` (to the table's end
+/// without `end`), in key order, at most `limit` of them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct KeyRange<'a> {
+    /// First key that may be read.
+    pub start: &'a [u8],
+    /// First key past the range; `None` runs to the table's end.
+    pub end: Option<&'a [u8]>,
+    /// Most entries returned.
+    pub limit: usize,
+}
+
+impl<'a> KeyRange<'a> {
+    /// Keys from `start` up to (not including) `end`, at most `limit`.
+    pub fn new(start: &'a [u8], end: Option<&'a [u8]>, limit: usize) -> Self {
+        Self { start, end, limit }
+    }
+
+    /// Up to `limit` keys from `start` to the table's end.
+    pub fn from(start: &'a [u8], limit: usize) -> Self {
+        Self::new(start, None, limit)
+    }
+}
+
 /// Called for each entry of a whole-table scan.
 pub type ScanFn<'a> = dyn FnMut(&[u8], &[u8]) -> Result<()> + 'a;
 
@@ -38,15 +62,8 @@ pub type ScanFn<'a> = dyn FnMut(&[u8], &[u8]) -> Result<()> + 'a;
 pub trait KvRead {
     /// The value under `key`, if any.
     fn get(&self, table: Table, key: &[u8]) -> Result<Option<Vec<u8>>>;
-    /// Entries with `start <= key < end` (or to the table's end), in key
-    /// order, at most `limit` of them.
-    fn range(
-        &self,
-        table: Table,
-        start: &[u8],
-        end: Option<&[u8]>,
-        limit: usize,
-    ) -> Result<Vec<Entry>>;
+    /// The entries of `table` whose keys lie in `keys`, in key order.
+    fn range(&self, table: Table, keys: KeyRange<'_>) -> Result<Vec<Entry>>;
     /// Calls `f` on every entry of `table`, in the backend's order. Use this
     /// for whole-table loads: unlike paging through [`KvRead::range`] it
     /// works when the stored keys are blinded.
@@ -54,7 +71,7 @@ pub trait KvRead {
         const PAGE: usize = 10_000;
         let mut start: Vec<u8> = Vec::new();
         loop {
-            let page = self.range(table, &start, None, PAGE)?;
+            let page = self.range(table, KeyRange::from(&start, PAGE))?;
             for (k, v) in &page {
                 f(k, v)?;
             }

@@ -1,4 +1,6 @@
-use crate::{batch::prefix_end, Entry, KvRead, KvStore, Result, Table, WriteBatch, WriteOp};
+use crate::{
+    batch::prefix_end, Entry, KeyRange, KvRead, KvStore, Result, Table, WriteBatch, WriteOp,
+};
 use parking_lot::RwLock;
 use std::{collections::BTreeMap, sync::Arc};
 
@@ -17,19 +19,13 @@ impl MemoryStore {
     }
 }
 
-fn read_range(
-    tables: &Tables,
-    table: Table,
-    start: &[u8],
-    end: Option<&[u8]>,
-    limit: usize,
-) -> Vec<Entry> {
+fn read_range(tables: &Tables, table: Table, keys: KeyRange<'_>) -> Vec<Entry> {
     let Some(t) = tables.get(&table) else {
         return Vec::new();
     };
-    t.range(start.to_vec()..)
-        .take_while(|(k, _)| end.is_none_or(|e| k.as_slice() < e))
-        .take(limit)
+    t.range(keys.start.to_vec()..)
+        .take_while(|(k, _)| keys.end.is_none_or(|e| k.as_slice() < e))
+        .take(keys.limit)
         .map(|(k, v)| (k.clone(), v.clone()))
         .collect()
 }
@@ -43,14 +39,8 @@ impl KvRead for MemoryStore {
             .and_then(|t| t.get(key))
             .cloned())
     }
-    fn range(
-        &self,
-        table: Table,
-        start: &[u8],
-        end: Option<&[u8]>,
-        limit: usize,
-    ) -> Result<Vec<Entry>> {
-        Ok(read_range(&self.tables.read(), table, start, end, limit))
+    fn range(&self, table: Table, keys: KeyRange<'_>) -> Result<Vec<Entry>> {
+        Ok(read_range(&self.tables.read(), table, keys))
     }
 }
 
@@ -60,14 +50,8 @@ impl KvRead for MemorySnapshot {
     fn get(&self, table: Table, key: &[u8]) -> Result<Option<Vec<u8>>> {
         Ok(self.0.get(&table).and_then(|t| t.get(key)).cloned())
     }
-    fn range(
-        &self,
-        table: Table,
-        start: &[u8],
-        end: Option<&[u8]>,
-        limit: usize,
-    ) -> Result<Vec<Entry>> {
-        Ok(read_range(&self.0, table, start, end, limit))
+    fn range(&self, table: Table, keys: KeyRange<'_>) -> Result<Vec<Entry>> {
+        Ok(read_range(&self.0, table, keys))
     }
 }
 

@@ -1,5 +1,6 @@
 use crate::{
-    batch::prefix_end, Entry, KvRead, KvStore, Result, StorageError, Table, WriteBatch, WriteOp,
+    batch::prefix_end, Entry, KeyRange, KvRead, KvStore, Result, StorageError, Table, WriteBatch,
+    WriteOp,
 };
 use redb::{
     Database, Durability, ReadTransaction, ReadableDatabase, ReadableTable, TableDefinition,
@@ -48,25 +49,19 @@ fn get_in(txn: &ReadTransaction, table: Table, key: &[u8]) -> Result<Option<Vec<
     Ok(value.map(|v| v.value().to_vec()))
 }
 
-fn range_in(
-    txn: &ReadTransaction,
-    table: Table,
-    start: &[u8],
-    end: Option<&[u8]>,
-    limit: usize,
-) -> Result<Vec<Entry>> {
+fn range_in(txn: &ReadTransaction, table: Table, keys: KeyRange<'_>) -> Result<Vec<Entry>> {
     let t = txn
         .open_table(def(table))
         .map_err(|e| StorageError::backend(Some(table), e))?;
-    let upper = match end {
+    let upper = match keys.end {
         Some(e) => Bound::Excluded(e),
         None => Bound::Unbounded,
     };
     let iter = t
-        .range::<&[u8]>((Bound::Included(start), upper))
+        .range::<&[u8]>((Bound::Included(keys.start), upper))
         .map_err(|e| StorageError::backend(Some(table), e))?;
     let mut out = Vec::new();
-    for item in iter.take(limit) {
+    for item in iter.take(keys.limit) {
         let (k, v) = item.map_err(|e| StorageError::backend(Some(table), e))?;
         out.push((k.value().to_vec(), v.value().to_vec()));
     }
@@ -85,14 +80,8 @@ impl KvRead for RedbStore {
     fn get(&self, table: Table, key: &[u8]) -> Result<Option<Vec<u8>>> {
         get_in(&self.read_txn()?, table, key)
     }
-    fn range(
-        &self,
-        table: Table,
-        start: &[u8],
-        end: Option<&[u8]>,
-        limit: usize,
-    ) -> Result<Vec<Entry>> {
-        range_in(&self.read_txn()?, table, start, end, limit)
+    fn range(&self, table: Table, keys: KeyRange<'_>) -> Result<Vec<Entry>> {
+        range_in(&self.read_txn()?, table, keys)
     }
 }
 
@@ -102,14 +91,8 @@ impl KvRead for RedbSnapshot {
     fn get(&self, table: Table, key: &[u8]) -> Result<Option<Vec<u8>>> {
         get_in(&self.0, table, key)
     }
-    fn range(
-        &self,
-        table: Table,
-        start: &[u8],
-        end: Option<&[u8]>,
-        limit: usize,
-    ) -> Result<Vec<Entry>> {
-        range_in(&self.0, table, start, end, limit)
+    fn range(&self, table: Table, keys: KeyRange<'_>) -> Result<Vec<Entry>> {
+        range_in(&self.0, table, keys)
     }
 }
 
@@ -206,13 +189,16 @@ mod tests {
         // The snapshot still sees the state before the prefix delete.
         assert_eq!(snap.get(Table::Storage, &[1, 2]).unwrap(), Some(vec![20]));
         assert_eq!(
-            snap.range(Table::Storage, &[1], Some(&[2]), 10)
+            snap.range(Table::Storage, KeyRange::new(&[1], Some(&[2]), 10))
                 .unwrap()
                 .len(),
             2
         );
         assert_eq!(
-            store.range(Table::Storage, &[0], None, 10).unwrap().len(),
+            store
+                .range(Table::Storage, KeyRange::from(&[0], 10))
+                .unwrap()
+                .len(),
             1
         );
 

@@ -6,7 +6,7 @@
 //! are not known before deployment). Only static argument types are decoded
 //! (address, uintN, intN, bool); dynamic ones are skipped, not guessed.
 
-use super::load::Problem;
+use super::error::Problem;
 use alloy_primitives::{keccak256, Address, U256};
 use serde::Deserialize;
 use sha2::Digest;

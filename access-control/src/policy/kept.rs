@@ -15,7 +15,7 @@
 //!   A role whose policies cap values or restrict contracts is judged on
 //!   every question, as before.
 
-use super::{request, Caller, Circumstances, Decision, PolicyBundle, PolicyEngine, Resource};
+use super::{request, Decision, PolicyBundle, PolicyEngine, Question};
 use cedar_policy::EntityUid;
 use std::{collections::HashMap, sync::Arc};
 
@@ -63,97 +63,66 @@ impl PolicyEngine {
     /// A node-level question: answered from the caller's kept answers when
     /// this caller asked it under the same policies in the same hour, else
     /// judged and kept.
-    pub(super) fn node_answer(&self, caller: &Caller, action: &str, hour: u64) -> Decision {
+    pub(super) fn node_answer(&self, q: Question<'_>) -> Decision {
         let bundle = self.bundle.load_full();
-        kept_or_judged(
-            caller,
-            &bundle,
-            hour,
-            action,
-            |k| &mut k.node,
-            || {
-                self.judge(
-                    &bundle,
-                    caller,
-                    action,
-                    &Resource::Node,
-                    &Circumstances::Rpc,
-                    hour,
-                )
-                .1
-            },
-        )
+        kept_or_judged(&bundle, q, |k| &mut k.node, || self.judge(&bundle, q).1)
     }
 
     /// Any other question, and the resource as the policies name it: kept
     /// when the caller's policies for `action` are unconditional (see the
     /// module docs), judged every time otherwise.
-    pub(super) fn resource_answer(
-        &self,
-        caller: &Caller,
-        action: &str,
-        resource: &Resource,
-        circumstances: &Circumstances,
-        hour: u64,
-    ) -> (EntityUid, Decision) {
+    pub(super) fn resource_answer(&self, q: Question<'_>) -> (EntityUid, Decision) {
         let bundle = self.bundle.load_full();
         let unconditional = bundle
             .slices
-            .get(action)
-            .is_some_and(|s| s.for_roles(&caller.principal.roles).unconditional);
+            .get(q.action)
+            .is_some_and(|s| s.for_roles(&q.caller.principal.roles).unconditional);
         if !unconditional {
-            return self.judge(&bundle, caller, action, resource, circumstances, hour);
+            return self.judge(&bundle, q);
         }
         // Judged under the very bundle whose slice was found unconditional
         // (not a newer one loaded meanwhile): the answer is reused for any
         // resource and context, so it must come from the policies it is
         // kept under.
         let decision = kept_or_judged(
-            caller,
             &bundle,
-            hour,
-            action,
+            q,
             |k| &mut k.unconditional,
-            || {
-                self.judge(&bundle, caller, action, resource, circumstances, hour)
-                    .1
-            },
+            || self.judge(&bundle, q).1,
         );
-        (request::resource_uid(resource), decision)
+        (request::resource_uid(q.resource), decision)
     }
 }
 
-/// The caller's kept answer to `action` in the map `pick` names, or
-/// `judge`'s, kept there (up to [`KEPT_CAP`]). The lock is not held while
-/// judging; `bundle` must be the one `judge` decides under.
+/// The asking caller's kept answer to `q`'s action in the map `pick` names,
+/// or `judge`'s, kept there (up to [`KEPT_CAP`]). The lock is not held
+/// while judging; `bundle` must be the one `judge` decides under.
 fn kept_or_judged(
-    caller: &Caller,
     bundle: &Arc<PolicyBundle>,
-    hour: u64,
-    action: &str,
+    q: Question<'_>,
     pick: impl Fn(&mut KeptAnswers) -> &mut HashMap<String, Decision>,
     judge: impl FnOnce() -> Decision,
 ) -> Decision {
     {
-        let mut kept = caller.answers.0.lock();
-        kept.refresh(bundle, hour);
-        if let Some(known) = pick(&mut kept).get(action) {
+        let mut kept = q.caller.answers.0.lock();
+        kept.refresh(bundle, q.hour);
+        if let Some(known) = pick(&mut kept).get(q.action) {
             return known.clone();
         }
     }
     let decision = judge();
-    let mut kept = caller.answers.0.lock();
-    kept.refresh(bundle, hour);
+    let mut kept = q.caller.answers.0.lock();
+    kept.refresh(bundle, q.hour);
     let map = pick(&mut kept);
     if map.len() < KEPT_CAP {
-        map.insert(action.to_owned(), decision.clone());
+        map.insert(q.action.to_owned(), decision.clone());
     }
     decision
 }
 
 #[cfg(test)]
 mod tests {
-    use super::super::{test_support, AccountFacts, FrameFacts};
+    use super::super::{test_support, AccountFacts, Circumstances, FrameFacts, Resource};
     use super::*;
     use alloy_primitives::{Address, U256};
     use test_support::caller;

@@ -3,6 +3,7 @@
 
 use super::{
     abi::AbiRegistry,
+    error::{PolicyError, Problem},
     slice::{self, ActionSlice},
 };
 use cedar_policy::{Entities, Policy, PolicyId, PolicySet, Schema, ValidationMode, Validator};
@@ -17,36 +18,6 @@ use std::{
 pub const SCHEMA_FILE: &str = "schema.cedarschema";
 /// Sub-directory of registered contract ABIs.
 pub const ABI_DIR: &str = "abi";
-
-/// One problem in a policy directory, located as precisely as possible.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Problem {
-    /// File the problem is in.
-    pub file: String,
-    /// 1-based line, when known.
-    pub line: Option<usize>,
-    /// What is wrong.
-    pub message: String,
-}
-
-impl std::fmt::Display for Problem {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self.line {
-            Some(l) => write!(f, "{}:{}: {}", self.file, l, self.message),
-            None => write!(f, "{}: {}", self.file, self.message),
-        }
-    }
-}
-
-/// A policy directory that failed to load; lists every problem.
-#[derive(Debug, Clone, thiserror::Error)]
-#[error("invalid policies in {dir}:\n  {}", problems.iter().map(|p| p.to_string()).collect::<Vec<_>>().join("\n  "))]
-pub struct PolicyError {
-    /// Directory.
-    pub dir: String,
-    /// Each problem.
-    pub problems: Vec<Problem>,
-}
 
 /// A loaded, validated policy directory.
 #[derive(Debug)]

@@ -4,6 +4,7 @@
 
 mod abi;
 mod caller;
+mod error;
 mod guard;
 mod kept;
 mod load;
@@ -14,9 +15,10 @@ mod test_support;
 
 pub use abi::{AbiRegistry, ArgValue, Function};
 pub use caller::Caller;
+pub use error::{PolicyError, Problem};
 pub use guard::{AccountDirectory, ExecMode, PolicyGuard};
 pub use kept::KeptAnswers;
-pub use load::{load_dir, PolicyBundle, PolicyError, Problem, ABI_DIR, SCHEMA_FILE};
+pub use load::{load_dir, PolicyBundle, ABI_DIR, SCHEMA_FILE};
 pub use request::{gwei_ceil, AccountFacts, Circumstances, FrameFacts, Resource, TxFacts};
 pub use slice::{ActionSlice, RoleSlice};
 
@@ -210,12 +212,11 @@ impl PolicyEngine {
         resource: &Resource,
         circumstances: &Circumstances,
     ) -> Decision {
-        let hour = request::hour_utc();
+        let q = Question::now(caller, action, resource, circumstances);
         let (judged_uid, decision) = match (resource, circumstances) {
-            (Resource::Node, Circumstances::Rpc) => (None, self.node_answer(caller, action, hour)),
+            (Resource::Node, Circumstances::Rpc) => (None, self.node_answer(q)),
             _ => {
-                let (uid, decision) =
-                    self.resource_answer(caller, action, resource, circumstances, hour);
+                let (uid, decision) = self.resource_answer(q);
                 (Some(uid), decision)
             }
         };
@@ -256,89 +257,57 @@ impl PolicyEngine {
         resource: &Resource,
         circumstances: &Circumstances,
     ) -> Decision {
-        let bundle = self.bundle.load();
-        self.judge(
-            &bundle,
-            caller,
-            action,
-            resource,
-            circumstances,
-            request::hour_utc(),
-        )
-        .1
+        let q = Question::now(caller, action, resource, circumstances);
+        self.judge(&self.bundle.load(), q).1
     }
 
     /// The decision under `bundle`, and the resource as the policies name
     /// it. The caller loads the bundle once, so whatever it keeps of the
     /// answer is keyed by the policies that gave it.
-    fn judge(
-        &self,
-        bundle: &PolicyBundle,
-        caller: &Caller,
-        action: &str,
-        resource: &Resource,
-        circumstances: &Circumstances,
-        hour: u64,
-    ) -> (EntityUid, Decision) {
-        let (resource_uid, resource_entity) = request::resource_entity(resource);
-        let decision = self.evaluate(
-            bundle,
-            caller,
-            action,
-            &resource_uid,
-            resource_entity,
-            circumstances,
-            hour,
-        );
+    fn judge(&self, bundle: &PolicyBundle, q: Question<'_>) -> (EntityUid, Decision) {
+        let (resource_uid, resource_entity) = request::resource_entity(q.resource);
+        let decision = self.evaluate(bundle, q, &resource_uid, resource_entity);
         (resource_uid, decision)
     }
 
-    #[allow(clippy::too_many_arguments)]
     fn evaluate(
         &self,
         bundle: &PolicyBundle,
-        caller: &Caller,
-        action: &str,
+        q: Question<'_>,
         resource_uid: &EntityUid,
         resource_entity: Option<Entity>,
-        circumstances: &Circumstances,
-        hour: u64,
     ) -> Decision {
         // An action the schema does not know still gets a decision (from
         // the policies that name no action): the whole set.
         let sliced;
-        let (set, actions) = match bundle.slices.get(action) {
+        let (set, actions) = match bundle.slices.get(q.action) {
             Some(s) => {
-                sliced = s.for_roles(&caller.principal.roles);
+                sliced = s.for_roles(&q.caller.principal.roles);
                 (&sliced.set, &s.entities)
             }
             None => (&bundle.set, &bundle.actions),
         };
-        self.evaluate_against(
-            set,
-            actions,
-            caller,
-            action,
-            resource_uid,
-            resource_entity,
-            circumstances,
-            hour,
-        )
+        self.evaluate_against(set, actions, q, resource_uid, resource_entity)
     }
 
-    #[allow(clippy::too_many_arguments)]
     fn evaluate_against(
         &self,
         set: &PolicySet,
         actions: &Entities,
-        caller: &Caller,
-        action: &str,
+        q: Question<'_>,
         resource_uid: &EntityUid,
         resource_entity: Option<Entity>,
-        circumstances: &Circumstances,
-        hour: u64,
     ) -> Decision {
-        let principal = caller.entity(request::principal_entity).clone();
+        let Question {
+            caller,
+            action,
+            circumstances,
+            hour,
+            ..
+        } = q;
+        let principal = caller
+            .entity(|c| request::principal_entity(&c.principal, &c.wallets))
+            .clone();
         let principal_uid = principal.uid();
         let entities = match actions
             .clone()
@@ -371,6 +340,35 @@ impl PolicyEngine {
             allowed: response.decision() == CedarDecision::Allow,
             rule,
             errors,
+        }
+    }
+}
+
+/// One question to the policies: who asks to do what, to which resource,
+/// in which circumstances, at which hour (UTC).
+#[derive(Clone, Copy)]
+struct Question<'a> {
+    caller: &'a Caller,
+    action: &'a str,
+    resource: &'a Resource,
+    circumstances: &'a Circumstances,
+    hour: u64,
+}
+
+impl<'a> Question<'a> {
+    /// The question asked now (policies may depend on the hour).
+    fn now(
+        caller: &'a Caller,
+        action: &'a str,
+        resource: &'a Resource,
+        circumstances: &'a Circumstances,
+    ) -> Self {
+        Self {
+            caller,
+            action,
+            resource,
+            circumstances,
+            hour: request::hour_utc(),
         }
     }
 }
@@ -446,18 +444,15 @@ mod tests {
             let c = caller(role);
             for (action, resource, circumstances) in &questions {
                 let (uid, entity) = request::resource_entity(resource);
-                let sliced =
-                    engine.evaluate(&bundle, &c, action, &uid, entity.clone(), circumstances, 9);
-                let whole = engine.evaluate_against(
-                    &bundle.set,
-                    &bundle.actions,
-                    &c,
+                let q = Question {
+                    caller: &c,
                     action,
-                    &uid,
-                    entity,
+                    resource,
                     circumstances,
-                    9,
-                );
+                    hour: 9,
+                };
+                let sliced = engine.evaluate(&bundle, q, &uid, entity.clone());
+                let whole = engine.evaluate_against(&bundle.set, &bundle.actions, q, &uid, entity);
                 assert_eq!(sliced, whole, "{role} {action}");
                 allowed += usize::from(sliced.allowed);
             }

@@ -2,12 +2,11 @@
 //! caller, the resource and the circumstances.
 
 use super::abi::ArgValue;
-use super::Caller;
-use crate::principal::addr_str;
+use crate::principal::{addr_str, Principal};
 use alloy_primitives::{Address, B256, U256};
 use cedar_policy::{Context, Entity, EntityId, EntityTypeName, EntityUid, RestrictedExpression};
 use std::{
-    collections::{HashMap, HashSet},
+    collections::{BTreeSet, HashMap, HashSet},
     str::FromStr,
     sync::LazyLock,
 };
@@ -144,11 +143,10 @@ fn addr_set<'a>(it: impl IntoIterator<Item = &'a Address>) -> RestrictedExpressi
 }
 
 /// The principal's entity: roles as parents, organization and wallets.
-pub(super) fn principal_entity(caller: &Caller) -> Entity {
-    let p = &caller.principal;
+pub(super) fn principal_entity(p: &Principal, wallets: &BTreeSet<Address>) -> Entity {
     let attrs = HashMap::from([
         ("org".to_owned(), string(p.org.clone())),
-        ("wallets".to_owned(), addr_set(&caller.wallets)),
+        ("wallets".to_owned(), addr_set(wallets)),
     ]);
     let parents: HashSet<EntityUid> = p.roles.iter().map(|r| uid("Role", r)).collect();
     Entity::new(uid(p.kind.entity_type(), &p.id), attrs, parents).expect("literal attributes")

@@ -1,6 +1,6 @@
 //! `prividium backup` and `prividium restore`.
 
-use crate::{audit_trail, backup_plan, node::data_dir::PID_FILE};
+use crate::{audit_trail, backup_plan, data_dir::PID_FILE};
 use anyhow::{bail, Context, Result};
 use audit::action;
 use backup::{socket, AuditCopy, BackupError, Manifest};

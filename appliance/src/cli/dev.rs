@@ -1,7 +1,7 @@
 //! `prividium dev`: a complete chain with embedded defaults.
 
-use crate::at_rest::{EncryptionConfig, PassphraseSource};
-use crate::node::data_dir::{CHAIN_FILE, DEV_ADMIN_HASH_FILE, DEV_FILE, DEV_SECRETS_FILE};
+use crate::data_dir::{CHAIN_FILE, DEV_ADMIN_HASH_FILE, DEV_FILE, DEV_SECRETS_FILE};
+use crate::keys::at_rest::{EncryptionConfig, PassphraseSource};
 use crate::proving::ProverConfig;
 use crate::{
     access_setup::AccessConfig,

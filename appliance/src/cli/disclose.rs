@@ -3,11 +3,11 @@
 //! proofs); `prividium verify-disclosure` checks one with public data only:
 //! the file and the settlement contract.
 
-use crate::node_rpc::NodeRpc;
 use alloy_primitives::{Address, B256, U256};
 use anyhow::{bail, Context, Result};
 use clap::{Args as ClapArgs, Parser, Subcommand};
 use disclosure::{ClaimJson, Comparison, Disclosure, PredicateDisclosure, Statement};
+use loadgen::NodeRpc;
 use proof::verify_proof_digest;
 use serde_json::json;
 use std::path::PathBuf;

@@ -3,7 +3,7 @@
 //! `rotate-kek`, `status`, `reencrypt`). Works on the data directory
 //! directly; a running node picks changes up within a second.
 
-use crate::{at_rest, audit_trail};
+use crate::{audit_trail, keys::at_rest};
 use access_control::{
     authn::api_keys::{self, NewKey},
     store::DocDir,
@@ -15,15 +15,9 @@ use audit::action;
 use serde_json::json;
 use std::path::PathBuf;
 
-/// Arguments of `prividium keys`.
-#[derive(Debug, clap::Args)]
-pub struct Args {
-    #[command(subcommand)]
-    cmd: Cmd,
-}
-
+/// The `prividium keys` subcommands.
 #[derive(Debug, clap::Subcommand)]
-enum Cmd {
+pub enum Cmd {
     /// Issue a key; prints the key (once, and nothing else) on stdout.
     Create {
         /// Data directory of the appliance.
@@ -109,8 +103,8 @@ async fn docs(data_dir: &std::path::Path) -> Result<DocDir> {
 }
 
 /// Runs `prividium keys …`.
-pub async fn run(args: Args) -> Result<()> {
-    match args.cmd {
+pub async fn run(cmd: Cmd) -> Result<()> {
+    match cmd {
         Cmd::Create {
             data_dir,
             role,
@@ -211,7 +205,7 @@ pub async fn run(args: Args) -> Result<()> {
             .await?;
             println!("key-encryption key rotated; every data key re-wrapped");
         }
-        Cmd::Status { data_dir } => crate::key_status::print_status(&data_dir)?,
+        Cmd::Status { data_dir } => crate::keys::status::print_status(&data_dir)?,
     }
     Ok(())
 }

@@ -1,6 +1,6 @@
 //! `prividium policies check|reload|explain`.
 
-use crate::node::data_dir::PID_FILE;
+use crate::data_dir::PID_FILE;
 use access_control::{
     policy::{
         load_dir, AccountFacts, ArgValue, Circumstances, FrameFacts, PolicyEngine, Resource,
@@ -12,15 +12,9 @@ use alloy_primitives::{Address, B256, U256};
 use anyhow::{bail, Context, Result};
 use std::{collections::BTreeSet, path::PathBuf, sync::Arc};
 
-/// Arguments of `prividium policies`.
-#[derive(Debug, clap::Args)]
-pub struct Args {
-    #[command(subcommand)]
-    cmd: Cmd,
-}
-
+/// The `prividium policies` subcommands.
 #[derive(Debug, clap::Subcommand)]
-enum Cmd {
+pub enum Cmd {
     /// Validate a policy directory against its schema; exit 1 on problems.
     Check {
         /// Directory with schema.cedarschema, *.cedar and abi/.
@@ -39,8 +33,9 @@ enum Cmd {
     Explain(Box<Explain>),
 }
 
+/// What `prividium policies explain` asks about.
 #[derive(Debug, clap::Args)]
-struct Explain {
+pub struct Explain {
     /// Policy directory.
     #[arg(long, default_value = "policies")]
     policies: PathBuf,
@@ -98,8 +93,8 @@ fn parse_arg(s: &str) -> Result<(String, ArgValue), String> {
 }
 
 /// Runs `prividium policies …`.
-pub fn run(args: Args) -> Result<()> {
-    match args.cmd {
+pub fn run(cmd: Cmd) -> Result<()> {
+    match cmd {
         Cmd::Check { dir } => match load_dir(&dir) {
             Ok(b) => {
                 println!(

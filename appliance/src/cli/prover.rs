@@ -8,7 +8,7 @@
 //! mount, and nothing else there) and stores each proof back in the queue;
 //! the node checks it and writes it out.
 
-use crate::{at_rest, chain_files, proving::ProverConfig};
+use crate::{chain_files, keys::at_rest, proving::ProverConfig};
 use alloy_primitives::B256;
 use anyhow::{bail, Context, Result};
 use encryption::{KeyLimits, Keyring};
@@ -16,15 +16,9 @@ use prover::{PgJobStore, ProverService, Worker};
 use std::{path::PathBuf, sync::Arc, time::Duration};
 use storage::SharedCipher;
 
-/// `prividium prover …`.
-#[derive(Debug, clap::Args)]
-pub struct Args {
-    #[command(subcommand)]
-    cmd: Cmd,
-}
-
+/// The `prividium prover` subcommands.
 #[derive(Debug, clap::Subcommand)]
-enum Cmd {
+pub enum Cmd {
     /// Prove batches from the shared queue until stopped (Ctrl-C, SIGTERM).
     Worker(WorkerArgs),
     /// Prove batch witness files and time it (the GPU check; no node).
@@ -65,8 +59,8 @@ pub struct WorkerArgs {
 }
 
 /// Runs the subcommand.
-pub async fn run(args: Args) -> Result<()> {
-    match args.cmd {
+pub async fn run(cmd: Cmd) -> Result<()> {
+    match cmd {
         Cmd::Worker(w) => worker(w).await,
         Cmd::Prove(p) => super::prove::run(p).await,
         Cmd::Profile(p) => super::profile::run(p).await,

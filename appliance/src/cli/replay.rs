@@ -1,6 +1,6 @@
 //! `prividium replay`: rebuild derived state from the block log.
 
-use crate::{chain_files, node::data_dir::STATE_FILE};
+use crate::{chain_files, data_dir::STATE_FILE};
 use anyhow::{bail, Context, Result};
 use encryption::EncryptedStore;
 use indicatif::{ProgressBar, ProgressStyle};

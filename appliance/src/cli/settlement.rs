@@ -1,7 +1,7 @@
 //! `prividium settlement`: the bridge's key, and the settlement contract as
 //! an operator deploys, registers and inspects it.
 
-use crate::{at_rest, chain_files};
+use crate::{chain_files, keys::at_rest};
 use alloy_primitives::{Address, B256};
 use alloy_signer_local::PrivateKeySigner;
 use anyhow::{bail, Context, Result};
@@ -190,7 +190,7 @@ fn genesis_commitment(
 /// Batch `k`'s state commitment after it, from its proven outputs.
 fn settled_commitment(data_dir: &Path, chain_id: u64, k: u64) -> Result<B256> {
     let path = data_dir
-        .join(crate::node::data_dir::PROOFS_DIR)
+        .join(crate::data_dir::PROOFS_DIR)
         .join(proof::OutputsFile::file_name(k));
     let raw = std::fs::read(&path).with_context(|| format!("reading {}", path.display()))?;
     let file: proof::OutputsFile = serde_json::from_slice(&raw)

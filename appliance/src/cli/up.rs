@@ -25,7 +25,7 @@ pub async fn run(args: Args) -> Result<()> {
     let config = Config::parse(&args.config.display().to_string(), &text)?;
     let dir = &config.data_dir;
     let chain = config.chain_file();
-    if dir.join(crate::node::data_dir::CHAIN_FILE).exists() {
+    if dir.join(crate::data_dir::CHAIN_FILE).exists() {
         let existing = chain_files::load_chain(dir)?;
         if existing != chain {
             bail!(

@@ -1,7 +1,7 @@
 //! What a node is started with: `prividium up` builds it from the config
 //! file, `prividium dev` from embedded defaults.
 
-use crate::{access_setup::AccessConfig, at_rest::EncryptionConfig, tls::TlsFiles};
+use crate::{access_setup::AccessConfig, keys::at_rest::EncryptionConfig, tls::TlsFiles};
 use audit::trail::AuditConfig;
 use rpc::RpcLimits;
 use sequencer::SequencerConfig;

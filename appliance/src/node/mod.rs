@@ -13,19 +13,18 @@
 //!    started the same way.
 
 mod config;
-pub mod data_dir;
 pub mod gauges;
 mod wiring;
 
 pub use config::NodeConfig;
 
 use crate::{
-    at_rest::{self, AtRest, EncryptionConfig, UnsealError},
     chain_files,
+    data_dir::DataDir,
+    keys::at_rest::{self, AtRest, EncryptionConfig, UnsealError},
 };
 use anyhow::{Context, Result};
 use axum_server::{tls_rustls::RustlsConfig, Handle};
-use data_dir::DataDir;
 use gauges::NodeGauges;
 use rpc::{gate::Gate, router};
 use std::{future::Future, net::SocketAddr, path::Path, pin::Pin, sync::Arc, time::Duration};

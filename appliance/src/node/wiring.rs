@@ -8,7 +8,7 @@
 //!  audit trail ────────── every stage below records into it; stops last
 //!    │
 //!  sequencer ──────────── mempool → produce → block log (fsync) → derive
-//!    │  derived blocks
+//!    │  derived blocks (the cutter wakes on each new head)
 //!  prover ─────────────── cutter → job queue → workers → exporter → proofs/
 //!    │  proofs/batch-N.{proof,json}
 //!  settlement bridge ──── proofs/ → commitBatch on the settlement chain
@@ -20,6 +20,7 @@
 //!  backup socket ──────── `prividium backup` while the node runs
 //!    │
 //!  key upkeep ─────────── rotations, usage, re-sealing what `Holdings` lists
+//!    │                    (`crate::keys`)
 //!    │
 //!  pid file ───────────── written now, removed after every stage stopped
 //!    │
@@ -29,15 +30,27 @@
 //! Hand-offs that are restart points stay durable: the block log, the job
 //! queue, `proofs/` and the settlement contract. Each stage resumes from
 //! them, so a stage stopped early loses nothing.
+//!
+//! What a scrape says of each stage, working or waiting:
+//! - sequencer: `prividium_producer_heartbeat_age_seconds`,
+//!   `prividium_mempool_transactions`, `prividium_derive_lag_blocks`;
+//! - audit trail: `prividium_audit_queue_events`,
+//!   `prividium_audit_commit_waiting_seconds`;
+//! - prover and settlement bridge: `prividium_stage_busy{stage}` (how many
+//!   of the stage's loops are processing), `prividium_prover_queue_batches`;
+//! - key upkeep: `prividium_key_provider_up`;
+//! - and how far each trails the chain: `prividium_block_height{stage}`.
 
 use super::{
     config::NodeConfig,
-    data_dir::DataDir,
     gauges::{NodeGauges, Parts},
 };
 use crate::{
-    access_setup, at_rest::AtRest, backup_plan, chain_files::ChainFile, key_upkeep,
-    provider_probe::ProviderProbe, proving_status::ProvingLag, rekey::Holdings,
+    access_setup, backup_plan,
+    chain_files::ChainFile,
+    data_dir::DataDir,
+    keys::{at_rest::AtRest, probe::ProviderProbe, reseal::Holdings, status, upkeep},
+    proving_status::ProvingLag,
 };
 use anyhow::{Context, Result};
 use audit::{action, AuditEvent, Outcome, Trail};
@@ -236,7 +249,7 @@ pub(super) async fn start(
             prover_queue,
             backup_lock,
         };
-        let upkeep = key_upkeep::spawn(a.clone(), holdings, trail.clone());
+        let upkeep = upkeep::spawn(a.clone(), holdings, trail.clone());
         stages.started("key-upkeep", move || async move {
             upkeep.stop().await;
             Ok(())
@@ -253,8 +266,7 @@ pub(super) async fn start(
     Ok(Arc::new(RpcState {
         proofs_dir: proving.is_some().then(|| dir.proofs()),
         key_status: at_rest.is_some().then(|| {
-            Arc::new(crate::key_status::KeyStatusReport(dir.root().to_path_buf()))
-                as Arc<dyn rpc::StageReport>
+            Arc::new(status::KeyStatusReport(dir.root().to_path_buf())) as Arc<dyn rpc::StageReport>
         }),
         sequencer,
         access,

@@ -3,7 +3,6 @@
 //! only the migrations differ in column types.
 
 mod append;
-mod append_pg;
 mod query;
 mod reseal;
 mod retention;

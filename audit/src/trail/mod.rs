@@ -209,6 +209,10 @@ pub async fn open(
             per_actor: (settings.queue_capacity / 16).max(1),
         },
     );
+    // The writer publishes the stored head before it takes any event: once
+    // it has answered a flush, `latest_head` is the log's own, which the
+    // prover binds each batch to.
+    log.flush().await?;
     tracing::info!(database = %redact(&url), "audit trail open");
     Ok(Trail {
         log,

@@ -6,7 +6,7 @@
 
 use super::{
     checkpoint::{self, CheckpointStore},
-    jobs::{Job, JobState, JobStore},
+    queue::{CutterQueue, Job, JobState},
     unix_ms, AuditSource, ChainSource,
 };
 use crate::{BatchShape, ChainBlock, CycleModel, PreparedBatch, ProverError, ProverState};
@@ -37,6 +37,10 @@ pub struct BatchPolicy {
 /// is meant to take it in far less (not yet measured).
 pub const DEFAULT_MAX_CYCLES: u64 = 25_000_000;
 
+/// Longest the cutter waits for a new head before looking again (and
+/// noticing a stop).
+pub(crate) const IDLE_WAKE: Duration = Duration::from_secs(1);
+
 impl Default for BatchPolicy {
     fn default() -> Self {
         Self {
@@ -53,7 +57,7 @@ pub struct Cutter {
     chain: ChainSpec,
     genesis: MemoryState,
     source: Arc<dyn ChainSource>,
-    jobs: Arc<dyn JobStore>,
+    jobs: Arc<dyn CutterQueue>,
     audit: Arc<dyn AuditSource>,
     policy: BatchPolicy,
     state: Option<ProverState>,
@@ -66,6 +70,8 @@ pub struct Cutter {
     distrust_checkpoint: bool,
     /// Blocks after the last cut, read so far.
     waiting: Vec<ChainBlock>,
+    /// The source's head when last looked at.
+    seen_head: u64,
 }
 
 impl std::fmt::Debug for Cutter {
@@ -83,7 +89,7 @@ impl Cutter {
         chain: ChainSpec,
         genesis: MemoryState,
         source: Arc<dyn ChainSource>,
-        jobs: Arc<dyn JobStore>,
+        jobs: Arc<dyn CutterQueue>,
         audit: Arc<dyn AuditSource>,
         policy: BatchPolicy,
     ) -> Self {
@@ -98,6 +104,7 @@ impl Cutter {
             pending_since: None,
             checkpoints: None,
             last_checkpoint: None,
+            seen_head: 0,
             resumed: false,
             distrust_checkpoint: false,
             waiting: Vec::new(),
@@ -241,6 +248,19 @@ impl Cutter {
         Ok(self.state.as_mut().expect("just set"))
     }
 
+    /// Waits until cutting may be due again: the chain grew past the head
+    /// last looked at, or the oldest waiting block reached `max_wait`. At
+    /// most [`IDLE_WAKE`], so a stop is noticed. `false`: the source cannot
+    /// tell of new heads, and nothing was waited for.
+    pub fn wait_for_work(&self) -> bool {
+        let timeout = match self.pending_since {
+            Some(since) => self.policy.max_wait.saturating_sub(since.elapsed()),
+            None => IDLE_WAKE,
+        };
+        self.source
+            .wait_past(self.seen_head, timeout.min(IDLE_WAKE))
+    }
+
     /// Cuts the next batch if one is due; returns its number.
     pub fn cut_if_due(&mut self) -> Result<Option<u64>, ProverError> {
         let result = self.try_cut();
@@ -261,6 +281,7 @@ impl Cutter {
 
     fn try_cut(&mut self) -> Result<Option<u64>, ProverError> {
         let head = self.source.head()?;
+        self.seen_head = head;
         let (last_batch, last_block) = self.jobs.last_cut()?.unwrap_or((0, 0));
         let pending = head.saturating_sub(last_block);
         if pending == 0 {
@@ -319,8 +340,8 @@ impl Cutter {
     }
 
     /// Makes `waiting` the `count` blocks after `last_cut`, reading only
-    /// those it does not hold yet (the cutter polls every second, and the
-    /// budget check needs the blocks' transactions and gas).
+    /// those it does not hold yet (the cutter looks at every new head, and
+    /// the budget check needs the blocks' transactions and gas).
     fn fetch_waiting(&mut self, last_cut: u64, count: u64) -> Result<(), ProverError> {
         if self
             .waiting

@@ -6,7 +6,10 @@
 //! proving machine only has the queue, and its proof is not trusted until
 //! the node has checked it here.
 
-use super::{jobs::JobStore, unix_ms, ExportedProof, ProofObserver};
+use super::{
+    queue::{ExporterQueue, Retry},
+    unix_ms, ExportedProof, ProofObserver,
+};
 use crate::{JobState, ProverError};
 use alloy_primitives::B256;
 use proof::{verify_envelope, OutputsFile, ProofEnvelope};
@@ -18,7 +21,7 @@ const REJECT_RETRY: Duration = Duration::from_secs(30);
 
 /// Exports proofs from the queue into a directory.
 pub struct Exporter {
-    jobs: Arc<dyn JobStore>,
+    jobs: Arc<dyn ExporterQueue>,
     out_dir: PathBuf,
     program_id: B256,
     observer: Option<Arc<dyn ProofObserver>>,
@@ -35,7 +38,7 @@ impl std::fmt::Debug for Exporter {
 
 impl Exporter {
     /// Exports proofs of `program_id` into `out_dir`.
-    pub fn new(jobs: Arc<dyn JobStore>, out_dir: PathBuf, program_id: B256) -> Self {
+    pub fn new(jobs: Arc<dyn ExporterQueue>, out_dir: PathBuf, program_id: B256) -> Self {
         Self {
             jobs,
             out_dir,
@@ -82,8 +85,8 @@ impl Exporter {
             Err(e) => {
                 tracing::error!(batch = n, %worker, error = %e, "proof refused; proving the batch again");
                 let why = format!("proof from worker {worker} refused at export: {e}");
-                self.jobs
-                    .reject(n, &why, unix_ms(), REJECT_RETRY.as_millis() as u64)?;
+                let retry = Retry::new(&why, unix_ms(), REJECT_RETRY.as_millis() as u64);
+                self.jobs.reject(n, retry)?;
                 return Err(e.into());
             }
         };

@@ -5,17 +5,18 @@
 mod checkpoint;
 mod cutter;
 mod exporter;
-mod jobs;
-mod pg_jobs;
 mod progress;
+mod queue;
 mod worker;
 
 pub use checkpoint::CheckpointStore;
 pub use cutter::{BatchPolicy, Cutter, DEFAULT_MAX_CYCLES};
 pub use exporter::Exporter;
-pub use jobs::{Job, JobState, JobStore, KvJobStore};
-pub use pg_jobs::{PgJobStore, ResealCount};
 pub use progress::ProvingProgress;
+pub use queue::{
+    Claimed, CutterQueue, ExporterQueue, Job, JobState, JobStore, KvJobStore, Lease, Made,
+    PgJobStore, QueueView, ResealCount, Retry, WorkerQueue,
+};
 pub use worker::Worker;
 
 use crate::{ChainBlock, ProverError};
@@ -35,6 +36,13 @@ pub trait ChainSource: Send + Sync {
     fn head(&self) -> Result<u64, ProverError>;
     /// Block `n` (0 is genesis).
     fn block(&self, n: u64) -> Result<ChainBlock, ProverError>;
+    /// Blocks until the head moves past `seen` or `timeout` passes, and
+    /// says it did; a source that cannot tell of new heads returns `false`
+    /// at once, and the cutter polls it instead.
+    fn wait_past(&self, seen: u64, timeout: Duration) -> bool {
+        let _ = (seen, timeout);
+        false
+    }
 }
 
 /// Where the audit tree head bound into each batch comes from.
@@ -69,6 +77,13 @@ pub trait ProofObserver: Send + Sync {
     fn exported(&self, proof: &ExportedProof);
 }
 
+/// How many of a stage's loops are processing now; the rest are waiting. A
+/// scrape tells a saturated stage (always busy) from an idle one, and a
+/// stuck one (busy, while the lag grows) from both.
+pub(crate) fn busy_gauge(stage: &'static str) -> metrics::Gauge {
+    metrics::gauge!("prividium_stage_busy", "stage" => stage)
+}
+
 pub(crate) fn unix_ms() -> u64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -94,11 +109,8 @@ impl ProverService {
     ) -> Self {
         let stop = Arc::new(AtomicBool::new(false));
         let mut threads = Vec::new();
-        if let Some(mut cutter) = cutter {
-            let stop = stop.clone();
-            threads.push(spawn_loop("prover-cutter", stop, poll, move || {
-                cutter.cut_if_due().map(|n| n.is_some())
-            }));
+        if let Some(cutter) = cutter {
+            threads.push(spawn_cutter(cutter, stop.clone(), poll));
         }
         if let Some(exporter) = exporter {
             let stop = stop.clone();
@@ -140,19 +152,51 @@ impl ProverService {
     }
 }
 
+/// Cuts until stopped. Between cuts it waits for the chain to grow (or the
+/// oldest waiting block to reach the policy's `max_wait`), polling every
+/// `poll` only a source that cannot tell of new heads, or after a failure.
+fn spawn_cutter(mut cutter: Cutter, stop: Arc<AtomicBool>, poll: Duration) -> JoinHandle<()> {
+    std::thread::Builder::new()
+        .name("prover-cutter".into())
+        .spawn(move || {
+            let busy = busy_gauge("prover-cutter");
+            busy.set(0.0);
+            while !stop.load(Ordering::Relaxed) {
+                busy.increment(1.0);
+                let cut = cutter.cut_if_due();
+                busy.decrement(1.0);
+                let waited = match cut {
+                    Ok(Some(_)) => continue,
+                    Ok(None) => cutter.wait_for_work(),
+                    Err(e) => {
+                        tracing::warn!(task = "prover-cutter", error = %e, "prover step failed");
+                        false
+                    }
+                };
+                if !waited {
+                    std::thread::sleep(poll);
+                }
+            }
+        })
+        .expect("spawn prover thread")
+}
+
 /// Runs `step` until stopped; sleeps `poll` when it did nothing or failed.
 fn spawn_loop(
-    name: &str,
+    name: &'static str,
     stop: Arc<AtomicBool>,
     poll: Duration,
     mut step: impl FnMut() -> Result<bool, ProverError> + Send + 'static,
 ) -> JoinHandle<()> {
-    let name = name.to_string();
     std::thread::Builder::new()
-        .name(name.clone())
+        .name(name.into())
         .spawn(move || {
+            let busy = busy_gauge(name);
             while !stop.load(Ordering::Relaxed) {
-                match step() {
+                busy.increment(1.0);
+                let stepped = step();
+                busy.decrement(1.0);
+                match stepped {
                     Ok(true) => continue,
                     Ok(false) => {}
                     Err(e) => tracing::warn!(task = %name, error = %e, "prover step failed"),

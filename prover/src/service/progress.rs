@@ -2,7 +2,7 @@
 //! the node's log: an operator must see proving fall behind before a
 //! counterparty asks why the latest settled batch is hours old.
 
-use super::jobs::{JobState, JobStore};
+use super::queue::{JobState, QueueView};
 use crate::ProverError;
 use serde::Serialize;
 
@@ -36,7 +36,7 @@ impl ProvingProgress {
     /// Reads the queue: the last cut, the last export, and the run of
     /// proven batches after it (a later batch proven before an earlier one
     /// does not count until the earlier one is).
-    pub fn read(jobs: &dyn JobStore) -> Result<Self, ProverError> {
+    pub fn read(jobs: &dyn QueueView) -> Result<Self, ProverError> {
         let (last_batch, cut_through) = jobs.last_cut()?.unwrap_or((0, 0));
         let exported_batch = jobs.exported_through()?;
         let exported_through = match exported_batch {
@@ -90,7 +90,9 @@ impl ProvingProgress {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::service::jobs::{Job, KvJobStore};
+    use crate::service::queue::{
+        CutterQueue, ExporterQueue, Job, KvJobStore, Lease, Made, WorkerQueue,
+    };
     use std::sync::Arc;
 
     fn job(n: u64, first: u64, last: u64) -> Job {
@@ -117,19 +119,21 @@ mod tests {
             jobs.insert(&job(n, first, last), b"w").unwrap();
         }
         // Batch 2 is proven before batch 1.
-        let (claimed, _) = jobs.claim("a", 0, 60_000).unwrap().unwrap();
+        let (claimed, _) = jobs.claim(Lease::new("a", 0, 60_000)).unwrap().unwrap();
         assert_eq!(claimed.batch_number, 1);
-        let (claimed, _) = jobs.claim("b", 0, 60_000).unwrap().unwrap();
+        let (claimed, _) = jobs.claim(Lease::new("b", 0, 60_000)).unwrap().unwrap();
         assert_eq!(claimed.batch_number, 2);
         let p = ProvingProgress::read(&jobs).unwrap();
         assert_eq!((p.queued_batches, p.proving_batches), (1, 2));
-        jobs.finish(2, "b", b"proof", 10, Some(1)).unwrap();
+        jobs.finish(2, "b", Made::new(b"proof", 10, Some(1)))
+            .unwrap();
         let p = ProvingProgress::read(&jobs).unwrap();
         assert_eq!((p.cut_through, p.proven_through), (12, 0));
         assert_eq!(p.unexported_batches, 3);
         assert_eq!((p.queued_batches, p.proving_batches), (1, 1));
 
-        jobs.finish(1, "a", b"proof", 10, Some(1)).unwrap();
+        jobs.finish(1, "a", Made::new(b"proof", 10, Some(1)))
+            .unwrap();
         let p = ProvingProgress::read(&jobs).unwrap();
         assert_eq!((p.proven_through, p.exported_through), (9, 0));
 

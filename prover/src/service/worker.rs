@@ -1,6 +1,9 @@
 //! Proves queued batches.
 
-use super::{jobs::JobStore, unix_ms};
+use super::{
+    queue::{Lease, Made, Retry, WorkerQueue},
+    unix_ms,
+};
 use crate::{ProverError, ZkBackend};
 use parking_lot::Mutex;
 use proof::{verify_proof, ProofError};
@@ -19,7 +22,7 @@ use std::{
 /// proving machine (`prividium prover worker`).
 pub struct Worker {
     id: String,
-    jobs: Arc<dyn JobStore>,
+    jobs: Arc<dyn WorkerQueue>,
     backend: Arc<dyn ZkBackend>,
     lease: Duration,
     /// The batch being proven now.
@@ -45,7 +48,7 @@ impl Worker {
     /// over by another worker.
     pub fn new(
         id: impl Into<String>,
-        jobs: Arc<dyn JobStore>,
+        jobs: Arc<dyn WorkerQueue>,
         backend: Arc<dyn ZkBackend>,
         lease: Duration,
     ) -> Self {
@@ -63,10 +66,8 @@ impl Worker {
     /// export, which is in batch order, with it.
     pub fn release(&self) {
         if let Some(n) = self.holding.lock().take() {
-            match self
-                .jobs
-                .fail(n, &self.id, "worker stopped before finishing", unix_ms(), 0)
-            {
+            let why = Retry::new("worker stopped before finishing", unix_ms(), 0);
+            match self.jobs.fail(n, &self.id, why) {
                 Ok(()) => tracing::info!(batch = n, "batch handed back to the queue"),
                 Err(e) => tracing::warn!(batch = n, error = %e, "cannot hand the batch back"),
             }
@@ -75,17 +76,11 @@ impl Worker {
 
     /// Stores a proof, retrying a failing queue a few times (the proof
     /// took minutes to make).
-    fn store(
-        &self,
-        n: u64,
-        proof: &[u8],
-        proving_ms: u64,
-        cycles: Option<u64>,
-    ) -> Result<(), ProverError> {
+    fn store(&self, n: u64, made: Made<'_>) -> Result<(), ProverError> {
         let mut wait = Duration::from_secs(1);
         loop {
-            match self.jobs.finish(n, &self.id, proof, proving_ms, cycles) {
-                Err(e) if !matches!(e, ProverError::LeaseLost(_)) && wait <= FINISH_RETRY_MAX => {
+            match self.jobs.finish(n, &self.id, made) {
+                Err(e) if e.is_retryable() && wait <= FINISH_RETRY_MAX => {
                     tracing::warn!(batch = n, error = %e, "storing the proof failed; retrying");
                     std::thread::sleep(wait);
                     wait *= 2;
@@ -97,10 +92,8 @@ impl Worker {
 
     /// Proves one due job, if any; returns its batch number.
     pub fn run_once(&self) -> Result<Option<u64>, ProverError> {
-        let Some((job, witness)) =
-            self.jobs
-                .claim(&self.id, unix_ms(), self.lease.as_millis() as u64)?
-        else {
+        let lease = Lease::new(&self.id, unix_ms(), self.lease.as_millis() as u64);
+        let Some((job, witness)) = self.jobs.claim(lease)? else {
             return Ok(None);
         };
         let n = job.batch_number;
@@ -112,7 +105,7 @@ impl Worker {
         }
         match proved {
             Ok((proof, proving_ms, cycles)) => {
-                self.store(n, &proof, proving_ms, cycles)?;
+                self.store(n, Made::new(&proof, proving_ms, cycles))?;
                 tracing::info!(
                     batch = n,
                     proving_ms,
@@ -125,13 +118,9 @@ impl Worker {
             Err(e) => {
                 let backoff = Duration::from_secs(1 << job.attempts.min(10)).min(MAX_BACKOFF);
                 tracing::warn!(batch = n, error = %e, retry_in_s = backoff.as_secs(), "proving failed");
-                self.jobs.fail(
-                    n,
-                    &self.id,
-                    &e.to_string(),
-                    unix_ms(),
-                    backoff.as_millis() as u64,
-                )?;
+                let why = e.to_string();
+                let retry = Retry::new(&why, unix_ms(), backoff.as_millis() as u64);
+                self.jobs.fail(n, &self.id, retry)?;
                 Err(e)
             }
         }

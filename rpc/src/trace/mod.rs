@@ -16,7 +16,7 @@ mod prestate;
 use super::{
     access::RequestCaller,
     call::{self, call_env, evm_error, Basis},
-    eth::{resolve, simulation_sender, to_json, view},
+    chain_reads::{resolve, simulation_sender, to_json, view},
     jsonrpc::{code, RpcError},
     params::Params,
     state_reads, RpcState,

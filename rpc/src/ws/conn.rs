@@ -6,9 +6,10 @@ use super::{
     Slot,
 };
 use crate::{
-    access::{method_action, RequestCaller},
+    access::RequestCaller,
     answer, authenticate, in_context,
     jsonrpc::{self, code, parse_body, Body as RpcBody, Call, RpcError},
+    methods::method_action,
     params::Params,
     rate_error,
     request::{self, RequestContext},

@@ -7,7 +7,7 @@
 
 use super::super::{
     access::RequestCaller,
-    eth::{block_at, to_json, view},
+    chain_reads::{block_at, to_json, view},
     jsonrpc::{code, RpcError},
     params::Params,
     private::BlockView,

@@ -6,6 +6,8 @@
 //! Gapped nonces wait until the gap is filled; a same-nonce replacement
 //! needs a fee bump of at least [`MempoolConfig::replace_bump_percent`].
 
+pub(crate) mod admission;
+mod intrinsic;
 mod pool;
 
 pub use pool::{Mempool, PooledTx, TxGuard};

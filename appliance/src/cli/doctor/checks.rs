@@ -4,8 +4,8 @@
 
 use super::{read_config, Args, Finding, Verdict};
 use crate::{
-    at_rest::{self, EncryptionConfig, UnsealError},
     chain_files,
+    keys::at_rest::{self, EncryptionConfig, UnsealError},
     settling::SettlementConfig,
 };
 use access_control::authn::oidc::{OidcIssuer, OidcIssuerConfig};

@@ -3,10 +3,8 @@
 //! arrays, and many-row VALUES lists bind slowly), inside the same locked
 //! transaction as the state and the signed head.
 
-use super::{
-    append::{lock_state, seal_batch, store_head},
-    to_i64, AuditDb, EVENT_COLUMNS,
-};
+use super::super::{to_i64, AuditDb, EVENT_COLUMNS};
+use super::tree::{lock_state, seal_batch, store_head};
 use crate::{
     event::StoredEvent,
     head::{HeadSigner, TreeHead},

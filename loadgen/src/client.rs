@@ -2,9 +2,8 @@
 //! endpoint (from its dev.json) or any plain endpoint with a funded key
 //! (anvil), so both are driven by the same code.
 
-use crate::node_rpc::NodeRpc;
+use crate::{node_rpc::NodeRpc, LoadgenError, Result};
 use alloy_primitives::{Address, Bytes, B256};
-use anyhow::{anyhow, bail, Context, Result};
 use serde_json::{json, Value};
 use std::{path::PathBuf, time::Duration};
 
@@ -36,16 +35,15 @@ pub(super) struct Target {
 impl Target {
     /// The node described by a `prividium dev` dev.json.
     pub(super) fn from_dev_file(path: &std::path::Path) -> Result<Self> {
-        let dev: DevFile = serde_json::from_str(
-            &std::fs::read_to_string(path)
-                .with_context(|| format!("reading {}", path.display()))?,
-        )
-        .with_context(|| format!("parsing {}", path.display()))?;
+        let shown = path.display();
+        let text = std::fs::read_to_string(path).map_err(|e| LoadgenError::file(&shown, e))?;
+        let dev: DevFile =
+            serde_json::from_str(&text).map_err(|e| LoadgenError::file(&shown, e))?;
         let funder_key = dev
             .accounts
             .into_iter()
             .next()
-            .ok_or_else(|| anyhow!("{} has no accounts", path.display()))?
+            .ok_or_else(|| LoadgenError::file(&shown, "no accounts"))?
             .private_key;
         Ok(Self {
             url: dev.rpc_url,
@@ -58,10 +56,9 @@ impl Target {
 
 /// A JSON-RPC hex quantity (`"0x1a"`).
 fn quantity(v: &Value) -> Result<u128> {
-    let s = v
-        .as_str()
-        .ok_or_else(|| anyhow!("expected a hex quantity, got {v}"))?;
-    Ok(u128::from_str_radix(s.trim_start_matches("0x"), 16)?)
+    let bad = || LoadgenError::Node(format!("expected a hex quantity, got {v}"));
+    let s = v.as_str().ok_or_else(bad)?;
+    u128::from_str_radix(s.trim_start_matches("0x"), 16).map_err(|_| bad())
 }
 
 pub(super) struct Client {
@@ -87,7 +84,7 @@ impl Client {
 
     pub(super) async fn send_raw(&self, raw: &Bytes) -> Result<B256> {
         let v = self.call("eth_sendRawTransaction", json!([raw])).await?;
-        Ok(serde_json::from_value(v)?)
+        serde_json::from_value(v).map_err(LoadgenError::node)
     }
 
     /// Sends `raws` as one JSON-RPC batch; one result per transaction, in
@@ -103,19 +100,19 @@ impl Client {
         );
         let resp = self.post(&body).await?;
         let Value::Array(answers) = resp else {
-            bail!("batch answered with {resp}");
+            return Err(LoadgenError::Node(format!("batch answered with {resp}")));
         };
         let mut out: Vec<Result<B256>> = (0..raws.len())
-            .map(|_| Err(anyhow!("no answer in the batch")))
+            .map(|_| Err(LoadgenError::node("no answer in the batch")))
             .collect();
         for a in answers {
             let Some(slot) = a["id"].as_u64().and_then(|i| out.get_mut(i as usize)) else {
                 continue;
             };
             *slot = match (a.get("result"), a.get("error")) {
-                (_, Some(e)) => Err(anyhow!("eth_sendRawTransaction: {e}")),
-                (Some(r), None) => serde_json::from_value(r.clone()).map_err(Into::into),
-                (None, None) => Err(anyhow!("eth_sendRawTransaction: no result")),
+                (_, Some(e)) => Err(LoadgenError::Node(format!("eth_sendRawTransaction: {e}"))),
+                (Some(r), None) => serde_json::from_value(r.clone()).map_err(LoadgenError::node),
+                (None, None) => Err(LoadgenError::node("eth_sendRawTransaction: no result")),
             };
         }
         Ok(out)
@@ -159,12 +156,16 @@ impl Client {
                 .await?;
             if !r.is_null() {
                 if r["status"] != "0x1" {
-                    bail!("setup transaction {hash} reverted");
+                    return Err(LoadgenError::Setup(format!(
+                        "setup transaction {hash} reverted"
+                    )));
                 }
                 return Ok(r);
             }
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
-        bail!("setup transaction {hash} not included in 10 minutes")
+        Err(LoadgenError::Setup(format!(
+            "setup transaction {hash} not included in 10 minutes"
+        )))
     }
 }

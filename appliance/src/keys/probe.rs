@@ -5,7 +5,7 @@
 //! is unwrapped again (a real round trip to OpenBao/Vault, or to the
 //! sealed key file); the answer feeds `/readyz` and the metrics.
 
-use crate::at_rest::AtRest;
+use super::at_rest::AtRest;
 use parking_lot::Mutex;
 use std::{sync::Arc, time::Duration};
 use storage::RecordCipher;

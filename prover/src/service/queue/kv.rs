@@ -1,119 +1,12 @@
-//! The durable proving queue: one job per batch, its witness and, once
-//! proven, its proof.
-//!
-//! Jobs are written when a batch is cut and survive restarts; a worker
-//! claims a job under a lease, so a worker that dies (or hangs past the
-//! lease) loses it to the next claim. Failures are retried with backoff.
+//! The embedded queue: a table of the appliance's key-value store.
 
+use super::{
+    Claimed, CutterQueue, ExporterQueue, Job, JobState, Lease, Made, QueueView, Retry, WorkerQueue,
+};
 use crate::ProverError;
-use alloy_primitives::Bytes;
 use parking_lot::Mutex;
-use serde::{Deserialize, Serialize};
 use std::sync::Arc;
-use storage::{KvStore, Table, WriteBatch};
-
-/// Where a job stands.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(tag = "state", rename_all = "snake_case")]
-pub enum JobState {
-    /// Waiting for a worker (not before `not_before_ms` after a failure).
-    Queued {
-        /// Earliest retry time (unix ms).
-        not_before_ms: u64,
-    },
-    /// A worker holds it until the lease ends.
-    Proving {
-        /// Who.
-        worker: String,
-        /// Lease end (unix ms).
-        lease_until_ms: u64,
-    },
-    /// Done; the proof is stored.
-    Proven {
-        /// Wall time of the proof.
-        proving_ms: u64,
-        /// RISC-V instructions.
-        cycles: Option<u64>,
-        /// The worker that proved it.
-        #[serde(default)]
-        worker: String,
-    },
-}
-
-/// One batch to prove.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Job {
-    /// Batch number.
-    pub batch_number: u64,
-    /// First block.
-    pub first_block: u64,
-    /// Last block.
-    pub last_block: u64,
-    /// ABI-encoded public outputs (as the native run computed them).
-    pub outputs: Bytes,
-    /// State.
-    #[serde(flatten)]
-    pub state: JobState,
-    /// Proving attempts so far.
-    pub attempts: u32,
-    /// Why the last attempt failed.
-    pub last_error: Option<String>,
-    /// When the batch was cut (unix ms).
-    pub created_ms: u64,
-}
-
-/// The queue's storage.
-pub trait JobStore: Send + Sync {
-    /// The last batch cut: (batch number, last block).
-    fn last_cut(&self) -> Result<Option<(u64, u64)>, ProverError>;
-    /// Stores a newly cut batch (must be the next number).
-    fn insert(&self, job: &Job, witness: &[u8]) -> Result<(), ProverError>;
-    /// Takes the oldest job that is due, with its witness.
-    fn claim(
-        &self,
-        worker: &str,
-        now_ms: u64,
-        lease_ms: u64,
-    ) -> Result<Option<(Job, Vec<u8>)>, ProverError>;
-    /// Records a proof (only the lease holder may).
-    fn finish(
-        &self,
-        batch: u64,
-        worker: &str,
-        proof: &[u8],
-        proving_ms: u64,
-        cycles: Option<u64>,
-    ) -> Result<(), ProverError>;
-    /// Puts a job back after a failure, to retry after `retry_ms`.
-    fn fail(
-        &self,
-        batch: u64,
-        worker: &str,
-        error: &str,
-        now_ms: u64,
-        retry_ms: u64,
-    ) -> Result<(), ProverError>;
-    /// Puts a proven job back in the queue, dropping its proof (the
-    /// exporter refused it), to retry after `retry_ms`.
-    fn reject(
-        &self,
-        batch: u64,
-        error: &str,
-        now_ms: u64,
-        retry_ms: u64,
-    ) -> Result<(), ProverError>;
-    /// The last batch whose proof was exported (0: none yet).
-    fn exported_through(&self) -> Result<u64, ProverError>;
-    /// Records that `batch` (the next one) was exported; its witness, the
-    /// batch's private data, is no longer needed and is deleted.
-    fn set_exported(&self, batch: u64) -> Result<(), ProverError>;
-    /// One job.
-    fn job(&self, batch: u64) -> Result<Option<Job>, ProverError>;
-    /// Up to `limit` jobs from batch `from` on.
-    fn jobs(&self, from: u64, limit: usize) -> Result<Vec<Job>, ProverError>;
-    /// A stored proof.
-    fn proof(&self, batch: u64) -> Result<Option<Vec<u8>>, ProverError>;
-}
+use storage::{KeyRange, KvStore, Table, WriteBatch};
 
 const LAST_CUT: &[u8] = b"m/last_cut";
 const EXPORTED: &[u8] = b"m/exported";
@@ -174,7 +67,7 @@ impl KvJobStore {
     }
 }
 
-impl JobStore for KvJobStore {
+impl QueueView for KvJobStore {
     fn last_cut(&self) -> Result<Option<(u64, u64)>, ProverError> {
         let Some(raw) = self
             .store
@@ -184,145 +77,6 @@ impl JobStore for KvJobStore {
             return Ok(None);
         };
         serde_json::from_slice(&raw).map(Some).map_err(store_err)
-    }
-
-    fn insert(&self, job: &Job, witness: &[u8]) -> Result<(), ProverError> {
-        let _guard = self.lock.lock();
-        let expected = self.last_cut()?.map_or(1, |(n, _)| n + 1);
-        if job.batch_number != expected {
-            return Err(ProverError::Store(format!(
-                "batch {} cut, but {expected} is next",
-                job.batch_number
-            )));
-        }
-        let mut batch = WriteBatch::new();
-        batch.put(
-            Table::ProverJobs,
-            key(b'j', job.batch_number),
-            serde_json::to_vec(job).map_err(store_err)?,
-        );
-        batch.put(
-            Table::ProverJobs,
-            key(b'w', job.batch_number),
-            witness.to_vec(),
-        );
-        batch.put(
-            Table::ProverJobs,
-            LAST_CUT,
-            serde_json::to_vec(&(job.batch_number, job.last_block)).map_err(store_err)?,
-        );
-        if job.batch_number == 1 {
-            // A queue that tracks exports from its start (see
-            // `exported_through` for one that did not).
-            batch.put(
-                Table::ProverJobs,
-                EXPORTED,
-                serde_json::to_vec(&0u64).map_err(store_err)?,
-            );
-        }
-        self.store.write(batch, true).map_err(store_err)
-    }
-
-    fn claim(
-        &self,
-        worker: &str,
-        now_ms: u64,
-        lease_ms: u64,
-    ) -> Result<Option<(Job, Vec<u8>)>, ProverError> {
-        let _guard = self.lock.lock();
-        let mut from = 1;
-        loop {
-            let page = self.jobs(from, 256)?;
-            let Some(last) = page.last() else {
-                return Ok(None);
-            };
-            from = last.batch_number + 1;
-            let due = page.into_iter().find(|j| match &j.state {
-                JobState::Queued { not_before_ms } => *not_before_ms <= now_ms,
-                JobState::Proving { lease_until_ms, .. } => *lease_until_ms <= now_ms,
-                JobState::Proven { .. } => false,
-            });
-            if let Some(mut job) = due {
-                let witness = self
-                    .store
-                    .get(Table::ProverJobs, &key(b'w', job.batch_number))
-                    .map_err(store_err)?
-                    .ok_or_else(|| {
-                        ProverError::Store(format!("witness of batch {} missing", job.batch_number))
-                    })?;
-                job.attempts += 1;
-                job.state = JobState::Proving {
-                    worker: worker.to_string(),
-                    lease_until_ms: now_ms + lease_ms,
-                };
-                self.put_job(&job, None)?;
-                return Ok(Some((job, witness)));
-            }
-        }
-    }
-
-    fn finish(
-        &self,
-        batch: u64,
-        worker: &str,
-        proof: &[u8],
-        proving_ms: u64,
-        cycles: Option<u64>,
-    ) -> Result<(), ProverError> {
-        let _guard = self.lock.lock();
-        let mut job = self.held(batch, worker)?;
-        job.state = JobState::Proven {
-            proving_ms,
-            cycles,
-            worker: worker.to_string(),
-        };
-        job.last_error = None;
-        self.put_job(&job, Some((key(b'p', batch), proof)))
-    }
-
-    fn fail(
-        &self,
-        batch: u64,
-        worker: &str,
-        error: &str,
-        now_ms: u64,
-        retry_ms: u64,
-    ) -> Result<(), ProverError> {
-        let _guard = self.lock.lock();
-        let mut job = self.held(batch, worker)?;
-        job.state = JobState::Queued {
-            not_before_ms: now_ms + retry_ms,
-        };
-        job.last_error = Some(error.to_string());
-        self.put_job(&job, None)
-    }
-
-    fn reject(
-        &self,
-        batch: u64,
-        error: &str,
-        now_ms: u64,
-        retry_ms: u64,
-    ) -> Result<(), ProverError> {
-        let _guard = self.lock.lock();
-        let mut job = self
-            .job(batch)?
-            .ok_or_else(|| ProverError::Store(format!("no job for batch {batch}")))?;
-        if !matches!(job.state, JobState::Proven { .. }) {
-            return Err(ProverError::Store(format!("batch {batch} is not proven")));
-        }
-        job.state = JobState::Queued {
-            not_before_ms: now_ms + retry_ms,
-        };
-        job.last_error = Some(error.to_string());
-        let mut batch_w = WriteBatch::new();
-        batch_w.put(
-            Table::ProverJobs,
-            key(b'j', batch),
-            serde_json::to_vec(&job).map_err(store_err)?,
-        );
-        batch_w.delete(Table::ProverJobs, key(b'p', batch));
-        self.store.write(batch_w, true).map_err(store_err)
     }
 
     fn exported_through(&self) -> Result<u64, ProverError> {
@@ -361,18 +115,6 @@ impl JobStore for KvJobStore {
         Ok(through)
     }
 
-    fn set_exported(&self, batch: u64) -> Result<(), ProverError> {
-        let _guard = self.lock.lock();
-        let mut w = WriteBatch::new();
-        w.put(
-            Table::ProverJobs,
-            EXPORTED.to_vec(),
-            serde_json::to_vec(&batch).map_err(store_err)?,
-        );
-        w.delete(Table::ProverJobs, key(b'w', batch));
-        self.store.write(w, true).map_err(store_err)
-    }
-
     fn job(&self, batch: u64) -> Result<Option<Job>, ProverError> {
         match self
             .store
@@ -387,7 +129,10 @@ impl JobStore for KvJobStore {
     fn jobs(&self, from: u64, limit: usize) -> Result<Vec<Job>, ProverError> {
         let end = [b'j' + 1];
         self.store
-            .range(Table::ProverJobs, &key(b'j', from), Some(&end), limit)
+            .range(
+                Table::ProverJobs,
+                KeyRange::new(&key(b'j', from), Some(&end), limit),
+            )
             .map_err(store_err)?
             .into_iter()
             .map(|(_, v)| serde_json::from_slice(&v).map_err(store_err))
@@ -401,9 +146,137 @@ impl JobStore for KvJobStore {
     }
 }
 
+impl CutterQueue for KvJobStore {
+    fn insert(&self, job: &Job, witness: &[u8]) -> Result<(), ProverError> {
+        let _guard = self.lock.lock();
+        let expected = self.last_cut()?.map_or(1, |(n, _)| n + 1);
+        if job.batch_number != expected {
+            return Err(ProverError::Store(format!(
+                "batch {} cut, but {expected} is next",
+                job.batch_number
+            )));
+        }
+        let mut batch = WriteBatch::new();
+        batch.put(
+            Table::ProverJobs,
+            key(b'j', job.batch_number),
+            serde_json::to_vec(job).map_err(store_err)?,
+        );
+        batch.put(
+            Table::ProverJobs,
+            key(b'w', job.batch_number),
+            witness.to_vec(),
+        );
+        batch.put(
+            Table::ProverJobs,
+            LAST_CUT,
+            serde_json::to_vec(&(job.batch_number, job.last_block)).map_err(store_err)?,
+        );
+        if job.batch_number == 1 {
+            // A queue that tracks exports from its start (see
+            // `exported_through` for one that did not).
+            batch.put(
+                Table::ProverJobs,
+                EXPORTED,
+                serde_json::to_vec(&0u64).map_err(store_err)?,
+            );
+        }
+        self.store.write(batch, true).map_err(store_err)
+    }
+}
+
+impl WorkerQueue for KvJobStore {
+    fn claim(&self, lease: Lease<'_>) -> Result<Option<Claimed>, ProverError> {
+        let now_ms = lease.now_ms;
+        let _guard = self.lock.lock();
+        let mut from = 1;
+        loop {
+            let page = self.jobs(from, 256)?;
+            let Some(last) = page.last() else {
+                return Ok(None);
+            };
+            from = last.batch_number + 1;
+            let due = page.into_iter().find(|j| match &j.state {
+                JobState::Queued { not_before_ms } => *not_before_ms <= now_ms,
+                JobState::Proving { lease_until_ms, .. } => *lease_until_ms <= now_ms,
+                JobState::Proven { .. } => false,
+            });
+            if let Some(mut job) = due {
+                let witness = self
+                    .store
+                    .get(Table::ProverJobs, &key(b'w', job.batch_number))
+                    .map_err(store_err)?
+                    .ok_or_else(|| {
+                        ProverError::Store(format!("witness of batch {} missing", job.batch_number))
+                    })?;
+                job.attempts += 1;
+                job.state = JobState::Proving {
+                    worker: lease.worker.to_string(),
+                    lease_until_ms: lease.until_ms(),
+                };
+                self.put_job(&job, None)?;
+                return Ok(Some((job, witness)));
+            }
+        }
+    }
+
+    fn finish(&self, batch: u64, worker: &str, made: Made<'_>) -> Result<(), ProverError> {
+        let _guard = self.lock.lock();
+        let mut job = self.held(batch, worker)?;
+        job.state = JobState::Proven {
+            proving_ms: made.proving_ms,
+            cycles: made.cycles,
+            worker: worker.to_string(),
+        };
+        job.last_error = None;
+        self.put_job(&job, Some((key(b'p', batch), made.proof)))
+    }
+
+    fn fail(&self, batch: u64, worker: &str, retry: Retry<'_>) -> Result<(), ProverError> {
+        let _guard = self.lock.lock();
+        let mut job = self.held(batch, worker)?;
+        retry.requeue(&mut job);
+        self.put_job(&job, None)
+    }
+}
+
+impl ExporterQueue for KvJobStore {
+    fn reject(&self, batch: u64, retry: Retry<'_>) -> Result<(), ProverError> {
+        let _guard = self.lock.lock();
+        let mut job = self
+            .job(batch)?
+            .ok_or_else(|| ProverError::Store(format!("no job for batch {batch}")))?;
+        if !matches!(job.state, JobState::Proven { .. }) {
+            return Err(ProverError::Store(format!("batch {batch} is not proven")));
+        }
+        retry.requeue(&mut job);
+        let mut batch_w = WriteBatch::new();
+        batch_w.put(
+            Table::ProverJobs,
+            key(b'j', batch),
+            serde_json::to_vec(&job).map_err(store_err)?,
+        );
+        batch_w.delete(Table::ProverJobs, key(b'p', batch));
+        self.store.write(batch_w, true).map_err(store_err)
+    }
+
+    fn set_exported(&self, batch: u64) -> Result<(), ProverError> {
+        let _guard = self.lock.lock();
+        let mut w = WriteBatch::new();
+        w.put(
+            Table::ProverJobs,
+            EXPORTED.to_vec(),
+            serde_json::to_vec(&batch).map_err(store_err)?,
+        );
+        w.delete(Table::ProverJobs, key(b'w', batch));
+        self.store.write(w, true).map_err(store_err)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+    use alloy_primitives::Bytes;
 
     fn job(n: u64) -> Job {
         Job {
@@ -431,25 +304,28 @@ mod tests {
         );
         assert_eq!(q.last_cut().unwrap(), Some((2, 20)));
 
-        let (j, w) = q.claim("a", 1_000, 500).unwrap().unwrap();
+        let (j, w) = q.claim(Lease::new("a", 1_000, 500)).unwrap().unwrap();
         assert_eq!((j.batch_number, w.as_slice()), (1, &b"w1"[..]));
-        let (j2, _) = q.claim("b", 1_000, 500).unwrap().unwrap();
+        let (j2, _) = q.claim(Lease::new("b", 1_000, 500)).unwrap().unwrap();
         assert_eq!(j2.batch_number, 2);
-        assert!(q.claim("c", 1_000, 500).unwrap().is_none(), "both leased");
+        assert!(
+            q.claim(Lease::new("c", 1_000, 500)).unwrap().is_none(),
+            "both leased"
+        );
 
         // A failure goes back with backoff; an expired lease is taken over.
-        q.fail(1, "a", "boom", 1_100, 1_000).unwrap();
-        assert!(q.claim("c", 1_200, 500).unwrap().is_none());
-        let (j, _) = q.claim("c", 2_100, 500).unwrap().unwrap();
+        q.fail(1, "a", Retry::new("boom", 1_100, 1_000)).unwrap();
+        assert!(q.claim(Lease::new("c", 1_200, 500)).unwrap().is_none());
+        let (j, _) = q.claim(Lease::new("c", 2_100, 500)).unwrap().unwrap();
         assert_eq!((j.batch_number, j.attempts), (1, 2));
         assert_eq!(j.last_error.as_deref(), Some("boom"));
-        let (j, _) = q.claim("d", 5_000, 500).unwrap().unwrap();
+        let (j, _) = q.claim(Lease::new("d", 5_000, 500)).unwrap().unwrap();
         assert_eq!(j.batch_number, 1, "c's lease ran out");
         assert!(matches!(
-            q.finish(1, "c", b"p", 1, None),
+            q.finish(1, "c", Made::new(b"p", 1, None)),
             Err(ProverError::LeaseLost(1))
         ));
-        q.finish(1, "d", b"proof", 900, Some(5)).unwrap();
+        q.finish(1, "d", Made::new(b"proof", 900, Some(5))).unwrap();
         assert_eq!(q.proof(1).unwrap().as_deref(), Some(&b"proof"[..]));
 
         let reopened = KvJobStore::new(raw.clone());
@@ -465,11 +341,18 @@ mod tests {
 
         // Export deletes the witness; a refused proof sends the job back.
         assert_eq!(reopened.exported_through().unwrap(), 0);
-        reopened.reject(1, "bad proof", 6_000, 0).unwrap();
+        reopened
+            .reject(1, Retry::new("bad proof", 6_000, 0))
+            .unwrap();
         assert_eq!(reopened.proof(1).unwrap(), None);
-        let (j, w) = reopened.claim("e", 6_000, 500).unwrap().unwrap();
+        let (j, w) = reopened
+            .claim(Lease::new("e", 6_000, 500))
+            .unwrap()
+            .unwrap();
         assert_eq!((j.batch_number, w.as_slice()), (1, &b"w1"[..]));
-        reopened.finish(1, "e", b"proof2", 1, None).unwrap();
+        reopened
+            .finish(1, "e", Made::new(b"proof2", 1, None))
+            .unwrap();
         reopened.set_exported(1).unwrap();
         assert_eq!(reopened.exported_through().unwrap(), 1);
         assert_eq!(
@@ -487,8 +370,8 @@ mod tests {
             q.insert(&job(n), b"w").unwrap();
         }
         for n in 1..=2 {
-            q.claim("old", 1, 500).unwrap().unwrap();
-            q.finish(n, "old", b"p", 1, None).unwrap();
+            q.claim(Lease::new("old", 1, 500)).unwrap().unwrap();
+            q.finish(n, "old", Made::new(b"p", 1, None)).unwrap();
         }
         // What an older release left: proofs written out by the workers,
         // no export mark.

@@ -1,12 +1,11 @@
 //! Workloads: setup (deploy, fund) and the pre-signed measured transactions.
 
-use super::{abi, client::Client, Args};
+use crate::{abi, client::Client, Args, LoadgenError, Result};
 use alloy_consensus::{SignableTransaction, TxEip1559, TxEnvelope};
 use alloy_eips::eip2718::Encodable2718;
 use alloy_primitives::{keccak256, Address, Bytes, TxKind, B256, U256};
 use alloy_signer::SignerSync;
 use alloy_signer_local::PrivateKeySigner;
-use anyhow::{anyhow, Context, Result};
 
 /// Which workload.
 #[derive(Debug, Clone, Copy, clap::ValueEnum)]
@@ -82,15 +81,15 @@ fn parallel_map<T: Send>(n: usize, f: impl Fn(usize) -> T + Sync) -> Vec<T> {
 }
 
 fn artifact(json: &str) -> Result<Bytes> {
-    let v: serde_json::Value = serde_json::from_str(json)?;
+    let v: serde_json::Value = serde_json::from_str(json).map_err(LoadgenError::setup)?;
     let hex = v["bytecode"]
         .as_str()
-        .ok_or_else(|| anyhow!("artifact without bytecode"))?;
-    Ok(hex.parse()?)
+        .ok_or_else(|| LoadgenError::setup("artifact without bytecode"))?;
+    hex.parse().map_err(LoadgenError::setup)
 }
 
-const BANK_TOKEN: &str = include_str!("../../../contracts/out/BankToken.json");
-const BENCH_KIT: &str = include_str!("../../../contracts/out/BenchKit.json");
+const BANK_TOKEN: &str = include_str!("../../contracts/out/BankToken.json");
+const BENCH_KIT: &str = include_str!("../../contracts/out/BenchKit.json");
 
 struct Funder<'a> {
     client: &'a Client,
@@ -120,7 +119,8 @@ impl Funder<'_> {
         let receipt = self
             .send(TxKind::Create, U256::ZERO, code, 5_000_000)
             .await?;
-        serde_json::from_value(receipt["contractAddress"].clone()).context("contract address")
+        serde_json::from_value(receipt["contractAddress"].clone())
+            .map_err(|e| LoadgenError::Setup(format!("contract address: {e}")))
     }
 }
 
@@ -138,7 +138,10 @@ pub(super) struct Prepared {
 
 /// Deploys and funds what the scenario needs, then pre-signs the load.
 pub(super) async fn prepare(client: &Client, args: &Args) -> Result<Prepared> {
-    let key: PrivateKeySigner = client.funder_key.parse().context("funder key")?;
+    let key: PrivateKeySigner = client
+        .funder_key
+        .parse()
+        .map_err(|e| LoadgenError::Setup(format!("funder key: {e}")))?;
     let gas_price = client.gas_price().await?;
     let fees = Fees {
         chain_id: client.chain_id().await?,

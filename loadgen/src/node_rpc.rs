@@ -3,7 +3,7 @@
 //! operator commands that ask a running node (`prividium disclose`) share
 //! it.
 
-use anyhow::{anyhow, bail, Context, Result};
+use crate::{LoadgenError, Result};
 use serde_json::{json, Value};
 use std::{path::Path, time::Duration};
 
@@ -12,6 +12,16 @@ pub struct NodeRpc {
     http: reqwest::Client,
     url: String,
     auth: Option<String>,
+}
+
+impl std::fmt::Debug for NodeRpc {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // The credential stays out of logs.
+        f.debug_struct("NodeRpc")
+            .field("url", &self.url)
+            .field("auth", &self.auth.as_ref().map(|_| "…"))
+            .finish()
+    }
 }
 
 impl NodeRpc {
@@ -29,13 +39,22 @@ impl NodeRpc {
             .pool_max_idle_per_host(pool)
             .timeout(Duration::from_secs(30));
         if let Some(ca) = ca_cert {
-            let pem = std::fs::read(ca).with_context(|| format!("reading {}", ca.display()))?;
+            let shown = ca.display();
+            let pem = std::fs::read(ca).map_err(|e| LoadgenError::file(&shown, e))?;
+            let root =
+                reqwest::Certificate::from_pem(&pem).map_err(|source| LoadgenError::Transport {
+                    what: format!("{shown} is not a PEM certificate"),
+                    source,
+                })?;
             http = http
                 .tls_built_in_root_certs(false)
-                .add_root_certificate(reqwest::Certificate::from_pem(&pem)?);
+                .add_root_certificate(root);
         }
         Ok(Self {
-            http: http.build()?,
+            http: http.build().map_err(|source| LoadgenError::Transport {
+                what: "building the HTTP client".into(),
+                source,
+            })?,
             url: url.to_string(),
             auth,
         })
@@ -47,18 +66,24 @@ impl NodeRpc {
         if let Some(auth) = &self.auth {
             req = req.header("Authorization", auth);
         }
-        let resp = req
-            .send()
-            .await
-            .with_context(|| format!("no answer from {}", self.url))?;
+        let resp = req.send().await.map_err(|source| LoadgenError::Transport {
+            what: format!("no answer from {}", self.url),
+            source,
+        })?;
         let status = resp.status();
-        let text = resp.text().await?;
-        serde_json::from_str(&text).with_context(|| {
-            format!(
+        let text = resp
+            .text()
+            .await
+            .map_err(|source| LoadgenError::Transport {
+                what: format!("{} answered HTTP {status}, unreadably", self.url),
+                source,
+            })?;
+        serde_json::from_str(&text).map_err(|_| {
+            LoadgenError::Node(format!(
                 "{} answered HTTP {status}: {}",
                 self.url,
                 text.chars().take(200).collect::<String>()
-            )
+            ))
         })
     }
 
@@ -68,14 +93,14 @@ impl NodeRpc {
         let body = json!({"jsonrpc": "2.0", "id": 1, "method": method, "params": params});
         let resp = self.post(&body).await?;
         if let Some(e) = resp.get("error") {
-            bail!(
+            return Err(LoadgenError::Node(format!(
                 "{method}: {} (code {})",
                 e["message"].as_str().unwrap_or("no message"),
                 e["code"]
-            );
+            )));
         }
         resp.get("result")
             .cloned()
-            .ok_or_else(|| anyhow!("{method}: no result"))
+            .ok_or_else(|| LoadgenError::Node(format!("{method}: no result")))
     }
 }

@@ -5,11 +5,10 @@
 //! much of its CPU goes to everything else (TLS, JSON, policy, audit,
 //! durability, roots).
 
-use super::scenario::Prepared;
+use crate::{scenario::Prepared, LoadgenError, Result};
 use alloy_consensus::{transaction::SignerRecoverable, TxEnvelope};
 use alloy_eips::eip2718::Decodable2718;
 use alloy_primitives::{Address, B256, U256};
-use anyhow::{anyhow, bail, Context, Result};
 use state_transition::{
     revm::{primitives::hardfork::SpecId, state::AccountInfo},
     BlockContext, BlockExecutor, ChainSpec, FeeMode, MemoryState,
@@ -57,7 +56,7 @@ fn run_block(
         let t = Instant::now();
         let r = exec.execute(tx, sender);
         spent += t.elapsed();
-        r.map_err(|e| anyhow!("replica rejected {hash}: {e}"))?;
+        r.map_err(|e| LoadgenError::Ceiling(format!("replica rejected {hash}: {e}")))?;
     }
     let outcome = exec.finish();
     state.apply(&outcome.diff);
@@ -86,19 +85,26 @@ pub(super) fn measure(p: &Prepared) -> Result<Ceiling> {
     // time fills a block.
     let mut number = 1;
     for tx in &p.setup {
-        run_block(&chain, &mut state, number, vec![(tx.clone(), p.funder)])
-            .context("replaying the setup")?;
+        run_block(&chain, &mut state, number, vec![(tx.clone(), p.funder)]).map_err(
+            |e| match e {
+                LoadgenError::Ceiling(why) => {
+                    LoadgenError::Ceiling(format!("replaying the setup: {why}"))
+                }
+                other => other,
+            },
+        )?;
         number += 1;
     }
 
     let started = Instant::now();
     let mut decoded = Vec::with_capacity(p.txs.len());
     for (hash, raw) in &p.txs {
-        let tx = TxEnvelope::decode_2718(&mut raw.as_ref())?;
-        let sender = tx.recover_signer()?;
+        let unreadable = |e: &dyn std::fmt::Display| LoadgenError::Ceiling(format!("{hash}: {e}"));
+        let tx = TxEnvelope::decode_2718(&mut raw.as_ref()).map_err(|e| unreadable(&e))?;
+        let sender = tx.recover_signer().map_err(|e| unreadable(&e))?;
         decoded.push((tx, sender));
         if decoded.last().map(|(tx, _)| tx.tx_hash()) != Some(hash) {
-            bail!("transaction {hash} decoded to a different hash");
+            return Err(unreadable(&"decoded to a different hash"));
         }
     }
     let recover = started.elapsed();

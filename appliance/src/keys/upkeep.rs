@@ -2,11 +2,11 @@
 //! by `prividium keys rotate-dek`, rotates by itself before a key reaches its
 //! usage limit, records usage, and after a rotation moves everything sealed
 //! onto the current key in the background and retires the older keys
-//! (resumable; see [`crate::rekey`]).
+//! (resumable; see [`super::reseal`]).
 
-use crate::{
+use super::{
     at_rest::AtRest,
-    rekey::{self, Holdings, Pass},
+    reseal::{self, Holdings, Pass},
 };
 use audit::{action, AuditEvent, Outcome, Trail};
 use serde_json::json;
@@ -52,8 +52,10 @@ const USAGE_EVERY: Duration = Duration::from_secs(30);
 /// Starts housekeeping for `at`, whose records are in `holdings`.
 pub fn spawn(at: AtRest, holdings: Holdings, trail: Trail) -> KeyTask {
     let stop = Arc::new(AtomicBool::new(false));
+    let keyring_file = at.keyring.path();
     let mut upkeep = Upkeep {
-        seen: mtime(&at.keyring.path()),
+        seen: mtime(&keyring_file),
+        keyring_file,
         last_usage: Instant::now(),
         pending: old_keys_live(&at),
         retry_at: None,
@@ -85,6 +87,8 @@ struct Upkeep {
     holdings: Holdings,
     trail: Trail,
     stop: Arc<AtomicBool>,
+    /// The keyring document, looked at every tick.
+    keyring_file: std::path::PathBuf,
     /// The keyring file's modification time when last read.
     seen: Option<SystemTime>,
     last_usage: Instant,
@@ -101,12 +105,12 @@ impl Upkeep {
     /// rotation or retirement) is looked at here, next tick; a new current
     /// key means records to re-seal.
     async fn pick_up_rotations(&mut self) {
-        let at = &self.at;
-        let now_seen = mtime(&at.keyring.path());
+        let now_seen = mtime(&self.keyring_file);
         if now_seen == self.seen {
             return;
         }
         self.seen = now_seen;
+        let at = &self.at;
         match at
             .keyring
             .refresh(at.provider.as_ref(), &at.cipher, at.limits)
@@ -218,7 +222,7 @@ async fn rekey_and_record(
         target = at.cipher.current_version(),
         "moving sealed records onto the current data key"
     );
-    match rekey::run(at, holdings, stop).await {
+    match reseal::run(at, holdings, stop).await {
         Ok(Pass::Done {
             target,
             moved,

@@ -8,10 +8,10 @@
 //! deleted once its proof is exported. Outputs and proofs are public (they
 //! are what counterparties receive) and stored as they are.
 
-mod queue;
+mod ops;
 mod sealing;
 
-use super::jobs::{Job, JobState, JobStore};
+use super::{Job, JobState, QueueView, Retry};
 use crate::ProverError;
 use alloy_primitives::Bytes;
 use sqlx::{postgres::PgPoolOptions, PgPool, Row};
@@ -227,20 +227,18 @@ impl PgJobStore {
         }
     }
 
-    /// Puts a job back in the queue with `error`, due after `retry_ms`: one
+    /// Puts a job back in the queue as `retry` says: one
     /// `worker` holds (a failed attempt), or proven (a refused proof, which
     /// is dropped). Returns the rows updated.
     fn requeue(
         &self,
         batch: u64,
         worker: Option<&str>,
-        error: &str,
-        now_ms: u64,
-        retry_ms: u64,
+        retry: Retry<'_>,
     ) -> Result<u64, ProverError> {
-        let (err, err_key) = self.seal(batch, "last_error", error.as_bytes())?;
+        let (err, err_key) = self.seal(batch, "last_error", retry.error.as_bytes())?;
         let (pool, chain, worker) = (self.pool.clone(), self.chain_id, worker.map(String::from));
-        let (b, due) = (int(batch)?, int(now_ms.saturating_add(retry_ms))?);
+        let (b, due) = (int(batch)?, int(retry.due_ms())?);
         self.run(async move {
             sqlx::query(
                 "UPDATE prover_jobs SET state = 'queued', not_before_ms = $3, \

@@ -4,7 +4,7 @@
 //! The settings (never secrets) are recorded in `keys/encryption.json` at
 //! first start, so `prividium keys …` can open the same keyring later.
 
-use crate::node::data_dir::ENCRYPTION_SETTINGS_FILE;
+use crate::data_dir::ENCRYPTION_SETTINGS_FILE;
 use anyhow::{bail, Context, Result};
 use encryption::{
     provider::{KdfParams, LocalKeyFile, Passphrase, TransitConfig, TransitProvider},

@@ -1,15 +1,17 @@
-//! The queue's [`JobStore`] operations in SQL: what the cutter, the
-//! workers and the exporter do to jobs.
+//! The queue's roles in SQL: what the cutter, the workers and the exporter
+//! do to jobs, and what status pages read.
 
 use super::{db_err, int, ledger_key, uint, PgJobStore, CLAIM_RETRY_MS, COLUMNS};
 use crate::{
-    service::jobs::{Job, JobStore},
+    service::queue::{
+        Claimed, CutterQueue, ExporterQueue, Job, Lease, Made, QueueView, Retry, WorkerQueue,
+    },
     ProverError,
 };
 use sqlx::Row;
 use storage::{Table, WriteBatch};
 
-impl JobStore for PgJobStore {
+impl QueueView for PgJobStore {
     fn last_cut(&self) -> Result<Option<(u64, u64)>, ProverError> {
         let (pool, chain) = (self.pool.clone(), self.chain_id);
         let row: Option<(i64, i64)> = self.run(async move {
@@ -24,6 +26,69 @@ impl JobStore for PgJobStore {
             .transpose()
     }
 
+    fn exported_through(&self) -> Result<u64, ProverError> {
+        let (pool, chain) = (self.pool.clone(), self.chain_id);
+        let n: Option<i64> = self.run(async move {
+            sqlx::query_scalar("SELECT exported_through FROM prover_chains WHERE chain_id = $1")
+                .bind(chain)
+                .fetch_optional(&pool)
+                .await
+        })?;
+        uint("exported_through", n.unwrap_or(0))
+    }
+
+    fn job(&self, batch: u64) -> Result<Option<Job>, ProverError> {
+        let (pool, chain, b) = (self.pool.clone(), self.chain_id, int(batch)?);
+        let sql = format!(
+            "SELECT {COLUMNS}, error_key FROM prover_jobs WHERE chain_id = $1 AND batch_number = $2"
+        );
+        let row = self.run(async move {
+            sqlx::query(sqlx::AssertSqlSafe(sql))
+                .bind(chain)
+                .bind(b)
+                .fetch_optional(&pool)
+                .await
+        })?;
+        row.map(|r| self.row_to_job(&r).and_then(|j| self.checked(j)))
+            .transpose()
+    }
+
+    fn jobs(&self, from: u64, limit: usize) -> Result<Vec<Job>, ProverError> {
+        let (pool, chain, b) = (self.pool.clone(), self.chain_id, int(from)?);
+        let limit = int(limit as u64)?;
+        let sql = format!(
+            "SELECT {COLUMNS}, error_key FROM prover_jobs WHERE chain_id = $1 \
+             AND batch_number >= $2 ORDER BY batch_number LIMIT $3"
+        );
+        let rows = self.run(async move {
+            sqlx::query(sqlx::AssertSqlSafe(sql))
+                .bind(chain)
+                .bind(b)
+                .bind(limit)
+                .fetch_all(&pool)
+                .await
+        })?;
+        rows.iter()
+            .map(|r| self.row_to_job(r).and_then(|j| self.checked(j)))
+            .collect()
+    }
+
+    fn proof(&self, batch: u64) -> Result<Option<Vec<u8>>, ProverError> {
+        let (pool, chain, b) = (self.pool.clone(), self.chain_id, int(batch)?);
+        let proof: Option<Option<Vec<u8>>> = self.run(async move {
+            sqlx::query_scalar(
+                "SELECT proof FROM prover_jobs WHERE chain_id = $1 AND batch_number = $2",
+            )
+            .bind(chain)
+            .bind(b)
+            .fetch_optional(&pool)
+            .await
+        })?;
+        Ok(proof.flatten())
+    }
+}
+
+impl CutterQueue for PgJobStore {
     fn insert(&self, job: &Job, witness: &[u8]) -> Result<(), ProverError> {
         let n = job.batch_number;
         if let Some(ledger) = &self.ledger {
@@ -92,16 +157,12 @@ impl JobStore for PgJobStore {
         }
         Ok(())
     }
+}
 
-    fn claim(
-        &self,
-        worker: &str,
-        now_ms: u64,
-        lease_ms: u64,
-    ) -> Result<Option<(Job, Vec<u8>)>, ProverError> {
-        let (pool, chain, w) = (self.pool.clone(), self.chain_id, worker.to_string());
-        let worker = worker.to_string();
-        let (now, until) = (int(now_ms)?, int(now_ms.saturating_add(lease_ms))?);
+impl WorkerQueue for PgJobStore {
+    fn claim(&self, lease: Lease<'_>) -> Result<Option<Claimed>, ProverError> {
+        let (pool, chain, w) = (self.pool.clone(), self.chain_id, lease.worker.to_string());
+        let (now, until) = (int(lease.now_ms)?, int(lease.until_ms())?);
         let sql = format!(
             "UPDATE prover_jobs SET state = 'proving', worker = $2, lease_until_ms = $4, \
              attempts = attempts + 1 \
@@ -139,29 +200,19 @@ impl JobStore for PgJobStore {
                 // Claimed but unusable here (keys not reloaded after a
                 // rotation, say): hand it back now rather than hold it for
                 // the whole lease.
-                let _ = self.requeue(
-                    n,
-                    Some(worker.as_str()),
-                    &e.to_string(),
-                    now_ms,
-                    CLAIM_RETRY_MS,
-                );
+                let why = e.to_string();
+                let retry = Retry::new(&why, lease.now_ms, CLAIM_RETRY_MS);
+                let _ = self.requeue(n, Some(lease.worker), retry);
                 Err(e)
             }
         }
     }
 
-    fn finish(
-        &self,
-        batch: u64,
-        worker: &str,
-        proof: &[u8],
-        proving_ms: u64,
-        cycles: Option<u64>,
-    ) -> Result<(), ProverError> {
+    fn finish(&self, batch: u64, worker: &str, made: Made<'_>) -> Result<(), ProverError> {
         let (pool, chain, w) = (self.pool.clone(), self.chain_id, worker.to_string());
-        let (b, ms, cycles) = (int(batch)?, int(proving_ms)?, cycles.map(int).transpose()?);
-        let proof = proof.to_vec();
+        let (b, ms) = (int(batch)?, int(made.proving_ms)?);
+        let cycles = made.cycles.map(int).transpose()?;
+        let proof = made.proof.to_vec();
         let updated = self.run(async move {
             sqlx::query(
                 "UPDATE prover_jobs SET state = 'proven', proof = $4, proving_ms = $5, \
@@ -182,40 +233,18 @@ impl JobStore for PgJobStore {
         self.held(batch, updated)
     }
 
-    fn fail(
-        &self,
-        batch: u64,
-        worker: &str,
-        error: &str,
-        now_ms: u64,
-        retry_ms: u64,
-    ) -> Result<(), ProverError> {
-        let updated = self.requeue(batch, Some(worker), error, now_ms, retry_ms)?;
+    fn fail(&self, batch: u64, worker: &str, retry: Retry<'_>) -> Result<(), ProverError> {
+        let updated = self.requeue(batch, Some(worker), retry)?;
         self.held(batch, updated)
     }
+}
 
-    fn reject(
-        &self,
-        batch: u64,
-        error: &str,
-        now_ms: u64,
-        retry_ms: u64,
-    ) -> Result<(), ProverError> {
-        match self.requeue(batch, None, error, now_ms, retry_ms)? {
+impl ExporterQueue for PgJobStore {
+    fn reject(&self, batch: u64, retry: Retry<'_>) -> Result<(), ProverError> {
+        match self.requeue(batch, None, retry)? {
             1 => Ok(()),
             _ => Err(ProverError::Store(format!("batch {batch} is not proven"))),
         }
-    }
-
-    fn exported_through(&self) -> Result<u64, ProverError> {
-        let (pool, chain) = (self.pool.clone(), self.chain_id);
-        let n: Option<i64> = self.run(async move {
-            sqlx::query_scalar("SELECT exported_through FROM prover_chains WHERE chain_id = $1")
-                .bind(chain)
-                .fetch_optional(&pool)
-                .await
-        })?;
-        uint("exported_through", n.unwrap_or(0))
     }
 
     fn set_exported(&self, batch: u64) -> Result<(), ProverError> {
@@ -237,55 +266,5 @@ impl JobStore for PgJobStore {
             .await?;
             tx.commit().await
         })
-    }
-
-    fn job(&self, batch: u64) -> Result<Option<Job>, ProverError> {
-        let (pool, chain, b) = (self.pool.clone(), self.chain_id, int(batch)?);
-        let sql = format!(
-            "SELECT {COLUMNS}, error_key FROM prover_jobs WHERE chain_id = $1 AND batch_number = $2"
-        );
-        let row = self.run(async move {
-            sqlx::query(sqlx::AssertSqlSafe(sql))
-                .bind(chain)
-                .bind(b)
-                .fetch_optional(&pool)
-                .await
-        })?;
-        row.map(|r| self.row_to_job(&r).and_then(|j| self.checked(j)))
-            .transpose()
-    }
-
-    fn jobs(&self, from: u64, limit: usize) -> Result<Vec<Job>, ProverError> {
-        let (pool, chain, b) = (self.pool.clone(), self.chain_id, int(from)?);
-        let limit = int(limit as u64)?;
-        let sql = format!(
-            "SELECT {COLUMNS}, error_key FROM prover_jobs WHERE chain_id = $1 \
-             AND batch_number >= $2 ORDER BY batch_number LIMIT $3"
-        );
-        let rows = self.run(async move {
-            sqlx::query(sqlx::AssertSqlSafe(sql))
-                .bind(chain)
-                .bind(b)
-                .bind(limit)
-                .fetch_all(&pool)
-                .await
-        })?;
-        rows.iter()
-            .map(|r| self.row_to_job(r).and_then(|j| self.checked(j)))
-            .collect()
-    }
-
-    fn proof(&self, batch: u64) -> Result<Option<Vec<u8>>, ProverError> {
-        let (pool, chain, b) = (self.pool.clone(), self.chain_id, int(batch)?);
-        let proof: Option<Option<Vec<u8>>> = self.run(async move {
-            sqlx::query_scalar(
-                "SELECT proof FROM prover_jobs WHERE chain_id = $1 AND batch_number = $2",
-            )
-            .bind(chain)
-            .bind(b)
-            .fetch_optional(&pool)
-            .await
-        })?;
-        Ok(proof.flatten())
     }
 }

@@ -8,8 +8,9 @@
 //! next start. A key is retired only when every step finished under the
 //! same current key.
 
-use crate::node::data_dir::CHECKPOINT_FILE;
-use crate::{at_rest::AtRest, chain_files};
+use super::at_rest::AtRest;
+use crate::chain_files;
+use crate::data_dir::CHECKPOINT_FILE;
 use access_control::{store::DocDir, ACCESS_DIR};
 use anyhow::{anyhow, bail, Context, Result};
 use audit::trail::AUDIT_DIR;
@@ -304,7 +305,7 @@ async fn block_log(
 fn sealed_files(data_dir: &Path) -> Vec<(PathBuf, &'static str)> {
     vec![
         (
-            data_dir.join(crate::node::data_dir::GENESIS_FILE),
+            data_dir.join(crate::data_dir::GENESIS_FILE),
             chain_files::GENESIS_CONTEXT,
         ),
         (

@@ -1,21 +1,25 @@
-//! `prividium bench`: pre-signs transactions for a scenario, sends them over
-//! the real authenticated RPC (or any plain JSON-RPC endpoint, such as
-//! anvil) at a fixed rate or flat out, and reports sustained TPS, inclusion
-//! latency (submit → transaction in a block, i.e. receipt available), the
-//! CPU the node and the generator spent per transaction, and this machine's
-//! ceiling for the scenario.
+//! The load generator behind `prividium bench`: pre-signs transactions for
+//! a scenario, sends them over the real authenticated RPC (or any plain
+//! JSON-RPC endpoint, such as anvil) at a fixed rate or flat out, and
+//! reports sustained TPS, inclusion latency (submit → transaction in a
+//! block, i.e. receipt available), the CPU the node and the generator spent
+//! per transaction, and this machine's ceiling for the scenario.
 
 mod abi;
 mod ceiling;
 mod client;
 mod cpu;
+mod error;
+mod node_rpc;
 mod scenario;
+
+pub use error::{LoadgenError, Result};
+pub use node_rpc::NodeRpc;
+pub use scenario::Scenario;
 
 use alloy_primitives::Bytes;
 use alloy_primitives::B256;
-use anyhow::{bail, Context, Result};
 use client::{Client, Target};
-use scenario::Scenario;
 use std::{
     collections::HashMap,
     path::PathBuf,
@@ -26,7 +30,8 @@ use std::{
     time::{Duration, Instant},
 };
 
-/// Arguments of `prividium bench`.
+/// What to run, and against which endpoint (the options of `prividium
+/// bench`).
 #[derive(Debug, clap::Args)]
 pub struct Args {
     /// dev.json of the target node (URL, API key, CA, funded keys).
@@ -71,7 +76,7 @@ pub struct Args {
 
 /// What a run measured.
 #[derive(Debug, serde::Serialize)]
-struct Report {
+pub struct Report {
     scenario: String,
     sent: usize,
     accepted: usize,
@@ -140,7 +145,9 @@ async fn watch_blocks(
                 return Ok(blocks);
             }
             if done_at.get_or_insert_with(Instant::now).elapsed() > Duration::from_secs(120) {
-                bail!("{missing} transactions not included 120 s after sending ended");
+                return Err(LoadgenError::Load(format!(
+                    "{missing} transactions not included 120 s after sending ended"
+                )));
             }
         }
         tokio::time::sleep(Duration::from_millis(10)).await;
@@ -151,8 +158,9 @@ fn per_tx_us(cpu: Duration, txs: usize) -> f64 {
     cpu.as_secs_f64() * 1e6 / txs.max(1) as f64
 }
 
-/// Runs the benchmark.
-pub async fn run(args: Args) -> Result<()> {
+/// Runs the benchmark. Rejected transactions are counted in the report,
+/// not an error: [`Report::rejected`] says how many.
+pub async fn run(args: Args) -> Result<Report> {
     let target = match (&args.rpc_url, &args.funder_key) {
         (Some(url), Some(key)) => Target {
             url: url.clone(),
@@ -160,7 +168,9 @@ pub async fn run(args: Args) -> Result<()> {
             ca_cert: None,
             funder_key: key.clone(),
         },
-        (Some(_), None) => bail!("--rpc-url needs --funder-key"),
+        (Some(_), None) => {
+            return Err(LoadgenError::setup("--rpc-url needs --funder-key"));
+        }
         (None, _) => Target::from_dev_file(&args.dev_file)?,
     };
     let client = Arc::new(Client::new(target)?);
@@ -201,7 +211,11 @@ pub async fn run(args: Args) -> Result<()> {
             tokio::time::sleep_until((started + iv * i).into()).await;
         }
         i += 1;
-        let permit = sem.clone().acquire_owned().await?;
+        let permit = sem
+            .clone()
+            .acquire_owned()
+            .await
+            .map_err(|e| LoadgenError::Load(e.to_string()))?;
         let client = client.clone();
         let submitted = submitted.clone();
         tasks.push(tokio::spawn(async move {
@@ -215,7 +229,7 @@ pub async fn run(args: Args) -> Result<()> {
                     Ok(r) => r,
                     Err(e) => {
                         let e = e.to_string();
-                        group.iter().map(|_| Err(anyhow::anyhow!("{e}"))).collect()
+                        group.iter().map(|_| Err(LoadgenError::node(&e))).collect()
                     }
                 }
             };
@@ -235,7 +249,8 @@ pub async fn run(args: Args) -> Result<()> {
     let mut rejected = 0;
     let mut first_error = None;
     for t in tasks {
-        for e in t.await? {
+        let errors = t.await.map_err(|e| LoadgenError::Load(e.to_string()))?;
+        for e in errors {
             rejected += 1;
             first_error.get_or_insert(e.to_string());
         }
@@ -245,7 +260,9 @@ pub async fn run(args: Args) -> Result<()> {
     if let Some(e) = &first_error {
         eprintln!("{rejected} transactions rejected; first: {e}");
     }
-    let blocks = watcher.await??;
+    let blocks = watcher
+        .await
+        .map_err(|e| LoadgenError::Load(e.to_string()))??;
     let node_cpu = node_cpu.map(|c| c.elapsed()).transpose()?;
     let generator_cpu = generator_cpu.elapsed()?;
 
@@ -281,34 +298,90 @@ pub async fn run(args: Args) -> Result<()> {
         generator_cpu_us_per_tx: per_tx_us(generator_cpu, latencies.len()),
         ceiling,
     };
-    if args.json {
-        println!(
-            "{}",
-            serde_json::to_string_pretty(&report).context("report")?
-        );
-    } else {
-        println!(
+    Ok(report)
+}
+
+impl Report {
+    /// Transactions the endpoint refused.
+    pub fn rejected(&self) -> usize {
+        self.rejected
+    }
+
+    /// The report as pretty JSON (`--json`) or as lines for a person.
+    pub fn render(&self, json: bool) -> String {
+        if json {
+            return serde_json::to_string_pretty(self)
+                .unwrap_or_else(|e| format!("{{\"error\": \"{e}\"}}"));
+        }
+        let mut out = format!(
             "{}: {} included of {} sent ({} rejected) over {} blocks\n  sustained {:.0} tx/s\n  inclusion latency p50 {:.0} ms, p95 {:.0} ms, p99 {:.0} ms",
-            report.scenario, report.included, report.sent, report.rejected, report.blocks,
-            report.sustained_tps, report.latency_ms_p50, report.latency_ms_p95, report.latency_ms_p99
+            self.scenario, self.included, self.sent, self.rejected, self.blocks,
+            self.sustained_tps, self.latency_ms_p50, self.latency_ms_p95, self.latency_ms_p99
         );
-        if let Some(us) = report.node_cpu_us_per_tx {
-            println!("  node CPU {us:.0} µs per transaction");
+        if let Some(us) = self.node_cpu_us_per_tx {
+            out.push_str(&format!("\n  node CPU {us:.0} µs per transaction"));
         }
-        println!(
-            "  generator CPU {:.0} µs per transaction",
-            report.generator_cpu_us_per_tx
-        );
-        if let Some(c) = &report.ceiling {
-            println!(
-                "  ceiling {:.0} tx/s ({} cores; decode + recover {:.1} µs, execute {:.1} µs per transaction): {:.0} % reached",
+        out.push_str(&format!(
+            "\n  generator CPU {:.0} µs per transaction",
+            self.generator_cpu_us_per_tx
+        ));
+        if let Some(c) = &self.ceiling {
+            out.push_str(&format!(
+                "\n  ceiling {:.0} tx/s ({} cores; decode + recover {:.1} µs, execute {:.1} µs per transaction): {:.0} % reached",
                 c.tps, c.cores, c.recover_us_per_tx, c.execute_us_per_tx,
-                100.0 * report.sustained_tps / c.tps
-            );
+                100.0 * self.sustained_tps / c.tps
+            ));
+        }
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn report(ceiling: Option<ceiling::Ceiling>) -> Report {
+        Report {
+            scenario: "erc20".into(),
+            sent: 1_000,
+            accepted: 998,
+            rejected: 2,
+            included: 998,
+            submit_seconds: 1.5,
+            sustained_tps: 640.0,
+            latency_ms_p50: 120.0,
+            latency_ms_p95: 240.0,
+            latency_ms_p99: 300.0,
+            blocks: 12,
+            batch: 50,
+            node_cpu_us_per_tx: Some(1_250.0),
+            generator_cpu_us_per_tx: 90.0,
+            ceiling,
         }
     }
-    if rejected > 0 {
-        bail!("{rejected} transactions were rejected");
+
+    #[test]
+    fn the_report_reads_as_lines_or_as_json() {
+        let ceiling = ceiling::Ceiling {
+            recover_us_per_tx: 40.0,
+            execute_us_per_tx: 60.0,
+            cores: 2,
+            tps: 20_000.0,
+        };
+        let text = report(Some(ceiling)).render(false);
+        assert!(text.starts_with("erc20: 998 included of 1000 sent (2 rejected) over 12 blocks"));
+        assert!(text.contains("sustained 640 tx/s"));
+        assert!(text.contains("p50 120 ms, p95 240 ms, p99 300 ms"));
+        assert!(text.contains("node CPU 1250 µs per transaction"));
+        assert!(text.contains("ceiling 20000 tx/s (2 cores;"));
+        assert!(text.ends_with(": 3 % reached"), "{text}");
+
+        let plain = report(None);
+        assert_eq!(plain.rejected(), 2);
+        assert!(!plain.render(false).contains("ceiling"));
+        let json: serde_json::Value = serde_json::from_str(&plain.render(true)).unwrap();
+        assert_eq!(json["sustained_tps"], 640.0);
+        assert_eq!(json["rejected"], 2);
+        assert!(json["ceiling"].is_null());
     }
-    Ok(())
 }

@@ -3,7 +3,7 @@
 //! The names the binary owns are defined here; a library that keeps files of
 //! its own names them itself (its constant is listed below), so it can be
 //! used without the binary. A backup copies this layout file by file
-//! (`backup_plan`), and key rotation re-seals every sealed entry (`rekey`).
+//! (`backup_plan`), and key rotation re-seals every sealed entry (`keys::reseal`).
 //!
 //! | path | what | sealed | named by |
 //! |---|---|---|---|
@@ -83,13 +83,6 @@ impl DataDir {
     /// Exported proofs.
     pub fn proofs(&self) -> PathBuf {
         self.0.join(PROOFS_DIR)
-    }
-
-    /// The audit tree head the prover binds each batch to.
-    pub fn audit_witness(&self) -> PathBuf {
-        self.0
-            .join(audit::trail::AUDIT_DIR)
-            .join(audit::trail::WITNESS_FILE)
     }
 
     /// `prividium backup`'s socket.

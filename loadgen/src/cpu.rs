@@ -2,7 +2,7 @@
 //! system, all threads), so the generator can say what the node and the
 //! generator itself spent per transaction without a profiler attached.
 
-use anyhow::{anyhow, Context, Result};
+use crate::{LoadgenError, Result};
 use std::time::Duration;
 
 /// Kernel clock ticks per second for `/proc` times; Linux fixes USER_HZ at
@@ -16,23 +16,23 @@ pub(super) struct Sampler {
 }
 
 fn read(path: &str) -> Result<Duration> {
-    let stat = std::fs::read_to_string(path).with_context(|| format!("reading {path}"))?;
-    parse(&stat).with_context(|| format!("parsing {path}"))
+    let stat = std::fs::read_to_string(path).map_err(|e| LoadgenError::file(path, e))?;
+    parse(&stat).map_err(|why| LoadgenError::file(path, why))
 }
 
-fn parse(stat: &str) -> Result<Duration> {
+fn parse(stat: &str) -> Result<Duration, String> {
     // The command name (field 2) may hold spaces; fields count from the
     // closing parenthesis. utime and stime are fields 14 and 15.
     let rest = stat
         .rsplit_once(')')
         .map(|(_, r)| r)
-        .ok_or_else(|| anyhow!("no ')' after the command name"))?;
+        .ok_or("no ')' after the command name")?;
     let fields: Vec<&str> = rest.split_whitespace().collect();
-    let tick = |i: usize| -> Result<u64> {
+    let tick = |i: usize| -> Result<u64, String> {
         fields
             .get(i)
             .and_then(|f| f.parse().ok())
-            .ok_or_else(|| anyhow!("field {} unreadable", i + 3))
+            .ok_or_else(|| format!("field {} unreadable", i + 3))
     };
     // After ')' the first field is the state (field 3).
     let ticks = tick(11)? + tick(12)?;
