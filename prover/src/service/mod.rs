@@ -110,20 +110,19 @@ impl ProverService {
         let stop = Arc::new(AtomicBool::new(false));
         let mut threads = Vec::new();
         if let Some(cutter) = cutter {
-            threads.push(spawn_cutter(cutter, stop.clone(), poll));
+            threads.push(spawn_loop("prover-cutter", stop.clone(), poll, cutter));
         }
         if let Some(exporter) = exporter {
-            let stop = stop.clone();
-            threads.push(spawn_loop("prover-export", stop, poll, move || {
-                exporter.run_once().map(|n| n.is_some())
-            }));
+            threads.push(spawn_loop("prover-export", stop.clone(), poll, exporter));
         }
         let workers: Vec<Arc<Worker>> = workers.into_iter().map(Arc::new).collect();
         for worker in &workers {
-            let (stop, worker) = (stop.clone(), worker.clone());
-            threads.push(spawn_loop("prover-worker", stop, poll, move || {
-                worker.run_once().map(|n| n.is_some())
-            }));
+            threads.push(spawn_loop(
+                "prover-worker",
+                stop.clone(),
+                poll,
+                worker.clone(),
+            ));
         }
         Self {
             stop,
@@ -152,41 +151,49 @@ impl ProverService {
     }
 }
 
-/// Cuts until stopped. Between cuts it waits for the chain to grow (or the
-/// oldest waiting block to reach the policy's `max_wait`), polling every
-/// `poll` only a source that cannot tell of new heads, or after a failure.
-fn spawn_cutter(mut cutter: Cutter, stop: Arc<AtomicBool>, poll: Duration) -> JoinHandle<()> {
-    std::thread::Builder::new()
-        .name("prover-cutter".into())
-        .spawn(move || {
-            let busy = busy_gauge("prover-cutter");
-            busy.set(0.0);
-            while !stop.load(Ordering::Relaxed) {
-                busy.increment(1.0);
-                let cut = cutter.cut_if_due();
-                busy.decrement(1.0);
-                let waited = match cut {
-                    Ok(Some(_)) => continue,
-                    Ok(None) => cutter.wait_for_work(),
-                    Err(e) => {
-                        tracing::warn!(task = "prover-cutter", error = %e, "prover step failed");
-                        false
-                    }
-                };
-                if !waited {
-                    std::thread::sleep(poll);
-                }
-            }
-        })
-        .expect("spawn prover thread")
+/// One of the service's loops: a step, and how it waits when the step
+/// found nothing to do.
+trait Stage: Send + 'static {
+    /// Does one unit of work; `true` when there may be more at once.
+    fn step(&mut self) -> Result<bool, ProverError>;
+    /// Waits for work where the stage can be told of it; `false` when it
+    /// cannot, and the loop polls instead.
+    fn idle(&mut self) -> bool {
+        false
+    }
 }
 
-/// Runs `step` until stopped; sleeps `poll` when it did nothing or failed.
+impl Stage for Cutter {
+    fn step(&mut self) -> Result<bool, ProverError> {
+        self.cut_if_due().map(|n| n.is_some())
+    }
+    /// Between cuts: until the chain grows, or the oldest waiting block
+    /// reaches the policy's `max_wait`.
+    fn idle(&mut self) -> bool {
+        self.wait_for_work()
+    }
+}
+
+impl Stage for Exporter {
+    fn step(&mut self) -> Result<bool, ProverError> {
+        self.run_once().map(|n| n.is_some())
+    }
+}
+
+impl Stage for Arc<Worker> {
+    fn step(&mut self) -> Result<bool, ProverError> {
+        self.run_once().map(|n| n.is_some())
+    }
+}
+
+/// Runs `stage` until stopped. After a step that did nothing it waits as the
+/// stage can ([`Stage::idle`]), or sleeps `poll`; after a failure it sleeps
+/// `poll`.
 fn spawn_loop(
     name: &'static str,
     stop: Arc<AtomicBool>,
     poll: Duration,
-    mut step: impl FnMut() -> Result<bool, ProverError> + Send + 'static,
+    mut stage: impl Stage,
 ) -> JoinHandle<()> {
     std::thread::Builder::new()
         .name(name.into())
@@ -194,14 +201,19 @@ fn spawn_loop(
             let busy = busy_gauge(name);
             while !stop.load(Ordering::Relaxed) {
                 busy.increment(1.0);
-                let stepped = step();
+                let stepped = stage.step();
                 busy.decrement(1.0);
-                match stepped {
+                let waited = match stepped {
                     Ok(true) => continue,
-                    Ok(false) => {}
-                    Err(e) => tracing::warn!(task = %name, error = %e, "prover step failed"),
+                    Ok(false) => stage.idle(),
+                    Err(e) => {
+                        tracing::warn!(task = %name, error = %e, "prover step failed");
+                        false
+                    }
+                };
+                if !waited {
+                    std::thread::sleep(poll);
                 }
-                std::thread::sleep(poll);
             }
         })
         .expect("spawn prover thread")
