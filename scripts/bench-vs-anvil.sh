@@ -14,7 +14,9 @@
 # Without --bin it builds the release binary first; it is the load generator
 # and, unless --node-bin names another build (an older one, for a before and
 # after), the node. Anvil comes from the test
-# peers (deploy/dev/install-peers.sh, @foundry-rs/anvil from npm). The raw
+# peers (deploy/dev/install-peers.sh, @foundry-rs/anvil from npm), run as
+# the issue that set the targets ran it; ANVIL_ARGS=--prune-history gives it
+# its lighter configuration (see run_anvil). The raw
 # reports stay in $BENCH_OUT (default: a temporary directory, printed).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -71,9 +73,14 @@ run_anvil() { # <scenario> <label>
   port=$(free_port)
   # The gas limit is raised only so the bench's setup (minting to 1,000
   # holders per transaction) fits a block; the measured transactions are
-  # far below the default limit either way.
+  # far below the default limit either way. ANVIL_ARGS adds flags, e.g.
+  # `--prune-history`: by default anvil keeps every block's state in
+  # memory, which with 50,000 funded accounts costs it most of its CPU and
+  # about 100 MB a second; pruned, it is faster (the node keeps every
+  # historical state either way).
+  # shellcheck disable=SC2086 # ANVIL_ARGS is a list of flags
   "$ANVIL" --port "$port" --block-time 0.1 --gas-limit 1000000000 --balance 100000000 \
-    --quiet >"$OUT/$2.log" 2>&1 &
+    ${ANVIL_ARGS:-} --quiet >"$OUT/$2.log" 2>&1 &
   pid=$!
   for _ in $(seq 1 300); do
     curl -sf -X POST -H 'content-type: application/json' \

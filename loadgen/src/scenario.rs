@@ -115,6 +115,33 @@ impl Funder<'_> {
         self.client.wait_success(hash).await
     }
 
+    /// Sends every call at once and then waits for each receipt, so setup
+    /// takes a few blocks, not one block per transaction. On a node whose
+    /// every block costs in proportion to its state (anvil copies its whole
+    /// state each block unless told to prune history), waiting per
+    /// transaction made the 50,000-holder setup outlast any run.
+    async fn send_all(&mut self, calls: Vec<(Address, U256, Bytes, u64)>) -> Result<()> {
+        let mut hashes = Vec::with_capacity(calls.len());
+        for (to, value, input, gas) in calls {
+            let tx = sign(
+                &self.key,
+                self.fees,
+                self.nonce,
+                TxKind::Call(to),
+                value,
+                input,
+                gas,
+            );
+            self.nonce += 1;
+            hashes.push(self.client.send_raw(&tx.encoded_2718().into()).await?);
+            self.sent.push(tx);
+        }
+        for hash in hashes {
+            self.client.wait_success(hash).await?;
+        }
+        Ok(())
+    }
+
     async fn deploy(&mut self, code: Bytes) -> Result<Address> {
         let receipt = self
             .send(TxKind::Create, U256::ZERO, code, 5_000_000)
@@ -175,12 +202,11 @@ pub(super) async fn prepare(client: &Client, args: &Args) -> Result<Prepared> {
     };
     if !fund_each.is_zero() {
         eprintln!("funding {n} accounts");
-        for chunk in addrs.chunks(500) {
+        let calls = addrs.chunks(500).map(|chunk| {
             let value = fund_each * U256::from(chunk.len());
-            funder
-                .send(TxKind::Call(kit), value, abi::disperse(chunk), 20_000_000)
-                .await?;
-        }
+            (kit, value, abi::disperse(chunk), 20_000_000)
+        });
+        funder.send_all(calls.collect()).await?;
     }
     let target = match args.scenario {
         Scenario::Eth => Address::ZERO,
@@ -191,16 +217,10 @@ pub(super) async fn prepare(client: &Client, args: &Args) -> Result<Prepared> {
             let token = funder.deploy(code.into()).await?;
             eprintln!("minting to {n} accounts");
             let each = U256::from(10u64).pow(U256::from(21u64));
-            for chunk in addrs.chunks(1_000) {
-                funder
-                    .send(
-                        TxKind::Call(token),
-                        U256::ZERO,
-                        abi::mint_batch(chunk, each),
-                        40_000_000,
-                    )
-                    .await?;
-            }
+            let calls = addrs
+                .chunks(1_000)
+                .map(|chunk| (token, U256::ZERO, abi::mint_batch(chunk, each), 40_000_000));
+            funder.send_all(calls.collect()).await?;
             token
         }
     };

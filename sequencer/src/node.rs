@@ -39,6 +39,11 @@ pub struct PendingTx {
     pub sender: Address,
 }
 
+/// Most blocks the derive stage commits at once when it has fallen behind:
+/// enough to share the store's page writes, few enough that receipts and
+/// reads are not held back behind one long commit.
+const DERIVE_GROUP: usize = 16;
+
 /// The last fully derived block: what RPC reads are consistent with.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct ChainHead {
@@ -129,13 +134,22 @@ impl Sequencer {
             std::thread::Builder::new()
                 .name("derive".into())
                 .spawn(move || -> Result<()> {
-                    for outcome in from_produce {
-                        let root = deriver.apply(&outcome)?;
-                        head_tx.send_replace(ChainHead {
-                            number: outcome.context.number,
-                            hash: outcome.header.hash,
-                            state_root: root,
-                        });
+                    // Blocks already waiting are derived together, so a
+                    // stage that fell behind catches up (one commit for
+                    // them all); one that keeps up derives each alone.
+                    let mut group = Vec::with_capacity(DERIVE_GROUP);
+                    while let Ok(first) = from_produce.recv() {
+                        group.push(first);
+                        group.extend(from_produce.try_iter().take(DERIVE_GROUP - 1));
+                        let roots = deriver.apply_all(&group)?;
+                        if let (Some(last), Some(root)) = (group.last(), roots.last()) {
+                            head_tx.send_replace(ChainHead {
+                                number: last.context.number,
+                                hash: last.header.hash,
+                                state_root: *root,
+                            });
+                        }
+                        group.clear();
                     }
                     deriver.flush()
                 })?;

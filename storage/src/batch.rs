@@ -23,6 +23,16 @@ pub enum WriteOp {
     },
 }
 
+impl WriteOp {
+    /// The table the operation writes.
+    pub fn table(&self) -> Table {
+        match self {
+            WriteOp::Put(t, ..) | WriteOp::Delete(t, _) | WriteOp::DeletePrefix(t, _) => *t,
+            WriteOp::Replace { table, .. } => *table,
+        }
+    }
+}
+
 /// Operations applied together or not at all.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct WriteBatch {
