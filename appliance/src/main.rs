@@ -112,9 +112,14 @@ enum Cmd {
 }
 
 fn main() -> std::process::ExitCode {
-    let huge_pages = no_transparent_huge_pages();
     let renamed = cli::legacy_env::adopt();
     let cli = Cli::parse();
+    // Only the node was measured; provers and tools keep the kernel's
+    // default (the setting is inherited across exec).
+    let huge_pages = match cli.cmd {
+        Cmd::Dev(_) | Cmd::Up(_) => no_transparent_huge_pages(),
+        _ => Ok(()),
+    };
     tracing_subscriber::fmt()
         .with_env_filter(
             // vaultrs logs every failed KMS call at ERROR; the node reports

@@ -91,6 +91,9 @@ fn artifact(json: &str) -> Result<Bytes> {
 const BANK_TOKEN: &str = include_str!("../../contracts/out/BankToken.json");
 const BENCH_KIT: &str = include_str!("../../contracts/out/BenchKit.json");
 
+/// Setup transactions sent ahead of their receipts.
+const SETUP_IN_FLIGHT: usize = 256;
+
 struct Funder<'a> {
     client: &'a Client,
     key: PrivateKeySigner,
@@ -121,8 +124,15 @@ impl Funder<'_> {
     /// state each block unless told to prune history), waiting per
     /// transaction made the 50,000-holder setup outlast any run.
     async fn send_all(&mut self, calls: Vec<(Address, U256, Bytes, u64)>) -> Result<()> {
-        let mut hashes = Vec::with_capacity(calls.len());
+        let mut hashes = std::collections::VecDeque::with_capacity(SETUP_IN_FLIGHT);
         for (to, value, input, gas) in calls {
+            // Nodes refuse nonces too far ahead of the account's (ours
+            // after 1,024 by default), so only so many wait at once.
+            if hashes.len() == SETUP_IN_FLIGHT {
+                if let Some(oldest) = hashes.pop_front() {
+                    self.client.wait_success(oldest).await?;
+                }
+            }
             let tx = sign(
                 &self.key,
                 self.fees,
@@ -133,7 +143,7 @@ impl Funder<'_> {
                 gas,
             );
             self.nonce += 1;
-            hashes.push(self.client.send_raw(&tx.encoded_2718().into()).await?);
+            hashes.push_back(self.client.send_raw(&tx.encoded_2718().into()).await?);
             self.sent.push(tx);
         }
         for hash in hashes {

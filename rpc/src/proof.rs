@@ -65,22 +65,27 @@ pub(super) fn state_proof_at(
     slots: &[B256],
     wanted: Option<u64>,
 ) -> Result<StateProof, RpcError> {
-    // The latest block from the derive stage's tries in memory; an older
-    // one by walking the nodes kept for it.
+    // The derive stage's tries in memory answer for its latest block
+    // without a walk. They move before the store commits (by a whole group
+    // of blocks when the stage catches up), so their answer is used only
+    // once the store shows that block: a proof must name a block whose
+    // stateRoot the caller can fetch. Anything else is walked from the
+    // nodes kept for it.
     let proof = state.sequencer.state_proof(address, slots);
-    match wanted {
-        Some(n) if n < proof.block => {
-            let v = view(state)?;
-            state_reads::past(&v, n)?
-                .proof(address, slots)
-                .map_err(RpcError::internal)
-        }
-        Some(n) if n > proof.block => Err(RpcError::server(format!(
-            "block {n} not found (latest {})",
-            proof.block
-        ))),
-        _ => Ok(proof),
+    let v = view(state)?;
+    let head = v.head().map_err(RpcError::internal)?;
+    let wanted = wanted.unwrap_or(head.min(proof.block));
+    if wanted > head {
+        return Err(RpcError::server(format!(
+            "block {wanted} not found (latest {head})"
+        )));
     }
+    if wanted == proof.block {
+        return Ok(proof);
+    }
+    state_reads::past(&v, wanted)?
+        .proof(address, slots)
+        .map_err(RpcError::internal)
 }
 
 /// The EIP-1186 answer for `proof`, the slots named as the caller named them.

@@ -247,9 +247,9 @@ impl Sequencer {
     }
 
     /// The EIP-1186 proof of `address` and its `slots` against the state
-    /// root of the latest derived block (named in the answer). It may be a
-    /// block ahead of [`Self::view`]: the tries move before the store is
-    /// written.
+    /// root of the latest derived block (named in the answer). It may be
+    /// up to [`DERIVE_GROUP`] blocks ahead of [`Self::view`]: the tries move
+    /// before the store commits the group.
     pub fn state_proof(&self, address: &Address, slots: &[B256]) -> StateProof {
         self.tries.read().proof(address, slots)
     }

@@ -35,15 +35,40 @@ pub fn signed_transfer_from(
     value: u64,
     max_fee: u128,
 ) -> TxEnvelope {
+    let call = TxEip1559 {
+        to: TxKind::Call(to),
+        value: U256::from(value),
+        max_fee_per_gas: max_fee,
+        gas_limit: 21_000,
+        ..Default::default()
+    };
+    signed(signer, nonce, call)
+}
+
+/// A signed, fee-free call of `to` with `input`.
+pub fn signed_call_from(
+    signer: &PrivateKeySigner,
+    nonce: u64,
+    to: Address,
+    input: alloy_primitives::Bytes,
+    gas_limit: u64,
+) -> TxEnvelope {
+    let call = TxEip1559 {
+        to: TxKind::Call(to),
+        input,
+        gas_limit,
+        ..Default::default()
+    };
+    signed(signer, nonce, call)
+}
+
+/// `tx` on the test chain with `nonce`, signed by `signer`.
+fn signed(signer: &PrivateKeySigner, nonce: u64, tx: TxEip1559) -> TxEnvelope {
     let tx = TxEip1559 {
         chain_id: TEST_CHAIN_ID,
         nonce,
-        gas_limit: 21_000,
-        max_fee_per_gas: max_fee,
         max_priority_fee_per_gas: 0,
-        to: TxKind::Call(to),
-        value: U256::from(value),
-        ..Default::default()
+        ..tx
     };
     let sig = signer.sign_hash_sync(&tx.signature_hash()).expect("signs");
     TxEnvelope::Eip1559(tx.into_signed(sig))

@@ -91,6 +91,9 @@ pub trait KvStore: KvRead + Send + Sync + 'static {
     /// Applies every operation of `batch` atomically. With `durable` the call
     /// returns only once the data is on disk; without it a crash may lose
     /// this batch (callers that can rebuild, like derived state, use that).
+    /// Operations on one table apply in the order they were queued; a
+    /// backend may apply different tables in any order, since no operation
+    /// reads another table.
     fn write(&self, batch: WriteBatch, durable: bool) -> Result<()>;
     /// A read view that later writes do not change.
     fn snapshot(&self) -> Result<Box<dyn KvRead + Send + Sync>>;

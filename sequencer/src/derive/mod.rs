@@ -336,12 +336,44 @@ fn for_each(store: &dyn KvStore, table: Table, mut f: impl FnMut(&[u8], &[u8])) 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::test_support::{signed_transfer_from, test_context, test_signer, TEST_CHAIN_ID};
-    use alloy_primitives::Address;
+    use crate::test_support::{
+        signed_call_from, signed_transfer_from, test_context, test_signer, TEST_CHAIN_ID,
+    };
+    use alloy_primitives::{Address, Bytes};
+    use parking_lot::Mutex;
     use state_transition::{revm::primitives::hardfork::SpecId, BlockExecutor, FeeMode};
-    use storage::{KvRead, MemoryStore};
+    use storage::{Entry, KeyRange, KvRead, RedbStore};
 
-    fn everything(store: &MemoryStore) -> Vec<(Table, Vec<u8>, Vec<u8>)> {
+    /// Stores `calldata[32..64]` in slot `calldata[0..32]`.
+    const SET_SLOT: [u8; 8] = [0x60, 0x20, 0x35, 0x60, 0x00, 0x35, 0x55, 0x00];
+    const SLOTS_AT: Address = Address::repeat_byte(0xcc);
+
+    /// A redb store that remembers whether each write asked for durability.
+    struct Recording {
+        inner: RedbStore,
+        writes: Mutex<Vec<bool>>,
+    }
+
+    impl KvRead for Recording {
+        fn get(&self, table: Table, key: &[u8]) -> storage::Result<Option<Vec<u8>>> {
+            self.inner.get(table, key)
+        }
+        fn range(&self, table: Table, keys: KeyRange<'_>) -> storage::Result<Vec<Entry>> {
+            self.inner.range(table, keys)
+        }
+    }
+
+    impl KvStore for Recording {
+        fn write(&self, batch: WriteBatch, durable: bool) -> storage::Result<()> {
+            self.writes.lock().push(durable);
+            self.inner.write(batch, durable)
+        }
+        fn snapshot(&self) -> storage::Result<Box<dyn KvRead + Send + Sync>> {
+            self.inner.snapshot()
+        }
+    }
+
+    fn everything(store: &dyn KvStore) -> Vec<(Table, Vec<u8>, Vec<u8>)> {
         let mut out = Vec::new();
         for table in Table::ALL {
             store
@@ -356,7 +388,8 @@ mod tests {
 
     /// Blocks derived together in one commit leave the store exactly as
     /// deriving them one at a time does: the same roots, blocks, receipts,
-    /// indexes, state and history, byte for byte.
+    /// indexes, state and history, byte for byte, including a slot written,
+    /// cleared and written again within the group.
     #[test]
     fn blocks_derived_together_store_what_one_at_a_time_stores() {
         let chain = ChainSpec {
@@ -366,37 +399,60 @@ mod tests {
             block_gas_limit: 30_000_000,
         };
         let signers: Vec<_> = (0..4).map(test_signer).collect();
-        let alloc = signers.iter().map(|s| {
-            let account = crate::genesis::GenesisAccount {
-                balance: Some(U256::from(10u64).pow(U256::from(18u64))),
-                ..Default::default()
-            };
-            (s.address(), account)
-        });
+        let funded = crate::genesis::GenesisAccount {
+            balance: Some(U256::from(10u64).pow(U256::from(18u64))),
+            ..Default::default()
+        };
+        let mut alloc: std::collections::BTreeMap<_, _> = signers
+            .iter()
+            .map(|s| (s.address(), funded.clone()))
+            .collect();
+        let slots_at = crate::genesis::GenesisAccount {
+            code: Some(Bytes::from_static(&SET_SLOT)),
+            ..Default::default()
+        };
+        alloc.insert(SLOTS_AT, slots_at);
         let genesis = Genesis {
             config: crate::genesis::GenesisConfig {
                 chain_id: Some(TEST_CHAIN_ID),
             },
             timestamp: None,
             gas_limit: None,
-            alloc: alloc.collect(),
+            alloc,
         };
-        let (one_store, grouped_store) =
-            (Arc::new(MemoryStore::new()), Arc::new(MemoryStore::new()));
+        let dir = tempfile::tempdir().unwrap();
+        let open = |name: &str| {
+            Arc::new(Recording {
+                inner: RedbStore::open(&dir.path().join(name)).unwrap(),
+                writes: Mutex::new(Vec::new()),
+            })
+        };
+        let (one_store, grouped_store) = (open("one.redb"), open("grouped.redb"));
         let mut one = Deriver::open(one_store.clone(), &genesis, &chain, 3).unwrap();
         let mut grouped = Deriver::open(grouped_store.clone(), &genesis, &chain, 3).unwrap();
+        grouped_store.writes.lock().clear();
+        // (slot, value) the last signer sets in each block: slot 1 is
+        // written, cleared and written again.
+        let sets = [(1u8, 5u8), (1, 0), (2, 7), (1, 9), (2, 0)];
         let mut outcomes = Vec::new();
         let mut one_roots = Vec::new();
-        for number in 1..=5u64 {
+        for (number, (slot, value)) in (1..=5u64).zip(sets) {
             let outcome = {
                 let state = one.state();
                 let mut exec = BlockExecutor::new(&chain, test_context(number), &*state);
-                for (i, s) in signers.iter().enumerate() {
+                for (i, s) in signers.iter().take(3).enumerate() {
                     // New recipients each block: accounts created, tries grown.
-                    let to = Address::with_last_byte((number * 16 + i as u64) as u8);
+                    let to = Address::with_last_byte(0x20 + (number * 4 + i as u64) as u8);
                     let tx = signed_transfer_from(s, number - 1, to, 1_000 + i as u64, 0);
                     exec.execute(tx, s.address()).unwrap();
                 }
+                let mut input = [0u8; 64];
+                (input[31], input[63]) = (slot, value);
+                let setter = &signers[3];
+                let input = Bytes::copy_from_slice(&input);
+                let tx = signed_call_from(setter, number - 1, SLOTS_AT, input, 100_000);
+                let executed = exec.execute(tx, setter.address()).unwrap();
+                assert!(executed.receipt.status(), "block {number}: slot set");
                 exec.finish()
             };
             one_roots.push(one.apply(&outcome).unwrap());
@@ -406,9 +462,16 @@ mod tests {
         assert_eq!(grouped_roots, one_roots);
         assert_eq!(grouped.height(), 5);
         assert_eq!(grouped.root(), one.root());
-        let (a, b) = (everything(&one_store), everything(&grouped_store));
+        // One commit, durable because block 3 is a multiple of 3.
+        assert_eq!(*grouped_store.writes.lock(), vec![true]);
+        let (a, b) = (everything(&*one_store), everything(&*grouped_store));
         assert!(a.iter().any(|(t, ..)| *t == Table::TrieNodes));
         assert_eq!(a, b);
+        // Slot 1 holds 9 and slot 2 was cleared.
+        let slot = |n: u8| storage_key(&SLOTS_AT, &U256::from(n));
+        let stored = |n: u8| grouped_store.get(Table::Storage, &slot(n)).unwrap();
+        assert_eq!(stored(1), Some(U256::from(9).to_be_bytes::<32>().to_vec()));
+        assert_eq!(stored(2), None);
         // The history of every block in the group is readable.
         let view = ChainView::new(grouped_store.snapshot().unwrap());
         for number in 0..=5u64 {
