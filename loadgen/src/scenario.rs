@@ -104,6 +104,15 @@ struct Funder<'a> {
 }
 
 impl Funder<'_> {
+    /// Signs and sends the funder's next transaction; returns its hash.
+    async fn submit(&mut self, to: TxKind, value: U256, input: Bytes, gas: u64) -> Result<B256> {
+        let tx = sign(&self.key, self.fees, self.nonce, to, value, input, gas);
+        self.nonce += 1;
+        let hash = self.client.send_raw(&tx.encoded_2718().into()).await?;
+        self.sent.push(tx);
+        Ok(hash)
+    }
+
     async fn send(
         &mut self,
         to: TxKind,
@@ -111,10 +120,7 @@ impl Funder<'_> {
         input: Bytes,
         gas: u64,
     ) -> Result<serde_json::Value> {
-        let tx = sign(&self.key, self.fees, self.nonce, to, value, input, gas);
-        self.nonce += 1;
-        let hash = self.client.send_raw(&tx.encoded_2718().into()).await?;
-        self.sent.push(tx);
+        let hash = self.submit(to, value, input, gas).await?;
         self.client.wait_success(hash).await
     }
 
@@ -133,18 +139,8 @@ impl Funder<'_> {
                     self.client.wait_success(oldest).await?;
                 }
             }
-            let tx = sign(
-                &self.key,
-                self.fees,
-                self.nonce,
-                TxKind::Call(to),
-                value,
-                input,
-                gas,
-            );
-            self.nonce += 1;
-            hashes.push_back(self.client.send_raw(&tx.encoded_2718().into()).await?);
-            self.sent.push(tx);
+            let hash = self.submit(TxKind::Call(to), value, input, gas).await?;
+            hashes.push_back(hash);
         }
         for hash in hashes {
             self.client.wait_success(hash).await?;

@@ -99,7 +99,7 @@ impl KvRead for RedbSnapshot {
 /// One operation on its (open) table.
 fn apply(
     t: &mut redb::Table<'_, &'static [u8], &'static [u8]>,
-    op: WriteOp,
+    op: &WriteOp,
 ) -> std::result::Result<(), redb::StorageError> {
     match op {
         WriteOp::Put(_, k, v) => {
@@ -122,7 +122,7 @@ fn apply(
             }
         }
         WriteOp::DeletePrefix(_, prefix) => {
-            let end = prefix_end(&prefix);
+            let end = prefix_end(prefix);
             let upper = match &end {
                 Some(e) => Bound::Excluded(e.as_slice()),
                 None => Bound::Unbounded,
@@ -152,14 +152,12 @@ impl KvStore for RedbStore {
         // each table's own order) changes no outcome.
         let mut ops = batch.into_ops();
         ops.sort_by_key(WriteOp::table);
-        let mut ops = ops.into_iter().peekable();
-        while let Some(first) = ops.next() {
-            let table = first.table();
+        for run in ops.chunk_by(|a, b| a.table() == b.table()) {
+            let table = run[0].table();
             let mut t = txn
                 .open_table(def(table))
                 .map_err(|e| StorageError::backend(Some(table), e))?;
-            apply(&mut t, first).map_err(|e| StorageError::backend(Some(table), e))?;
-            while let Some(op) = ops.next_if(|op| op.table() == table) {
+            for op in run {
                 apply(&mut t, op).map_err(|e| StorageError::backend(Some(table), e))?;
             }
         }
