@@ -26,7 +26,7 @@ pub use proof::{prove_consistency, prove_inclusion, ConsistencyProof, InclusionP
 pub use store::{schema_status, AuditDb, Backend, Filter, FilterArgs, Page, SchemaStatus};
 pub use trail::{Trail, TrailError};
 pub use verify::{verify_log, Finding, VerifyReport};
-pub use writer::{read_witness, AuditLog, Reservation, WriterConfig, WriterStats};
+pub use writer::{read_witness, AuditLog, Reservation, Room, WriterConfig, WriterStats};
 
 /// Audit log failures.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

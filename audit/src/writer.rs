@@ -1,6 +1,7 @@
 //! The asynchronous writer: emitters hand events to a bounded queue and go
-//! on; one task commits them in batches. A full queue is refused, not
-//! waited on, so the caller can fail closed instead of acting unaudited.
+//! on; one task commits them in batches. Recording into a full queue is
+//! refused, never waited on, so the caller can fail closed instead of
+//! acting unaudited (requests may wait for room beforehand, see below).
 //!
 //! The queue is shared fairly. Events recorded on behalf of a requester
 //! ([`AuditLog::record_shared`]) may fill the queue only up to the capacity
@@ -9,6 +10,14 @@
 //! anyone else's. The reserve is for the node's own events
 //! ([`AuditLog::record`]): decisions made while a block is built, batch and
 //! key events, which readers' traffic can therefore never crowd out.
+//!
+//! Before a request is served, the front door may wait a bounded time for
+//! its requester's share to drain ([`AuditLog::wait_for_room`]): a sustained
+//! load the database cannot keep up with then slows its senders down
+//! instead of having its requests refused, and a brief stall of the database
+//! (a checkpoint, a lock, a slow disk) is ridden out. Refusal stays the
+//! answer once the wait runs out, and at once while commits fail (the
+//! database unreachable): waiting would only delay the same answer.
 
 use crate::{
     event::{AuditEvent, StoredEvent},
@@ -81,6 +90,8 @@ struct Stats {
 struct Shares {
     queued: AtomicUsize,
     by_actor: Mutex<HashMap<String, usize>>,
+    /// Woken each time the writer takes events off the queue.
+    drained: tokio::sync::Notify,
 }
 
 impl Shares {
@@ -136,8 +147,21 @@ impl Drop for Reservation {
     fn drop(&mut self) {
         if self.permit.is_some() {
             self.shares.release(&self.actor);
+            self.shares.drained.notify_waiters();
         }
     }
+}
+
+/// How [`AuditLog::wait_for_room`] ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Room {
+    /// There was room at once (the usual case: no waiting, no allocation).
+    Free,
+    /// Room came after waiting this long.
+    AfterWait(Duration),
+    /// None came in time, or the database is failing or the writer gone:
+    /// the request goes on and its events are refused as usual.
+    None,
 }
 
 /// Counters for health checks and metrics.
@@ -247,6 +271,57 @@ impl AuditLog {
         }
     }
 
+    /// Waits at most `within` until `actor`'s next `events` fit below the
+    /// high-water marks: three quarters of the requesters' part of the
+    /// queue, and three quarters of one actor's share. The quarter above
+    /// the marks is for requests already past this point, so they are not
+    /// refused while others wait (with a share under four the mark is the
+    /// whole share). Marks are looked at, not held: requests let through by
+    /// one drain may together pass the mark, and the refusal at recording
+    /// still bounds them. Returns at once while the database is failing or
+    /// the writer has stopped: waiting would not help.
+    pub async fn wait_for_room(&self, actor: &str, events: usize, within: Duration) -> Room {
+        if self.has_room(actor, events) {
+            return Room::Free;
+        }
+        let started = tokio::time::Instant::now();
+        // A day stands in for "forever" (the setting allows a minute).
+        let deadline = started + within.min(Duration::from_secs(86_400));
+        loop {
+            if self.stats.failing.load(Ordering::Relaxed) || self.tx.is_closed() {
+                return Room::None;
+            }
+            // Registered before the check, so a drain between the check
+            // and the wait still wakes it.
+            let mut drained = std::pin::pin!(self.shares.drained.notified());
+            drained.as_mut().enable();
+            if self.has_room(actor, events) {
+                return Room::AfterWait(started.elapsed());
+            }
+            if tokio::time::timeout_at(deadline, drained).await.is_err() {
+                return if self.has_room(actor, events) {
+                    Room::AfterWait(started.elapsed())
+                } else {
+                    Room::None
+                };
+            }
+        }
+    }
+
+    fn has_room(&self, actor: &str, events: usize) -> bool {
+        let below = |limit: usize, used: usize| {
+            let mark = (limit - limit / 4).max(1);
+            used + events.clamp(1, mark) <= mark
+        };
+        below(
+            self.shared_capacity,
+            self.shares.queued.load(Ordering::Relaxed),
+        ) && below(
+            self.per_actor,
+            self.shares.by_actor.lock().get(actor).copied().unwrap_or(0),
+        )
+    }
+
     fn refused<T>(&self, e: mpsc::error::TrySendError<T>) -> AuditError {
         self.stats.refused.fetch_add(1, Ordering::Relaxed);
         AuditError::Unavailable(match e {
@@ -309,9 +384,10 @@ async fn run(
                 Msg::Flush(w) => waiters.push(w),
             }
         }
+        shares.drained.notify_waiters();
         if !events.is_empty() {
             let n = events.len() as u64;
-            latest = Some(commit(&db, &signer, &mut events, &stats).await);
+            latest = Some(commit(&db, &signer, &mut events, &stats, &shares).await);
             stats.committed.fetch_add(n, Ordering::Relaxed);
             head.send_replace(latest.clone());
         }
@@ -338,6 +414,7 @@ async fn commit(
     signer: &HeadSigner,
     events: &mut [StoredEvent],
     stats: &Stats,
+    shares: &Shares,
 ) -> TreeHead {
     let mut delay = Duration::from_millis(100);
     stats
@@ -354,6 +431,8 @@ async fn commit(
             }
             Err(e) => {
                 if !stats.failing.swap(true, Ordering::Relaxed) {
+                    // Waiting requests stop waiting: no room is coming.
+                    shares.drained.notify_waiters();
                     tracing::error!(error = %e, events = events.len(), "audit append failed; retrying (requests are refused once the queue is full)");
                 }
                 tokio::time::sleep(delay).await;

@@ -448,6 +448,80 @@ async fn one_requesters_burst_refuses_neither_other_requesters_nor_the_node() {
     t.drop_db().await;
 }
 
+/// A requester over its mark waits for the database instead of being
+/// refused: the wait ends when the writer drains the queue; one that runs
+/// out says so (its events then meet the usual refusal); another requester
+/// does not wait at all.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_requester_over_its_mark_waits_until_the_writer_drains() {
+    use audit::Room;
+    use std::time::{Duration, Instant};
+    let t = TestDb::sqlite().await;
+    let s = signer();
+    let mut blocker = stall(&t).await;
+    let config = WriterConfig {
+        queue_capacity: 100,
+        batch_max: 10,
+        witness: None,
+        reserved: 20,
+        per_actor: 40,
+    };
+    let (log, _task) = AuditLog::start(t.db.clone(), s.clone(), config);
+    let by = |actor: &str, i: u64| {
+        let mut e = event(i);
+        e.actor_id = actor.to_owned();
+        e
+    };
+    let alice = "User:idp:alice";
+    assert_eq!(
+        log.wait_for_room(alice, 1, Duration::ZERO).await,
+        Room::Free
+    );
+    // Alice fills her share (40) while the database is stalled; the writer
+    // holds at most one batch (10) of it, so 30 or more stay queued: over
+    // her mark (three quarters of 40).
+    let mut accepted = 0u64;
+    while log.record_shared(by(alice, accepted)).is_ok() {
+        accepted += 1;
+        assert!(accepted <= 50, "her share must stop her");
+    }
+    let started = Instant::now();
+    assert_eq!(
+        log.wait_for_room(alice, 1, Duration::from_millis(200))
+            .await,
+        Room::None
+    );
+    assert!(started.elapsed() >= Duration::from_millis(200));
+    assert_eq!(
+        log.wait_for_room("User:idp:bob", 1, Duration::ZERO).await,
+        Room::Free,
+        "another requester is below both marks"
+    );
+    let waiter = {
+        let log = log.clone();
+        tokio::spawn(async move { log.wait_for_room(alice, 1, Duration::from_secs(8)).await })
+    };
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert!(
+        !waiter.is_finished(),
+        "no room while the database is stalled"
+    );
+    sqlx::query("ROLLBACK").execute(&mut blocker).await.unwrap();
+    match waiter.await.unwrap() {
+        // Woken by the drain, not by its own deadline (8 s).
+        Room::AfterWait(waited) => assert!(
+            (Duration::from_millis(100)..Duration::from_secs(4)).contains(&waited),
+            "{waited:?}"
+        ),
+        other => panic!("the drain must end the wait: {other:?}"),
+    }
+    log.record_shared(by(alice, accepted))
+        .expect("after the wait her event is taken");
+    let head = log.flush().await.unwrap().unwrap();
+    assert_eq!(head.tree_size, accepted + 1, "nothing accepted is lost");
+    t.drop_db().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_writers_on_one_database_interleave_safely() {
     for t in TestDb::both().await {

@@ -204,6 +204,7 @@ pub(crate) async fn authenticate(
                 return Err(AuthFailure::Limited(refusal));
             }
             metrics::counter!("prividium_auth_total", "outcome" => "ok").increment(1);
+            audit_backpressure(trail, &p, calls).await;
             // Once per principal, address and minute (see auth_seen).
             let now = audit::time::now_us() / 1_000_000;
             if !state
@@ -235,6 +236,38 @@ pub(crate) async fn authenticate(
             let _ = trail.record(event);
             metrics::counter!("prividium_auth_total", "outcome" => "refused").increment(1);
             Err(AuthFailure::Refused(why.to_string()))
+        }
+    }
+}
+
+/// Lets a request of `calls` calls wait, a bounded time, for its
+/// principal's share of the audit queue to drain, so a load the audit
+/// database cannot keep up with slows its sender down instead of being
+/// refused. Counted: how often a request waited, and how often in vain.
+/// True when it waited (the caller may have been revoked meanwhile).
+pub(crate) async fn audit_backpressure(
+    trail: &audit::Trail,
+    p: &access_control::Principal,
+    calls: u64,
+) -> bool {
+    // A call records up to two events (its decision, and a read's tally or
+    // a submission's), a request at most one more (the first sign-in of the
+    // minute): counting high makes a big batch wait rather than be refused
+    // halfway.
+    let events = usize::try_from(calls.saturating_mul(2).saturating_add(1)).unwrap_or(usize::MAX);
+    match trail.wait_for_room(&p.key(), events).await {
+        audit::Room::Free => false,
+        audit::Room::AfterWait(waited) => {
+            metrics::counter!("prividium_audit_backpressure_total", "outcome" => "room")
+                .increment(1);
+            metrics::histogram!("prividium_audit_backpressure_seconds")
+                .record(waited.as_secs_f64());
+            true
+        }
+        audit::Room::None => {
+            metrics::counter!("prividium_audit_backpressure_total", "outcome" => "timeout")
+                .increment(1);
+            true
         }
     }
 }

@@ -35,7 +35,8 @@
 //! - sequencer: `prividium_producer_heartbeat_age_seconds`,
 //!   `prividium_mempool_transactions`, `prividium_derive_lag_blocks`;
 //! - audit trail: `prividium_audit_queue_events`,
-//!   `prividium_audit_commit_waiting_seconds`;
+//!   `prividium_audit_commit_waiting_seconds`, and requests held back for
+//!   it: `prividium_audit_backpressure_total`;
 //! - prover and settlement bridge: `prividium_stage_busy{stage}` (how many
 //!   of the stage's loops are processing), `prividium_prover_queue_batches`;
 //! - key upkeep: `prividium_key_provider_up`;

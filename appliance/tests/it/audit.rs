@@ -237,24 +237,55 @@ async fn balance(n: &Node) -> (u16, Value) {
     n.post_raw(body.to_string()).await
 }
 
-#[tokio::test]
-async fn a_stalled_audit_database_refuses_requests_and_loses_nothing() {
-    let pg = PgDatabase::create("prividium_e2e").await;
-    let dir = tempfile::tempdir().unwrap();
-    let node = Node::start_with(
-        dir.path(),
-        &["--audit-database-url", &pg.url(), "--audit-queue", "40"],
-    )
-    .await;
-    assert_eq!(balance(&node).await.0, 200);
-
-    // A lock on the writer's state row: every append now waits.
+/// A lock on the writer's state row: every append waits until it goes.
+async fn stall_writer(pg: &PgDatabase) -> sqlx::PgConnection {
     let mut blocker = sqlx::PgConnection::connect(&pg.url()).await.unwrap();
     blocker.execute("BEGIN").await.unwrap();
     blocker
         .execute("SELECT tree_size FROM audit_state WHERE id = 1 FOR UPDATE")
         .await
         .unwrap();
+    blocker
+}
+
+#[tokio::test]
+async fn a_stalled_audit_database_refuses_requests_and_loses_nothing() {
+    let pg = PgDatabase::create("prividium_e2e").await;
+    let dir = tempfile::tempdir().unwrap();
+    let node = Node::start_with(
+        dir.path(),
+        // A principal's share is a sixteenth: 20 events, its mark 15.
+        &["--audit-database-url", &pg.url(), "--audit-queue", "320"],
+    )
+    .await;
+    assert_eq!(balance(&node).await.0, 200);
+
+    // A stall shorter than the admission wait (2 s) slows the requests
+    // over the admin's mark down instead of refusing them.
+    let mut blocker = stall_writer(&pg).await;
+    let release = tokio::spawn(async move {
+        tokio::time::sleep(Duration::from_millis(800)).await;
+        blocker.execute("ROLLBACK").await.unwrap();
+    });
+    let mut slowest = Duration::ZERO;
+    for _ in 0..20 {
+        let started = Instant::now();
+        let (status, body) = balance(&node).await;
+        assert_eq!(status, 200, "a brief stall must not refuse: {body}");
+        slowest = slowest.max(started.elapsed());
+        if slowest >= Duration::from_millis(300) {
+            break;
+        }
+    }
+    release.await.unwrap();
+    assert!(
+        slowest >= Duration::from_millis(300),
+        "a request over the mark waits for the writer ({slowest:?})"
+    );
+    assert_eq!(node.health().await["audit"]["refused"], 0);
+
+    // A stall that outlasts the wait: every append now waits.
+    let mut blocker = stall_writer(&pg).await;
     // The admin fills its own share of the queue (a sixteenth: one
     // principal cannot fill it for everyone) and is then refused.
     let mut refused = None;

@@ -15,7 +15,7 @@ pub use settings::{
 
 use crate::{
     action, ActorKind, AuditDb, AuditError, AuditEvent, AuditLog, HeadSigner, Outcome, Reservation,
-    WriterConfig,
+    Room, WriterConfig,
 };
 use std::{
     path::{Path, PathBuf},
@@ -83,6 +83,7 @@ pub struct Trail {
     signer: Arc<HeadSigner>,
     stamp: Stamp,
     last_refusal_log: Arc<AtomicI64>,
+    admission_wait: Duration,
 }
 
 impl Trail {
@@ -140,6 +141,15 @@ impl Trail {
             self.note_refusal(e);
         }
         r
+    }
+
+    /// Waits, up to the configured `admission_wait_ms`, until `actor`'s
+    /// next `events` fit in the queue; call it before serving a request
+    /// (see [`AuditLog::wait_for_room`]).
+    pub async fn wait_for_room(&self, actor: &str, events: usize) -> Room {
+        self.log
+            .wait_for_room(actor, events, self.admission_wait)
+            .await
     }
 
     fn note_refusal(&self, e: &AuditError) {
@@ -220,6 +230,7 @@ pub async fn open(
         signer,
         stamp,
         last_refusal_log: Arc::default(),
+        admission_wait: Duration::from_millis(settings.admission_wait_ms),
     })
 }
 

@@ -27,6 +27,10 @@ pub struct AuditConfig {
     /// Most events per transaction.
     #[serde(default = "default_batch")]
     pub batch_max: usize,
+    /// How long a request may wait for its share of the queue to drain
+    /// before it is refused (0: refuse at once, as before this setting).
+    #[serde(default = "default_admission_wait")]
+    pub admission_wait_ms: u64,
     /// Keep events this many days (absent: forever); legal holds override.
     #[serde(default)]
     pub retention_days: Option<u64>,
@@ -38,6 +42,11 @@ fn default_queue() -> usize {
 fn default_batch() -> usize {
     16_384
 }
+/// Long enough to ride out a WAL checkpoint or a lock held a moment;
+/// short enough that a client's own timeout has not fired yet.
+fn default_admission_wait() -> u64 {
+    2_000
+}
 
 impl Default for AuditConfig {
     fn default() -> Self {
@@ -45,6 +54,7 @@ impl Default for AuditConfig {
             database_url: None,
             queue_capacity: default_queue(),
             batch_max: default_batch(),
+            admission_wait_ms: default_admission_wait(),
             retention_days: None,
         }
     }
@@ -67,6 +77,9 @@ impl AuditConfig {
         }
         if !(1..=50_000).contains(&self.batch_max) {
             p.push("audit.batch_max must be between 1 and 50,000".into());
+        }
+        if self.admission_wait_ms > 60_000 {
+            p.push("audit.admission_wait_ms must be at most 60,000".into());
         }
         if self.retention_days == Some(0) {
             p.push("audit.retention_days must be at least 1 (omit it to keep forever)".into());
@@ -186,6 +199,20 @@ mod tests {
         assert_eq!(
             redact("sqlite:///var/lib/p/audit.db"),
             "sqlite:///var/lib/p/audit.db"
+        );
+    }
+
+    #[test]
+    fn the_admission_wait_defaults_to_two_seconds_and_is_bounded() {
+        let absent: AuditConfig = serde_json::from_str("{}").unwrap();
+        assert_eq!(absent.admission_wait_ms, 2_000);
+        assert!(absent.problems().is_empty());
+        let off: AuditConfig = serde_json::from_str(r#"{"admission_wait_ms": 0}"#).unwrap();
+        assert!(off.problems().is_empty(), "0 turns the wait off");
+        let long: AuditConfig = serde_json::from_str(r#"{"admission_wait_ms": 60001}"#).unwrap();
+        assert_eq!(
+            long.problems(),
+            ["audit.admission_wait_ms must be at most 60,000"]
         );
     }
 

@@ -226,6 +226,7 @@ impl Conn {
             RpcBody::Single(c) => (vec![c], true),
             RpcBody::Batch(cs) => (cs, false),
         };
+        let mut waited = false;
         if let Some(p) = &self.principal {
             if let Err((refusal, report)) = state.access.rate.admit(p, calls.len() as u64) {
                 if let Some(r) = report {
@@ -241,6 +242,12 @@ impl Conn {
                     .collect();
                 return self.reply(out, single).await;
             }
+            waited = crate::audit_backpressure(&state.access.trail, p, calls.len() as u64).await;
+        }
+        if waited {
+            // The credential may have been revoked while this waited (the
+            // periodic recheck runs on this same loop, which the wait held).
+            self.recheck().await?;
         }
         let ctx = self.request_context();
         let mut out = Vec::with_capacity(calls.len());
