@@ -393,6 +393,32 @@ async fn a_stalled_database_fills_the_queue_and_the_log_fails_closed_without_los
     t.drop_db().await;
 }
 
+/// A writer with a queue of 100 (`reserved` of them the node's, `per_actor`
+/// per requester, batches of 10) on a database `stall` holds.
+async fn stalled_log(
+    t: &TestDb,
+    reserved: usize,
+    per_actor: usize,
+) -> (AuditLog, sqlx::SqliteConnection) {
+    let blocker = stall(t).await;
+    let config = WriterConfig {
+        queue_capacity: 100,
+        batch_max: 10,
+        witness: None,
+        reserved,
+        per_actor,
+    };
+    let (log, _task) = AuditLog::start(t.db.clone(), signer(), config);
+    (log, blocker)
+}
+
+/// Event `i`, recorded on behalf of `actor`.
+fn by(actor: &str, i: u64) -> audit::AuditEvent {
+    let mut e = event(i);
+    e.actor_id = actor.to_owned();
+    e
+}
+
 /// A stalled database lets the queue fill: one requester's burst stops at
 /// its own share, another requester still gets in, and the node's own
 /// events (block building, batches) still have the reserve when requesters
@@ -400,21 +426,7 @@ async fn a_stalled_database_fills_the_queue_and_the_log_fails_closed_without_los
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn one_requesters_burst_refuses_neither_other_requesters_nor_the_node() {
     let t = TestDb::sqlite().await;
-    let s = signer();
-    let mut blocker = stall(&t).await;
-    let config = WriterConfig {
-        queue_capacity: 100,
-        batch_max: 10,
-        witness: None,
-        reserved: 40,
-        per_actor: 25,
-    };
-    let (log, _task) = AuditLog::start(t.db.clone(), s.clone(), config);
-    let by = |actor: &str, i: u64| {
-        let mut e = event(i);
-        e.actor_id = actor.to_owned();
-        e
-    };
+    let (log, mut blocker) = stalled_log(&t, 40, 25).await;
     let mut flooder = 0u64;
     for i in 0..1_000 {
         if log.record_shared(by("ApiKey:k_flood", i)).is_ok() {
@@ -457,21 +469,7 @@ async fn a_requester_over_its_mark_waits_until_the_writer_drains() {
     use audit::Room;
     use std::time::{Duration, Instant};
     let t = TestDb::sqlite().await;
-    let s = signer();
-    let mut blocker = stall(&t).await;
-    let config = WriterConfig {
-        queue_capacity: 100,
-        batch_max: 10,
-        witness: None,
-        reserved: 20,
-        per_actor: 40,
-    };
-    let (log, _task) = AuditLog::start(t.db.clone(), s.clone(), config);
-    let by = |actor: &str, i: u64| {
-        let mut e = event(i);
-        e.actor_id = actor.to_owned();
-        e
-    };
+    let (log, mut blocker) = stalled_log(&t, 20, 40).await;
     let alice = "User:idp:alice";
     assert_eq!(
         log.wait_for_room(alice, 1, Duration::ZERO).await,
