@@ -58,9 +58,19 @@ impl SpendTracker {
     pub fn reserve(&self, principal: &str, gwei: u64) -> u64 {
         let mut guard = self.today.lock();
         Self::roll(&mut guard.0);
-        let total = guard.0.gwei.entry(principal.to_owned()).or_default();
-        *total = total.saturating_add(gwei);
-        let now = *total;
+        // Looked up before inserting: the key is copied once a day, not
+        // once a transaction.
+        let totals = &mut guard.0.gwei;
+        let now = match totals.get_mut(principal) {
+            Some(total) => {
+                *total = total.saturating_add(gwei);
+                *total
+            }
+            None => {
+                totals.insert(principal.to_owned(), gwei);
+                gwei
+            }
+        };
         if gwei > 0 {
             guard.1 = true;
         }

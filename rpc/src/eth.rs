@@ -16,7 +16,7 @@ use alloy_consensus::{transaction::Recovered, Transaction as _};
 use alloy_eips::BlockNumberOrTag;
 use alloy_primitives::{Bytes, B256, U256, U64};
 use alloy_rpc_types_eth::{FeeHistory, Filter, Transaction, TransactionRequest};
-use audit::{action, Outcome};
+use audit::{action, trail::actor_kind, AuditEvent, Outcome};
 use sequencer::{ChainView, StoredBlock};
 use serde_json::{json, Value};
 use std::sync::Arc;
@@ -302,9 +302,9 @@ async fn send_raw(
         ));
     }
     state.access.sync_directory(&state.sequencer).await?;
-    let key = rc.caller.principal.key();
+    let key = rc.caller.key();
     let value_gwei = gwei_ceil(&tx.value());
-    let spent = state.access.spend.reserve(&key, value_gwei);
+    let spent = state.access.spend.reserve(key, value_gwei);
     let guard = state.access.guard(rc, ExecMode::Write, sender, spent, true);
     let hash = *tx.tx_hash();
     // Admission runs here, on the request's task (so its decisions carry the
@@ -313,30 +313,30 @@ async fn send_raw(
     // pool cost more than the work (two context switches a transaction).
     let result = seq.submit_signed(tx, sender, Some(guard));
     if result.is_err() {
-        state.access.spend.release(&key, value_gwei);
+        state.access.spend.release(key, value_gwei);
     }
     // Hash, principal and wallet only: never calldata or amounts; the
     // permits that let it through (see decision_fold).
-    let folded = RequestContext::current().map(|c| c.fold.take());
+    let folded = REQUEST.try_with(|c| c.fold.take()).ok();
     let (outcome, why) = match &result {
         Ok(_) => (Outcome::Allow, None),
         Err(sequencer::MempoolError::Denied { rule, .. }) => (Outcome::Deny, Some(rule.clone())),
         Err(e) => (Outcome::Error, Some(e.to_string())),
     };
-    let mut event = crate::request::by(&rc.caller.principal, action::TX_SUBMITTED, outcome)
-        .resource(format!("tx:{hash:#x}"))
-        .details(json!({
-            "wallet": sender,
-            "reason": why,
-            "allowed_by": folded.as_ref().map(|f| &f.allowed_by),
-        }));
+    let mut event = AuditEvent::new(actor_kind(key), key, action::TX_SUBMITTED, outcome)
+        .organization(rc.caller.principal.org.clone())
+        .resource(format!("tx:{hash:#x}"));
+    let (place, allowed_by) = folded.map_or((None, Value::Null), |f| (f.place, f.allowed_by));
+    // Built by moving the folded permits in (`json!` would copy them).
+    let mut details = serde_json::Map::new();
+    details.insert("wallet".into(), json!(sender));
+    details.insert("reason".into(), json!(why));
+    details.insert("allowed_by".into(), allowed_by);
+    event.details = Value::Object(details);
     if outcome == Outcome::Deny {
         event.rule_id = why;
     }
-    let _ = state
-        .access
-        .trail
-        .record_reserved(folded.and_then(|f| f.place), event);
+    let _ = state.access.trail.record_reserved(place, event);
     match result {
         Ok(hash) => to_json(hash),
         Err(sequencer::MempoolError::Denied { rule, reason }) => {

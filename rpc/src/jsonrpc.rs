@@ -140,7 +140,7 @@ fn parse_call(value: Value) -> Result<Call, Invalid> {
         }
         Some(_) => return invalid(Value::Null, "id must be a string, number or null"),
     };
-    if obj.get("jsonrpc") != Some(&Value::String("2.0".into())) {
+    if obj.get("jsonrpc").and_then(Value::as_str) != Some("2.0") {
         return invalid(reply_id, "jsonrpc must be \"2.0\"");
     }
     let Some(Value::String(method)) = obj.remove("method") else {

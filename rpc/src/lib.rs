@@ -17,6 +17,7 @@ mod auth_seen;
 mod batches;
 mod block_reads;
 mod call;
+mod call_metrics;
 mod chain_reads;
 mod console;
 mod convert;
@@ -47,6 +48,7 @@ use axum::{
     routing::{get, post},
     Json, Router,
 };
+pub use call_metrics::CallMetrics;
 pub use health::StageReport;
 use jsonrpc::{code, parse_body, Body as RpcBody, Call, RpcError};
 use methods::method_action;
@@ -118,6 +120,8 @@ pub struct RpcState {
     pub proofs_dir: Option<std::path::PathBuf>,
     /// The data keys' versions and re-encryption progress, when encrypted.
     pub key_status: Option<Arc<dyn StageReport>>,
+    /// Request counters and durations, registered once each.
+    pub call_metrics: CallMetrics,
 }
 
 /// Methods anyone may call without a token.
@@ -321,11 +325,11 @@ pub(crate) async fn authenticate_http(
 /// the rest of it (`debug_*`), `other` for unknown names, so a client cannot
 /// mint label values, and no label is allocated per call.
 fn record_call_metrics(
-    method: &str,
+    metrics: &CallMetrics,
+    action: Option<&'static str>,
     result: &Result<Value, RpcError>,
     started: std::time::Instant,
 ) {
-    let method: &'static str = method_action(method).unwrap_or("other");
     let outcome = match result {
         Ok(_) => "ok",
         Err(e) => match e.code {
@@ -339,10 +343,11 @@ fn record_call_metrics(
             _ => "error",
         },
     };
-    metrics::histogram!("prividium_rpc_request_duration_seconds", "method" => method)
-        .record(started.elapsed().as_secs_f64());
-    metrics::counter!("prividium_rpc_requests_total", "method" => method, "outcome" => outcome)
-        .increment(1);
+    metrics.record(
+        action.unwrap_or("other"),
+        outcome,
+        started.elapsed().as_secs_f64(),
+    );
 }
 
 /// Why a request got no principal.
@@ -529,19 +534,19 @@ async fn answer(
         }
         Ok(call) => {
             let started = std::time::Instant::now();
-            let ctx = RequestContext::current();
             // A submission's allowed decisions go into its own event.
-            let fold = ctx
-                .as_ref()
-                .filter(|_| call.method == "eth_sendRawTransaction")
-                .map(|c| c.fold.clone());
-            if let Some(ctx) = &ctx {
-                ctx.reads.method(&call.method);
-            }
+            let fold = REQUEST
+                .try_with(|ctx| {
+                    ctx.reads.method(&call.method);
+                    (call.method == "eth_sendRawTransaction").then(|| ctx.fold.clone())
+                })
+                .ok()
+                .flatten();
             if let Some(f) = &fold {
                 f.begin();
             }
-            let allowed = match (caller, method_action(&call.method)) {
+            let action = method_action(&call.method);
+            let allowed = match (caller, action) {
                 (Some(rc), Some(action)) => state.access.check_method(rc, action),
                 _ => Ok(()),
             };
@@ -552,7 +557,7 @@ async fn answer(
             if let Some(f) = &fold {
                 f.flush();
             }
-            record_call_metrics(&call.method, &result, started);
+            record_call_metrics(&state.call_metrics, action, &result, started);
             let id = call.id?;
             Some(match result {
                 Ok(v) => jsonrpc::success(id, v),

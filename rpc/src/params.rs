@@ -1,7 +1,7 @@
 //! Positional parameter decoding with clear "invalid params" errors.
 
 use super::jsonrpc::RpcError;
-use serde::de::DeserializeOwned;
+use serde::{de::DeserializeOwned, Deserialize};
 use serde_json::Value;
 
 /// Positional params; named params are not used by Ethereum methods.
@@ -22,7 +22,9 @@ impl Params {
         let v = self.0.get(i).filter(|v| !v.is_null()).ok_or_else(|| {
             RpcError::invalid_params(format!("missing value for required argument {i} ({name})"))
         })?;
-        serde_json::from_value(v.clone())
+        // Read in place: a copy of each argument (a raw transaction's hex)
+        // before decoding it was pure overhead.
+        <T as Deserialize>::deserialize(v)
             .map_err(|e| RpcError::invalid_params(format!("argument {i} ({name}): {e}")))
     }
 

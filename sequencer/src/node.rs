@@ -4,15 +4,15 @@
 use crate::{
     derive::{replay, Deriver, SharedTries, StateProof},
     hot::{Hot, ProducedHead, SharedHot},
-    mempool::{admission, Mempool, MempoolError, PooledTx, TxGuard},
-    produce::{next_context, Producer, ResealControl},
+    mempool::{admission, preflight, Mempool, MempoolError, PooledTx, TxGuard},
+    produce::{Producer, ResealControl},
     wal::{BlockLog, ResealProgress},
     ChainView, Genesis, ReplayReport, Result, SequencerConfig, SequencerError,
 };
 use alloy_consensus::TxEnvelope;
 use alloy_primitives::{Address, B256};
 use parking_lot::{Mutex, RwLock};
-use state_transition::{tx_env, BlockExecutor, ChainSpec, SharedGuard};
+use state_transition::{ChainSpec, SharedGuard};
 use std::{
     path::Path,
     sync::{
@@ -310,7 +310,7 @@ impl Sequencer {
     ) -> Result<B256, MempoolError> {
         self.validate(&tx)?;
         if let Some(g) = &guard {
-            self.preflight(&tx, sender, g)?;
+            preflight(&self.config.chain, &self.hot.read(), &tx, sender, g)?;
         }
         let hash = {
             // Under the pool lock, so a block sealed meanwhile cannot leave
@@ -330,31 +330,6 @@ impl Sequencer {
     /// fee.
     fn validate(&self, tx: &TxEnvelope) -> Result<(), MempoolError> {
         admission::validate(tx, &self.config.chain, || self.next_base_fee())
-    }
-
-    /// Executes `tx` on top of the produced head under `guard`, discarding
-    /// the effects. Only a denial is reported: nonce, balance and revert
-    /// outcomes are for the pool and the block to decide.
-    fn preflight(
-        &self,
-        tx: &TxEnvelope,
-        sender: Address,
-        guard: &SharedGuard,
-    ) -> Result<(), MempoolError> {
-        let env = tx_env(tx, sender).map_err(|e| MempoolError::Decode(e.to_string()))?;
-        let hot = self.hot.read();
-        let ctx = next_context(&self.config.chain, &hot.head, Address::ZERO);
-        let mut cfg = self.config.chain.cfg_env();
-        // Queued transactions run ahead of their predecessors here.
-        cfg.disable_nonce_check = true;
-        let mut exec = BlockExecutor::with_env(cfg, ctx.block_env(), ctx, &hot.state);
-        match exec.transact_env_guarded(env, guard) {
-            Ok(Err(denial)) => Err(MempoolError::Denied {
-                rule: denial.rule,
-                reason: denial.reason,
-            }),
-            _ => Ok(()),
-        }
     }
 
     /// Stops producing, lets the derive stage drain, and flushes the store.

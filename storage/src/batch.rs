@@ -31,6 +31,16 @@ impl WriteOp {
             WriteOp::Replace { table, .. } => *table,
         }
     }
+
+    /// The one key the operation writes (`None` for a prefix delete).
+    pub fn key(&self) -> Option<&[u8]> {
+        match self {
+            WriteOp::Put(_, k, _) | WriteOp::Delete(_, k) | WriteOp::Replace { key: k, .. } => {
+                Some(k)
+            }
+            WriteOp::DeletePrefix(..) => None,
+        }
+    }
 }
 
 /// Operations applied together or not at all.

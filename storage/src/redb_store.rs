@@ -97,6 +97,21 @@ impl KvRead for RedbSnapshot {
 }
 
 /// One operation on its (open) table.
+/// Puts each table's keyed operations in key order, between its prefix
+/// deletes (which stay where they were, as barriers). Keys arrive in hash
+/// order — trie nodes, blinded accounts, transaction hashes — so each
+/// insert walked the B-tree down a different path; in key order
+/// neighbouring inserts share the path and the leaf. The sort is stable, so
+/// of two writes to one key the later still wins, and keys of different
+/// tables never mix (`ops` is already grouped by table).
+fn in_key_order(ops: &mut [WriteOp]) {
+    for run in ops.chunk_by_mut(|a, b| a.table() == b.table()) {
+        for segment in run.split_mut(|op| matches!(op, WriteOp::DeletePrefix(..))) {
+            segment.sort_by(|a, b| a.key().cmp(&b.key()));
+        }
+    }
+}
+
 fn apply(
     t: &mut redb::Table<'_, &'static [u8], &'static [u8]>,
     op: &WriteOp,
@@ -152,6 +167,7 @@ impl KvStore for RedbStore {
         // each table's own order) changes no outcome.
         let mut ops = batch.into_ops();
         ops.sort_by_key(WriteOp::table);
+        in_key_order(&mut ops);
         for run in ops.chunk_by(|a, b| a.table() == b.table()) {
             let table = run[0].table();
             let mut t = txn
@@ -225,6 +241,52 @@ mod tests {
             })
             .unwrap();
         assert_eq!(seen, vec![(vec![2, 1], vec![31])]);
+    }
+
+    /// redb applies a table's writes in key order; what a batch leaves
+    /// must still be what applying it in order leaves: the later of two
+    /// writes to a key wins, a delete after a put removes it, and a prefix
+    /// delete removes what came before it but not what came after.
+    #[test]
+    fn writes_applied_in_key_order_leave_what_the_batch_says() {
+        let mut b = WriteBatch::new();
+        b.put(Table::Storage, vec![9, 1], vec![1]);
+        b.put(Table::Accounts, vec![5], vec![1]);
+        b.put(Table::Storage, vec![1, 7], vec![1]);
+        b.put(Table::Storage, vec![9, 1], vec![2]);
+        b.put(Table::Storage, vec![3], vec![1]);
+        b.delete(Table::Storage, vec![3]);
+        b.put(Table::Storage, vec![1, 8], vec![1]);
+        b.delete_prefix(Table::Storage, vec![1]);
+        b.put(Table::Storage, vec![1, 9], vec![3]);
+        b.put(Table::Storage, vec![0], vec![4]);
+        b.put(Table::Accounts, vec![5], vec![2]);
+        b.replace(Table::Storage, vec![9, 1], vec![2], vec![5]);
+        let contents = |store: &dyn KvStore| {
+            let mut seen = Vec::new();
+            for table in [Table::Storage, Table::Accounts] {
+                store
+                    .scan(table, &mut |k, v| {
+                        seen.push((table, k.to_vec(), v.to_vec()));
+                        Ok(())
+                    })
+                    .unwrap();
+            }
+            seen
+        };
+        let dir = tempfile::tempdir().unwrap();
+        let redb = RedbStore::open(&dir.path().join("db.redb")).unwrap();
+        redb.write(b.clone(), true).unwrap();
+        let memory = MemoryStore::new();
+        memory.write(b, true).unwrap();
+        let expected = vec![
+            (Table::Storage, vec![0], vec![4]),
+            (Table::Storage, vec![1, 9], vec![3]),
+            (Table::Storage, vec![9, 1], vec![5]),
+            (Table::Accounts, vec![5], vec![2]),
+        ];
+        assert_eq!(contents(&memory), expected);
+        assert_eq!(contents(&redb), expected);
     }
 
     #[test]

@@ -9,7 +9,7 @@ use super::Caller;
 use super::{
     AccountFacts, Circumstances, Decision, FrameFacts, PolicyBundle, PolicyEngine, Resource,
 };
-use alloy_primitives::{keccak256, Address, B256, U256};
+use alloy_primitives::{keccak256, Address, B256, KECCAK256_EMPTY, U256};
 use parking_lot::Mutex;
 use state_transition::{AccountRead, CallGuard, CreatedContract, Denial, Frame, FrameKind};
 use std::{
@@ -272,7 +272,18 @@ fn subject(frame: &Frame<'_>) -> Address {
 fn push_facts(buf: &mut Vec<u8>, facts: &AccountFacts) {
     buf.push(u8::from(facts.is_contract));
     buf.extend_from_slice(facts.deployer.unwrap_or_default().as_slice());
-    buf.extend_from_slice(keccak256(facts.deployer_org.as_bytes()).as_slice());
+    buf.extend_from_slice(digest(facts.deployer_org.as_bytes()).as_slice());
+}
+
+/// keccak256 of `bytes`, known without hashing when they are empty (a
+/// wallet has no deployer's organization, a transfer no call data): each
+/// transfer's frame is keyed twice, at admission and in its block.
+fn digest(bytes: &[u8]) -> B256 {
+    if bytes.is_empty() {
+        KECCAK256_EMPTY
+    } else {
+        keccak256(bytes)
+    }
 }
 
 /// The memo key of a frame: everything its decision depends on, the
@@ -288,7 +299,7 @@ fn frame_key(frame: &Frame<'_>, subject: &AccountFacts) -> B256 {
     buf.extend_from_slice(frame.target.as_slice());
     buf.extend_from_slice(frame.code_address.as_slice());
     buf.extend_from_slice(&frame.value.to_be_bytes::<32>());
-    buf.extend_from_slice(keccak256(frame.input).as_slice());
+    buf.extend_from_slice(digest(frame.input).as_slice());
     keccak256(&buf)
 }
 

@@ -15,8 +15,7 @@
 //!   A role whose policies cap values or restrict contracts is judged on
 //!   every question, as before.
 
-use super::{request, Decision, PolicyBundle, PolicyEngine, Question};
-use cedar_policy::EntityUid;
+use super::{Decision, PolicyBundle, PolicyEngine, Question};
 use std::{collections::HashMap, sync::Arc};
 
 /// Most answers of each kind kept per caller: one per action in the
@@ -65,13 +64,13 @@ impl PolicyEngine {
     /// judged and kept.
     pub(super) fn node_answer(&self, q: Question<'_>) -> Decision {
         let bundle = self.bundle.load_full();
-        kept_or_judged(&bundle, q, |k| &mut k.node, || self.judge(&bundle, q).1)
+        kept_or_judged(&bundle, q, |k| &mut k.node, || self.judge(&bundle, q))
     }
 
-    /// Any other question, and the resource as the policies name it: kept
+    /// Any other question: kept
     /// when the caller's policies for `action` are unconditional (see the
     /// module docs), judged every time otherwise.
-    pub(super) fn resource_answer(&self, q: Question<'_>) -> (EntityUid, Decision) {
+    pub(super) fn resource_answer(&self, q: Question<'_>) -> Decision {
         let bundle = self.bundle.load_full();
         let unconditional = bundle
             .slices
@@ -84,13 +83,12 @@ impl PolicyEngine {
         // (not a newer one loaded meanwhile): the answer is reused for any
         // resource and context, so it must come from the policies it is
         // kept under.
-        let decision = kept_or_judged(
+        kept_or_judged(
             &bundle,
             q,
             |k| &mut k.unconditional,
-            || self.judge(&bundle, q).1,
-        );
-        (request::resource_uid(q.resource), decision)
+            || self.judge(&bundle, q),
+        )
     }
 }
 

@@ -213,18 +213,15 @@ impl PolicyEngine {
         circumstances: &Circumstances,
     ) -> Decision {
         let q = Question::now(caller, action, resource, circumstances);
-        let (judged_uid, decision) = match (resource, circumstances) {
-            (Resource::Node, Circumstances::Rpc) => (None, self.node_answer(q)),
-            _ => {
-                let (uid, decision) = self.resource_answer(q);
-                (Some(uid), decision)
-            }
+        let decision = match (resource, circumstances) {
+            (Resource::Node, Circumstances::Rpc) => self.node_answer(q),
+            _ => self.resource_answer(q),
         };
-        // The node's name is the same every time; other resources are
-        // named by the uid the judgement already built.
-        let judged_name = judged_uid
-            .filter(|_| !matches!(resource, Resource::Node))
-            .map(|uid| uid.to_string());
+        // The node's name is the same every time; others are written
+        // directly (a Cedar uid built and printed for it cost more than a
+        // kept answer).
+        let judged_name =
+            (!matches!(resource, Resource::Node)).then(|| request::resource_name(resource));
         let resource_name: &str = match &judged_name {
             Some(name) => name,
             None => node_uid_str(),
@@ -258,16 +255,14 @@ impl PolicyEngine {
         circumstances: &Circumstances,
     ) -> Decision {
         let q = Question::now(caller, action, resource, circumstances);
-        self.judge(&self.bundle.load(), q).1
+        self.judge(&self.bundle.load(), q)
     }
 
-    /// The decision under `bundle`, and the resource as the policies name
-    /// it. The caller loads the bundle once, so whatever it keeps of the
+    /// The decision under `bundle`. The caller loads the bundle once, so whatever it keeps of the
     /// answer is keyed by the policies that gave it.
-    fn judge(&self, bundle: &PolicyBundle, q: Question<'_>) -> (EntityUid, Decision) {
+    fn judge(&self, bundle: &PolicyBundle, q: Question<'_>) -> Decision {
         let (resource_uid, resource_entity) = request::resource_entity(q.resource);
-        let decision = self.evaluate(bundle, q, &resource_uid, resource_entity);
-        (resource_uid, decision)
+        self.evaluate(bundle, q, &resource_uid, resource_entity)
     }
 
     fn evaluate(

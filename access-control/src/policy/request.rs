@@ -161,6 +161,17 @@ pub(super) fn resource_uid(resource: &Resource) -> EntityUid {
     }
 }
 
+/// The resource's name as decisions record it: exactly what
+/// `resource_uid(resource)` prints, written directly (addresses and hashes
+/// are hex, which Cedar's printing leaves as is).
+pub(super) fn resource_name(resource: &Resource) -> String {
+    match resource {
+        Resource::Node => r#"Prividium::Node::"appliance""#.to_owned(),
+        Resource::Account(a) => format!(r#"Prividium::Account::"{:#x}""#, a.address),
+        Resource::Transaction(t) => format!(r#"Prividium::Transaction::"{:#x}""#, t.hash),
+    }
+}
+
 /// The resource's entity and uid.
 pub(super) fn resource_entity(resource: &Resource) -> (EntityUid, Option<Entity>) {
     let id = resource_uid(resource);
@@ -265,4 +276,33 @@ pub(super) fn context(circumstances: &Circumstances, hour: u64) -> Context {
         }
     };
     Context::from_pairs(pairs).expect("distinct context keys")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The trail names a decision's resource by this string; it must stay
+    /// what Cedar prints for the uid the policies were asked about.
+    #[test]
+    fn resource_names_are_what_cedar_prints() {
+        let resources = [
+            Resource::Node,
+            Resource::Account(AccountFacts {
+                address: Address::repeat_byte(0xab),
+                ..Default::default()
+            }),
+            Resource::Transaction(TxFacts {
+                hash: B256::repeat_byte(0x5c),
+                ..Default::default()
+            }),
+        ];
+        for r in &resources {
+            assert_eq!(resource_name(r), resource_uid(r).to_string(), "{r:?}");
+        }
+        assert_eq!(
+            resource_name(&resources[1]),
+            format!("Prividium::Account::\"0x{}\"", "ab".repeat(20))
+        );
+    }
 }

@@ -273,6 +273,7 @@ pub(super) async fn start(
         access,
         filters: rpc::filters::Filters::new(&params.limits),
         sockets: Default::default(),
+        call_metrics: Default::default(),
         limits: params.limits.clone(),
         settlement: settlement
             .map(|s| Arc::new(crate::settling::SettlementReport(s)) as Arc<dyn rpc::StageReport>),

@@ -71,6 +71,8 @@ pub struct AuditDb {
     backend: Backend,
     /// Native pool for appends on Postgres (array binds).
     pg: Option<sqlx::PgPool>,
+    /// The one connection SQLite appends use (its page cache stays warm).
+    appender: Option<AnyPool>,
     /// Seals identifying fields at rest; None keeps rows plain.
     sealing: Option<Sealing>,
 }
@@ -107,33 +109,46 @@ impl AuditDb {
                 url.split(':').next().unwrap_or("")
             )));
         };
-        let options = AnyPoolOptions::new()
-            .max_connections(if backend == Backend::Sqlite { 4 } else { 8 })
-            .acquire_timeout(Duration::from_secs(10))
-            .after_connect(move |conn, _| {
-                Box::pin(async move {
-                    if backend == Backend::Sqlite {
-                        // WAL lets readers run beside the writer; FULL sync
-                        // because an acknowledged audit event must survive
-                        // power loss.
-                        conn.execute("PRAGMA journal_mode = WAL").await?;
-                        conn.execute("PRAGMA synchronous = FULL").await?;
-                        conn.execute("PRAGMA busy_timeout = 10000").await?;
-                        // Rows re-sealed in place (or pruned) must not
-                        // leave their old bytes in free pages.
-                        conn.execute("PRAGMA secure_delete = ON").await?;
-                        // Four secondary indexes over millions of rows: the
-                        // default 2 MiB page cache makes every insert a miss.
-                        conn.execute("PRAGMA cache_size = -65536").await?;
-                        // Fewer, larger checkpoints: each one fsyncs the
-                        // database file.
-                        conn.execute("PRAGMA wal_autocheckpoint = 16384").await?;
-                        conn.execute("PRAGMA mmap_size = 1073741824").await?;
-                    }
-                    Ok(())
+        let options = |max: u32| {
+            AnyPoolOptions::new()
+                .max_connections(max)
+                .acquire_timeout(Duration::from_secs(10))
+                .after_connect(move |conn, _| {
+                    Box::pin(async move {
+                        if backend == Backend::Sqlite {
+                            // WAL lets readers run beside the writer; FULL sync
+                            // because an acknowledged audit event must survive
+                            // power loss.
+                            conn.execute("PRAGMA journal_mode = WAL").await?;
+                            conn.execute("PRAGMA synchronous = FULL").await?;
+                            conn.execute("PRAGMA busy_timeout = 10000").await?;
+                            // Rows re-sealed in place (or pruned) must not
+                            // leave their old bytes in free pages.
+                            conn.execute("PRAGMA secure_delete = ON").await?;
+                            // Four secondary indexes over millions of rows: the
+                            // default 2 MiB page cache makes every insert a miss.
+                            conn.execute("PRAGMA cache_size = -65536").await?;
+                            // Fewer, larger checkpoints: each one fsyncs the
+                            // database file.
+                            conn.execute("PRAGMA wal_autocheckpoint = 16384").await?;
+                            conn.execute("PRAGMA mmap_size = 1073741824").await?;
+                            // Statement journals (a statement that may have to
+                            // undo itself alone inside a transaction copies
+                            // each page it changes aside first) and temporary
+                            // sorts stay in memory: in a file each page was a
+                            // write syscall, an eighth of the writer's time
+                            // under load (perf) before appends stopped needing
+                            // one (see append/any.rs). They guard nothing after
+                            // a crash — the WAL does.
+                            conn.execute("PRAGMA temp_store = MEMORY").await?;
+                        }
+                        Ok(())
+                    })
                 })
-            });
-        let pool = options.connect(&url).await?;
+        };
+        let pool = options(if backend == Backend::Sqlite { 4 } else { 8 })
+            .connect(&url)
+            .await?;
         let migrator = match backend {
             Backend::Postgres => &POSTGRES,
             Backend::Sqlite => &SQLITE,
@@ -152,10 +167,27 @@ impl AuditDb {
             ),
             Backend::Sqlite => None,
         };
+        // SQLite appends on a connection of their own, kept open: a
+        // connection drops its page cache whenever another one wrote since
+        // its last transaction, so appends taking turns on the pool read
+        // every index page they touched back from the WAL (perf: a tenth of
+        // the writer's time).
+        let appender = match backend {
+            Backend::Sqlite => Some(
+                options(1)
+                    .min_connections(1)
+                    .idle_timeout(None)
+                    .max_lifetime(None)
+                    .connect(&url)
+                    .await?,
+            ),
+            Backend::Postgres => None,
+        };
         Ok(Self {
             pool,
             backend,
             pg,
+            appender,
             sealing: None,
         })
     }
@@ -168,14 +200,14 @@ impl AuditDb {
         self
     }
 
-    /// The stored column values of `e` (sealed or plain).
+    /// The stored column values of `events` (sealed or plain).
     pub(crate) fn row_fields<'a>(
         &self,
-        e: &'a StoredEvent,
-    ) -> Result<sealing::RowFields<'a>, AuditError> {
+        events: &'a [StoredEvent],
+    ) -> Result<Vec<sealing::RowFields<'a>>, AuditError> {
         match &self.sealing {
-            Some(s) => s.seal(e),
-            None => Ok(sealing::plain(e)),
+            Some(s) => s.seal_all(events),
+            None => Ok(events.iter().map(sealing::plain).collect()),
         }
     }
 

@@ -58,7 +58,7 @@ impl AuditDb {
                 let (event, _) = self.event_from_row(row)?;
                 after = to_i64(event.id);
                 report.examined += 1;
-                let f = sealing.seal(&event)?;
+                let f = sealing.seal_one(&event)?;
                 if f.key_version != Some(target) {
                     // Rotated meanwhile: the next pass moves everything.
                     return Ok(report);

@@ -13,7 +13,7 @@
 
 use crate::{event::StoredEvent, AuditError};
 use serde::{Deserialize, Serialize};
-use std::borrow::Cow;
+use std::{borrow::Cow, collections::HashMap};
 use storage::{CipherError, SharedCipher};
 
 const ACTOR: &[u8] = b"audit.actor";
@@ -84,8 +84,34 @@ impl Sealing {
         hex::encode(self.cipher.blind(RESOURCE, resource.as_bytes()))
     }
 
-    /// The row for `e` (its id already assigned).
-    pub(crate) fn seal<'a>(&self, e: &'a StoredEvent) -> Result<RowFields<'a>, AuditError> {
+    /// The rows for a batch of events (ids already assigned). A batch
+    /// comes mostly from a handful of principals, so each actor is blinded
+    /// once per batch, not once per event (a keyed hash each).
+    pub(crate) fn seal_all<'a>(
+        &self,
+        events: &'a [StoredEvent],
+    ) -> Result<Vec<RowFields<'a>>, AuditError> {
+        let mut blinded: HashMap<&str, String> = HashMap::new();
+        events
+            .iter()
+            .map(|e| {
+                let actor = blinded
+                    .entry(e.actor_id.as_str())
+                    .or_insert_with(|| self.blind_actor(&e.actor_id))
+                    .clone();
+                self.seal(e, actor)
+            })
+            .collect()
+    }
+
+    /// The row for one event (its id already assigned).
+    pub(crate) fn seal_one<'a>(&self, e: &'a StoredEvent) -> Result<RowFields<'a>, AuditError> {
+        self.seal(e, self.blind_actor(&e.actor_id))
+    }
+
+    /// The row for `e` (its id already assigned), its actor blinded as
+    /// `actor`.
+    fn seal<'a>(&self, e: &'a StoredEvent, actor: String) -> Result<RowFields<'a>, AuditError> {
         let private = Private {
             actor_id: Cow::Borrowed(&e.actor_id),
             organization: e.organization.as_deref().map(Cow::Borrowed),
@@ -109,7 +135,7 @@ impl Sealing {
             .key_version(&sealed)
             .map_err(|err| sealed_err(e.id, err))?;
         Ok(RowFields {
-            actor_id: Cow::Owned(self.blind_actor(&e.actor_id)),
+            actor_id: Cow::Owned(actor),
             organization: None,
             resource: e
                 .resource

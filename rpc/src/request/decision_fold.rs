@@ -94,11 +94,13 @@ impl DecisionFold {
             g.org = e.org.to_owned();
         }
         if g.decisions.len() < LISTED {
-            g.decisions.push(json!({
-                "action": e.action,
-                "resource": e.resource,
-                "rule": e.rule,
-            }));
+            // Built field by field: `json!` serializes each string through
+            // serde, on every transaction's path.
+            let mut d = serde_json::Map::new();
+            d.insert("action".into(), Value::String(e.action.to_owned()));
+            d.insert("resource".into(), Value::String(e.resource.to_owned()));
+            d.insert("rule".into(), Value::String(e.rule.to_owned()));
+            g.decisions.push(Value::Object(d));
         } else {
             g.unlisted += 1;
         }
@@ -110,7 +112,7 @@ impl DecisionFold {
         let f = std::mem::take(&mut *self.0.lock());
         Taken {
             place: f.place,
-            allowed_by: allowed_by(&f.decisions, f.unlisted),
+            allowed_by: allowed_by(f.decisions, f.unlisted),
         }
     }
 
@@ -121,9 +123,9 @@ impl DecisionFold {
     }
 }
 
-fn allowed_by(decisions: &[Value], unlisted: u64) -> Value {
+fn allowed_by(decisions: Vec<Value>, unlisted: u64) -> Value {
     if unlisted == 0 {
-        Value::Array(decisions.to_vec())
+        Value::Array(decisions)
     } else {
         json!({ "listed": decisions, "unlisted": unlisted })
     }
@@ -140,7 +142,7 @@ fn record_leftover(f: Folded) {
         Outcome::Allow,
     )
     .organization(f.org)
-    .details(json!({ "decisions": allowed_by(&f.decisions, f.unlisted) }));
+    .details(json!({ "decisions": allowed_by(f.decisions, f.unlisted) }));
     crate::request::RequestContext::stamp_current(&mut event);
     if let Err(err) = place.record(event) {
         tracing::error!(error = %err, "folded decisions not recorded");

@@ -1,8 +1,7 @@
 //! Admission: what a transaction passes before it enters the pool — the
 //! size bound and its decoding, its signer, then the chain's stateless
 //! rules (type, chain id, intrinsic gas, gas and fee bounds). The policy
-//! pre-check, which executes the transaction on the produced head, is the
-//! node's (`Sequencer::submit_signed`): it needs the produce stage's state.
+//! pre-check against the produced head is `preflight.rs`.
 
 use super::{intrinsic::intrinsic_gas, MempoolConfig, MempoolError};
 use alloy_consensus::{transaction::SignerRecoverable, Transaction, TxEnvelope};

@@ -22,10 +22,7 @@ pub(super) async fn append(
     let (mut frontier, last_time) = lock_state::<Postgres>(&mut tx).await?;
     let (leaves_of_batch, last_time) = seal_batch(&mut frontier, last_time, events);
     let n = leaves_of_batch.len();
-    let fields = events
-        .iter()
-        .map(|e| db.row_fields(e))
-        .collect::<Result<Vec<_>, _>>()?;
+    let fields = db.row_fields(events)?;
     let mut ids = Vec::with_capacity(n);
     let mut times = Vec::with_capacity(n);
     let mut leaves = Vec::with_capacity(n);
