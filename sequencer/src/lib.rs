@@ -1,7 +1,8 @@
 //! The private chain's sequencer.
 //!
 //! Data flow, one module per step:
-//! `mempool` (validated transactions, per-sender nonce queues) →
+//! `mempool` (validated transactions, per-sender nonce queues; `preflight`
+//! puts each to the submitter's policy guard on the produced head) →
 //! `produce` (executes a block with the `state-transition` program at the
 //! configured block time) → `wal` (the ordered, fsync'd block log: the only
 //! durable record) → `derive` (state, receipts, indexes and the state root,
@@ -23,6 +24,7 @@ mod history;
 mod hot;
 pub mod mempool;
 mod node;
+mod preflight;
 mod produce;
 mod stored;
 #[cfg(any(test, feature = "test-utils"))]

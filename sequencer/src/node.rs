@@ -4,7 +4,8 @@
 use crate::{
     derive::{replay, Deriver, SharedTries, StateProof},
     hot::{Hot, ProducedHead, SharedHot},
-    mempool::{admission, preflight, Mempool, MempoolError, PooledTx, TxGuard},
+    mempool::{admission, Mempool, MempoolError, PooledTx, TxGuard},
+    preflight::preflight,
     produce::{Producer, ResealControl},
     wal::{BlockLog, ResealProgress},
     ChainView, Genesis, ReplayReport, Result, SequencerConfig, SequencerError,

@@ -1,7 +1,7 @@
 //! Admission: what a transaction passes before it enters the pool — the
 //! size bound and its decoding, its signer, then the chain's stateless
 //! rules (type, chain id, intrinsic gas, gas and fee bounds). The policy
-//! pre-check against the produced head is `preflight.rs`.
+//! pre-check against the produced head is `crate::preflight`.
 
 use super::{intrinsic::intrinsic_gas, MempoolConfig, MempoolError};
 use alloy_consensus::{transaction::SignerRecoverable, Transaction, TxEnvelope};

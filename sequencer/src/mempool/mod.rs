@@ -9,10 +9,8 @@
 pub(crate) mod admission;
 mod intrinsic;
 mod pool;
-mod preflight;
 
 pub use pool::{Mempool, PooledTx, TxGuard};
-pub(crate) use preflight::preflight;
 
 /// Mempool limits.
 #[derive(Debug, Clone)]

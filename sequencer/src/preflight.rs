@@ -13,8 +13,7 @@
 //! frames — call data, a creation, a recipient holding code (a contract or
 //! a delegated wallet), an authorization list — is executed as before.
 
-use super::MempoolError;
-use crate::{hot::Hot, produce::next_context};
+use crate::{hot::Hot, mempool::MempoolError, produce::next_context};
 use alloy_consensus::{Transaction, TxEnvelope};
 use alloy_primitives::{Address, TxKind, B256, KECCAK256_EMPTY};
 use state_transition::{tx_env, BlockExecutor, ChainSpec, Frame, FrameKind, SharedGuard};
