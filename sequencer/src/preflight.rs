@@ -15,8 +15,10 @@
 
 use crate::{hot::Hot, mempool::MempoolError, produce::next_context};
 use alloy_consensus::{Transaction, TxEnvelope};
-use alloy_primitives::{Address, TxKind, B256, KECCAK256_EMPTY};
-use state_transition::{tx_env, BlockExecutor, ChainSpec, Frame, FrameKind, SharedGuard};
+use alloy_primitives::{Address, TxKind, B256, KECCAK256_EMPTY, U256};
+use state_transition::{
+    revm::state::AccountInfo, tx_env, BlockExecutor, ChainSpec, Frame, FrameKind, SharedGuard,
+};
 
 /// Puts `tx`'s frames to `guard` on top of `hot`, discarding any effects.
 /// Only a denial is reported: nonce, balance and revert outcomes are for
@@ -49,22 +51,32 @@ pub(crate) fn preflight(
 
 /// The one frame of `tx` when it is a plain transfer to an account without
 /// code; `None` when only executing it can tell its frames.
-fn plain_transfer<'a>(hot: &Hot, tx: &TxEnvelope, sender: Address) -> Option<Frame<'a>> {
+fn plain_transfer<'a>(hot: &Hot, tx: &TxEnvelope, from: Address) -> Option<Frame<'a>> {
     let TxKind::Call(to) = tx.kind() else {
         return None;
     };
     if !tx.input().is_empty() || tx.authorization_list().is_some() {
         return None;
     }
-    let code_free = hot
-        .state
-        .accounts
-        .get(&to)
-        .is_none_or(|a| a.code_hash == KECCAK256_EMPTY || a.code_hash == B256::ZERO);
-    code_free.then(|| Frame {
+    let no_code = |a: &AccountInfo| a.code_hash == KECCAK256_EMPTY || a.code_hash == B256::ZERO;
+    if !hot.state.accounts.get(&to).is_none_or(no_code) {
+        return None;
+    }
+    // The EVM refuses a sender that cannot pay the most the transaction
+    // may cost, or that holds code, before any frame starts: such a
+    // transaction is executed, so it is refused as before without a policy
+    // question being asked (and audited).
+    let sender = hot.state.accounts.get(&from)?;
+    let most = U256::from(tx.gas_limit())
+        .checked_mul(U256::from(tx.max_fee_per_gas()))?
+        .checked_add(tx.value())?;
+    if sender.balance < most || !no_code(sender) {
+        return None;
+    }
+    Some(Frame {
         depth: 0,
         kind: FrameKind::Call,
-        caller: sender,
+        caller: from,
         target: to,
         code_address: to,
         value: tx.value(),
@@ -230,6 +242,15 @@ mod tests {
             assert_eq!(pre, evm, "{what}");
             assert_eq!(denied, deny, "{what}");
         }
+        // More than the sender holds: the EVM refuses it before any frame,
+        // so the guard is not asked (the pool answers for the funds).
+        let broke = signed_transfer_from(&key, 0, DENIED, 2_000_000_000_000_000_000, 0);
+        assert!(plain_transfer(&hot, &broke, key.address()).is_none());
+        let (evm, pre, denied) = asked(&chain, &hot, &broke);
+        assert!(
+            evm.is_empty() && pre.is_empty() && !denied,
+            "{evm:?} {pre:?}"
+        );
         let tx = signed_transfer_from(&key, 0, DENIED, 5, 0);
         let guard: SharedGuard = Arc::new(Recording {
             frames: Mutex::new(Vec::new()),

@@ -96,7 +96,6 @@ impl KvRead for RedbSnapshot {
     }
 }
 
-/// One operation on its (open) table.
 /// Puts each table's keyed operations in key order, between its prefix
 /// deletes (which stay where they were, as barriers). Keys arrive in hash
 /// order — trie nodes, blinded accounts, transaction hashes — so each
@@ -112,6 +111,7 @@ fn in_key_order(ops: &mut [WriteOp]) {
     }
 }
 
+/// One operation on its (open) table.
 fn apply(
     t: &mut redb::Table<'_, &'static [u8], &'static [u8]>,
     op: &WriteOp,

@@ -9,7 +9,7 @@ use crate::{
     head::{HeadSigner, TreeHead},
     AuditError,
 };
-use sqlx::{Any, AssertSqlSafe};
+use sqlx::{pool::PoolConnection, Any, AssertSqlSafe, Connection};
 use std::sync::{Arc, OnceLock};
 
 /// Rows per SQLite INSERT (~160k events/s into a small table at 100 rows,
@@ -21,7 +21,26 @@ pub(super) async fn append(
     events: &mut [StoredEvent],
     signer: &HeadSigner,
 ) -> Result<TreeHead, AuditError> {
-    let mut tx = db.appender.as_ref().unwrap_or(&db.pool).begin().await?;
+    let mut conn = db.appender.as_ref().unwrap_or(&db.pool).acquire().await?;
+    let appended = append_on(&mut conn, db, events, signer).await;
+    if appended.is_err() {
+        // On a full disk, an I/O error or out of memory SQLite may roll the
+        // whole transaction back by itself (always, with no statement
+        // journal), and the driver's record of an open transaction is then
+        // wrong: later appends would nest as savepoints that never commit.
+        // A failed append's connection is never used again.
+        conn.close_on_drop();
+    }
+    appended
+}
+
+async fn append_on(
+    conn: &mut PoolConnection<Any>,
+    db: &AuditDb,
+    events: &mut [StoredEvent],
+    signer: &HeadSigner,
+) -> Result<TreeHead, AuditError> {
+    let mut tx = Connection::begin(&mut **conn).await?;
     let (mut frontier, last_time) = lock_state::<Any>(&mut tx).await?;
     let (leaves, last_time) = seal_batch(&mut frontier, last_time, events);
     let fields = db.row_fields(events)?;
