@@ -16,7 +16,7 @@ use super::{
     proof::{eip1186, state_proof_at},
     RpcState,
 };
-use crate::request::by;
+use crate::request::by_caller;
 use alloy_primitives::{Address, B256, U256};
 use alloy_serde::storage::JsonStorageKey;
 use audit::{action, Outcome};
@@ -159,7 +159,7 @@ pub(crate) async fn dispatch(
         .access
         .trail
         .record(
-            by(&rc.caller.principal, action::DISCLOSURE_ISSUED, Outcome::Allow)
+            by_caller(&rc.caller, action::DISCLOSURE_ISSUED, Outcome::Allow)
                 .resource(format!("Account:{}", req.account))
                 .details(json!({
                     "kind": serde_json::to_value(&d.statement).ok().and_then(|s| s.get("kind").cloned()),

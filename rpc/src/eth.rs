@@ -16,7 +16,7 @@ use alloy_consensus::{transaction::Recovered, Transaction as _};
 use alloy_eips::BlockNumberOrTag;
 use alloy_primitives::{Bytes, B256, U256, U64};
 use alloy_rpc_types_eth::{FeeHistory, Filter, Transaction, TransactionRequest};
-use audit::{action, trail::actor_kind, AuditEvent, Outcome};
+use audit::{action, Outcome};
 use sequencer::{ChainView, StoredBlock};
 use serde_json::{json, Value};
 use std::sync::Arc;
@@ -323,8 +323,7 @@ async fn send_raw(
         Err(sequencer::MempoolError::Denied { rule, .. }) => (Outcome::Deny, Some(rule.clone())),
         Err(e) => (Outcome::Error, Some(e.to_string())),
     };
-    let mut event = AuditEvent::new(actor_kind(key), key, action::TX_SUBMITTED, outcome)
-        .organization(rc.caller.principal.org.clone())
+    let mut event = crate::request::by_caller(&rc.caller, action::TX_SUBMITTED, outcome)
         .resource(format!("tx:{hash:#x}"));
     let (place, allowed_by) = folded.map_or((None, Value::Null), |f| (f.place, f.allowed_by));
     // Built by moving the folded permits in (`json!` would copy them).

@@ -67,9 +67,9 @@ impl PolicyEngine {
         kept_or_judged(&bundle, q, |k| &mut k.node, || self.judge(&bundle, q))
     }
 
-    /// Any other question: kept
-    /// when the caller's policies for `action` are unconditional (see the
-    /// module docs), judged every time otherwise.
+    /// Any other question: kept when the caller's policies for `action`
+    /// are unconditional (see the module docs), judged every time
+    /// otherwise.
     pub(super) fn resource_answer(&self, q: Question<'_>) -> Decision {
         let bundle = self.bundle.load_full();
         let unconditional = bundle

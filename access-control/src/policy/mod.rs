@@ -120,12 +120,6 @@ impl std::fmt::Debug for PolicyEngine {
     }
 }
 
-/// `Node::"appliance"` as decision records name it.
-fn node_uid_str() -> &'static str {
-    static NODE: std::sync::OnceLock<String> = std::sync::OnceLock::new();
-    NODE.get_or_init(|| request::resource_entity(&Resource::Node).0.to_string())
-}
-
 /// Newest modification time of anything in the directory tree (one level of
 /// sub-directories, which is all a policy directory has).
 fn newest_mtime(dir: &Path) -> Option<SystemTime> {
@@ -217,20 +211,14 @@ impl PolicyEngine {
             (Resource::Node, Circumstances::Rpc) => self.node_answer(q),
             _ => self.resource_answer(q),
         };
-        // The node's name is the same every time; others are written
-        // directly (a Cedar uid built and printed for it cost more than a
-        // kept answer).
-        let judged_name =
-            (!matches!(resource, Resource::Node)).then(|| request::resource_name(resource));
-        let resource_name: &str = match &judged_name {
-            Some(name) => name,
-            None => node_uid_str(),
-        };
+        // Written directly: a Cedar uid built and printed for it cost more
+        // than a kept answer.
+        let resource_name = request::resource_name(resource);
         let recorded = self.sink.load().record(&DecisionEvent {
             principal: caller.key(),
             org: &caller.principal.org,
             action,
-            resource: resource_name,
+            resource: &resource_name,
             allowed: decision.allowed,
             rule: &decision.rule,
         });
@@ -258,8 +246,9 @@ impl PolicyEngine {
         self.judge(&self.bundle.load(), q)
     }
 
-    /// The decision under `bundle`. The caller loads the bundle once, so whatever it keeps of the
-    /// answer is keyed by the policies that gave it.
+    /// The decision under `bundle`. The caller loads the bundle once, so
+    /// whatever it keeps of the answer is keyed by the policies that gave
+    /// it.
     fn judge(&self, bundle: &PolicyBundle, q: Question<'_>) -> Decision {
         let (resource_uid, resource_entity) = request::resource_entity(q.resource);
         self.evaluate(bundle, q, &resource_uid, resource_entity)

@@ -6,6 +6,7 @@ use crate::principal::{addr_str, Principal};
 use alloy_primitives::{Address, B256, U256};
 use cedar_policy::{Context, Entity, EntityId, EntityTypeName, EntityUid, RestrictedExpression};
 use std::{
+    borrow::Cow,
     collections::{BTreeSet, HashMap, HashSet},
     str::FromStr,
     sync::LazyLock,
@@ -164,11 +165,11 @@ pub(super) fn resource_uid(resource: &Resource) -> EntityUid {
 /// The resource's name as decisions record it: exactly what
 /// `resource_uid(resource)` prints, written directly (addresses and hashes
 /// are hex, which Cedar's printing leaves as is).
-pub(super) fn resource_name(resource: &Resource) -> String {
+pub(super) fn resource_name(resource: &Resource) -> Cow<'static, str> {
     match resource {
-        Resource::Node => r#"Prividium::Node::"appliance""#.to_owned(),
-        Resource::Account(a) => format!(r#"Prividium::Account::"{:#x}""#, a.address),
-        Resource::Transaction(t) => format!(r#"Prividium::Transaction::"{:#x}""#, t.hash),
+        Resource::Node => Cow::Borrowed(r#"Prividium::Node::"appliance""#),
+        Resource::Account(a) => format!(r#"Prividium::Account::"{:#x}""#, a.address).into(),
+        Resource::Transaction(t) => format!(r#"Prividium::Transaction::"{:#x}""#, t.hash).into(),
     }
 }
 

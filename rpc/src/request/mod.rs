@@ -7,7 +7,7 @@ pub mod decision_fold;
 pub mod read_tally;
 
 use access_control::{
-    policy::{DecisionEvent, DecisionSink},
+    policy::{Caller, DecisionEvent, DecisionSink},
     Principal,
 };
 use audit::{action, trail::actor_kind, AuditEvent, Outcome, Trail};
@@ -76,8 +76,16 @@ impl RequestContext {
 
 /// An event by `principal`.
 pub fn by(principal: &Principal, action: &str, outcome: Outcome) -> AuditEvent {
-    let key = principal.key();
-    AuditEvent::new(actor_kind(&key), &key, action, outcome).organization(principal.org.clone())
+    by_key(&principal.key(), &principal.org, action, outcome)
+}
+
+/// An event by an authenticated caller, whose key is already formatted.
+pub fn by_caller(caller: &Caller, action: &str, outcome: Outcome) -> AuditEvent {
+    by_key(caller.key(), &caller.principal.org, action, outcome)
+}
+
+fn by_key(key: &str, org: &str, action: &str, outcome: Outcome) -> AuditEvent {
+    AuditEvent::new(actor_kind(key), key, action, outcome).organization(org)
 }
 
 /// Routes policy decisions into the trail: a request's item reads into its
