@@ -14,13 +14,25 @@
 //!   and what for, so the answer holds for every resource and every frame.
 //!   A role whose policies cap values or restrict contracts is judged on
 //!   every question, as before.
+//! - any other question whose policies, for the caller's roles, read the
+//!   context only through its attributes (see `super::reads`): its answer
+//!   is kept under the resource (whole) and the values of the attributes
+//!   those policies can read. An admin's calls into a contract read only
+//!   the contract's organization, so every update of an oracle asks the
+//!   first one's question; a trader's capped transfers read the value and
+//!   the day's spend, so they are kept only when those repeat.
 
-use super::{Decision, PolicyBundle, PolicyEngine, Question};
+use super::{request, Decision, PolicyBundle, PolicyEngine, Question};
 use std::{collections::HashMap, sync::Arc};
 
 /// Most answers of each kind kept per caller: one per action in the
 /// schema, far fewer in practice.
 const KEPT_CAP: usize = 256;
+
+/// Most answers kept per caller by resource and context: a caller
+/// touching more distinct (resource, facts) pairs than this in an hour
+/// starts again (a cold answer costs one evaluation, nothing more).
+const KEYED_CAP: usize = 4_096;
 
 /// The answers one caller has been given, and the policies and hour they
 /// were given under.
@@ -32,6 +44,9 @@ pub struct KeptAnswers {
     node: HashMap<String, Decision>,
     /// Answers that hold for any resource and circumstances, by action.
     unconditional: HashMap<String, Decision>,
+    /// Answers by action, resource and the context attributes the
+    /// policies read (`keyed_question`).
+    keyed: HashMap<Vec<u8>, Decision>,
 }
 
 impl std::fmt::Debug for KeptAnswers {
@@ -40,6 +55,7 @@ impl std::fmt::Debug for KeptAnswers {
             .field("hour", &self.hour)
             .field("node", &self.node.len())
             .field("unconditional", &self.unconditional.len())
+            .field("keyed", &self.keyed.len())
             .finish_non_exhaustive()
     }
 }
@@ -52,6 +68,7 @@ impl KeptAnswers {
         if !current {
             self.node.clear();
             self.unconditional.clear();
+            self.keyed.clear();
             self.bundle = Some(bundle.clone());
             self.hour = hour;
         }
@@ -67,29 +84,62 @@ impl PolicyEngine {
         kept_or_judged(&bundle, q, |k| &mut k.node, || self.judge(&bundle, q))
     }
 
-    /// Any other question: kept when the caller's policies for `action`
-    /// are unconditional (see the module docs), judged every time
+    /// Any other question: kept under its action when the caller's
+    /// policies for it are unconditional, under its action, resource and
+    /// the context attributes they read when they read the context only
+    /// through attributes (see the module docs), judged every time
     /// otherwise.
     pub(super) fn resource_answer(&self, q: Question<'_>) -> Decision {
         let bundle = self.bundle.load_full();
-        let unconditional = bundle
+        let Some(slice) = bundle
             .slices
             .get(q.action)
-            .is_some_and(|s| s.for_roles(&q.caller.principal.roles).unconditional);
-        if !unconditional {
+            .map(|s| s.for_roles(&q.caller.principal.roles))
+        else {
             return self.judge(&bundle, q);
+        };
+        // Judged under the very bundle whose slice was analysed (not a
+        // newer one loaded meanwhile): the answer is reused for other
+        // questions, so it must come from the policies it is kept under.
+        if slice.unconditional {
+            return kept_or_judged(
+                &bundle,
+                q,
+                |k| &mut k.unconditional,
+                || self.judge(&bundle, q),
+            );
         }
-        // Judged under the very bundle whose slice was found unconditional
-        // (not a newer one loaded meanwhile): the answer is reused for any
-        // resource and context, so it must come from the policies it is
-        // kept under.
-        kept_or_judged(
-            &bundle,
-            q,
-            |k| &mut k.unconditional,
-            || self.judge(&bundle, q),
-        )
+        let Some(reads) = &slice.context_reads else {
+            return self.judge(&bundle, q);
+        };
+        let key = keyed_question(q, reads);
+        let mut kept = q.caller.answers.0.lock();
+        kept.refresh(&bundle, q.hour);
+        if let Some(known) = kept.keyed.get(&key) {
+            return known.clone();
+        }
+        drop(kept);
+        let decision = self.judge(&bundle, q);
+        let mut kept = q.caller.answers.0.lock();
+        kept.refresh(&bundle, q.hour);
+        if kept.keyed.len() >= KEYED_CAP {
+            kept.keyed.clear();
+        }
+        kept.keyed.insert(key, decision.clone());
+        decision
     }
+}
+
+/// Everything the answer to `q` can depend on besides the caller, the
+/// policies and the hour: the action, the resource whole, and the values of
+/// the context attributes `reads` (what the policies can read).
+fn keyed_question(q: Question<'_>, reads: &[String]) -> Vec<u8> {
+    let mut key = Vec::with_capacity(128);
+    key.extend_from_slice(&(q.action.len() as u32).to_be_bytes());
+    key.extend_from_slice(q.action.as_bytes());
+    request::resource_key(&mut key, q.resource);
+    request::context_key(&mut key, q.circumstances, q.hour, reads);
+    key
 }
 
 /// The asking caller's kept answer to `q`'s action in the map `pick` names,
@@ -235,5 +285,118 @@ mod tests {
                 .decide(&admin, "transfer", &account(7), &transfer(1))
                 .allowed
         );
+    }
+
+    /// Kept answers are the answers: for every shipped role, a grid of
+    /// frame questions (contracts of the caller's and another
+    /// organization, wallets; functions, arguments naming the caller's or
+    /// another wallet, values under and over the caps, depths, the day's
+    /// spend) is asked twice, the second time in reverse order, and each
+    /// answer equals a fresh evaluation. A key that left out something a
+    /// policy reads would hand one question another's answer.
+    #[test]
+    fn keyed_answers_equal_fresh_judgements() {
+        use super::super::ArgValue;
+        let (_dir, engine) = engine();
+        let own = Address::repeat_byte(1);
+        let other = Address::repeat_byte(2);
+        let contract = |org: &str| {
+            Resource::Account(AccountFacts {
+                address: Address::repeat_byte(0xc0),
+                is_contract: true,
+                deployer: Some(other),
+                deployer_org: org.into(),
+            })
+        };
+        let resources = [contract("bank-a"), contract("bank-b"), account(7)];
+        let mut frames = Vec::new();
+        for function in [
+            None,
+            Some("transfer"),
+            Some("transferFrom"),
+            Some("balanceOf"),
+            Some("mint"),
+        ] {
+            for holder in [own, other] {
+                for (eth, spent_eth, depth) in [
+                    (0, 0, 0),
+                    (50, 0, 0),
+                    (500, 0, 0),
+                    (500, 0, 1),
+                    (1, 2_000, 0),
+                ] {
+                    frames.push(Circumstances::Frame(FrameFacts {
+                        kind: "call",
+                        depth,
+                        caller: own,
+                        signer: own,
+                        function: function.map(str::to_owned),
+                        args: vec![
+                            ("from".into(), ArgValue::Address(holder)),
+                            ("amount".into(), ArgValue::Uint(U256::from(eth))),
+                        ],
+                        value: U256::from(eth) * U256::from(1_000_000_000_000_000_000u128),
+                        spent_today_gwei: spent_eth * 1_000_000_000,
+                        ..FrameFacts::default()
+                    }));
+                }
+            }
+        }
+        let mut questions = Vec::new();
+        for action in ["call", "read", "transfer", "view_account"] {
+            for resource in &resources {
+                for frame in &frames {
+                    questions.push((action, resource, frame));
+                }
+                questions.push((action, resource, &Circumstances::Rpc));
+            }
+        }
+        let mut kept_somewhere = false;
+        for role in [
+            "admin",
+            "operator",
+            "trader",
+            "auditor",
+            "service",
+            "counterparty",
+            "trader+auditor",
+        ] {
+            let who = caller(role);
+            let mut allowed = 0;
+            for (action, resource, circumstances) in questions.iter().chain(questions.iter().rev())
+            {
+                let kept = engine.decide(&who, action, resource, circumstances);
+                let fresh = engine.dry_run(&who, action, resource, circumstances);
+                assert_eq!(
+                    kept, fresh,
+                    "{role} {action} {resource:?} {circumstances:?}"
+                );
+                allowed += usize::from(kept.allowed);
+            }
+            assert!(
+                allowed > 0 || role == "counterparty",
+                "{role} was allowed nothing"
+            );
+            kept_somewhere |= !who.answers.0.lock().keyed.is_empty();
+        }
+        assert!(kept_somewhere, "no answer was kept by its key");
+    }
+
+    /// Keyed answers are bounded per caller.
+    #[test]
+    fn keyed_answers_are_bounded() {
+        let (_dir, engine) = engine();
+        let trader = caller("trader");
+        for gwei in 0..(KEYED_CAP as u64 + 10) {
+            let frame = Circumstances::Frame(FrameFacts {
+                kind: "call",
+                caller: Address::repeat_byte(1),
+                signer: Address::repeat_byte(1),
+                value: U256::from(gwei) * U256::from(1_000_000_000u64),
+                ..FrameFacts::default()
+            });
+            engine.decide(&trader, "transfer", &account(7), &frame);
+        }
+        assert!(trader.answers.0.lock().keyed.len() <= KEYED_CAP);
     }
 }

@@ -8,6 +8,7 @@ mod error;
 mod guard;
 mod kept;
 mod load;
+mod reads;
 mod request;
 mod slice;
 #[cfg(test)]

@@ -279,6 +279,111 @@ pub(super) fn context(circumstances: &Circumstances, hour: u64) -> Context {
     Context::from_pairs(pairs).expect("distinct context keys")
 }
 
+/// Appends `bytes` with its length, so that adjacent fields cannot run
+/// into each other.
+fn put(key: &mut Vec<u8>, bytes: &[u8]) {
+    key.extend_from_slice(&(bytes.len() as u32).to_be_bytes());
+    key.extend_from_slice(bytes);
+}
+
+/// Appends everything `resource_entity` builds from `resource`: its uid
+/// and every attribute.
+pub(super) fn resource_key(key: &mut Vec<u8>, resource: &Resource) {
+    match resource {
+        Resource::Node => key.push(0),
+        Resource::Account(a) => {
+            key.push(1);
+            key.extend_from_slice(a.address.as_slice());
+            key.push(u8::from(a.is_contract));
+            put(key, a.deployer.as_ref().map_or(&[][..], |d| d.as_slice()));
+            put(key, a.deployer_org.as_bytes());
+        }
+        Resource::Transaction(t) => {
+            key.push(2);
+            key.extend_from_slice(t.hash.as_slice());
+            key.extend_from_slice(t.from.as_slice());
+            put(key, t.to.as_ref().map_or(&[][..], |d| d.as_slice()));
+            key.extend_from_slice(&(t.participants.len() as u32).to_be_bytes());
+            for p in &t.participants {
+                key.extend_from_slice(p.as_slice());
+            }
+        }
+    }
+}
+
+/// Appends the values of the context attributes named in `reads`, as
+/// `context` builds them from `circumstances` at `hour` (an attribute the
+/// circumstances do not have adds nothing: it is absent for all of them).
+/// Two questions with equal keys see equal values of every attribute in
+/// `reads`; derived attributes (`address_args`) are keyed by what they are
+/// derived from.
+pub(super) fn context_key(
+    key: &mut Vec<u8>,
+    circumstances: &Circumstances,
+    hour: u64,
+    reads: &[String],
+) {
+    key.push(match circumstances {
+        Circumstances::Rpc => 0,
+        Circumstances::Frame(_) => 1,
+        Circumstances::Log { .. } => 2,
+    });
+    for attr in reads {
+        put(key, attr.as_bytes());
+        match (circumstances, attr.as_str()) {
+            (Circumstances::Rpc | Circumstances::Frame(_), "hour_utc") => {
+                key.extend_from_slice(&hour.to_be_bytes())
+            }
+            (Circumstances::Log { topic0, .. }, "topic0") => {
+                put(key, topic0.as_ref().map_or(&[][..], |t| t.as_slice()))
+            }
+            (Circumstances::Log { addresses, .. }, "addresses") => {
+                key.extend_from_slice(&(addresses.len() as u32).to_be_bytes());
+                for a in addresses {
+                    key.extend_from_slice(a.as_slice());
+                }
+            }
+            (Circumstances::Frame(f), name) => frame_attribute(key, f, name),
+            _ => {}
+        }
+    }
+}
+
+fn frame_attribute(key: &mut Vec<u8>, f: &FrameFacts, name: &str) {
+    match name {
+        "kind" => put(key, f.kind.as_bytes()),
+        "depth" => key.extend_from_slice(&f.depth.to_be_bytes()),
+        "caller" => key.extend_from_slice(f.caller.as_slice()),
+        "signer" => key.extend_from_slice(f.signer.as_slice()),
+        "selector" => put(key, f.selector.as_ref().map_or(&[][..], |s| &s[..])),
+        "function" => match &f.function {
+            // Absent and empty both reach Cedar as "".
+            Some(name) => put(key, name.as_bytes()),
+            None => put(key, b""),
+        },
+        "args" | "address_args" => {
+            key.extend_from_slice(&(f.args.len() as u32).to_be_bytes());
+            for (name, value) in &f.args {
+                put(key, name.as_bytes());
+                match value {
+                    ArgValue::Address(a) => {
+                        key.push(0);
+                        key.extend_from_slice(a.as_slice());
+                    }
+                    ArgValue::Uint(u) => {
+                        key.push(1);
+                        key.extend_from_slice(&u.to_be_bytes::<32>());
+                    }
+                    ArgValue::Bool(b) => key.extend_from_slice(&[2, u8::from(*b)]),
+                }
+            }
+        }
+        "value_gwei" => key.extend_from_slice(&gwei_ceil(&f.value).to_be_bytes()),
+        "spent_today_gwei" => key.extend_from_slice(&f.spent_today_gwei.to_be_bytes()),
+        _ => {}
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -46,6 +46,11 @@ pub struct RoleSlice {
     /// identity, type and roles) and the action, so one caller's answer for
     /// this action is the same for every resource, context and hour.
     pub unconditional: bool,
+    /// The context attributes `set` can read, sorted; `None` when a
+    /// policy uses the context as a whole. A caller's answer is the same
+    /// for every question with the same resource and the same values of
+    /// these attributes (see `super::reads`).
+    pub context_reads: Option<Vec<String>>,
 }
 
 impl RoleSlice {
@@ -53,7 +58,12 @@ impl RoleSlice {
         let unconditional = set.policies().all(|p| {
             !p.has_non_scope_constraint() && p.resource_constraint() == ResourceConstraint::Any
         });
-        Self { set, unconditional }
+        let context_reads = super::reads::context_reads(&set);
+        Self {
+            set,
+            unconditional,
+            context_reads,
+        }
     }
 }
 
