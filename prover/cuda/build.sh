@@ -18,11 +18,13 @@ out="${1:-target/cuda-sm$CUDA_ARCH}"
 # The front door (with its HTTP stack: axum, hyper, h2, reqwest, tungstenite),
 # CLI, wiring, audit, backup and settlement clients are not where a GPU
 # server spends its time: built for size, they keep the binary and its
-# runtime under the 64 MiB a GPU server is sent. The prover, the zkVM, the
-# EVM, the policy engine and the crypto stay at opt-level 3. Package
-# overrides only rebuild these crates, never the CUDA kernels.
+# runtime under the 64 MiB a GPU server is sent. So is Cedar's evaluator
+# (about 3 MB at opt-level 3): most policy answers are kept per caller
+# (access-control's kept.rs), so it runs rarely even on a node. The prover,
+# the zkVM, the EVM and the crypto stay at opt-level 3. Package overrides
+# only rebuild these crates, never the CUDA kernels.
 size_first=()
-for p in appliance rpc telemetry audit backup rusqlite gateway-bridge access-control sqlx-core sqlx-postgres sqlx-sqlite toml_edit axum hyper hyper-util h2 reqwest tungstenite clap_builder; do
+for p in appliance rpc telemetry audit backup rusqlite gateway-bridge access-control cedar-policy cedar-policy-core sqlx-core sqlx-postgres sqlx-sqlite toml_edit axum hyper hyper-util h2 reqwest tungstenite clap_builder; do
   size_first+=(--config "profile.release.package.$p.opt-level=\"s\"")
 done
 started=$(date +%s)

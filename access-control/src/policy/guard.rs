@@ -9,7 +9,7 @@ use super::Caller;
 use super::{
     AccountFacts, Circumstances, Decision, FrameFacts, PolicyBundle, PolicyEngine, Resource,
 };
-use alloy_primitives::{keccak256, Address, B256, KECCAK256_EMPTY, U256};
+use alloy_primitives::{keccak256, Address, U256};
 use parking_lot::Mutex;
 use state_transition::{AccountRead, CallGuard, CreatedContract, Denial, Frame, FrameKind};
 use std::{
@@ -65,7 +65,7 @@ pub struct PolicyGuard {
 #[derive(Default)]
 struct Memo {
     bundle: Option<Arc<PolicyBundle>>,
-    answers: HashMap<B256, Result<(), Denial>>,
+    answers: HashMap<Vec<u8>, Result<(), Denial>>,
 }
 
 impl std::fmt::Debug for PolicyGuard {
@@ -114,7 +114,7 @@ impl PolicyGuard {
 
     fn remembered(
         &self,
-        key: impl FnOnce() -> B256,
+        key: impl FnOnce() -> Vec<u8>,
         decide: impl FnOnce() -> Result<(), Denial>,
     ) -> Result<(), Denial> {
         let Some(memo) = &self.memo else {
@@ -272,26 +272,28 @@ fn subject(frame: &Frame<'_>) -> Address {
 fn push_facts(buf: &mut Vec<u8>, facts: &AccountFacts) {
     buf.push(u8::from(facts.is_contract));
     buf.extend_from_slice(facts.deployer.unwrap_or_default().as_slice());
-    buf.extend_from_slice(digest(facts.deployer_org.as_bytes()).as_slice());
+    push_bytes(buf, facts.deployer_org.as_bytes());
 }
 
-/// keccak256 of `bytes`, known without hashing when they are empty (a
-/// wallet has no deployer's organization, a transfer no call data): each
-/// transfer's frame is keyed twice, at admission and in its block.
-fn digest(bytes: &[u8]) -> B256 {
-    if bytes.is_empty() {
-        KECCAK256_EMPTY
-    } else {
-        keccak256(bytes)
-    }
+/// Call data up to this long is part of a memo key as it is; longer call
+/// data by its keccak256, so that a guard's kept questions stay small.
+const INPUT_KEPT_WHOLE: usize = 256;
+
+/// Appends `bytes` with their length (fields cannot run into each other).
+fn push_bytes(buf: &mut Vec<u8>, bytes: &[u8]) {
+    buf.extend_from_slice(&(bytes.len() as u32).to_be_bytes());
+    buf.extend_from_slice(bytes);
 }
 
 /// The memo key of a frame: everything its decision depends on, the
-/// directory's facts about its subject included.
-fn frame_key(frame: &Frame<'_>, subject: &AccountFacts) -> B256 {
-    let mut buf = Vec::with_capacity(192);
+/// directory's facts about its subject included. The key is the facts
+/// themselves, not a hash of them, so equal keys are equal questions (the
+/// map compares whole keys); each transaction's frames are keyed twice, at
+/// admission and in its block, and two keccak256 rounds per frame cost
+/// more than the map's own hashing of a couple of hundred bytes.
+fn frame_key(frame: &Frame<'_>, subject: &AccountFacts) -> Vec<u8> {
+    let mut buf = Vec::with_capacity(128 + frame.input.len().min(INPUT_KEPT_WHOLE));
     push_facts(&mut buf, subject);
-    buf.push(0);
     buf.push(frame.kind as u8);
     buf.push(u8::from(frame.has_code));
     buf.extend_from_slice(&(frame.depth as u64).to_be_bytes());
@@ -299,8 +301,14 @@ fn frame_key(frame: &Frame<'_>, subject: &AccountFacts) -> B256 {
     buf.extend_from_slice(frame.target.as_slice());
     buf.extend_from_slice(frame.code_address.as_slice());
     buf.extend_from_slice(&frame.value.to_be_bytes::<32>());
-    buf.extend_from_slice(digest(frame.input).as_slice());
-    keccak256(&buf)
+    if frame.input.len() <= INPUT_KEPT_WHOLE {
+        buf.push(0);
+        push_bytes(&mut buf, frame.input);
+    } else {
+        buf.push(1);
+        buf.extend_from_slice(keccak256(frame.input).as_slice());
+    }
+    buf
 }
 
 impl CallGuard for PolicyGuard {
@@ -322,12 +330,14 @@ impl CallGuard for PolicyGuard {
         {
             return Ok(());
         }
+        // Tagged apart from frame keys, which start with a facts byte of
+        // 0 or 1.
         let key = || {
             let mut buf = Vec::with_capacity(96);
-            buf.push(1);
+            buf.push(2);
             buf.extend_from_slice(read.account.as_slice());
             push_facts(&mut buf, &self.directory.account(&read.account));
-            keccak256(buf)
+            buf
         };
         self.remembered(key, || {
             self.may_view(&read.account).map_err(|d| Denial {
@@ -498,6 +508,39 @@ mod tests {
         assert!(memo.check(&denied).is_err());
         assert!(memo.check(&denied).is_err(), "a denial is remembered too");
         assert_eq!(count.load(Ordering::Relaxed), 2);
+    }
+
+    /// Frames differing anywhere in their call data are different
+    /// questions, whether the data is kept whole in the key or by its hash
+    /// (past `INPUT_KEPT_WHOLE` bytes); the same data asked again is not.
+    #[test]
+    fn a_memoizing_guard_tells_call_data_apart() {
+        let (memo, count) = guard("service", "bank-b", ExecMode::Write);
+        let memo = memo.memoized();
+        let mut inputs = Vec::new();
+        for len in [4, INPUT_KEPT_WHOLE, INPUT_KEPT_WHOLE + 1, 4_000] {
+            let mut data = vec![7u8; len];
+            inputs.push(data.clone());
+            *data.last_mut().unwrap() = 8;
+            inputs.push(data);
+        }
+        for input in inputs.iter().chain(inputs.iter()) {
+            memo.check(&frame(FOREIGN_WALLET, U256::ZERO, input, false))
+                .unwrap();
+        }
+        assert_eq!(count.load(Ordering::Relaxed), inputs.len());
+        // A trader's token call and its forbidden mint differ in four bytes.
+        let (trader, _) = guard("trader", "bank-a", ExecMode::Write);
+        let trader = trader.memoized();
+        let transfer = [0xa9, 0x05, 0x9c, 0xbb];
+        let mint = [0x40, 0xc1, 0x0f, 0x19];
+        trader
+            .check(&frame(BANK_A_CONTRACT, U256::ZERO, &transfer, true))
+            .unwrap();
+        let d = trader
+            .check(&frame(BANK_A_CONTRACT, U256::ZERO, &mint, true))
+            .unwrap_err();
+        assert_eq!(d.rule, "default-deny");
     }
 
     #[test]

@@ -8,72 +8,116 @@
 //! lets an answer be kept under those attributes' values alone: an admin's
 //! hundredth oracle update asks what the first asked.
 //!
-//! The analysis walks each policy's JSON form (Cedar's EST). Every use of
-//! `context` must be an attribute access (`context.x`, `context.x.y`) or an
-//! attribute test (`context has x`); the first attribute is recorded. Any
-//! other use (`context` compared, passed, put in a set) makes the whole
-//! context relevant, and the slice is judged on every question.
+//! The analysis reads each policy's Cedar text token by token (strings
+//! and comments skipped). Every use of the `context` variable must be an
+//! attribute access (`context.x`, `context["x"]`) or an attribute test
+//! (`context has x`, `context has x.y`); the first attribute is recorded.
+//! Any other use (`context` compared, passed, put in a set or a record)
+//! makes the whole context relevant, and the slice is judged on every
+//! question. (Cedar's JSON form would do the same walk, but its serializer
+//! added half a megabyte to a binary that must stay small: see
+//! `prover/cuda/build.sh`.)
 
 use cedar_policy::PolicySet;
-use serde_json::Value;
 use std::collections::BTreeSet;
 
 /// The context attributes the policies of `set` can read, sorted; `None`
-/// when some policy uses the context other than through its attributes
-/// (or cannot be put in JSON form), so that no attribute can be left out
-/// of a key.
+/// when some policy uses the context other than through its attributes,
+/// so that no attribute can be left out of a key.
 pub(super) fn context_reads(set: &PolicySet) -> Option<Vec<String>> {
     let mut reads = BTreeSet::new();
     for policy in set.policies() {
-        let json = policy.to_json().ok()?;
-        walk(&json, &mut reads).ok()?;
+        policy_reads(&policy.to_string(), &mut reads)?;
     }
     Some(reads.into_iter().collect())
 }
 
-/// The context was used as a whole.
-struct Opaque;
-
-fn is_context(v: &Value) -> bool {
-    matches!(v, Value::Object(m) if m.len() == 1 && m.get("Var").and_then(Value::as_str) == Some("context"))
+#[derive(Debug, PartialEq, Eq)]
+enum Token<'a> {
+    Ident(&'a str),
+    Str(String),
+    Punct(char),
+    /// `::`
+    Path,
 }
 
-/// Records the attributes of `context` that `v` reads; fails on any other
-/// use of `context`.
-fn walk(v: &Value, reads: &mut BTreeSet<String>) -> Result<(), Opaque> {
-    match v {
-        Value::Object(map) => {
-            if is_context(v) {
-                return Err(Opaque);
-            }
-            for (key, inner) in map {
-                if key == "." || key == "has" {
-                    if let Some(attr) = context_attribute(inner) {
-                        reads.insert(attr);
-                        continue;
+/// Cedar text as tokens, without whitespace, comments and annotations'
+/// quoting; `None` on text this lexer does not understand (an unclosed
+/// string), which leaves the policy opaque.
+fn tokens(text: &str) -> Option<Vec<Token<'_>>> {
+    let bytes = text.as_bytes();
+    let mut out = Vec::new();
+    let mut i = 0;
+    while i < bytes.len() {
+        let c = bytes[i];
+        if c.is_ascii_whitespace() {
+            i += 1;
+        } else if text[i..].starts_with("//") {
+            i = text[i..].find('\n').map_or(bytes.len(), |n| i + n + 1);
+        } else if c == b'"' {
+            let mut value = String::new();
+            i += 1;
+            loop {
+                match bytes.get(i)? {
+                    b'"' => break,
+                    b'\\' => {
+                        value.push(*bytes.get(i + 1)? as char);
+                        i += 2;
+                    }
+                    _ => {
+                        let ch = text[i..].chars().next()?;
+                        value.push(ch);
+                        i += ch.len_utf8();
                     }
                 }
-                walk(inner, reads)?;
             }
-            Ok(())
+            i += 1;
+            out.push(Token::Str(value));
+        } else if c.is_ascii_alphabetic() || c == b'_' {
+            let start = i;
+            while i < bytes.len() && (bytes[i].is_ascii_alphanumeric() || bytes[i] == b'_') {
+                i += 1;
+            }
+            out.push(Token::Ident(&text[start..i]));
+        } else if text[i..].starts_with("::") {
+            out.push(Token::Path);
+            i += 2;
+        } else {
+            let ch = text[i..].chars().next()?;
+            out.push(Token::Punct(ch));
+            i += ch.len_utf8();
         }
-        Value::Array(items) => items.iter().try_for_each(|i| walk(i, reads)),
-        _ => Ok(()),
     }
+    Some(out)
 }
 
-/// `{"left": {"Var": "context"}, "attr": A}` (or `A` a list, for
-/// `context has a.b`): the first attribute named.
-fn context_attribute(op: &Value) -> Option<String> {
-    let map = op.as_object()?;
-    if !map.get("left").is_some_and(is_context) {
-        return None;
+/// Adds the context attributes one policy's text reads; `None` when it
+/// uses the context any other way.
+fn policy_reads(text: &str, reads: &mut BTreeSet<String>) -> Option<()> {
+    let tokens = tokens(text)?;
+    for (at, token) in tokens.iter().enumerate() {
+        if *token != Token::Ident("context") {
+            continue;
+        }
+        // An attribute or a path segment of that name is not the variable.
+        let before = at.checked_sub(1).map(|b| &tokens[b]);
+        if matches!(
+            before,
+            Some(Token::Punct('.') | Token::Path | Token::Ident("has"))
+        ) {
+            continue;
+        }
+        let next = |n: usize| tokens.get(at + n);
+        let attr = match (next(1), next(2), next(3)) {
+            (Some(Token::Punct('.')), Some(Token::Ident(a)), _) => (*a).to_owned(),
+            (Some(Token::Punct('[')), Some(Token::Str(a)), Some(Token::Punct(']'))) => a.clone(),
+            (Some(Token::Ident("has")), Some(Token::Ident(a)), _) => (*a).to_owned(),
+            (Some(Token::Ident("has")), Some(Token::Str(a)), _) => a.clone(),
+            _ => return None,
+        };
+        reads.insert(attr);
     }
-    match map.get("attr")? {
-        Value::String(a) => Some(a.clone()),
-        Value::Array(path) => path.first()?.as_str().map(str::to_owned),
-        _ => None,
-    }
+    Some(())
 }
 
 #[cfg(test)]
@@ -115,6 +159,35 @@ mod tests {
         assert_eq!(
             reads(r#"permit (principal, action, resource) when { resource.depth == 1 };"#),
             Some(vec![])
+        );
+    }
+
+    /// Indexing by a string, quoted attribute tests, strings and comments
+    /// that merely mention the context, and other variables' attributes
+    /// or paths of that name.
+    #[test]
+    fn text_that_only_mentions_the_context_is_not_a_read() {
+        let found = reads(
+            r#"@id("context.ignored")
+               permit (principal, action, resource)
+               when {
+                 // context.commented is not read
+                 context["value_gwei"] > 5 && context has "kind" &&
+                 principal has context && resource.owner like "context.*" &&
+                 principal.context == "x"
+               };"#,
+        );
+        assert_eq!(
+            found,
+            Some(["kind", "value_gwei"].map(String::from).to_vec())
+        );
+        assert_eq!(
+            reads(r#"permit (principal, action, resource) when { {"c": context}.c.depth == 0 };"#),
+            None
+        );
+        assert_eq!(
+            reads(r#"permit (principal, action, resource) when { context in [] };"#),
+            None
         );
     }
 
