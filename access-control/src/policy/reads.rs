@@ -14,9 +14,7 @@
 //! (`context has x`, `context has x.y`); the first attribute is recorded.
 //! Any other use (`context` compared, passed, put in a set or a record)
 //! makes the whole context relevant, and the slice is judged on every
-//! question. (Cedar's JSON form would do the same walk, but its serializer
-//! added half a megabyte to a binary that must stay small: see
-//! `prover/cuda/build.sh`.)
+//! question.
 
 use cedar_policy::PolicySet;
 use std::collections::BTreeSet;
