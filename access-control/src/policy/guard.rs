@@ -5,6 +5,7 @@
 //! `eth_getBalance` / `eth_getCode` of that account would be; in-process,
 //! with no network hop.
 
+use super::request::push_bytes;
 use super::Caller;
 use super::{
     AccountFacts, Circumstances, Decision, FrameFacts, PolicyBundle, PolicyEngine, Resource,
@@ -278,12 +279,6 @@ fn push_facts(buf: &mut Vec<u8>, facts: &AccountFacts) {
 /// Call data up to this long is part of a memo key as it is; longer call
 /// data by its keccak256, so that a guard's kept questions stay small.
 const INPUT_KEPT_WHOLE: usize = 256;
-
-/// Appends `bytes` with their length (fields cannot run into each other).
-fn push_bytes(buf: &mut Vec<u8>, bytes: &[u8]) {
-    buf.extend_from_slice(&(bytes.len() as u32).to_be_bytes());
-    buf.extend_from_slice(bytes);
-}
 
 /// The memo key of a frame: everything its decision depends on, the
 /// directory's facts about its subject included. The key is the facts

@@ -281,7 +281,7 @@ pub(super) fn context(circumstances: &Circumstances, hour: u64) -> Context {
 
 /// Appends `bytes` with its length, so that adjacent fields cannot run
 /// into each other.
-fn put(key: &mut Vec<u8>, bytes: &[u8]) {
+pub(super) fn push_bytes(key: &mut Vec<u8>, bytes: &[u8]) {
     key.extend_from_slice(&(bytes.len() as u32).to_be_bytes());
     key.extend_from_slice(bytes);
 }
@@ -295,14 +295,14 @@ pub(super) fn resource_key(key: &mut Vec<u8>, resource: &Resource) {
             key.push(1);
             key.extend_from_slice(a.address.as_slice());
             key.push(u8::from(a.is_contract));
-            put(key, a.deployer.as_ref().map_or(&[][..], |d| d.as_slice()));
-            put(key, a.deployer_org.as_bytes());
+            push_bytes(key, a.deployer.as_ref().map_or(&[][..], |d| d.as_slice()));
+            push_bytes(key, a.deployer_org.as_bytes());
         }
         Resource::Transaction(t) => {
             key.push(2);
             key.extend_from_slice(t.hash.as_slice());
             key.extend_from_slice(t.from.as_slice());
-            put(key, t.to.as_ref().map_or(&[][..], |d| d.as_slice()));
+            push_bytes(key, t.to.as_ref().map_or(&[][..], |d| d.as_slice()));
             key.extend_from_slice(&(t.participants.len() as u32).to_be_bytes());
             for p in &t.participants {
                 key.extend_from_slice(p.as_slice());
@@ -329,13 +329,13 @@ pub(super) fn context_key(
         Circumstances::Log { .. } => 2,
     });
     for attr in reads {
-        put(key, attr.as_bytes());
+        push_bytes(key, attr.as_bytes());
         match (circumstances, attr.as_str()) {
             (Circumstances::Rpc | Circumstances::Frame(_), "hour_utc") => {
                 key.extend_from_slice(&hour.to_be_bytes())
             }
             (Circumstances::Log { topic0, .. }, "topic0") => {
-                put(key, topic0.as_ref().map_or(&[][..], |t| t.as_slice()))
+                push_bytes(key, topic0.as_ref().map_or(&[][..], |t| t.as_slice()))
             }
             (Circumstances::Log { addresses, .. }, "addresses") => {
                 key.extend_from_slice(&(addresses.len() as u32).to_be_bytes());
@@ -351,20 +351,20 @@ pub(super) fn context_key(
 
 fn frame_attribute(key: &mut Vec<u8>, f: &FrameFacts, name: &str) {
     match name {
-        "kind" => put(key, f.kind.as_bytes()),
+        "kind" => push_bytes(key, f.kind.as_bytes()),
         "depth" => key.extend_from_slice(&f.depth.to_be_bytes()),
         "caller" => key.extend_from_slice(f.caller.as_slice()),
         "signer" => key.extend_from_slice(f.signer.as_slice()),
-        "selector" => put(key, f.selector.as_ref().map_or(&[][..], |s| &s[..])),
+        "selector" => push_bytes(key, f.selector.as_ref().map_or(&[][..], |s| &s[..])),
         "function" => match &f.function {
             // Absent and empty both reach Cedar as "".
-            Some(name) => put(key, name.as_bytes()),
-            None => put(key, b""),
+            Some(name) => push_bytes(key, name.as_bytes()),
+            None => push_bytes(key, b""),
         },
         "args" | "address_args" => {
             key.extend_from_slice(&(f.args.len() as u32).to_be_bytes());
             for (name, value) in &f.args {
-                put(key, name.as_bytes());
+                push_bytes(key, name.as_bytes());
                 match value {
                     ArgValue::Address(a) => {
                         key.push(0);
