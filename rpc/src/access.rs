@@ -236,8 +236,21 @@ impl Access {
     /// Brings the contract directory up to the derived head. The in-memory
     /// head answers the common case (nothing new) without opening a view.
     pub(crate) async fn sync_directory(&self, seq: &Sequencer) -> Result<(), RpcError> {
-        if self.directory.next_block() > seq.head().number {
+        let derived = seq.head();
+        let next = self.directory.next_block();
+        if next > derived.number {
             return Ok(());
+        }
+        if derived.last_deploy < next {
+            // No block since the last scan deployed anything: move past them
+            // without decoding them (a full block decode, under the scan
+            // lock every submission then queues on, once per block).
+            // `record` never moves backwards, so a scan running beside this
+            // still records what it found.
+            return self
+                .directory
+                .record(Vec::new(), derived.number)
+                .map_err(RpcError::internal);
         }
         let _one_at_a_time = self.scan.lock().await;
         let view = seq.view().map_err(RpcError::internal)?;

@@ -54,6 +54,10 @@ pub struct ChainHead {
     pub hash: B256,
     /// State root after it.
     pub state_root: B256,
+    /// No block after this one (up to `number`) deployed a contract: what
+    /// lets the contract directory skip blocks without decoding them. At
+    /// start it is the head itself, since earlier blocks are not looked at.
+    pub last_deploy: u64,
 }
 
 /// A running sequencer.
@@ -112,6 +116,7 @@ impl Sequencer {
             number: deriver.height(),
             hash: head_block.hash,
             state_root: view.state_root(deriver.height())?.unwrap_or_default(),
+            last_deploy: deriver.height(),
         };
         let hot = Arc::new(RwLock::new(Hot {
             state: deriver.state().clone(),
@@ -139,15 +144,22 @@ impl Sequencer {
                     // stage that fell behind catches up (one commit for
                     // them all); one that keeps up derives each alone.
                     let mut group = Vec::with_capacity(DERIVE_GROUP);
+                    let mut last_deploy = head.last_deploy;
                     while let Ok(first) = from_produce.recv() {
                         group.push(first);
                         group.extend(from_produce.try_iter().take(DERIVE_GROUP - 1));
                         let roots = deriver.apply_all(&group)?;
+                        for outcome in &group {
+                            if outcome.txs.iter().any(|t| t.contract_address.is_some()) {
+                                last_deploy = outcome.context.number;
+                            }
+                        }
                         if let (Some(last), Some(root)) = (group.last(), roots.last()) {
                             head_tx.send_replace(ChainHead {
                                 number: last.context.number,
                                 hash: last.header.hash,
                                 state_root: *root,
+                                last_deploy,
                             });
                         }
                         group.clear();
@@ -371,4 +383,87 @@ pub fn rebuild(
     let log = BlockLog::open_with(&dir.join(BLOCK_LOG_FILE), log_cipher)?;
     let mut deriver = Deriver::open(store, genesis, chain, 1_000)?;
     replay(chain, &log, &mut deriver, progress)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::genesis::{GenesisAccount, GenesisConfig};
+    use crate::test_support::{
+        signed_create_from, signed_transfer_from, test_signer, TEST_CHAIN_ID,
+    };
+    use alloy_primitives::{Bytes, U256};
+    use state_transition::{revm::primitives::hardfork::SpecId, FeeMode};
+    use std::time::{Duration, Instant};
+
+    fn started(dir: &Path) -> (Sequencer, alloy_signer_local::PrivateKeySigner) {
+        let chain = ChainSpec {
+            chain_id: TEST_CHAIN_ID,
+            spec: SpecId::PRAGUE,
+            fee_mode: FeeMode::Zero,
+            block_gas_limit: 30_000_000,
+        };
+        let signer = test_signer(0);
+        let funded = GenesisAccount {
+            balance: Some(U256::from(10u64).pow(U256::from(18u64))),
+            ..Default::default()
+        };
+        let genesis = Genesis {
+            config: GenesisConfig {
+                chain_id: Some(TEST_CHAIN_ID),
+            },
+            timestamp: None,
+            gas_limit: None,
+            alloc: [(signer.address(), funded)].into_iter().collect(),
+        };
+        let mut config = SequencerConfig::new(chain);
+        config.block_time = Duration::from_millis(20);
+        let store = Arc::new(storage::RedbStore::open(&dir.join("state.redb")).unwrap());
+        (
+            Sequencer::start(dir, store, &genesis, config).unwrap(),
+            signer,
+        )
+    }
+
+    /// Waits until the derived head includes `hash`; returns its block.
+    fn derived_with(seq: &Sequencer, hash: B256) -> u64 {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let found = seq.view().unwrap().tx_location(&hash).unwrap();
+            if let Some((block, _)) = found.filter(|(b, _)| seq.head().number >= *b) {
+                return block;
+            }
+            assert!(Instant::now() < deadline, "{hash} not derived");
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    /// The derived head says which block last deployed a contract, so the
+    /// contract directory can skip the blocks after it without decoding
+    /// them: a deployment moves it, transfers do not, and a restart starts
+    /// it at the head (nothing before is known).
+    #[test]
+    fn the_head_tells_which_block_last_deployed_a_contract() {
+        let dir = tempfile::tempdir().unwrap();
+        let (seq, signer) = started(dir.path());
+        assert_eq!(seq.head().last_deploy, 0);
+        // Init code returning one byte of runtime code (STOP).
+        let init = Bytes::from_static(&[0x60, 0x01, 0x60, 0x00, 0xf3]);
+        let deploy = seq.submit(signed_create_from(&signer, 0, init)).unwrap();
+        let deployed_in = derived_with(&seq, deploy);
+        assert!(deployed_in >= 1);
+        assert_eq!(seq.head().last_deploy, deployed_in);
+        let to = Address::with_last_byte(0x42);
+        let transfer = seq
+            .submit(signed_transfer_from(&signer, 1, to, 1_000, 0))
+            .unwrap();
+        let transferred_in = derived_with(&seq, transfer);
+        let head = seq.head();
+        assert!(transferred_in > deployed_in && head.number >= transferred_in);
+        assert_eq!(head.last_deploy, deployed_in, "a transfer deploys nothing");
+        drop(seq);
+        let (seq, _) = started(dir.path());
+        let head = seq.head();
+        assert_eq!(head.last_deploy, head.number, "unknown before a restart");
+    }
 }

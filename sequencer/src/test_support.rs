@@ -62,6 +62,21 @@ pub fn signed_call_from(
     signed(signer, nonce, call)
 }
 
+/// A signed, fee-free deployment of `init_code`.
+pub fn signed_create_from(
+    signer: &PrivateKeySigner,
+    nonce: u64,
+    init_code: alloy_primitives::Bytes,
+) -> TxEnvelope {
+    let create = TxEip1559 {
+        to: TxKind::Create,
+        input: init_code,
+        gas_limit: 200_000,
+        ..Default::default()
+    };
+    signed(signer, nonce, create)
+}
+
 /// `tx` on the test chain with `nonce`, signed by `signer`.
 fn signed(signer: &PrivateKeySigner, nonce: u64, tx: TxEip1559) -> TxEnvelope {
     let tx = TxEip1559 {
