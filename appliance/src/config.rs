@@ -99,6 +99,10 @@ pub struct SequencerSection {
     /// Blocks whose state stays readable (and provable) behind the head;
     /// absent: every block's. Older state is dropped in slices of an eighth.
     pub history_keep_blocks: Option<u64>,
+    /// Every Nth derived-store commit is durable (fsync'd); the blocks
+    /// between are replayed from the block log after a crash. Fewer blocks
+    /// per durable commit: smaller, more frequent flushes.
+    pub durable_every_blocks: u64,
 }
 
 impl Default for SequencerSection {
@@ -109,6 +113,7 @@ impl Default for SequencerSection {
             empty_blocks: false,
             mempool_capacity: 100_000,
             history_keep_blocks: None,
+            durable_every_blocks: 64,
         }
     }
 }
@@ -232,6 +237,12 @@ impl Config {
                     .to_string(),
             );
         }
+        if !(1..=4096).contains(&s.durable_every_blocks) {
+            problems.push(format!(
+                "sequencer.durable_every_blocks = {}: must be within 1..=4096",
+                s.durable_every_blocks
+            ));
+        }
         if !(10..=2000).contains(&s.block_time_ms) {
             problems.push(format!(
                 "sequencer.block_time_ms = {}: must be within 10..=2000",
@@ -349,12 +360,13 @@ mod tests {
     fn every_semantic_problem_is_reported_at_once() {
         let err = Config::parse(
             "x.toml",
-            "data_dir='/d'\ngenesis='/nonexistent/g.json'\n[chain]\nchain_id=1\nfee_mode='free'\n[sequencer]\nblock_time_ms=5\n[rpc]\nlisten='127.0.0.1:1'\ntls_cert='/nonexistent/c'\ntls_key='/nonexistent/k'\n[access]\npolicies_dir='/nonexistent/p'\nsiwe_domain='x'\nadmin_key_sha256='zz'\n[[access.oidc]]\nname='idp'\nissuer='http://idp.example'\naudience=''\n[encryption]\nprovider='transit'\naddress='http://kms.example:8200'\nkey='k'\nauth={token={env='T'}}\n[audit]\ndatabase_url='mysql://x'\nretention_days=0\n",
+            "data_dir='/d'\ngenesis='/nonexistent/g.json'\n[chain]\nchain_id=1\nfee_mode='free'\n[sequencer]\nblock_time_ms=5\ndurable_every_blocks=0\n[rpc]\nlisten='127.0.0.1:1'\ntls_cert='/nonexistent/c'\ntls_key='/nonexistent/k'\n[access]\npolicies_dir='/nonexistent/p'\nsiwe_domain='x'\nadmin_key_sha256='zz'\n[[access.oidc]]\nname='idp'\nissuer='http://idp.example'\naudience=''\n[encryption]\nprovider='transit'\naddress='http://kms.example:8200'\nkey='k'\nauth={token={env='T'}}\n[audit]\ndatabase_url='mysql://x'\nretention_days=0\n",
         )
         .unwrap_err();
         let text = err.to_string();
         for key in [
             "sequencer.block_time_ms",
+            "sequencer.durable_every_blocks",
             "chain.fee_mode",
             "access.admin_key_sha256",
             "access.policies_dir",

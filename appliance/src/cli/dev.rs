@@ -83,6 +83,10 @@ pub struct Args {
     /// Blocks whose state stays readable behind the head (default: all).
     #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
     pub history_keep_blocks: Option<u64>,
+    /// Every Nth derived-store commit is durable (1–4096; the blocks
+    /// between are replayed from the block log after a crash).
+    #[arg(long, default_value_t = 64, value_parser = clap::value_parser!(u64).range(1..=4096))]
+    pub durable_every_blocks: u64,
     /// Address of the Prometheus scrape endpoint (`GET /metrics`); port 0
     /// picks a free one, written to `dev.json` as `metrics_url`.
     #[arg(long, env = "PRIVIDIUM_METRICS_ADDR", default_value = "127.0.0.1:0")]
@@ -303,6 +307,7 @@ pub async fn run(args: Args) -> Result<()> {
         .collect();
     let block_time = Duration::from_millis(args.block_time_ms);
     let history_keep = args.history_keep_blocks;
+    let durable_every = args.durable_every_blocks;
     let params = NodeConfig {
         data_dir: dir.clone(),
         rpc_addr: args.rpc_addr,
@@ -334,6 +339,7 @@ pub async fn run(args: Args) -> Result<()> {
         tune: Box::new(move |c| {
             c.block_time = block_time;
             c.history_keep = history_keep;
+            c.durable_every = durable_every;
         }),
         limits: RpcLimits {
             filter_idle: Duration::from_secs(args.filter_idle_secs),

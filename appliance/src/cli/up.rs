@@ -70,6 +70,7 @@ pub async fn run(args: Args) -> Result<()> {
             c.empty_blocks = s.empty_blocks;
             c.mempool.capacity = s.mempool_capacity;
             c.history_keep = s.history_keep_blocks;
+            c.durable_every = s.durable_every_blocks;
         }),
         limits: config.rpc.limits(),
         encryption: config.encryption.clone(),

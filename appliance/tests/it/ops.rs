@@ -275,6 +275,10 @@ async fn prometheus_scrapes_transactions_blocks_and_audit_under_load() {
         (r#"sum(prividium_blocks_produced_total)"#, 1.0),
         (r#"sum(prividium_inclusion_latency_seconds_count)"#, 40.0),
         (r#"sum(prividium_block_transactions_sum)"#, 40.0),
+        // What holds a receipt back after its block is sealed: the block
+        // log's fsync and the derived store's commit.
+        (r#"sum(prividium_block_log_append_seconds_count)"#, 1.0),
+        (r#"sum(prividium_derive_commit_seconds_count)"#, 1.0),
         (r#"sum(prividium_audit_committed_events_total)"#, 1.0),
         (
             r#"sum(prividium_policy_decisions_total{outcome="allow"})"#,

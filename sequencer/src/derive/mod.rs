@@ -144,7 +144,15 @@ impl Deriver {
             return Ok(roots);
         };
         let number = last.context.number;
+        // The flush behind a durable commit holds the derived head back
+        // (and shares the disk with the block log): worth watching apart.
+        let committing = std::time::Instant::now();
         self.store.write(batch, durable)?;
+        metrics::histogram!(
+            "prividium_derive_commit_seconds",
+            "durable" => if durable { "true" } else { "false" }
+        )
+        .record(committing.elapsed().as_secs_f64());
         self.height = number;
         if let Some(keep) = self.keep {
             if number >= self.history_from.saturating_add(keep) {

@@ -138,7 +138,10 @@ impl Producer {
             output_hash: outcome.output_hash,
             block_hash: outcome.header.hash,
         };
+        let appending = Instant::now();
         self.log.append(&record)?;
+        metrics::histogram!("prividium_block_log_append_seconds")
+            .record(appending.elapsed().as_secs_f64());
 
         let senders: BTreeMap<Address, u64> = {
             let mut hot = self.hot.write();
