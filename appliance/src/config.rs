@@ -4,6 +4,7 @@
 //! are rejected by name, and semantic checks report every problem at once.
 
 use crate::chain_files::ChainFile;
+use sequencer::SequencerConfig;
 use serde::Deserialize;
 use std::{net::SocketAddr, path::PathBuf};
 
@@ -101,19 +102,20 @@ pub struct SequencerSection {
     pub history_keep_blocks: Option<u64>,
     /// Every Nth derived-store commit is durable (fsync'd); the blocks
     /// between are replayed from the block log after a crash. Fewer blocks
-    /// per durable commit: smaller, more frequent flushes.
+    /// per durable commit: shorter replay, but smaller flushes more often,
+    /// which write more in total (each rewrites the hot pages again).
     pub durable_every_blocks: u64,
 }
 
 impl Default for SequencerSection {
     fn default() -> Self {
         Self {
-            block_time_ms: 100,
+            block_time_ms: SequencerConfig::DEFAULT_BLOCK_TIME_MS,
             max_block_txs: 5_000,
             empty_blocks: false,
             mempool_capacity: 100_000,
             history_keep_blocks: None,
-            durable_every_blocks: 64,
+            durable_every_blocks: SequencerConfig::DEFAULT_DURABLE_EVERY,
         }
     }
 }
@@ -237,15 +239,17 @@ impl Config {
                     .to_string(),
             );
         }
-        if !(1..=4096).contains(&s.durable_every_blocks) {
+        let durable = SequencerConfig::DURABLE_EVERY;
+        if !durable.contains(&s.durable_every_blocks) {
             problems.push(format!(
-                "sequencer.durable_every_blocks = {}: must be within 1..=4096",
+                "sequencer.durable_every_blocks = {}: must be within {durable:?}",
                 s.durable_every_blocks
             ));
         }
-        if !(10..=2000).contains(&s.block_time_ms) {
+        let block_time = SequencerConfig::BLOCK_TIME_MS;
+        if !block_time.contains(&s.block_time_ms) {
             problems.push(format!(
-                "sequencer.block_time_ms = {}: must be within 10..=2000",
+                "sequencer.block_time_ms = {}: must be within {block_time:?}",
                 s.block_time_ms
             ));
         }

@@ -1,5 +1,6 @@
 use crate::mempool::MempoolConfig;
 use state_transition::ChainSpec;
+use std::ops::RangeInclusive;
 use std::time::Duration;
 
 /// How the sequencer runs.
@@ -25,19 +26,27 @@ pub struct SequencerConfig {
 }
 
 impl SequencerConfig {
-    /// Allowed block time range.
-    pub const BLOCK_TIME_RANGE: (Duration, Duration) =
-        (Duration::from_millis(10), Duration::from_secs(2));
+    /// Block times (milliseconds) a configuration may ask for: below 10 ms
+    /// the per-block fsync dominates; above 2 s receipts wait too long.
+    pub const BLOCK_TIME_MS: RangeInclusive<u64> = 10..=2000;
+    /// Default block time in milliseconds.
+    pub const DEFAULT_BLOCK_TIME_MS: u64 = 100;
+    /// Durable-commit cadences (blocks) a configuration may ask for: the
+    /// upper bound caps how many blocks a restart replays from the block log.
+    pub const DURABLE_EVERY: RangeInclusive<u64> = 1..=4096;
+    /// Default cadence: measured faster than every 8 blocks, because each
+    /// durable flush rewrites the pages the commits before it dirtied.
+    pub const DEFAULT_DURABLE_EVERY: u64 = 64;
 
     /// Defaults for a chain: 100 ms blocks, no empty blocks.
     pub fn new(chain: ChainSpec) -> Self {
         Self {
             chain,
-            block_time: Duration::from_millis(100),
+            block_time: Duration::from_millis(Self::DEFAULT_BLOCK_TIME_MS),
             max_block_txs: 5_000,
             empty_blocks: false,
             mempool: MempoolConfig::default(),
-            durable_every: 64,
+            durable_every: Self::DEFAULT_DURABLE_EVERY,
             log_cipher: None,
             history_keep: None,
         }

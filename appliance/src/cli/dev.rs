@@ -15,6 +15,7 @@ use alloy_signer_local::PrivateKeySigner;
 use anyhow::{Context, Result};
 use audit::trail::AuditConfig;
 use rpc::RpcLimits;
+use sequencer::SequencerConfig;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 use std::{net::SocketAddr, path::PathBuf, time::Duration};
@@ -29,7 +30,11 @@ pub struct Args {
     #[arg(long, env = "PRIVIDIUM_RPC_ADDR", default_value = "127.0.0.1:8545")]
     pub rpc_addr: SocketAddr,
     /// Block time in milliseconds (10–2000).
-    #[arg(long, default_value_t = 100, value_parser = clap::value_parser!(u64).range(10..=2000))]
+    #[arg(
+        long,
+        default_value_t = SequencerConfig::DEFAULT_BLOCK_TIME_MS,
+        value_parser = clap::value_parser!(u64).range(SequencerConfig::BLOCK_TIME_MS)
+    )]
     pub block_time_ms: u64,
     /// Policy directory (default: `<data-dir>/policies`, seeded with the
     /// bank policy set on first start).
@@ -85,7 +90,11 @@ pub struct Args {
     pub history_keep_blocks: Option<u64>,
     /// Every Nth derived-store commit is durable (1–4096; the blocks
     /// between are replayed from the block log after a crash).
-    #[arg(long, default_value_t = 64, value_parser = clap::value_parser!(u64).range(1..=4096))]
+    #[arg(
+        long,
+        default_value_t = SequencerConfig::DEFAULT_DURABLE_EVERY,
+        value_parser = clap::value_parser!(u64).range(SequencerConfig::DURABLE_EVERY)
+    )]
     pub durable_every_blocks: u64,
     /// Address of the Prometheus scrape endpoint (`GET /metrics`); port 0
     /// picks a free one, written to `dev.json` as `metrics_url`.
