@@ -96,6 +96,45 @@ async fn queries_filter_and_page_on_both_databases() {
     }
 }
 
+/// A log written before migration 0004 (resources indexed whole) is
+/// re-indexed by prefix when the node next opens it, and a lookup by
+/// resource still finds exactly the events about it, old ones included.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_log_from_before_the_prefix_index_migrates_and_answers_resource_lookups() {
+    for t in TestDb::both().await {
+        fill(&t, 300, 100).await;
+        t.exec("DROP INDEX audit_events_resource").await;
+        t.exec("CREATE INDEX audit_events_resource ON audit_events (resource, id)")
+            .await;
+        t.exec("DELETE FROM _sqlx_migrations WHERE version = 4")
+            .await;
+
+        let reopened = audit::AuditDb::connect(&t.url).await.unwrap();
+        let status = audit::schema_status(&t.url, std::time::Duration::from_secs(10))
+            .await
+            .unwrap();
+        assert!(status.pending().is_empty(), "{}: {status:?}", t.label());
+        for (resource, expected) in [
+            ("Node:7", vec![7]),
+            ("Node:299", vec![299]),
+            ("Node:300", vec![]),
+        ] {
+            let page = reopened
+                .query(&Filter {
+                    resource: Some(resource.into()),
+                    limit: Some(10),
+                    ..Default::default()
+                })
+                .await
+                .unwrap();
+            let ids: Vec<u64> = page.events.iter().map(|e| e.id).collect();
+            assert_eq!(ids, expected, "{} {resource}", t.label());
+        }
+        reopened.close().await;
+        t.drop_db().await;
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn proofs_convince_a_verifier_with_only_the_public_key() {
     for t in TestDb::both().await {
