@@ -4,7 +4,7 @@
 //! are rejected by name, and semantic checks report every problem at once.
 
 use crate::chain_files::ChainFile;
-use sequencer::SequencerConfig;
+use sequencer::{MempoolConfig, SequencerConfig};
 use serde::Deserialize;
 use std::{net::SocketAddr, path::PathBuf};
 
@@ -111,9 +111,9 @@ impl Default for SequencerSection {
     fn default() -> Self {
         Self {
             block_time_ms: SequencerConfig::DEFAULT_BLOCK_TIME_MS,
-            max_block_txs: 5_000,
+            max_block_txs: SequencerConfig::DEFAULT_MAX_BLOCK_TXS,
             empty_blocks: false,
-            mempool_capacity: 100_000,
+            mempool_capacity: MempoolConfig::DEFAULT_CAPACITY,
             history_keep_blocks: None,
             durable_every_blocks: SequencerConfig::DEFAULT_DURABLE_EVERY,
         }

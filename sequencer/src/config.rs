@@ -37,13 +37,17 @@ impl SequencerConfig {
     /// Default cadence: measured faster than every 8 blocks, because each
     /// durable flush rewrites the pages the commits before it dirtied.
     pub const DEFAULT_DURABLE_EVERY: u64 = 64;
+    /// Default cap on a block's transactions: with 100 ms blocks it is far
+    /// above what this hardware seals per block, so it bounds a block's
+    /// production time without limiting throughput.
+    pub const DEFAULT_MAX_BLOCK_TXS: usize = 5_000;
 
     /// Defaults for a chain: 100 ms blocks, no empty blocks.
     pub fn new(chain: ChainSpec) -> Self {
         Self {
             chain,
             block_time: Duration::from_millis(Self::DEFAULT_BLOCK_TIME_MS),
-            max_block_txs: 5_000,
+            max_block_txs: Self::DEFAULT_MAX_BLOCK_TXS,
             empty_blocks: false,
             mempool: MempoolConfig::default(),
             durable_every: Self::DEFAULT_DURABLE_EVERY,

@@ -402,3 +402,40 @@ pub async fn run(args: Args) -> Result<()> {
     })
     .await
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::{Args as _, Command};
+
+    /// clap enforces the ranges from `SequencerConfig` but does not print
+    /// them: the help text is where an operator reads them, so it must name
+    /// the same bounds the parser enforces.
+    #[test]
+    fn help_names_the_ranges_the_flags_enforce() {
+        let cmd = Args::augment_args(Command::new("dev"));
+        let help = |id: &str| {
+            cmd.get_arguments()
+                .find(|a| a.get_id() == id)
+                .and_then(|a| a.get_help())
+                .map(|h| h.to_string())
+                .unwrap_or_default()
+        };
+        for (id, range) in [
+            ("block_time_ms", SequencerConfig::BLOCK_TIME_MS),
+            ("durable_every_blocks", SequencerConfig::DURABLE_EVERY),
+        ] {
+            let text = format!("{}–{}", range.start(), range.end());
+            assert!(help(id).contains(&text), "--{id} help lacks {text}");
+        }
+        let parse = |flag: &str, v: u64| {
+            Args::augment_args(Command::new("dev"))
+                .try_get_matches_from(["dev", flag, &v.to_string()])
+                .is_ok()
+        };
+        let block = SequencerConfig::BLOCK_TIME_MS;
+        assert!(parse("--block-time-ms", *block.end()));
+        assert!(!parse("--block-time-ms", block.end() + 1));
+        assert!(!parse("--block-time-ms", block.start() - 1));
+    }
+}

@@ -25,10 +25,17 @@ pub struct MempoolConfig {
     pub replace_bump_percent: u128,
 }
 
+impl MempoolConfig {
+    /// Default capacity: several seconds of the most this node admits, so a
+    /// burst queues instead of being refused, while bounding the memory
+    /// pooled transactions and their guards hold.
+    pub const DEFAULT_CAPACITY: usize = 100_000;
+}
+
 impl Default for MempoolConfig {
     fn default() -> Self {
         Self {
-            capacity: 100_000,
+            capacity: Self::DEFAULT_CAPACITY,
             max_tx_bytes: 128 * 1024,
             max_nonce_gap: 1_024,
             replace_bump_percent: 10,
