@@ -14,6 +14,11 @@ echo "== zkVM guests (Debian rustc-web, reproducible builds) =="
 prover/guest/build.sh
 prover/guest/build.sh --predicate
 
+# The guest's own secp256k1 path (prover/guest/vendor/README.md), on the
+# host, against the fork's generic multiplication.
+echo "== vendored secp256k1: GLV two-point sum against the fork's own =="
+cargo test -j"$JOBS" --manifest-path prover/guest/Cargo.toml --locked -p k256 --lib
+
 echo "== format, import circles and lints =="
 cargo fmt --all --check
 scripts/import-circles.py

@@ -11,6 +11,8 @@ use openvm_ecc_sw_macros::sw_declare;
 
 use crate::Secp256k1;
 
+mod glv;
+
 // --- Define the OpenVM modular arithmetic and ecc types ---
 
 const CURVE_B: Secp256k1Coord = Secp256k1Coord::from_const_bytes(seven_le());
@@ -60,6 +62,10 @@ impl IntrinsicCurve for Secp256k1 {
     where
         for<'a> &'a Self::Point: Add<&'a Self::Point, Output = Self::Point>,
     {
+        // Signer recovery and verification: the generator and one point.
+        if let Some(sum) = glv::lincomb_with_generator(coeffs, bases) {
+            return sum;
+        }
         // heuristic
         if coeffs.len() < 25 {
             let table = CachedMulTable::<Self>::new_with_prime_order(bases, 4);
