@@ -1,11 +1,12 @@
 """Generates src/internal/glv_tables.rs: the constants of secp256k1's GLV
-endomorphism and the fixed multiples of G that `glv::lincomb` reads.
+endomorphism and the fixed multiples of G that `glv::lincomb_with_generator` reads.
 
 Everything written is checked here first: beta and lambda are non-trivial
 cube roots of unity and lambda·G = (beta·Gx, Gy); the lattice basis is
 derived (extended Euclid on n and lambda), not copied; the split
-k = k1 + lambda·k2 (mod n) holds and both halves stay under 2^128 on edge
-cases and 200,000 random scalars; a full a·G + b·R through the split equals
+k = k1 + lambda·k2 (mod n), with the truncated product glv.rs rounds
+through, holds and both halves stay under 2^128 on edge cases and 200,000
+random scalars; a full a·G + b·R through the split equals
 the direct product. Run: python3 tools/glv_tables.py (writes the file).
 """
 import os, random, sys
@@ -64,9 +65,16 @@ for a, b in ((a1, b1), (a2, b2)):
     assert (a + b * lam) % n == 0
 g1 = ((b2 << 384) + n // 2) // n
 g2 = ((-b1 << 384) + n // 2) // n
+def mul_shift_384(k, g):
+    """As glv.rs computes it: only the partial products of 32-bit words at
+    word 10 and above, then rounded at bit 383."""
+    kw = [(k >> (32 * i)) & 0xFFFFFFFF for i in range(8)]
+    gw = [(g >> (32 * j)) & 0xFFFFFFFF for j in range(8)]
+    high = sum(kw[i] * gw[j] << (32 * (i + j)) for i in range(8) for j in range(8) if i + j >= 10)
+    return (high + (1 << 383)) >> 384
 def split(k):
-    c1 = (k * g1 + (1 << 383)) >> 384
-    c2 = (k * g2 + (1 << 383)) >> 384
+    c1 = mul_shift_384(k, g1)
+    c2 = mul_shift_384(k, g2)
     k2 = (-(c1 * b1 + c2 * b2)) % n
     k1 = (k - lam * k2) % n
     return k1, k2
@@ -79,6 +87,7 @@ for k in tests:
     assert (k1 + lam * k2) % n == k % n
     worst = max(worst, signed(k1)[0].bit_length(), signed(k2)[0].bit_length())
 print("worst magnitude bits", worst, file=sys.stderr)
+assert worst <= 128, "a half over 2^128 would send recovery to the generic path"
 print("g1 bits", g1.bit_length(), "g2 bits", g2.bit_length(), "c bits", ((n-1)*g1 >> 384).bit_length(), file=sys.stderr)
 print("a1", hex(a1), "b1", hex(b1), "a2", hex(a2), "b2", hex(b2), file=sys.stderr)
 # one full check of the MSM decomposition on a random R
