@@ -9,7 +9,7 @@ through, holds and both halves stay under 2^128 on edge cases and 200,000
 random scalars; a full a·G + b·R through the split equals
 the direct product. Run: python3 tools/glv_tables.py (writes the file).
 """
-import os, random, sys
+import math, os, random, sys
 random.seed(1)
 p = 2**256 - 2**32 - 977
 n = 0xFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFEBAAEDCE6AF48A03BBFD25E8CD0364141
@@ -43,8 +43,6 @@ assert mul(lam, G) == (beta * Gx % p, Gy), "lambda/beta pairing"
 def basis():
     r0, r1 = n, lam
     t0, t1 = 0, 1
-    s = []
-    import math
     root = math.isqrt(n)
     while r1 >= root:
         q = r0 // r1
