@@ -10,7 +10,8 @@
 //! replaying the log).
 //!
 //! Read side: [`ChainView`] answers RPC queries from a consistent snapshot of
-//! the derived store. [`Sequencer`] wires the stages together.
+//! the derived store, read through the blocks `sealed` holds between their
+//! state root and their store commit. [`Sequencer`] wires the stages together.
 //!
 //! Feature flags: `test-utils` exposes helpers for benches and tests.
 
@@ -26,6 +27,7 @@ pub mod mempool;
 mod node;
 mod preflight;
 mod produce;
+mod sealed;
 mod stored;
 #[cfg(any(test, feature = "test-utils"))]
 pub mod test_support;

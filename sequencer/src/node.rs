@@ -2,11 +2,12 @@
 //! RPC layer talks to.
 
 use crate::{
-    derive::{replay, Deriver, SharedTries, StateProof},
+    derive::{replay, Committer, Deriver, SharedTries, Staged, StateProof},
     hot::{Hot, ProducedHead, SharedHot},
     mempool::{admission, Mempool, MempoolError, PooledTx, TxGuard},
     preflight::preflight,
     produce::{Producer, ResealControl},
+    sealed::SealedBlocks,
     wal::{BlockLog, ResealProgress},
     ChainView, Genesis, ReplayReport, Result, SequencerConfig, SequencerError,
 };
@@ -40,12 +41,21 @@ pub struct PendingTx {
     pub sender: Address,
 }
 
-/// Most blocks the derive stage commits at once when it has fallen behind:
-/// enough to share the store's page writes, few enough that receipts and
-/// reads are not held back behind one long commit.
+/// Most blocks the derive stage roots, and the committer commits, at once
+/// when it has fallen behind: enough to share the store's page writes, few
+/// enough that receipts and reads are not held back behind one long step.
 const DERIVE_GROUP: usize = 16;
 
-/// The last fully derived block: what RPC reads are consistent with.
+/// Rooted groups waiting for the committer. Their blocks stay in memory
+/// (readers see them through [`SealedBlocks`]) until committed, so this
+/// bounds that memory: at most `(COMMIT_QUEUE + 2) * DERIVE_GROUP` blocks
+/// (queued, being committed, being published). A durable flush takes about
+/// two block times; a store slower than that for longer backs up to the
+/// producer, which then waits, as it did before.
+const COMMIT_QUEUE: usize = 4;
+
+/// The last derived block (rooted, and durable in the block log; its store
+/// commit may still be running): what RPC reads are consistent with.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct ChainHead {
     /// Block number.
@@ -73,6 +83,7 @@ pub struct Sequencer {
     heartbeat: Arc<crate::produce::Heartbeat>,
     pending: broadcast::Sender<PendingTx>,
     tries: SharedTries,
+    sealed: Arc<SealedBlocks>,
 }
 
 impl std::fmt::Debug for Sequencer {
@@ -136,36 +147,56 @@ impl Sequencer {
         let reseal = Arc::new(ResealControl::default());
         let heartbeat = Arc::new(crate::produce::Heartbeat::default());
 
-        let derive_thread =
-            std::thread::Builder::new()
-                .name("derive".into())
-                .spawn(move || -> Result<()> {
-                    // Blocks already waiting are derived together, so a
-                    // stage that fell behind catches up (one commit for
-                    // them all); one that keeps up derives each alone.
-                    let mut group = Vec::with_capacity(DERIVE_GROUP);
-                    let mut last_deploy = head.last_deploy;
-                    while let Ok(first) = from_produce.recv() {
-                        group.push(first);
-                        group.extend(from_produce.try_iter().take(DERIVE_GROUP - 1));
-                        let roots = deriver.apply_all(&group)?;
-                        for outcome in &group {
-                            if outcome.txs.iter().any(|t| t.contract_address.is_some()) {
-                                last_deploy = outcome.context.number;
-                            }
+        let sealed = Arc::new(SealedBlocks::default());
+        let (stager, committer) = deriver.into_parts();
+        let (to_commit, from_derive) = mpsc::sync_channel::<Staged>(COMMIT_QUEUE);
+        let commit_thread = std::thread::Builder::new()
+            .name("derive-commit".into())
+            .spawn({
+                let sealed = sealed.clone();
+                move || commit_loop(committer, &from_derive, &sealed)
+            })?;
+        let derive_thread = std::thread::Builder::new().name("derive".into()).spawn({
+            let sealed = sealed.clone();
+            move || -> Result<()> {
+                let mut stager = stager;
+                // Blocks already waiting are rooted together, so a
+                // stage that fell behind catches up; one that keeps up
+                // roots each alone.
+                let mut group = Vec::with_capacity(DERIVE_GROUP);
+                let mut rooted = Vec::with_capacity(DERIVE_GROUP);
+                let mut last_deploy = head.last_deploy;
+                while let Ok(first) = from_produce.recv() {
+                    group.push(first);
+                    group.extend(from_produce.try_iter().take(DERIVE_GROUP - 1));
+                    let (staged, roots) = stager.stage(&group, Some(&mut rooted));
+                    for outcome in &group {
+                        if outcome.txs.iter().any(|t| t.contract_address.is_some()) {
+                            last_deploy = outcome.context.number;
                         }
-                        if let (Some(last), Some(root)) = (group.last(), roots.last()) {
-                            head_tx.send_replace(ChainHead {
-                                number: last.context.number,
-                                hash: last.header.hash,
-                                state_root: *root,
-                                last_deploy,
-                            });
-                        }
-                        group.clear();
                     }
-                    deriver.flush()
-                })?;
+                    // Readers first, then the head that sends them
+                    // looking, then the store.
+                    sealed.push(rooted.drain(..));
+                    if let (Some(last), Some(root)) = (group.last(), roots.last()) {
+                        head_tx.send_replace(ChainHead {
+                            number: last.context.number,
+                            hash: last.header.hash,
+                            state_root: *root,
+                            last_deploy,
+                        });
+                    }
+                    metrics::gauge!("prividium_derive_uncommitted_blocks").set(sealed.len() as f64);
+                    group.clear();
+                    if let Some(staged) = staged {
+                        to_commit
+                            .send(staged)
+                            .map_err(|_| SequencerError::Stopped)?;
+                    }
+                }
+                Ok(())
+            }
+        })?;
         let producer = Producer {
             config: config.clone(),
             hot: hot.clone(),
@@ -196,11 +227,12 @@ impl Sequencer {
             mempool,
             head: head_rx,
             stop,
-            threads: Mutex::new(vec![produce_thread, derive_thread]),
+            threads: Mutex::new(vec![produce_thread, derive_thread, commit_thread]),
             reseal,
             heartbeat,
             pending: broadcast::channel(PENDING_FEED_CAPACITY).0,
             tries,
+            sealed,
         })
     }
 
@@ -238,7 +270,7 @@ impl Sequencer {
         self.hot.read().head.number
     }
 
-    /// The last derived block.
+    /// The last derived block (readable through [`Self::view`]).
     pub fn head(&self) -> ChainHead {
         *self.head.borrow()
     }
@@ -256,13 +288,16 @@ impl Sequencer {
 
     /// A consistent read view at (or just after) the current head.
     pub fn view(&self) -> Result<ChainView> {
-        Ok(ChainView::new(self.store.snapshot()?))
+        // The list before the snapshot: a block leaves the list only once
+        // committed, so it is in one or the other (see `sealed`).
+        let sealed = self.sealed.current();
+        Ok(ChainView::over(self.store.snapshot()?, sealed)?)
     }
 
     /// The EIP-1186 proof of `address` and its `slots` against the state
     /// root of the latest derived block (named in the answer). It may be
     /// up to [`DERIVE_GROUP`] blocks ahead of [`Self::view`]: the tries move
-    /// before the store commits the group.
+    /// while a group is rooted, before its blocks are published.
     pub fn state_proof(&self, address: &Address, slots: &[B256]) -> StateProof {
         self.tries.read().proof(address, slots)
     }
@@ -345,7 +380,8 @@ impl Sequencer {
         admission::validate(tx, &self.config.chain, || self.next_base_fee())
     }
 
-    /// Stops producing, lets the derive stage drain, and flushes the store.
+    /// Stops producing, lets the derive stage and its commits drain, and
+    /// flushes the store.
     pub fn shutdown(&self) -> Result<()> {
         self.stop.store(true, Ordering::Relaxed);
         let threads = std::mem::take(&mut *self.threads.lock());
@@ -369,6 +405,31 @@ impl Drop for Sequencer {
     fn drop(&mut self) {
         let _ = self.shutdown();
     }
+}
+
+/// The committer's thread: commits what the derive stage rooted, in order,
+/// several waiting groups in one commit; drops committed blocks from the
+/// readers' list; flushes when the derive stage is gone.
+fn commit_loop(
+    mut committer: Committer,
+    from_derive: &mpsc::Receiver<Staged>,
+    sealed: &SealedBlocks,
+) -> Result<()> {
+    while let Ok(mut staged) = from_derive.recv() {
+        while staged.blocks < DERIVE_GROUP {
+            match from_derive.try_recv() {
+                Ok(next) => staged.merge(next),
+                Err(_) => break,
+            }
+        }
+        if let Err(e) = committer.commit(staged) {
+            tracing::error!(error = %e, "derived store commit failed; derive stopped");
+            return Err(e);
+        }
+        sealed.committed(committer.height());
+        metrics::gauge!("prividium_derive_uncommitted_blocks").set(sealed.len() as f64);
+    }
+    committer.flush()
 }
 
 /// Rebuilds the derived store from genesis by replaying the whole block log.
@@ -397,6 +458,14 @@ mod tests {
     use std::time::{Duration, Instant};
 
     fn started(dir: &Path) -> (Sequencer, alloy_signer_local::PrivateKeySigner) {
+        let store = Arc::new(storage::RedbStore::open(&dir.join("state.redb")).unwrap());
+        started_on(dir, store)
+    }
+
+    fn started_on(
+        dir: &Path,
+        store: Arc<dyn KvStore>,
+    ) -> (Sequencer, alloy_signer_local::PrivateKeySigner) {
         let chain = ChainSpec {
             chain_id: TEST_CHAIN_ID,
             spec: SpecId::PRAGUE,
@@ -418,7 +487,6 @@ mod tests {
         };
         let mut config = SequencerConfig::new(chain);
         config.block_time = Duration::from_millis(20);
-        let store = Arc::new(storage::RedbStore::open(&dir.join("state.redb")).unwrap());
         (
             Sequencer::start(dir, store, &genesis, config).unwrap(),
             signer,
@@ -465,5 +533,94 @@ mod tests {
         let (seq, _) = started(dir.path());
         let head = seq.head();
         assert_eq!(head.last_deploy, head.number, "unknown before a restart");
+    }
+
+    /// A store whose commits wait while the gate is shut.
+    struct Gated {
+        inner: storage::RedbStore,
+        shut: parking_lot::Mutex<bool>,
+        opened: parking_lot::Condvar,
+    }
+
+    impl Gated {
+        fn set(&self, shut: bool) {
+            *self.shut.lock() = shut;
+            self.opened.notify_all();
+        }
+    }
+
+    impl storage::KvRead for Gated {
+        fn get(&self, table: storage::Table, key: &[u8]) -> storage::Result<Option<Vec<u8>>> {
+            self.inner.get(table, key)
+        }
+        fn range(
+            &self,
+            table: storage::Table,
+            keys: storage::KeyRange<'_>,
+        ) -> storage::Result<Vec<storage::Entry>> {
+            self.inner.range(table, keys)
+        }
+    }
+
+    impl KvStore for Gated {
+        fn write(&self, batch: storage::WriteBatch, durable: bool) -> storage::Result<()> {
+            let mut shut = self.shut.lock();
+            while *shut {
+                self.opened.wait(&mut shut);
+            }
+            drop(shut);
+            self.inner.write(batch, durable)
+        }
+        fn snapshot(&self) -> storage::Result<Box<dyn storage::KvRead + Send + Sync>> {
+            self.inner.snapshot()
+        }
+    }
+
+    /// A block is readable (head, receipt location, balances, state root)
+    /// as soon as the derive stage has rooted it, while its store commit is
+    /// still held up, and the store catches up once the commit goes
+    /// through; the chain keeps producing meanwhile.
+    #[test]
+    fn a_rooted_block_is_readable_before_its_store_commit() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Arc::new(Gated {
+            inner: storage::RedbStore::open(&dir.path().join("state.redb")).unwrap(),
+            shut: parking_lot::Mutex::new(false),
+            opened: parking_lot::Condvar::new(),
+        });
+        let (seq, signer) = started_on(dir.path(), store.clone());
+        let stored_head = || ChainView::new(store.snapshot().unwrap()).head().unwrap();
+        let before = seq.head().number;
+        store.set(true);
+        let to = Address::with_last_byte(0x77);
+        let hash = seq
+            .submit(signed_transfer_from(&signer, 0, to, 12_345, 0))
+            .unwrap();
+        let block = derived_with(&seq, hash);
+        // Head first: its blocks are published before it is.
+        let head = seq.head();
+        let view = seq.view().unwrap();
+        assert!(view.head().unwrap() >= head.number && block > before);
+        assert_eq!(view.tx_location(&hash).unwrap(), Some((block, 0)));
+        let info = view.account_info(&to).unwrap().expect("recipient exists");
+        assert_eq!(info.balance, U256::from(12_345u64));
+        assert_eq!(view.state_root(head.number).unwrap(), Some(head.state_root));
+        // Served from memory: the store has not committed it.
+        let stored = stored_head();
+        assert!(stored < block, "store at {stored}, block {block}");
+        let unstored = ChainView::new(store.snapshot().unwrap());
+        assert_eq!(unstored.tx_location(&hash).unwrap(), None);
+        assert_eq!(unstored.account_info(&to).unwrap(), None);
+
+        store.set(false);
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while stored_head() < block {
+            assert!(Instant::now() < deadline, "store never caught up");
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        let stored = ChainView::new(store.snapshot().unwrap());
+        assert_eq!(stored.tx_location(&hash).unwrap(), Some((block, 0)));
+        assert_eq!(stored.account_info(&to).unwrap(), Some(info));
+        drop(seq);
     }
 }

@@ -205,7 +205,7 @@ pub fn history_cost(
         nodes += new.len();
         node_bytes += new.iter().map(|(_, rlp)| rlp.len() + 8).sum::<usize>();
         let mut batch = storage::WriteBatch::new();
-        put_nodes(&mut batch, number, new);
+        put_nodes(&mut batch, number, &new);
         collect_time += t.elapsed();
         store.write(batch, false).expect("store write");
         kept_time += t.elapsed();

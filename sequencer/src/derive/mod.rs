@@ -1,11 +1,15 @@
 //! Derives state, receipts, indexes and the state root from executed blocks.
 //!
 //! Input: [`BlockOutcome`]s in block order (from the producer, or from
-//! re-executing the block log). Output: one atomic store batch per block (or
-//! per group of blocks, when the stage has fallen behind and several wait)
-//! and the state root recorded per block. The block log stays the durable
-//! record: store commits are made durable only every few blocks, and after a
-//! crash the missing tail is replayed.
+//! re-executing the block log). Two steps, which the running node puts on
+//! two threads: the [`Stager`] updates the tries, which gives each block
+//! its state root, and prepares the store writes; the [`Committer`] writes
+//! them (one atomic store batch per block, or per group of blocks when
+//! several wait). Between the two the node publishes the rooted blocks to
+//! readers (see [`crate::sealed`]), so a store commit, and the periodic
+//! durable flush above all, does not hold receipts back. The block log
+//! stays the durable record: store commits are made durable only every few
+//! blocks, and after a crash the missing tail is replayed.
 
 mod prune;
 mod replay;
@@ -19,6 +23,7 @@ pub use state::{SlotProof, StateProof};
 use crate::{
     codec::{self, encode_account, encode_block, storage_key, u64_key},
     genesis::Genesis,
+    sealed::SealedBlock,
     stored::{StoredBlock, StoredTx},
     ChainView, Result, SequencerError,
 };
@@ -35,16 +40,50 @@ use trie::NewNodes;
 /// proofs against the latest derived root.
 pub(crate) type SharedTries = Arc<RwLock<DerivedState>>;
 
-/// Applies blocks to the derived store and keeps the state root current.
+/// Applies blocks to the derived store and keeps the state root current:
+/// a [`Stager`] and a [`Committer`] run one after the other (replay and
+/// rebuild), or [split](Self::into_parts) onto two threads (the node).
 pub(crate) struct Deriver {
-    store: Arc<dyn KvStore>,
+    stager: Stager,
+    committer: Committer,
+}
+
+/// Roots blocks and prepares their store writes.
+pub(crate) struct Stager {
     roots: SharedTries,
-    height: u64,
     durable_every: u64,
+}
+
+/// Writes what the [`Stager`] prepared, in order, and prunes history.
+pub(crate) struct Committer {
+    store: Arc<dyn KvStore>,
+    height: u64,
     /// Blocks of state history kept behind the head (`None`: all).
     keep: Option<u64>,
     /// The first block whose state is kept.
     history_from: u64,
+}
+
+/// Store writes for consecutive rooted blocks, not yet committed.
+pub(crate) struct Staged {
+    batch: WriteBatch,
+    durable: bool,
+    /// The last block in the batch.
+    pub(crate) last: u64,
+    /// How many blocks the batch holds.
+    pub(crate) blocks: usize,
+}
+
+impl Staged {
+    /// Appends the writes of the blocks after these (one commit for both).
+    pub(crate) fn merge(&mut self, next: Staged) {
+        for op in next.batch.into_ops() {
+            self.batch.push(op);
+        }
+        self.durable |= next.durable;
+        self.last = next.last;
+        self.blocks += next.blocks;
+    }
 }
 
 impl Deriver {
@@ -80,44 +119,48 @@ impl Deriver {
             history_from = Some(height);
             // A store from before history was kept: it starts here.
             let mut batch = WriteBatch::new();
-            put_nodes(&mut batch, height, nodes);
+            put_nodes(&mut batch, height, &nodes);
             batch.put(Table::Meta, codec::META_HISTORY_FROM, u64_key(height));
             store.write(batch, true)?;
             tracing::info!(from = height, "state history starts");
         }
         Ok(Self {
-            store,
-            roots: Arc::new(RwLock::new(derived)),
-            height,
-            durable_every: durable_every.max(1),
-            keep: None,
-            history_from: history_from.unwrap_or(height),
+            stager: Stager {
+                roots: Arc::new(RwLock::new(derived)),
+                durable_every: durable_every.max(1),
+            },
+            committer: Committer {
+                store,
+                height,
+                keep: None,
+                history_from: history_from.unwrap_or(height),
+            },
         })
     }
 
     /// Keeps the state of only the last `keep` blocks (`None`: all).
     pub(crate) fn keep_history(&mut self, keep: Option<u64>) {
-        self.keep = keep;
+        self.committer.keep = keep;
     }
 
     /// Last derived block.
     pub(crate) fn height(&self) -> u64 {
-        self.height
+        self.committer.height
     }
 
     /// The state after the last derived block.
     pub(crate) fn state(&self) -> MappedRwLockReadGuard<'_, MemoryState> {
-        RwLockReadGuard::map(self.roots.read(), DerivedState::state)
+        RwLockReadGuard::map(self.stager.roots.read(), DerivedState::state)
     }
 
     /// The tries, for proofs (see [`DerivedState::proof`]).
     pub(crate) fn tries(&self) -> SharedTries {
-        self.roots.clone()
+        self.stager.roots.clone()
     }
 
     /// The state root after the last derived block.
     pub(crate) fn root(&self) -> B256 {
-        self.roots.write().root()
+        self.stager.roots.write().root()
     }
 
     /// Writes one executed block and returns the state root after it.
@@ -133,45 +176,62 @@ impl Deriver {
     /// one block's writes touch nearly one page each; several blocks in one
     /// commit share pages and the commit's own cost.
     pub(crate) fn apply_all(&mut self, outcomes: &[BlockOutcome]) -> Result<Vec<B256>> {
-        let mut batch = WriteBatch::new();
-        let mut roots = Vec::with_capacity(outcomes.len());
-        let mut durable = false;
-        for outcome in outcomes {
-            roots.push(self.stage(outcome, &mut batch));
-            durable |= outcome.context.number.is_multiple_of(self.durable_every);
-        }
-        let Some(last) = outcomes.last() else {
-            return Ok(roots);
-        };
-        let number = last.context.number;
-        // The flush behind a durable commit holds the derived head back
-        // (and shares the disk with the block log): worth watching apart.
-        let committing = std::time::Instant::now();
-        self.store.write(batch, durable)?;
-        metrics::histogram!(
-            "prividium_derive_commit_seconds",
-            "durable" => if durable { "true" } else { "false" }
-        )
-        .record(committing.elapsed().as_secs_f64());
-        self.height = number;
-        if let Some(keep) = self.keep {
-            if number >= self.history_from.saturating_add(keep) {
-                if let Some(p) = prune::prune(self.store.as_ref(), keep, number)? {
-                    tracing::info!(
-                        from = p.from,
-                        blocks = p.blocks,
-                        nodes = p.nodes,
-                        "state history pruned"
-                    );
-                    self.history_from = p.from;
-                }
-            }
+        let (staged, roots) = self.stager.stage(outcomes, None);
+        if let Some(staged) = staged {
+            self.committer.commit(staged)?;
         }
         Ok(roots)
     }
 
-    /// Adds one block's writes to `batch`; returns its state root.
-    fn stage(&mut self, outcome: &BlockOutcome, batch: &mut WriteBatch) -> B256 {
+    /// Makes everything written so far durable (clean shutdown).
+    pub(crate) fn flush(&self) -> Result<()> {
+        self.committer.flush()
+    }
+
+    /// The two steps, for two threads.
+    pub(crate) fn into_parts(self) -> (Stager, Committer) {
+        (self.stager, self.committer)
+    }
+}
+
+impl Stager {
+    /// Roots consecutive executed blocks and prepares their store writes;
+    /// returns the writes (none for no blocks) and the state root after
+    /// each block. With `sealed`, each rooted block is also handed out
+    /// whole, for readers until its commit.
+    pub(crate) fn stage(
+        &mut self,
+        outcomes: &[BlockOutcome],
+        mut sealed: Option<&mut Vec<Arc<SealedBlock>>>,
+    ) -> (Option<Staged>, Vec<B256>) {
+        let mut batch = WriteBatch::new();
+        let mut roots = Vec::with_capacity(outcomes.len());
+        let mut durable = false;
+        for outcome in outcomes {
+            let (root, rooted) = self.stage_one(outcome, &mut batch, sealed.is_some());
+            roots.push(root);
+            if let (Some(out), Some(rooted)) = (sealed.as_deref_mut(), rooted) {
+                out.push(Arc::new(rooted));
+            }
+            durable |= outcome.context.number.is_multiple_of(self.durable_every);
+        }
+        let staged = outcomes.last().map(|last| Staged {
+            batch,
+            durable,
+            last: last.context.number,
+            blocks: outcomes.len(),
+        });
+        (staged, roots)
+    }
+
+    /// Adds one block's writes to `batch`; returns its state root (and the
+    /// block as readers see it, when `keep`).
+    fn stage_one(
+        &mut self,
+        outcome: &BlockOutcome,
+        batch: &mut WriteBatch,
+        keep: bool,
+    ) -> (B256, Option<SealedBlock>) {
         let number = outcome.context.number;
         write_diff(batch, &outcome.diff);
         let mut nodes = NewNodes::new();
@@ -179,7 +239,7 @@ impl Deriver {
             .roots
             .write()
             .apply(&outcome.diff, number, outcome.header.hash, &mut nodes);
-        put_nodes(batch, number, nodes);
+        put_nodes(batch, number, &nodes);
         let block = StoredBlock {
             header: outcome.header.header.clone(),
             hash: outcome.header.hash,
@@ -205,7 +265,52 @@ impl Deriver {
         batch.put(Table::BlockHashes, block.hash.as_slice(), u64_key(number));
         batch.put(Table::StateRoots, u64_key(number), root.as_slice());
         batch.put(Table::Meta, codec::META_DERIVED_HEIGHT, u64_key(number));
-        root
+        let rooted = keep.then(|| {
+            let nodes = nodes.into_iter().collect();
+            SealedBlock::new(number, block, root, outcome.diff.clone(), nodes)
+        });
+        (root, rooted)
+    }
+}
+
+impl Committer {
+    /// Last committed block.
+    pub(crate) fn height(&self) -> u64 {
+        self.height
+    }
+
+    /// Commits staged writes (in the order they were staged).
+    pub(crate) fn commit(&mut self, staged: Staged) -> Result<()> {
+        let Staged {
+            batch,
+            durable,
+            last: number,
+            ..
+        } = staged;
+        // The flush behind a durable commit shares the disk with the block
+        // log: worth watching apart.
+        let committing = std::time::Instant::now();
+        self.store.write(batch, durable)?;
+        metrics::histogram!(
+            "prividium_derive_commit_seconds",
+            "durable" => if durable { "true" } else { "false" }
+        )
+        .record(committing.elapsed().as_secs_f64());
+        self.height = number;
+        if let Some(keep) = self.keep {
+            if number >= self.history_from.saturating_add(keep) {
+                if let Some(p) = prune::prune(self.store.as_ref(), keep, number)? {
+                    tracing::info!(
+                        from = p.from,
+                        blocks = p.blocks,
+                        nodes = p.nodes,
+                        "state history pruned"
+                    );
+                    self.history_from = p.from;
+                }
+            }
+        }
+        Ok(())
     }
 
     /// Makes everything written so far durable (clean shutdown).
@@ -220,12 +325,12 @@ impl Deriver {
 /// proofs at older blocks). Keyed by hash, so a node shared by versions is
 /// stored once; each carries the last block that wrote it, and each block
 /// lists what it wrote, which is what pruning needs (see `prune`).
-pub(crate) fn put_nodes(batch: &mut WriteBatch, number: u64, nodes: NewNodes) {
+pub(crate) fn put_nodes(batch: &mut WriteBatch, number: u64, nodes: &[(B256, Vec<u8>)]) {
     let mut log = Vec::with_capacity(nodes.len() * 32);
     for (hash, rlp) in nodes {
         let mut value = Vec::with_capacity(8 + rlp.len());
         value.extend_from_slice(&u64_key(number));
-        value.extend_from_slice(&rlp);
+        value.extend_from_slice(rlp);
         batch.put(Table::TrieNodes, hash.as_slice(), value);
         log.extend_from_slice(hash.as_slice());
     }
@@ -342,148 +447,4 @@ fn for_each(store: &dyn KvStore, table: Table, mut f: impl FnMut(&[u8], &[u8])) 
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::test_support::{
-        signed_call_from, signed_transfer_from, test_context, test_signer, TEST_CHAIN_ID,
-    };
-    use alloy_primitives::{Address, Bytes};
-    use parking_lot::Mutex;
-    use state_transition::{revm::primitives::hardfork::SpecId, BlockExecutor, FeeMode};
-    use storage::{Entry, KeyRange, KvRead, RedbStore};
-
-    /// Stores `calldata[32..64]` in slot `calldata[0..32]`.
-    const SET_SLOT: [u8; 8] = [0x60, 0x20, 0x35, 0x60, 0x00, 0x35, 0x55, 0x00];
-    const SLOTS_AT: Address = Address::repeat_byte(0xcc);
-
-    /// A redb store that remembers whether each write asked for durability.
-    struct Recording {
-        inner: RedbStore,
-        writes: Mutex<Vec<bool>>,
-    }
-
-    impl KvRead for Recording {
-        fn get(&self, table: Table, key: &[u8]) -> storage::Result<Option<Vec<u8>>> {
-            self.inner.get(table, key)
-        }
-        fn range(&self, table: Table, keys: KeyRange<'_>) -> storage::Result<Vec<Entry>> {
-            self.inner.range(table, keys)
-        }
-    }
-
-    impl KvStore for Recording {
-        fn write(&self, batch: WriteBatch, durable: bool) -> storage::Result<()> {
-            self.writes.lock().push(durable);
-            self.inner.write(batch, durable)
-        }
-        fn snapshot(&self) -> storage::Result<Box<dyn KvRead + Send + Sync>> {
-            self.inner.snapshot()
-        }
-    }
-
-    fn everything(store: &dyn KvStore) -> Vec<(Table, Vec<u8>, Vec<u8>)> {
-        let mut out = Vec::new();
-        for table in Table::ALL {
-            store
-                .scan(table, &mut |k, v| {
-                    out.push((table, k.to_vec(), v.to_vec()));
-                    Ok(())
-                })
-                .unwrap();
-        }
-        out
-    }
-
-    /// Blocks derived together in one commit leave the store exactly as
-    /// deriving them one at a time does: the same roots, blocks, receipts,
-    /// indexes, state and history, byte for byte, including a slot written,
-    /// cleared and written again within the group.
-    #[test]
-    fn blocks_derived_together_store_what_one_at_a_time_stores() {
-        let chain = ChainSpec {
-            chain_id: TEST_CHAIN_ID,
-            spec: SpecId::PRAGUE,
-            fee_mode: FeeMode::Zero,
-            block_gas_limit: 30_000_000,
-        };
-        let signers: Vec<_> = (0..4).map(test_signer).collect();
-        let funded = crate::genesis::GenesisAccount {
-            balance: Some(U256::from(10u64).pow(U256::from(18u64))),
-            ..Default::default()
-        };
-        let mut alloc: std::collections::BTreeMap<_, _> = signers
-            .iter()
-            .map(|s| (s.address(), funded.clone()))
-            .collect();
-        let slots_at = crate::genesis::GenesisAccount {
-            code: Some(Bytes::from_static(&SET_SLOT)),
-            ..Default::default()
-        };
-        alloc.insert(SLOTS_AT, slots_at);
-        let genesis = Genesis {
-            config: crate::genesis::GenesisConfig {
-                chain_id: Some(TEST_CHAIN_ID),
-            },
-            timestamp: None,
-            gas_limit: None,
-            alloc,
-        };
-        let dir = tempfile::tempdir().unwrap();
-        let open = |name: &str| {
-            Arc::new(Recording {
-                inner: RedbStore::open(&dir.path().join(name)).unwrap(),
-                writes: Mutex::new(Vec::new()),
-            })
-        };
-        let (one_store, grouped_store) = (open("one.redb"), open("grouped.redb"));
-        let mut one = Deriver::open(one_store.clone(), &genesis, &chain, 3).unwrap();
-        let mut grouped = Deriver::open(grouped_store.clone(), &genesis, &chain, 3).unwrap();
-        grouped_store.writes.lock().clear();
-        // (slot, value) the last signer sets in each block: slot 1 is
-        // written, cleared and written again.
-        let sets = [(1u8, 5u8), (1, 0), (2, 7), (1, 9), (2, 0)];
-        let mut outcomes = Vec::new();
-        let mut one_roots = Vec::new();
-        for (number, (slot, value)) in (1..=5u64).zip(sets) {
-            let outcome = {
-                let state = one.state();
-                let mut exec = BlockExecutor::new(&chain, test_context(number), &*state);
-                for (i, s) in signers.iter().take(3).enumerate() {
-                    // New recipients each block: accounts created, tries grown.
-                    let to = Address::with_last_byte(0x20 + (number * 4 + i as u64) as u8);
-                    let tx = signed_transfer_from(s, number - 1, to, 1_000 + i as u64, 0);
-                    exec.execute(tx, s.address()).unwrap();
-                }
-                let mut input = [0u8; 64];
-                (input[31], input[63]) = (slot, value);
-                let setter = &signers[3];
-                let input = Bytes::copy_from_slice(&input);
-                let tx = signed_call_from(setter, number - 1, SLOTS_AT, input, 100_000);
-                let executed = exec.execute(tx, setter.address()).unwrap();
-                assert!(executed.receipt.status(), "block {number}: slot set");
-                exec.finish()
-            };
-            one_roots.push(one.apply(&outcome).unwrap());
-            outcomes.push(outcome);
-        }
-        let grouped_roots = grouped.apply_all(&outcomes).unwrap();
-        assert_eq!(grouped_roots, one_roots);
-        assert_eq!(grouped.height(), 5);
-        assert_eq!(grouped.root(), one.root());
-        // One commit, durable because block 3 is a multiple of 3.
-        assert_eq!(*grouped_store.writes.lock(), vec![true]);
-        let (a, b) = (everything(&*one_store), everything(&*grouped_store));
-        assert!(a.iter().any(|(t, ..)| *t == Table::TrieNodes));
-        assert_eq!(a, b);
-        // Slot 1 holds 9 and slot 2 was cleared.
-        let slot = |n: u8| storage_key(&SLOTS_AT, &U256::from(n));
-        let stored = |n: u8| grouped_store.get(Table::Storage, &slot(n)).unwrap();
-        assert_eq!(stored(1), Some(U256::from(9).to_be_bytes::<32>().to_vec()));
-        assert_eq!(stored(2), None);
-        // The history of every block in the group is readable.
-        let view = ChainView::new(grouped_store.snapshot().unwrap());
-        for number in 0..=5u64 {
-            assert!(view.state_at(number).unwrap().is_some(), "block {number}");
-        }
-    }
-}
+mod tests;

@@ -266,7 +266,7 @@ mod tests {
     /// What the derive stage writes for one block, as far as history goes.
     fn persist(store: &MemoryStore, number: u64, root: B256, nodes: NewNodes) {
         let mut batch = WriteBatch::new();
-        super::super::put_nodes(&mut batch, number, nodes);
+        super::super::put_nodes(&mut batch, number, &nodes);
         batch.put(Table::StateRoots, u64_key(number), root.as_slice());
         batch.put(Table::Meta, codec::META_DERIVED_HEIGHT, u64_key(number));
         if number == 0 {
