@@ -66,11 +66,11 @@ pub(super) fn state_proof_at(
     wanted: Option<u64>,
 ) -> Result<StateProof, RpcError> {
     // The derive stage's tries in memory answer for its latest block
-    // without a walk. They move before the store commits (by a whole group
-    // of blocks when the stage catches up), so their answer is used only
-    // once the store shows that block: a proof must name a block whose
-    // stateRoot the caller can fetch. Anything else is walked from the
-    // nodes kept for it.
+    // without a walk. They move before the block is published to readers
+    // (by a whole group of blocks when the stage catches up), so their
+    // answer is used only once a view shows that block: a proof must name
+    // a block whose stateRoot the caller can fetch. Anything else is walked
+    // from the nodes kept for it.
     let proof = state.sequencer.state_proof(address, slots);
     let v = view(state)?;
     let head = v.head().map_err(RpcError::internal)?;

@@ -41,15 +41,17 @@ pub struct PendingTx {
     pub sender: Address,
 }
 
-/// Most blocks the derive stage roots, and the committer commits, at once
-/// when it has fallen behind: enough to share the store's page writes, few
+/// Most blocks the derive stage roots at once when it has fallen behind
+/// (the committer merges waiting groups while it holds fewer, so one commit
+/// holds under twice this): enough to share the store's page writes, few
 /// enough that receipts and reads are not held back behind one long step.
 const DERIVE_GROUP: usize = 16;
 
 /// Rooted groups waiting for the committer. Their blocks stay in memory
 /// (readers see them through [`SealedBlocks`]) until committed, so this
-/// bounds that memory: at most `(COMMIT_QUEUE + 2) * DERIVE_GROUP` blocks
-/// (queued, being committed, being published). A durable flush takes about
+/// bounds that memory: fewer than `(COMMIT_QUEUE + 3) * DERIVE_GROUP`
+/// blocks (queued; being committed, under two groups; published by the
+/// derive stage while it waits to queue them). A durable flush takes about
 /// two block times; a store slower than that for longer backs up to the
 /// producer, which then waits, as it did before.
 const COMMIT_QUEUE: usize = 4;
@@ -154,7 +156,8 @@ impl Sequencer {
             .name("derive-commit".into())
             .spawn({
                 let sealed = sealed.clone();
-                move || commit_loop(committer, &from_derive, &sealed)
+                let stop = stop.clone();
+                move || commit_loop(committer, &from_derive, &sealed, &stop)
             })?;
         let derive_thread = std::thread::Builder::new().name("derive".into()).spawn({
             let sealed = sealed.clone();
@@ -409,11 +412,14 @@ impl Drop for Sequencer {
 
 /// The committer's thread: commits what the derive stage rooted, in order,
 /// several waiting groups in one commit; drops committed blocks from the
-/// readers' list; flushes when the derive stage is gone.
+/// readers' list; flushes when the derive stage is gone. A failed commit
+/// stops the chain: blocks would otherwise pile up in memory, served as if
+/// stored.
 fn commit_loop(
     mut committer: Committer,
     from_derive: &mpsc::Receiver<Staged>,
     sealed: &SealedBlocks,
+    stop: &AtomicBool,
 ) -> Result<()> {
     while let Ok(mut staged) = from_derive.recv() {
         while staged.blocks < DERIVE_GROUP {
@@ -423,7 +429,8 @@ fn commit_loop(
             }
         }
         if let Err(e) = committer.commit(staged) {
-            tracing::error!(error = %e, "derived store commit failed; derive stopped");
+            tracing::error!(error = %e, "derived store commit failed; chain stopped");
+            stop.store(true, Ordering::Relaxed);
             return Err(e);
         }
         sealed.committed(committer.height());
@@ -578,8 +585,8 @@ mod tests {
 
     /// A block is readable (head, receipt location, balances, state root)
     /// as soon as the derive stage has rooted it, while its store commit is
-    /// still held up, and the store catches up once the commit goes
-    /// through; the chain keeps producing meanwhile.
+    /// still held up; the chain keeps producing meanwhile, and the store
+    /// catches up once the commit goes through.
     #[test]
     fn a_rooted_block_is_readable_before_its_store_commit() {
         let dir = tempfile::tempdir().unwrap();
@@ -592,6 +599,14 @@ mod tests {
         let stored_head = || ChainView::new(store.snapshot().unwrap()).head().unwrap();
         let before = seq.head().number;
         store.set(true);
+        // A failed assertion must not leave shutdown waiting on the gate.
+        struct Reopen<'a>(&'a Gated);
+        impl Drop for Reopen<'_> {
+            fn drop(&mut self) {
+                self.0.set(false);
+            }
+        }
+        let reopen = Reopen(&store);
         let to = Address::with_last_byte(0x77);
         let hash = seq
             .submit(signed_transfer_from(&signer, 0, to, 12_345, 0))
@@ -611,16 +626,25 @@ mod tests {
         let unstored = ChainView::new(store.snapshot().unwrap());
         assert_eq!(unstored.tx_location(&hash).unwrap(), None);
         assert_eq!(unstored.account_info(&to).unwrap(), None);
+        // The chain goes on producing while the commit is held.
+        let next = seq
+            .submit(signed_transfer_from(&signer, 1, to, 1, 0))
+            .unwrap();
+        let next_block = derived_with(&seq, next);
+        assert!(next_block > block);
+        assert!(stored_head() < block);
 
-        store.set(false);
+        drop(reopen);
         let deadline = Instant::now() + Duration::from_secs(10);
-        while stored_head() < block {
+        while stored_head() < next_block {
             assert!(Instant::now() < deadline, "store never caught up");
             std::thread::sleep(Duration::from_millis(10));
         }
         let stored = ChainView::new(store.snapshot().unwrap());
         assert_eq!(stored.tx_location(&hash).unwrap(), Some((block, 0)));
-        assert_eq!(stored.account_info(&to).unwrap(), Some(info));
+        assert_eq!(stored.tx_location(&next).unwrap(), Some((next_block, 0)));
+        let balance = stored.account_info(&to).unwrap().map(|a| a.balance);
+        assert_eq!(balance, Some(info.balance + U256::from(1u64)));
         drop(seq);
     }
 }

@@ -223,6 +223,13 @@ mod tests {
         }
     }
 
+    fn diff(changes: Vec<(Address, AccountChange)>) -> StateDiff {
+        StateDiff {
+            accounts: changes.into_iter().collect(),
+            codes: Default::default(),
+        }
+    }
+
     fn block(number: u64, changes: Vec<(Address, AccountChange)>) -> Arc<SealedBlock> {
         let stored = StoredBlock {
             header: Header {
@@ -232,15 +239,11 @@ mod tests {
             hash: B256::with_last_byte(number as u8),
             txs: Vec::new(),
         };
-        let diff = StateDiff {
-            accounts: changes.into_iter().collect(),
-            codes: Default::default(),
-        };
         Arc::new(SealedBlock::new(
             number,
             stored,
             B256::repeat_byte(number as u8),
-            diff,
+            diff(changes),
             Default::default(),
         ))
     }
@@ -306,5 +309,70 @@ mod tests {
         list.committed(8);
         assert_eq!(list.current().head(), None);
         assert_eq!(list.current().account(&a), None);
+    }
+
+    /// Read through the list, accounts and slots are what the store holds
+    /// once the same diffs are written to it the way the derive stage
+    /// writes them: updated, deleted, storage cleared, slots zeroed,
+    /// untouched.
+    #[test]
+    fn sealed_changes_read_as_the_store_reads_them_written() {
+        use crate::{
+            codec::{u64_key, META_DERIVED_HEIGHT},
+            derive::write_diff,
+            ChainView,
+        };
+        use storage::{KvStore, MemoryStore, Table, WriteBatch};
+
+        let [a, b, c, d] = [0xa, 0xb, 0xc, 0xd].map(Address::repeat_byte);
+        let base = vec![
+            (a, change(Some(1), false, &[(1, 1), (3, 3), (4, 4)])),
+            (b, change(Some(1), false, &[(1, 1), (2, 2)])),
+            (c, change(Some(1), false, &[(1, 5), (2, 6)])),
+            (d, change(Some(1), false, &[(1, 8)])),
+        ];
+        let seven = vec![
+            (a, change(Some(2), false, &[(1, 5), (4, 0)])),
+            (b, change(Some(2), false, &[(1, 4)])),
+        ];
+        let eight = vec![
+            (a, change(Some(3), true, &[(2, 7)])),
+            (b, change(None, false, &[(1, 6)])),
+            (c, change(Some(2), false, &[(1, 0)])),
+        ];
+        let write = |store: &MemoryStore, changes: &[(Address, AccountChange)], height: u64| {
+            let mut batch = WriteBatch::new();
+            write_diff(&mut batch, &diff(changes.to_vec()));
+            batch.put(Table::Meta, META_DERIVED_HEIGHT, u64_key(height));
+            store.write(batch, false).unwrap();
+        };
+        let stored = MemoryStore::new();
+        write(&stored, &base, 6);
+        write(&stored, &seven, 7);
+        write(&stored, &eight, 8);
+        let under = MemoryStore::new();
+        write(&under, &base, 6);
+        let list = SealedBlocks::default();
+        list.push([block(7, seven), block(8, eight)]);
+
+        let through = ChainView::over(under.snapshot().unwrap(), list.current()).unwrap();
+        let plain = ChainView::new(stored.snapshot().unwrap());
+        assert_eq!(through.head().unwrap(), 8);
+        for address in [a, b, c, d, Address::repeat_byte(0xe)] {
+            let want = plain.account_info(&address).unwrap();
+            assert_eq!(through.account_info(&address).unwrap(), want, "{address}");
+            for slot in (0..6u64).map(U256::from) {
+                let want = plain.storage_slot(&address, &slot).unwrap();
+                let got = through.storage_slot(&address, &slot).unwrap();
+                assert_eq!(got, want, "{address} slot {slot}");
+            }
+        }
+        // The store's answers are the ones worked out by hand above.
+        assert_eq!(plain.account_info(&b).unwrap(), None);
+        assert_eq!(plain.storage_slot(&a, &U256::from(3)).unwrap(), U256::ZERO);
+        assert_eq!(
+            plain.storage_slot(&c, &U256::from(2)).unwrap(),
+            U256::from(6)
+        );
     }
 }

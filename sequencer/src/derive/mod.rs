@@ -337,7 +337,7 @@ pub(crate) fn put_nodes(batch: &mut WriteBatch, number: u64, nodes: &[(B256, Vec
     batch.put(Table::TrieNodeLog, u64_key(number), log);
 }
 
-fn write_diff(batch: &mut WriteBatch, diff: &StateDiff) {
+pub(crate) fn write_diff(batch: &mut WriteBatch, diff: &StateDiff) {
     for (hash, code) in &diff.codes {
         batch.put(Table::Code, hash.as_slice(), code.to_vec());
     }

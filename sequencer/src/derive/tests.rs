@@ -246,8 +246,10 @@ fn answers(view: &ChainView, signers: &[alloy_signer_local::PrivateKeySigner]) -
 
 /// Blocks rooted but not committed read, through the sealed list, as
 /// they do once committed: every block, root, receipt location, trie
-/// node, account, slot and historical state; and committing them
-/// afterwards leaves the store as deriving them in one go does.
+/// node, account, slot and historical state, whether the store holds none
+/// of the listed blocks, some of them, or all of them while the list is
+/// older than the store (blocks 3 and 4 listed, 5 committed since); and
+/// committing them leaves the store as deriving them one at a time does.
 #[test]
 fn rooted_blocks_read_through_the_sealed_list_as_from_the_store() {
     let (chain, genesis, signers) = setup();
@@ -262,10 +264,12 @@ fn rooted_blocks_read_through_the_sealed_list_as_from_the_store() {
     let (mut stager, mut committer) = split.into_parts();
     let (first, _) = stager.stage(&outcomes[..2], None);
     committer.commit(first.unwrap()).unwrap();
-    let list = crate::sealed::SealedBlocks::default();
     let mut rooted = Vec::new();
-    let (rest, roots) = stager.stage(&outcomes[2..], Some(&mut rooted));
+    let (three_four, mut roots) = stager.stage(&outcomes[2..4], Some(&mut rooted));
+    let (five, last_root) = stager.stage(&outcomes[4..], Some(&mut rooted));
+    roots.extend(last_root);
     assert_eq!(roots, whole_roots[2..]);
+    let list = crate::sealed::SealedBlocks::default();
     list.push(rooted.iter().cloned());
     assert_eq!(list.len(), 3);
     // A list taken before block 5 was published.
@@ -273,17 +277,21 @@ fn rooted_blocks_read_through_the_sealed_list_as_from_the_store() {
     older.push(rooted[..2].iter().cloned());
     let older = older.current();
 
+    // None of the listed blocks stored.
     let store_only = ChainView::new(split_store.snapshot().unwrap());
     assert_eq!(store_only.head().unwrap(), 2);
     assert!(store_only.block(3).unwrap().is_none());
     let through = ChainView::over(split_store.snapshot().unwrap(), list.current()).unwrap();
     assert_same(&answers(&through, &signers), &reference);
 
-    // A view taken before the commit still reads right after it.
-    committer.commit(rest.unwrap()).unwrap();
-    assert_same(&answers(&through, &signers), &reference);
-    // A view whose list is older than its snapshot: blocks 3 and 4 must
-    // not shadow block 5 (every signer's nonce moved in each).
+    // Blocks 3 and 4 stored, 3..=5 listed.
+    committer.commit(three_four.unwrap()).unwrap();
+    let overlap = ChainView::over(split_store.snapshot().unwrap(), list.current()).unwrap();
+    assert_same(&answers(&overlap, &signers), &reference);
+
+    // All stored, the list older than the store: blocks 3 and 4 must not
+    // shadow block 5 (every signer's nonce moved in each).
+    committer.commit(five.unwrap()).unwrap();
     let behind = ChainView::over(split_store.snapshot().unwrap(), older).unwrap();
     assert_same(&answers(&behind, &signers), &reference);
     list.committed(committer.height());
