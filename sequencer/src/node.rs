@@ -5,7 +5,7 @@ use crate::{
     derive::{replay, Committer, Deriver, SharedTries, Staged, StateProof},
     hot::{Hot, ProducedHead, SharedHot},
     mempool::{admission, Mempool, MempoolError, PooledTx, TxGuard},
-    preflight::preflight,
+    preflight::{preflight, ClosedCodes},
     produce::{Producer, ResealControl},
     sealed::SealedBlocks,
     wal::{BlockLog, ResealProgress},
@@ -86,6 +86,8 @@ pub struct Sequencer {
     pending: broadcast::Sender<PendingTx>,
     tries: SharedTries,
     sealed: Arc<SealedBlocks>,
+    /// Contract codes admission can answer for without executing.
+    closed_codes: ClosedCodes,
 }
 
 impl std::fmt::Debug for Sequencer {
@@ -236,6 +238,7 @@ impl Sequencer {
             pending: broadcast::channel(PENDING_FEED_CAPACITY).0,
             tries,
             sealed,
+            closed_codes: ClosedCodes::default(),
         })
     }
 
@@ -361,7 +364,14 @@ impl Sequencer {
     ) -> Result<B256, MempoolError> {
         self.validate(&tx)?;
         if let Some(g) = &guard {
-            preflight(&self.config.chain, &self.hot.read(), &tx, sender, g)?;
+            preflight(
+                &self.config.chain,
+                &self.hot.read(),
+                &tx,
+                sender,
+                g,
+                &self.closed_codes,
+            )?;
         }
         let hash = {
             // Under the pool lock, so a block sealed meanwhile cannot leave

@@ -4,21 +4,28 @@
 //! travels with the transaction and is asked again when the block is built,
 //! against the state the transaction really runs on.
 //!
-//! A plain ether transfer to an account without code has exactly one frame,
-//! known without running anything: the transaction's own call, at depth 0,
-//! from the sender to the recipient, carrying the value and no data. For
-//! such a transfer the frame is put to the guard directly: building an EVM
+//! Some transactions have exactly one frame, known without running
+//! anything: the transaction's own call, at depth 0, from the sender to the
+//! recipient, with the transaction's value and data. That holds when the
+//! recipient has no code (a wallet, a new account, a precompile), and when
+//! its code holds none of the opcodes through which the EVM asks the guard
+//! anything more: no CALL, CALLCODE, DELEGATECALL, STATICCALL, CREATE or
+//! CREATE2 (further frames) and no BALANCE, EXTCODESIZE, EXTCODECOPY or
+//! EXTCODEHASH (reads of other accounts) — a token's `transfer`, say. Such a
+//! frame is put to the guard directly: building an EVM and running the call
 //! (context, journal, a commit into a state that is thrown away) cost more
-//! than the policy question itself. Anything the EVM could turn into more
-//! frames — call data, a creation, a recipient holding code (a contract or
-//! a delegated wallet), an authorization list — is executed as before.
+//! than the policy question itself. Anything else — a creation, an
+//! authorization list, blobs, code that can call out or read other
+//! accounts, EOF or delegated code — is executed as before.
 
 use crate::{hot::Hot, mempool::MempoolError, produce::next_context};
 use alloy_consensus::{Transaction, TxEnvelope};
 use alloy_primitives::{Address, TxKind, B256, KECCAK256_EMPTY, U256};
+use parking_lot::RwLock;
 use state_transition::{
     revm::state::AccountInfo, tx_env, BlockExecutor, ChainSpec, Frame, FrameKind, SharedGuard,
 };
+use std::collections::HashMap;
 
 /// Puts `tx`'s frames to `guard` on top of `hot`, discarding any effects.
 /// Only a denial is reported: nonce, balance and revert outcomes are for
@@ -29,12 +36,13 @@ pub(crate) fn preflight(
     tx: &TxEnvelope,
     sender: Address,
     guard: &SharedGuard,
+    codes: &ClosedCodes,
 ) -> Result<(), MempoolError> {
     let denied = |d: state_transition::Denial| MempoolError::Denied {
         rule: d.rule,
         reason: d.reason,
     };
-    if let Some(frame) = plain_transfer(hot, tx, sender) {
+    if let Some(frame) = only_frame(hot, tx, sender, codes) {
         return guard.check(&frame).map_err(denied);
     }
     let env = tx_env(tx, sender).map_err(|e| MempoolError::Decode(e.to_string()))?;
@@ -49,30 +57,46 @@ pub(crate) fn preflight(
     }
 }
 
-/// The one frame of `tx` when it is a plain transfer to an account without
-/// code; `None` when only executing it can tell its frames.
-fn plain_transfer<'a>(hot: &Hot, tx: &TxEnvelope, from: Address) -> Option<Frame<'a>> {
+/// The one frame of `tx` when nothing but its own call can be put to the
+/// guard (see the module docs); `None` when only executing it can tell.
+fn only_frame<'a>(
+    hot: &Hot,
+    tx: &'a TxEnvelope,
+    from: Address,
+    codes: &ClosedCodes,
+) -> Option<Frame<'a>> {
     let TxKind::Call(to) = tx.kind() else {
         return None;
     };
-    if !tx.input().is_empty() || tx.authorization_list().is_some() {
+    if tx.authorization_list().is_some() || tx.blob_versioned_hashes().is_some() {
         return None;
     }
     let no_code = |a: &AccountInfo| a.code_hash == KECCAK256_EMPTY || a.code_hash == B256::ZERO;
-    if !hot.state.accounts.get(&to).is_none_or(no_code) {
-        return None;
-    }
+    let has_code = match hot.state.accounts.get(&to) {
+        None => false,
+        Some(a) if no_code(a) => false,
+        Some(a) => {
+            let code = hot.state.codes.get(&a.code_hash)?;
+            if !codes.is_closed(a.code_hash, code) {
+                return None;
+            }
+            true
+        }
+    };
     // The EVM refuses a sender that cannot pay the most the transaction
     // may cost, or that holds code, before any frame starts: such a
     // transaction is executed, so it is refused as before without a policy
     // question being asked (and audited).
-    let sender = hot.state.accounts.get(&from)?;
+    // An account the chain has never seen (a token holder that was never
+    // sent ether, on a chain without fees) runs as an empty one.
+    let sender = hot.state.accounts.get(&from).cloned().unwrap_or_default();
     let most = U256::from(tx.gas_limit())
         .checked_mul(U256::from(tx.max_fee_per_gas()))?
         .checked_add(tx.value())?;
-    if sender.balance < most || !no_code(sender) {
+    if sender.balance < most || !no_code(&sender) {
         return None;
     }
+    let input = tx.input().as_ref();
     Some(Frame {
         depth: 0,
         kind: FrameKind::Call,
@@ -80,9 +104,63 @@ fn plain_transfer<'a>(hot: &Hot, tx: &TxEnvelope, from: Address) -> Option<Frame
         target: to,
         code_address: to,
         value: tx.value(),
-        input: &[],
-        has_code: false,
+        input,
+        // As the EVM's guard sees it: looked at only for empty call data.
+        has_code: has_code && input.is_empty(),
     })
+}
+
+/// Which contract codes can ask the guard nothing beyond their own frame,
+/// by code hash: each code is scanned once. Bounded: past
+/// [`REMEMBERED_CODES`] the map starts over (a rescan is a few µs).
+#[derive(Debug, Default)]
+pub(crate) struct ClosedCodes {
+    known: RwLock<HashMap<B256, bool>>,
+}
+
+/// Codes [`ClosedCodes`] remembers at most.
+const REMEMBERED_CODES: usize = 4_096;
+
+impl ClosedCodes {
+    fn is_closed(&self, hash: B256, code: &[u8]) -> bool {
+        if let Some(closed) = self.known.read().get(&hash) {
+            return *closed;
+        }
+        let closed = is_closed(code);
+        let mut known = self.known.write();
+        if known.len() >= REMEMBERED_CODES {
+            known.clear();
+        }
+        known.insert(hash, closed);
+        closed
+    }
+}
+
+/// Whether legacy `code` holds no opcode that opens a frame or makes the
+/// guard look at another account. Push data is skipped; bytes that only
+/// look like such an opcode (in metadata or data after the code) make the
+/// answer "no", which only costs an execution.
+fn is_closed(code: &[u8]) -> bool {
+    // 0xEF starts EOF containers and EIP-7702 delegations: the code that
+    // runs is elsewhere or laid out differently.
+    if code.first() == Some(&0xef) {
+        return false;
+    }
+    let mut i = 0;
+    while let Some(&op) = code.get(i) {
+        match op {
+            // BALANCE, EXTCODESIZE, EXTCODECOPY, EXTCODEHASH.
+            0x31 | 0x3b | 0x3c | 0x3f => return false,
+            // CREATE, CALL, CALLCODE, DELEGATECALL, CREATE2, STATICCALL,
+            // and EOF's calls and creations.
+            0xf0..=0xf2 | 0xf4 | 0xf5 | 0xf8 | 0xf9 | 0xfa | 0xfb | 0xec | 0xed => return false,
+            // PUSH1..PUSH32: skip the pushed bytes.
+            0x60..=0x7f => i += usize::from(op - 0x5f),
+            _ => {}
+        }
+        i += 1;
+    }
+    true
 }
 
 #[cfg(test)]
@@ -132,6 +210,12 @@ mod tests {
     const WALLET: Address = Address::repeat_byte(0x42);
     const CONTRACT: Address = Address::repeat_byte(0xcc);
     const DENIED: Address = Address::repeat_byte(0xdd);
+    const CALLS_OUT: Address = Address::repeat_byte(0xc1);
+    const READS_OUT: Address = Address::repeat_byte(0xc2);
+    const PUSHES_LOOKALIKES: Address = Address::repeat_byte(0xc3);
+    const DELEGATED: Address = Address::repeat_byte(0xc4);
+    /// The SHA-256 precompile.
+    const PRECOMPILE: Address = Address::with_last_byte(2);
 
     fn setup() -> (ChainSpec, Hot) {
         let chain = ChainSpec {
@@ -159,6 +243,46 @@ mod tests {
             },
         );
         state.codes.insert(hash, code);
+        let mut contract = |address: Address, code: Vec<u8>| {
+            let code = Bytes::from(code);
+            let hash = Bytecode::new_raw(code.clone()).hash_slow();
+            state.accounts.insert(
+                address,
+                AccountInfo {
+                    code_hash: hash,
+                    // Looked up by hash, as the EVM reads the hot state.
+                    code: None,
+                    ..Default::default()
+                },
+            );
+            state.codes.insert(hash, code);
+        };
+        let push20 = |a: Address| [&[0x73][..], a.as_slice()].concat();
+        // CALL(gas 0xffff, WALLET, value 0, no data): a second frame.
+        contract(
+            CALLS_OUT,
+            [
+                &[0x60, 0, 0x60, 0, 0x60, 0, 0x60, 0, 0x60, 0][..],
+                &push20(WALLET)[..],
+                &[0x61, 0xff, 0xff, 0xf1, 0x00][..],
+            ]
+            .concat(),
+        );
+        // BALANCE(WALLET): a read of another account.
+        contract(
+            READS_OUT,
+            [&push20(WALLET)[..], &[0x31, 0x50, 0x00][..]].concat(),
+        );
+        // Pushes bytes that look like CALL and BALANCE, stores one: closed.
+        contract(
+            PUSHES_LOOKALIKES,
+            vec![0x61, 0xf1, 0x31, 0x60, 0x00, 0x55, 0x00],
+        );
+        // An EIP-7702 delegation to CALLS_OUT.
+        contract(
+            DELEGATED,
+            [&[0xef, 0x01, 0x00][..], CALLS_OUT.as_slice()].concat(),
+        );
         let head = ParentBlock {
             number: 1,
             hash: B256::repeat_byte(1),
@@ -171,7 +295,16 @@ mod tests {
 
     /// What the guard is asked, through the EVM and through `preflight`.
     fn asked(chain: &ChainSpec, hot: &Hot, tx: &TxEnvelope) -> (Vec<String>, Vec<String>, bool) {
-        let sender = test_signer(0).address();
+        asked_of(chain, hot, tx, test_signer(0).address())
+    }
+
+    /// What the guard is asked about `sender`'s `tx`.
+    fn asked_of(
+        chain: &ChainSpec,
+        hot: &Hot,
+        tx: &TxEnvelope,
+        sender: Address,
+    ) -> (Vec<String>, Vec<String>, bool) {
         let through_evm = Arc::new(Recording {
             frames: Mutex::new(Vec::new()),
             deny: DENIED,
@@ -186,66 +319,172 @@ mod tests {
             deny: DENIED,
         });
         let guard: SharedGuard = admitted.clone();
-        let denied = preflight(chain, hot, tx, sender, &guard).is_err();
+        let denied = preflight(chain, hot, tx, sender, &guard, &ClosedCodes::default()).is_err();
         let evm = through_evm.frames.lock().clone();
         let pre = admitted.frames.lock().clone();
         (evm, pre, denied)
     }
 
+    /// The contracts the load generator and the examples deploy: the
+    /// token's calls are answered without executing; the helper that
+    /// disperses ether calls out, so its calls are executed.
+    #[test]
+    fn the_shipped_token_is_answered_without_executing() {
+        let code = |artifact: &str| {
+            let v: serde_json::Value = serde_json::from_str(artifact).unwrap();
+            let hex = v["deployedBytecode"].as_str().unwrap();
+            alloy_primitives::hex::decode(hex).unwrap()
+        };
+        assert!(is_closed(&code(include_str!(
+            "../../contracts/out/BankToken.json"
+        ))));
+        assert!(!is_closed(&code(include_str!(
+            "../../contracts/out/BenchKit.json"
+        ))));
+        assert!(!is_closed(&code(include_str!(
+            "../../contracts/out/Forwarder.json"
+        ))));
+    }
+
     /// The guard is asked exactly what the EVM would ask it, whether the
-    /// frame is answered directly (a wallet) or by executing (a contract,
-    /// call data), and a denial comes back as the guard's rule.
+    /// frame is answered directly (a wallet, a contract that cannot call
+    /// out or read other accounts) or by executing, and a denial comes back
+    /// as the guard's rule.
     #[test]
     fn admission_asks_the_guard_what_the_evm_would() {
         let (chain, hot) = setup();
         let key = test_signer(0);
+        let data = || Bytes::from_static(&[1, 2]);
         let cases = [
             (
                 "transfer to a wallet",
                 signed_transfer_from(&key, 0, WALLET, 5, 0),
                 true,
                 false,
+                1,
             ),
             (
                 "transfer to a new account",
                 signed_transfer_from(&key, 0, Address::repeat_byte(7), 5, 0),
                 true,
                 false,
+                1,
             ),
             (
                 "transfer to a closed account",
                 signed_transfer_from(&key, 0, DENIED, 5, 0),
                 true,
                 true,
+                1,
             ),
             (
                 "transfer to a contract",
                 signed_transfer_from(&key, 0, CONTRACT, 5, 0),
+                true,
                 false,
-                false,
+                1,
             ),
             (
-                "call with data",
-                signed_call_from(&key, 0, WALLET, Bytes::from_static(&[1, 2]), 50_000),
+                "call with data to a wallet",
+                signed_call_from(&key, 0, WALLET, data(), 50_000),
+                true,
+                false,
+                1,
+            ),
+            (
+                "call into a contract",
+                signed_call_from(&key, 0, CONTRACT, data(), 50_000),
+                true,
+                false,
+                1,
+            ),
+            (
+                "call into a precompile",
+                signed_call_from(&key, 0, PRECOMPILE, data(), 50_000),
+                true,
+                false,
+                1,
+            ),
+            (
+                "call into code that only pushes look-alike bytes",
+                signed_call_from(&key, 0, PUSHES_LOOKALIKES, data(), 50_000),
+                true,
+                false,
+                1,
+            ),
+            (
+                "call into a contract that calls out",
+                signed_call_from(&key, 0, CALLS_OUT, data(), 100_000),
                 false,
                 false,
+                2,
+            ),
+            (
+                "transfer to a contract that calls out",
+                signed_transfer_from(&key, 0, CALLS_OUT, 5, 0),
+                false,
+                false,
+                // 21,000 gas: the call out runs out of gas before it starts.
+                1,
+            ),
+            (
+                "call into a contract that reads a balance",
+                signed_call_from(&key, 0, READS_OUT, data(), 50_000),
+                false,
+                false,
+                1,
+            ),
+            (
+                "call into a delegated account",
+                signed_call_from(&key, 0, DELEGATED, data(), 100_000),
+                false,
+                false,
+                2,
             ),
         ];
-        for (what, tx, direct, deny) in cases {
+        let codes = ClosedCodes::default();
+        for (what, tx, direct, deny, frames) in cases {
             assert_eq!(
-                plain_transfer(&hot, &tx, key.address()).is_some(),
+                only_frame(&hot, &tx, key.address(), &codes).is_some(),
                 direct,
                 "{what}"
             );
             let (evm, pre, denied) = asked(&chain, &hot, &tx);
-            assert_eq!(evm.len(), 1, "{what}: one frame");
+            assert_eq!(evm.len(), frames, "{what}: {evm:?}");
             assert_eq!(pre, evm, "{what}");
             assert_eq!(denied, deny, "{what}");
+        }
+        // A sender the chain has never seen, fee-free: as an empty account
+        // (the EVM creates it), answered directly; with a fee it cannot
+        // pay, executed (the EVM refuses it before any frame).
+        let stranger = test_signer(7);
+        assert!(!hot.state.accounts.contains_key(&stranger.address()));
+        for (fee, direct, frames) in [(0, true, 1), (1, false, 0)] {
+            let mut call = signed_call_from(&stranger, 0, CONTRACT, data(), 50_000);
+            if fee > 0 {
+                call = signed_transfer_from(&stranger, 0, CONTRACT, 0, fee);
+            }
+            assert_eq!(
+                only_frame(&hot, &call, stranger.address(), &codes).is_some(),
+                direct
+            );
+            let (evm, pre, denied) = asked_of(&chain, &hot, &call, stranger.address());
+            assert_eq!(evm.len(), frames, "{evm:?}");
+            assert_eq!(pre, evm);
+            assert!(!denied);
+        }
+        // Asked again, the remembered answers are the same.
+        for (address, closed) in [(CONTRACT, true), (CALLS_OUT, false), (READS_OUT, false)] {
+            let tx = signed_call_from(&key, 0, address, data(), 50_000);
+            assert_eq!(
+                only_frame(&hot, &tx, key.address(), &codes).is_some(),
+                closed
+            );
         }
         // More than the sender holds: the EVM refuses it before any frame,
         // so the guard is not asked (the pool answers for the funds).
         let broke = signed_transfer_from(&key, 0, DENIED, 2_000_000_000_000_000_000, 0);
-        assert!(plain_transfer(&hot, &broke, key.address()).is_none());
+        assert!(only_frame(&hot, &broke, key.address(), &ClosedCodes::default()).is_none());
         let (evm, pre, denied) = asked(&chain, &hot, &broke);
         assert!(
             evm.is_empty() && pre.is_empty() && !denied,
@@ -256,7 +495,14 @@ mod tests {
             frames: Mutex::new(Vec::new()),
             deny: DENIED,
         });
-        match preflight(&chain, &hot, &tx, key.address(), &guard) {
+        match preflight(
+            &chain,
+            &hot,
+            &tx,
+            key.address(),
+            &guard,
+            &ClosedCodes::default(),
+        ) {
             Err(MempoolError::Denied { rule, reason }) => {
                 assert_eq!(rule, "no-entry");
                 assert!(reason.contains("is closed"), "{reason}");
