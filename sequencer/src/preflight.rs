@@ -20,10 +20,20 @@
 
 use crate::{hot::Hot, mempool::MempoolError, produce::next_context};
 use alloy_consensus::{Transaction, TxEnvelope};
-use alloy_primitives::{Address, TxKind, B256, KECCAK256_EMPTY, U256};
+use alloy_primitives::{Address, Bytes, TxKind, B256, KECCAK256_EMPTY, U256};
 use parking_lot::RwLock;
 use state_transition::{
-    revm::state::AccountInfo, tx_env, BlockExecutor, ChainSpec, Frame, FrameKind, SharedGuard,
+    revm::{
+        bytecode::{
+            opcode::{
+                BALANCE, CALL, CALLCODE, CREATE, CREATE2, DELEGATECALL, EXTCODECOPY, EXTCODEHASH,
+                EXTCODESIZE, STATICCALL,
+            },
+            Bytecode,
+        },
+        state::AccountInfo,
+    },
+    tx_env, BlockExecutor, ChainSpec, Frame, FrameKind, SharedGuard,
 };
 use std::collections::HashMap;
 
@@ -89,11 +99,15 @@ fn only_frame<'a>(
     // question being asked (and audited).
     // An account the chain has never seen (a token holder that was never
     // sent ether, on a chain without fees) runs as an empty one.
-    let sender = hot.state.accounts.get(&from).cloned().unwrap_or_default();
+    let (balance, sender_no_code) = hot
+        .state
+        .accounts
+        .get(&from)
+        .map_or((U256::ZERO, true), |a| (a.balance, no_code(a)));
     let most = U256::from(tx.gas_limit())
         .checked_mul(U256::from(tx.max_fee_per_gas()))?
         .checked_add(tx.value())?;
-    if sender.balance < most || !no_code(&sender) {
+    if balance < most || !sender_no_code {
         return None;
     }
     let input = tx.input().as_ref();
@@ -122,7 +136,7 @@ pub(crate) struct ClosedCodes {
 const REMEMBERED_CODES: usize = 4_096;
 
 impl ClosedCodes {
-    fn is_closed(&self, hash: B256, code: &[u8]) -> bool {
+    fn is_closed(&self, hash: B256, code: &Bytes) -> bool {
         if let Some(closed) = self.known.read().get(&hash) {
             return *closed;
         }
@@ -137,44 +151,36 @@ impl ClosedCodes {
 }
 
 /// Whether legacy `code` holds no opcode that opens a frame or makes the
-/// guard look at another account. Push data is skipped; bytes that only
-/// look like such an opcode (in metadata or data after the code) make the
-/// answer "no", which only costs an execution.
-fn is_closed(code: &[u8]) -> bool {
+/// guard look at another account. Opcodes are walked as revm's interpreter
+/// reads them (immediates such as push data skipped); bytes that only look
+/// like such an opcode (in metadata or data after the code) make the answer
+/// "no", which only costs an execution.
+fn is_closed(code: &Bytes) -> bool {
     // 0xEF starts EOF containers and EIP-7702 delegations: the code that
     // runs is elsewhere or laid out differently.
     if code.first() == Some(&0xef) {
         return false;
     }
-    let mut i = 0;
-    while let Some(&op) = code.get(i) {
-        match op {
-            // BALANCE, EXTCODESIZE, EXTCODECOPY, EXTCODEHASH.
-            0x31 | 0x3b | 0x3c | 0x3f => return false,
-            // CREATE, CALL, CALLCODE, DELEGATECALL, CREATE2, STATICCALL,
-            // and EOF's calls and creations.
-            0xf0..=0xf2 | 0xf4 | 0xf5 | 0xf8 | 0xf9 | 0xfa | 0xfb | 0xec | 0xed => return false,
-            // PUSH1..PUSH32: skip the pushed bytes.
-            0x60..=0x7f => i += usize::from(op - 0x5f),
-            _ => {}
-        }
-        i += 1;
-    }
-    true
+    Bytecode::new_legacy(code.clone())
+        .iter_opcodes()
+        .all(|op| match op {
+            BALANCE | EXTCODESIZE | EXTCODECOPY | EXTCODEHASH => false,
+            CREATE | CALL | CALLCODE | DELEGATECALL | CREATE2 | STATICCALL => false,
+            // EOF's calls and creations (EOFCREATE, TXCREATE, EXTCALL,
+            // EXTDELEGATECALL, EXTSTATICCALL): undefined for legacy code in
+            // this EVM, refused here in case a later one defines them.
+            0xec | 0xed | 0xf8 | 0xf9 | 0xfb => false,
+            _ => true,
+        })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::test_support::{signed_call_from, signed_transfer_from, test_signer, TEST_CHAIN_ID};
-    use alloy_primitives::{Bytes, U256};
     use parking_lot::Mutex;
     use state_transition::{
-        revm::{
-            primitives::hardfork::SpecId,
-            state::{AccountInfo, Bytecode},
-        },
-        CallGuard, Denial, FeeMode, MemoryState, ParentBlock,
+        revm::primitives::hardfork::SpecId, CallGuard, Denial, FeeMode, MemoryState, ParentBlock,
     };
     use std::sync::Arc;
 
@@ -231,18 +237,6 @@ mod tests {
         };
         state.accounts.insert(test_signer(0).address(), funded);
         state.accounts.insert(WALLET, AccountInfo::default());
-        // STOP: a contract that accepts ether and does nothing.
-        let code = Bytes::from_static(&[0x00]);
-        let bytecode = Bytecode::new_raw(code.clone());
-        let hash = bytecode.hash_slow();
-        state.accounts.insert(
-            CONTRACT,
-            AccountInfo {
-                code_hash: hash,
-                ..Default::default()
-            },
-        );
-        state.codes.insert(hash, code);
         let mut contract = |address: Address, code: Vec<u8>| {
             let code = Bytes::from(code);
             let hash = Bytecode::new_raw(code.clone()).hash_slow();
@@ -257,6 +251,8 @@ mod tests {
             );
             state.codes.insert(hash, code);
         };
+        // STOP: a contract that accepts ether and does nothing.
+        contract(CONTRACT, vec![0x00]);
         let push20 = |a: Address| [&[0x73][..], a.as_slice()].concat();
         // CALL(gas 0xffff, WALLET, value 0, no data): a second frame.
         contract(
@@ -333,7 +329,7 @@ mod tests {
         let code = |artifact: &str| {
             let v: serde_json::Value = serde_json::from_str(artifact).unwrap();
             let hex = v["deployedBytecode"].as_str().unwrap();
-            alloy_primitives::hex::decode(hex).unwrap()
+            Bytes::from(alloy_primitives::hex::decode(hex).unwrap())
         };
         assert!(is_closed(&code(include_str!(
             "../../contracts/out/BankToken.json"
