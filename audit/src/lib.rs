@@ -46,9 +46,10 @@ pub enum AuditError {
     /// Stored state contradicts itself.
     #[error("audit log damaged: {0}")]
     Corrupt(String),
-    /// A sealed event row does not open or does not match its columns.
+    /// An event row contradicts itself: its sealed fields do not open, or
+    /// a lookup column does not match what the row holds.
     #[error("audit event {event}: {reason}")]
-    Sealed {
+    BadRow {
         /// The event's id.
         event: u64,
         /// What is wrong.

@@ -151,11 +151,12 @@ async fn check(
     let mut heads = HeadCursor::new(start);
     let mut last_good_head = start;
     loop {
-        // A sealed row that does not open is checked after the rows before
-        // it, so the first bad event is the one named.
+        // A row that contradicts itself (sealed fields that do not open, a
+        // lookup column that does not match) is reported after the rows
+        // before it are checked, so the first bad event is the one named.
         let (page, unopened) = match db.events_from(frontier.size(), PAGE).await {
             Ok(page) => (page, None),
-            Err(AuditError::Sealed { event, reason }) => {
+            Err(AuditError::BadRow { event, reason }) => {
                 let page = db.events_between(frontier.size(), event).await?;
                 (page, Some((event, reason)))
             }

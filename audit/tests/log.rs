@@ -96,17 +96,34 @@ async fn queries_filter_and_page_on_both_databases() {
     }
 }
 
-/// A log written before migration 0004 (resources indexed whole) is
-/// re-indexed by prefix when the node next opens it, and a lookup by
-/// resource still finds exactly the events about it, old ones included.
+/// A log written before migrations 0004 and 0005 (resources indexed whole,
+/// no `resource_key` column) gets the column filled and the prefix index
+/// when the node next opens it; a lookup by resource still finds exactly
+/// the events about it, old ones included, and `audit verify` agrees with
+/// every filled key. Two resources share their first 16 characters, some of
+/// them beyond ASCII: the database's backfill and the writer must count the
+/// prefix in characters alike, and the whole value must tell them apart.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_log_from_before_the_prefix_index_migrates_and_answers_resource_lookups() {
+async fn a_log_from_before_the_resource_key_migrates_and_answers_resource_lookups() {
+    let long = ["Ledger:Zürich/€/账户/0001", "Ledger:Zürich/€/账户/0002"];
     for t in TestDb::both().await {
-        fill(&t, 300, 100).await;
+        let s = fill(&t, 300, 100).await;
+        let mut more: Vec<_> = long
+            .iter()
+            .enumerate()
+            .map(|(i, r)| {
+                let k = 300 + i as u64;
+                let time = 1_700_000_000_000_000 + k as i64 * 1_000_000;
+                audit::StoredEvent::pending(event(k).resource(*r), time)
+            })
+            .collect();
+        t.db.append(&mut more, &s).await.unwrap();
         t.exec("DROP INDEX audit_events_resource").await;
+        t.exec("ALTER TABLE audit_events DROP COLUMN resource_key")
+            .await;
         t.exec("CREATE INDEX audit_events_resource ON audit_events (resource, id)")
             .await;
-        t.exec("DELETE FROM _sqlx_migrations WHERE version = 4")
+        t.exec("DELETE FROM _sqlx_migrations WHERE version >= 4")
             .await;
 
         let reopened = audit::AuditDb::connect(&t.url).await.unwrap();
@@ -118,6 +135,9 @@ async fn a_log_from_before_the_prefix_index_migrates_and_answers_resource_lookup
             ("Node:7", vec![7]),
             ("Node:299", vec![299]),
             ("Node:300", vec![]),
+            (long[0], vec![300]),
+            (long[1], vec![301]),
+            ("Ledger:Zürich/€/账户/0003", vec![]),
         ] {
             let page = reopened
                 .query(&Filter {
@@ -130,6 +150,9 @@ async fn a_log_from_before_the_prefix_index_migrates_and_answers_resource_lookup
             let ids: Vec<u64> = page.events.iter().map(|e| e.id).collect();
             assert_eq!(ids, expected, "{} {resource}", t.label());
         }
+        let r = verify_log(&reopened, &s.public_key(), None).await.unwrap();
+        assert!(r.ok(), "{}: {:?}", t.label(), r.finding);
+        assert_eq!(r.events_checked, 302);
         reopened.close().await;
         t.drop_db().await;
     }
@@ -236,10 +259,18 @@ async fn every_tamper_case_is_named() {
             "bad signature",
         ),
         (
+            // Resource searches use only the indexed prefix: an edited one
+            // would hide the event from them while every hash still held.
+            "edited resource key",
+            &["UPDATE audit_events SET resource_key = 'Node:1' WHERE id = 11"],
+            Some(11),
+            "resource_key column does not match",
+        ),
+        (
             "inserted row",
             &["INSERT INTO audit_events SELECT 30, time_us, actor_type, actor_id, organization, action, \
                resource, outcome, rule_id, request_id, trace_id, source_ip, details, leaf_hash, sealed, \
-               key_version FROM audit_events WHERE id = 29"],
+               key_version, resource_key FROM audit_events WHERE id = 29"],
             Some(30),
             "not covered",
         ),

@@ -42,7 +42,23 @@ pub(crate) const READ_STATE: &str =
 /// Columns of an event row, in [`AuditDb::event_from_row`]'s order.
 pub(crate) const EVENT_COLUMNS: &str = "id, time_us, actor_type, actor_id, organization, action, \
     resource, outcome, rule_id, request_id, trace_id, source_ip, details, leaf_hash, sealed, \
-    key_version";
+    key_version, resource_key";
+
+/// Characters of a stored resource kept in the indexed `resource_key`
+/// column: 64 bits of a sealed row's keyed hash, or the start of a plain
+/// one (`tx:0x` and 11 hex digits), enough to make an index probe exact in
+/// practice; queries then compare the whole value on the row.
+const RESOURCE_KEY_CHARS: usize = 16;
+
+/// The `resource_key` stored beside a resource: its first characters,
+/// counted as both databases' `substr` counts them (migration 0005 filled
+/// the column for older rows that way).
+pub(crate) fn resource_key(resource: &str) -> &str {
+    match resource.char_indices().nth(RESOURCE_KEY_CHARS) {
+        Some((end, _)) => &resource[..end],
+        None => resource,
+    }
+}
 
 /// Which database is behind the pool.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -428,6 +444,16 @@ impl AuditDb {
             source_ip: row.try_get(11)?,
             details: row.try_get(12)?,
         };
+        // Resource searches go through this column alone: a key edited to
+        // differ from its resource would hide the row from them unnoticed.
+        // Checked on the stored form, before any sealed fields are opened.
+        let key: Option<&str> = row.try_get(16)?;
+        if key != event.resource.as_deref().map(resource_key) {
+            return Err(AuditError::BadRow {
+                event: event.id,
+                reason: "altered: its resource_key column does not match its resource".into(),
+            });
+        }
         let sealed: Option<Vec<u8>> = row.try_get(14)?;
         if let Some(sealed) = sealed {
             let Some(sealing) = &self.sealing else {

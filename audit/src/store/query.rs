@@ -1,6 +1,6 @@
 //! Compliance queries: filters on indexed columns, keyset pagination by id.
 
-use super::{to_i64, AuditDb, EVENT_COLUMNS};
+use super::{resource_key, to_i64, AuditDb, EVENT_COLUMNS};
 use crate::{event::Outcome, event::StoredEvent, AuditError};
 use serde::{Deserialize, Serialize};
 use sqlx::{AssertSqlSafe, Row};
@@ -8,10 +8,10 @@ use sqlx::{AssertSqlSafe, Row};
 /// Largest page a query returns.
 pub const MAX_PAGE: u32 = 1_000;
 
-/// How a query matches one resource: through the prefix index of migration
-/// 0004 (the expression must be the index's, character for character, for
-/// either database to use it), then on the whole value.
-const RESOURCE_MATCH: &str = "substr(resource, 1, 16) = substr(?, 1, 16) AND resource = ?";
+/// How a query matches one resource: its stored prefix through the index
+/// of migration 0005, then the whole value on the row.
+const RESOURCE_KEY_MATCH: &str = "resource_key = ?";
+const RESOURCE_MATCH: &str = "resource = ?";
 
 /// What to look for. Every set field must match.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -168,6 +168,10 @@ impl AuditDb {
         }
         if let Some(r) = &filter.resource {
             let stored = sealing.map_or_else(|| r.clone(), |s| s.blind_resource(r));
+            cond(
+                RESOURCE_KEY_MATCH,
+                Arg::Text(resource_key(&stored).to_owned()),
+            );
             cond(RESOURCE_MATCH, Arg::Text(stored));
         }
         if let Some(r) = &filter.rule {
@@ -245,12 +249,15 @@ mod tests {
         let db = AuditDb::connect(&url).await.unwrap();
         for order in ["ASC", "DESC"] {
             let sql = format!(
-                "EXPLAIN QUERY PLAN SELECT {EVENT_COLUMNS} FROM audit_events WHERE {} \
+                "EXPLAIN QUERY PLAN SELECT {EVENT_COLUMNS} FROM audit_events WHERE {} AND {} \
                  ORDER BY id {order} LIMIT 101",
-                RESOURCE_MATCH.replace('?', "$1")
+                RESOURCE_KEY_MATCH.replace('?', "$1"),
+                RESOURCE_MATCH.replace('?', "$2")
             );
+            let resource = "tx:0x7a5c0de5eca1ed";
             let plan: Vec<String> = sqlx::query(AssertSqlSafe(sql))
-                .bind("tx:0x7a5c0de5eca1ed")
+                .bind(resource_key(resource))
+                .bind(resource)
                 .fetch_all(db.pool())
                 .await
                 .unwrap()

@@ -65,14 +65,15 @@ impl AuditDb {
                 }
                 sqlx::query(
                     "UPDATE audit_events SET actor_id = $1, organization = NULL, resource = $2, \
-                     request_id = NULL, trace_id = NULL, source_ip = NULL, details = '', \
-                     sealed = $3, key_version = $4 WHERE id = $5",
+                     resource_key = $6, request_id = NULL, trace_id = NULL, source_ip = NULL, \
+                     details = '', sealed = $3, key_version = $4 WHERE id = $5",
                 )
                 .bind(f.actor_id.as_ref())
                 .bind(f.resource.as_deref())
                 .bind(f.sealed.as_deref())
                 .bind(f.key_version)
                 .bind(after)
+                .bind(f.resource_key())
                 .execute(&mut *tx)
                 .await?;
                 report.resealed += 1;

@@ -45,6 +45,13 @@ pub(crate) struct RowFields<'a> {
     pub key_version: Option<i64>,
 }
 
+impl RowFields<'_> {
+    /// The indexed prefix stored beside the resource column's value.
+    pub(crate) fn resource_key(&self) -> Option<&str> {
+        self.resource.as_deref().map(super::resource_key)
+    }
+}
+
 /// Seals and opens event rows; `None` in [`super::AuditDb`] keeps rows plain.
 #[derive(Debug, Clone)]
 pub(crate) struct Sealing {
@@ -58,7 +65,7 @@ fn context(id: u64) -> Vec<u8> {
 }
 
 fn sealed_err(id: u64, why: impl std::fmt::Display) -> AuditError {
-    AuditError::Sealed {
+    AuditError::BadRow {
         event: id,
         reason: why.to_string(),
     }

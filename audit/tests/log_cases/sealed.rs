@@ -223,6 +223,18 @@ async fn plain_rows_are_sealed_and_rotation_moves_every_row_to_the_new_key() {
             .await
             .unwrap();
         assert_eq!(u1.events.len(), 12, "{}", t.label());
+        // Resealing rewrote each row's resource as a keyed hash; its
+        // indexed prefix must have moved with it.
+        let one = retired
+            .query(&Filter {
+                resource: Some("Node:7".into()),
+                limit: Some(100),
+                ..Default::default()
+            })
+            .await
+            .unwrap();
+        let ids: Vec<u64> = one.events.iter().map(|e| e.id).collect();
+        assert_eq!(ids, [7], "{}", t.label());
         t.drop_db().await;
     }
 }

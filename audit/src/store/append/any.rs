@@ -74,7 +74,8 @@ async fn append_on(
                 .bind(f.details)
                 .bind(&leaf[..])
                 .bind(f.sealed.as_deref())
-                .bind(f.key_version);
+                .bind(f.key_version)
+                .bind(f.resource_key());
         }
         q.execute(&mut *tx).await?;
     }
@@ -99,9 +100,12 @@ fn full_insert() -> Arc<str> {
 /// as with the default `ABORT`. What `ABORT` costs is a statement journal —
 /// every changed page copied aside in case this one statement must be
 /// undone — a tenth of the writer's time under load (perf), for an undo the
-/// transaction's rollback already gives.
+/// transaction's rollback already gives. SQLite keeps that journal anyway
+/// when a function is evaluated in the row or in an index expression (it
+/// could fail midway), which is why the resource's indexed prefix is bound
+/// here as a value (migration 0005) rather than computed by `substr`.
 fn insert_sql(rows: usize) -> String {
-    let row = format!("({})", vec!["?"; 16].join(", "));
+    let row = format!("({})", vec!["?"; 17].join(", "));
     format!(
         "INSERT OR FAIL INTO audit_events ({}) VALUES {}",
         EVENT_COLUMNS,

@@ -28,6 +28,7 @@ pub(super) async fn append(
     let mut leaves = Vec::with_capacity(n);
     let mut sealed = Vec::with_capacity(n);
     let mut versions = Vec::with_capacity(n);
+    let mut resource_keys = Vec::with_capacity(n);
     let mut text: [Vec<Option<&str>>; 11] = Default::default();
     for ((e, f), leaf) in events.iter().zip(&fields).zip(&leaves_of_batch) {
         ids.push(to_i64(e.id));
@@ -35,6 +36,7 @@ pub(super) async fn append(
         leaves.push(leaf.to_vec());
         sealed.push(f.sealed.clone());
         versions.push(f.key_version);
+        resource_keys.push(f.resource_key());
         let columns = [
             Some(e.actor_type.as_str()),
             Some(f.actor_id.as_ref()),
@@ -56,7 +58,7 @@ pub(super) async fn append(
         "INSERT INTO audit_events ({EVENT_COLUMNS}) SELECT * FROM UNNEST($1::bigint[], \
          $2::bigint[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[], $8::text[], \
          $9::text[], $10::text[], $11::text[], $12::text[], $13::text[], $14::bytea[], \
-         $15::bytea[], $16::bigint[])"
+         $15::bytea[], $16::bigint[], $17::text[])"
     );
     let mut q = sqlx::query(AssertSqlSafe(sql)).bind(&ids).bind(&times);
     for column in &text {
@@ -65,6 +67,7 @@ pub(super) async fn append(
     q.bind(&leaves)
         .bind(&sealed)
         .bind(&versions)
+        .bind(&resource_keys)
         .execute(&mut *tx)
         .await?;
     let head = store_head::<Postgres>(&mut tx, &frontier, last_time, signer).await?;
