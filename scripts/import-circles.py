@@ -23,14 +23,7 @@ import subprocess
 import sys
 
 # Circles left on purpose, each with its reason; any other fails the check.
-KNOWN = {
-    ("state-transition", frozenset({("batch",), ("witness",)})): (
-        "state-transition is the batch program's source: moving BatchError "
-        "out of batch/ changes the guest's source paths and line numbers, and "
-        "so its published program id (prover/guest/PROGRAM_ID), for no change "
-        "in what is proven; it moves with the next program release"
-    ),
-}
+KNOWN: dict = {}
 
 
 def strip_comments(src):

@@ -13,7 +13,8 @@
 mod guest;
 mod support;
 
-use alloy_primitives::B256;
+use alloy_consensus::{Signed, TxEnvelope};
+use alloy_primitives::{Signature, B256, U256};
 use proof::{verify_proof, OutputsFile, ProofEnvelope, ProofError};
 use prover::{
     BatchPolicy, Cutter, ExportedProof, Exporter, JobState, OpenVmBackend, PgJobStore,
@@ -144,6 +145,35 @@ impl ProofObserver for ExportOrder {
 }
 
 /// Waits (up to 40 minutes: two proofs at once on two cores) for `done`.
+/// Signatures over the same message that alloy's `recover_signer` refuses.
+fn refused_signatures(sig: &Signature) -> Vec<(&'static str, Signature)> {
+    // secp256k1's group order.
+    let n = U256::from_be_bytes(alloy_primitives::hex!(
+        "fffffffffffffffffffffffffffffffebaaedce6af48a03bbfd25e8cd0364141"
+    ));
+    let (r, s, v) = (sig.r(), sig.s(), sig.v());
+    vec![
+        (
+            "the same point's high s (EIP-2)",
+            Signature::new(r, n - s, !v),
+        ),
+        ("r = 0", Signature::new(U256::ZERO, s, v)),
+        ("s = 0", Signature::new(r, U256::ZERO, v)),
+        ("r = n", Signature::new(n, s, v)),
+        ("r far above n", Signature::new(U256::MAX, s, v)),
+    ]
+}
+
+/// `tx` with its signature replaced.
+fn resigned(tx: &TxEnvelope, sig: Signature) -> TxEnvelope {
+    match tx {
+        TxEnvelope::Eip1559(t) => TxEnvelope::Eip1559(Signed::new_unhashed(t.tx().clone(), sig)),
+        TxEnvelope::Eip2930(t) => TxEnvelope::Eip2930(Signed::new_unhashed(t.tx().clone(), sig)),
+        TxEnvelope::Legacy(t) => TxEnvelope::Legacy(Signed::new_unhashed(t.tx().clone(), sig)),
+        other => panic!("no {:?} in this chain", other.tx_type()),
+    }
+}
+
 fn wait_for(what: &str, done: impl Fn() -> bool) {
     let deadline = Instant::now() + Duration::from_secs(2400);
     while !done() {
@@ -184,6 +214,25 @@ fn zkvm_proves_a_batch_that_verifies_from_public_data_only() {
             let mut lying = w.clone();
             lying.prev_state_root = B256::repeat_byte(1);
             assert!(backend.execute(&lying.encode()).is_err());
+            // The program recovers signers on its own path (the curve
+            // instructions without alloy's conversions): what alloy
+            // refuses, it refuses.
+            for (what, bad) in refused_signatures(w.blocks[0].transactions[0].signature()) {
+                let mut forged = w.clone();
+                let tx = &mut forged.blocks[0].transactions[0];
+                *tx = resigned(tx, bad);
+                assert!(
+                    matches!(
+                        execute_batch(&forged),
+                        Err(state_transition::BatchError::InvalidSignature { .. })
+                    ),
+                    "{what}: alloy refuses it"
+                );
+                assert!(
+                    backend.execute(&forged.encode()).is_err(),
+                    "{what}: the zkVM must refuse it"
+                );
+            }
         }
     }
     eprintln!(

@@ -1,3 +1,4 @@
+use crate::mpt::TrieError;
 use alloc::string::String;
 use core::fmt;
 
@@ -98,3 +99,65 @@ impl fmt::Display for TxRejection {
 }
 
 impl core::error::Error for TxRejection {}
+
+/// Why a batch could not be proven.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum BatchError {
+    /// The witness bytes are not a valid encoding.
+    BadWitnessEncoding,
+    /// Unknown hardfork or fee mode.
+    BadChainParams,
+    /// A batch has at least one block.
+    EmptyBatch,
+    /// No parent header, or ancestors that do not chain by hash.
+    BrokenAncestry,
+    /// A block's time is before its parent's.
+    TimeWentBack(u64),
+    /// A transaction's signature does not recover.
+    InvalidSignature {
+        /// Block number.
+        block: u64,
+        /// Index in the block.
+        index: usize,
+    },
+    /// A transaction was not valid where the block log put it.
+    Rejected {
+        /// Block number.
+        block: u64,
+        /// Index in the block.
+        index: usize,
+        /// Why.
+        reason: String,
+    },
+    /// The witness lacks or misstates a trie node, account or code.
+    Witness(String),
+}
+
+impl fmt::Display for BatchError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::BadWitnessEncoding => f.write_str("witness is not valid RLP"),
+            Self::BadChainParams => f.write_str("unknown hardfork or fee mode"),
+            Self::EmptyBatch => f.write_str("a batch needs at least one block"),
+            Self::BrokenAncestry => f.write_str("ancestor headers do not chain"),
+            Self::TimeWentBack(n) => write!(f, "block {n} is older than its parent"),
+            Self::InvalidSignature { block, index } => {
+                write!(f, "transaction {index} of block {block}: bad signature")
+            }
+            Self::Rejected {
+                block,
+                index,
+                reason,
+            } => write!(f, "transaction {index} of block {block} rejected: {reason}"),
+            Self::Witness(what) => write!(f, "witness: {what}"),
+        }
+    }
+}
+
+impl core::error::Error for BatchError {}
+
+impl From<TrieError> for BatchError {
+    fn from(e: TrieError) -> Self {
+        Self::Witness(alloc::format!("{e:?}"))
+    }
+}

@@ -30,10 +30,12 @@ mod rooted;
 mod tx_env;
 mod witness;
 
-pub use batch::{execute_batch, AccountDelta, BatchError, BatchOverlay, OverlayState, TrieState};
+pub use batch::{
+    execute_batch, execute_batch_with, AccountDelta, BatchOverlay, OverlayState, TrieState,
+};
 pub use block::{BlockContext, ChainSpec, FeeMode, ParentBlock, SealedHeader};
 pub use diff::{AccountChange, StateDiff};
-pub use error::{StateError, TxRejection};
+pub use error::{BatchError, StateError, TxRejection};
 pub use executor::{BlockExecutor, BlockOutcome, ExecutedTx};
 pub use guard::{
     created_contracts, AccountRead, CallGuard, CreatedContract, Denial, Frame, FrameKind,

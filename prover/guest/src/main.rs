@@ -7,14 +7,15 @@
 
 extern crate alloc;
 
-// Linked for their side effects: the `native_keccak256` symbol alloy calls,
-// and the secp256k1 point type the curve setup below names.
-#[allow(unused_imports, clippy::single_component_path_imports)]
-use openvm_keccak256;
+// Linked for its side effect: the secp256k1 point type the curve setup
+// below names.
 #[allow(unused_imports)]
 use k256::Secp256k1Point;
 
-use state_transition::{execute_batch, BatchWitness};
+mod keccak;
+mod recover;
+
+use state_transition::{execute_batch_with, BatchWitness};
 
 openvm::entry!(main);
 openvm::init!();
@@ -25,7 +26,7 @@ fn main() {
         Ok(w) => w,
         Err(e) => panic!("{e}"),
     };
-    let outputs = match execute_batch(&witness) {
+    let outputs = match execute_batch_with(&witness, |tx| recover::sender(tx).ok()) {
         Ok(o) => o,
         Err(e) => panic!("{e}"),
     };

@@ -32,6 +32,7 @@ fn execute_record(
 ) -> Result<BlockOutcome> {
     let state = deriver.state();
     let mut exec = BlockExecutor::new(chain, record.context.clone(), &*state);
+    exec.reserve(record.transactions.len());
     for (index, tx) in record.transactions.iter().enumerate() {
         let sender = tx
             .recover_signer()

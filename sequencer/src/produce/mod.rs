@@ -93,6 +93,7 @@ impl Producer {
             let hot = self.hot.read();
             let ctx = self.next_context(&hot.head);
             let mut exec = BlockExecutor::new(&self.config.chain, ctx, &hot.state);
+            exec.reserve(candidates.len());
             let mut dropped = Vec::new();
             let mut admitted = Vec::with_capacity(candidates.len());
             for tx in candidates {

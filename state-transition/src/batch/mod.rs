@@ -9,79 +9,26 @@ pub use overlay::{AccountDelta, BatchOverlay, OverlayState};
 pub use trie_state::TrieState;
 
 use crate::{
-    mpt::{NodePool, TrieError},
-    witness::BatchWitness,
-    BatchOutputs, BlockContext, BlockExecutor, ParentBlock, TxRejection,
+    mpt::NodePool, witness::BatchWitness, BatchError, BatchOutputs, BlockContext, BlockExecutor,
+    ParentBlock, TxRejection,
 };
-use alloc::{collections::BTreeMap, string::String, vec::Vec};
-use alloy_consensus::transaction::SignerRecoverable;
-use alloy_primitives::{keccak256, B256};
-use core::fmt;
-
-/// Why a batch could not be proven.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum BatchError {
-    /// The witness bytes are not a valid encoding.
-    BadWitnessEncoding,
-    /// Unknown hardfork or fee mode.
-    BadChainParams,
-    /// A batch has at least one block.
-    EmptyBatch,
-    /// No parent header, or ancestors that do not chain by hash.
-    BrokenAncestry,
-    /// A block's time is before its parent's.
-    TimeWentBack(u64),
-    /// A transaction's signature does not recover.
-    InvalidSignature {
-        /// Block number.
-        block: u64,
-        /// Index in the block.
-        index: usize,
-    },
-    /// A transaction was not valid where the block log put it.
-    Rejected {
-        /// Block number.
-        block: u64,
-        /// Index in the block.
-        index: usize,
-        /// Why.
-        reason: String,
-    },
-    /// The witness lacks or misstates a trie node, account or code.
-    Witness(String),
-}
-
-impl fmt::Display for BatchError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Self::BadWitnessEncoding => f.write_str("witness is not valid RLP"),
-            Self::BadChainParams => f.write_str("unknown hardfork or fee mode"),
-            Self::EmptyBatch => f.write_str("a batch needs at least one block"),
-            Self::BrokenAncestry => f.write_str("ancestor headers do not chain"),
-            Self::TimeWentBack(n) => write!(f, "block {n} is older than its parent"),
-            Self::InvalidSignature { block, index } => {
-                write!(f, "transaction {index} of block {block}: bad signature")
-            }
-            Self::Rejected {
-                block,
-                index,
-                reason,
-            } => write!(f, "transaction {index} of block {block} rejected: {reason}"),
-            Self::Witness(what) => write!(f, "witness: {what}"),
-        }
-    }
-}
-
-impl core::error::Error for BatchError {}
-
-impl From<TrieError> for BatchError {
-    fn from(e: TrieError) -> Self {
-        Self::Witness(alloc::format!("{e:?}"))
-    }
-}
+use alloc::{collections::BTreeMap, vec::Vec};
+use alloy_consensus::{transaction::SignerRecoverable, TxEnvelope};
+use alloy_primitives::{keccak256, Address, B256};
 
 /// Runs the batch in `witness` and returns what its proof asserts.
 pub fn execute_batch(witness: &BatchWitness) -> Result<BatchOutputs, BatchError> {
+    execute_batch_with(witness, |tx| tx.recover_signer().ok())
+}
+
+/// [`execute_batch`] with signers recovered by `recover` (`None`: the
+/// signature does not recover). The batch program brings its own, on the
+/// zkVM's curve instructions without alloy's copies around them; it must
+/// accept exactly the signatures alloy's `recover_signer` accepts.
+pub fn execute_batch_with(
+    witness: &BatchWitness,
+    recover: impl Fn(&TxEnvelope) -> Option<Address>,
+) -> Result<BatchOutputs, BatchError> {
     let chain = witness.chain.spec()?;
     if witness.blocks.is_empty() {
         return Err(BatchError::EmptyBatch);
@@ -108,13 +55,12 @@ pub fn execute_batch(witness: &BatchWitness) -> Result<BatchOutputs, BatchError>
         let ctx = BlockContext::child_of(&chain, &parent, block.timestamp, block.beneficiary);
         let number = ctx.number;
         let mut exec = BlockExecutor::new(&chain, ctx, &state);
+        exec.reserve(block.transactions.len());
         for (index, tx) in block.transactions.iter().enumerate() {
-            let sender = tx
-                .recover_signer()
-                .map_err(|_| BatchError::InvalidSignature {
-                    block: number,
-                    index,
-                })?;
+            let sender = recover(tx).ok_or(BatchError::InvalidSignature {
+                block: number,
+                index,
+            })?;
             exec.execute(tx.clone(), sender).map_err(|e| match e {
                 TxRejection::State(e) => BatchError::Witness(alloc::format!("{e}")),
                 other => BatchError::Rejected {

@@ -1,10 +1,10 @@
 //! State read from Merkle-Patricia proofs, and the new root after a batch.
 
-use super::{BatchError, BatchOverlay};
+use super::BatchOverlay;
 use crate::{
     mpt::{NodePool, PartialTrie, TrieError},
     root::{account_leaf, TrieAccountInput},
-    StateError, StateReader,
+    BatchError, StateError, StateReader,
 };
 use alloc::{collections::BTreeMap, format, vec::Vec};
 use alloy_primitives::{keccak256, Address, Bytes, B256, U256};
