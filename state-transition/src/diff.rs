@@ -13,6 +13,15 @@ pub struct AccountChange {
     pub storage: BTreeMap<U256, U256>,
 }
 
+impl AccountChange {
+    /// The account is gone, and its storage with it.
+    pub(crate) const REMOVED: Self = Self {
+        info: None,
+        storage_cleared: true,
+        storage: BTreeMap::new(),
+    };
+}
+
 /// The net effect of a block on the state: what the derived store applies.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct StateDiff {

@@ -1,10 +1,12 @@
 use crate::{
     block::{BlockContext, ChainSpec, SealedHeader},
     diff::StateDiff,
+    engine::Engine,
     error::{StateError, TxRejection},
     guard::{created_contracts, CreatedContract, Denial, GuardInspector, SharedGuard},
     overlay::BlockState,
     reader::StateReader,
+    transfer::{self, TransferRules, TRANSFER_GAS},
     tx_env::tx_env,
 };
 use alloc::{string::ToString, vec::Vec};
@@ -18,9 +20,8 @@ use revm::{
         result::{EVMError, ExecutionResult, HaltReason, InvalidTransaction},
         BlockEnv, CfgEnv, TxEnv,
     },
-    handler::{MainnetContext, MainnetEvm},
     primitives::hardfork::SpecId,
-    Context, ExecuteCommitEvm, ExecuteEvm, InspectEvm, MainBuilder, MainContext,
+    ExecuteCommitEvm, ExecuteEvm, InspectEvm,
 };
 
 /// A transaction that made it into the block, with its receipt.
@@ -59,17 +60,21 @@ pub struct BlockOutcome {
     pub output_hash: B256,
 }
 
-type Evm<R> = MainnetEvm<MainnetContext<BlockState<R>>, GuardInspector>;
-
 /// Executes transactions one by one into a block.
 ///
 /// A rejected transaction leaves no trace; the caller decides whether that
 /// drops the transaction (block building) or fails the block (replay).
 pub struct BlockExecutor<R: StateReader> {
-    evm: Evm<R>,
+    engine: Engine<R>,
     context: BlockContext,
     txs: Vec<ExecutedTx>,
     cumulative_gas: u64,
+    /// Set when plain transfers may skip the EVM (`transfer.rs`): blocks of
+    /// the chain's own rules, not the custom environments of simulations
+    /// and conformance tests.
+    transfers: Option<TransferRules>,
+    /// How many transactions took that path.
+    transfers_applied: usize,
 }
 
 impl<R: StateReader> core::fmt::Debug for BlockExecutor<R> {
@@ -85,25 +90,44 @@ impl<R: StateReader> core::fmt::Debug for BlockExecutor<R> {
 impl<R: StateReader> BlockExecutor<R> {
     /// Starts a block of `chain` with `context` over `reader`.
     pub fn new(chain: &ChainSpec, context: BlockContext, reader: R) -> Self {
+        let cfg = chain.cfg_env();
+        let transfers = TransferRules::new(
+            &cfg,
+            context.base_fee,
+            context.beneficiary,
+            context.gas_limit,
+        );
         let block_env = context.block_env();
-        Self::with_env(chain.cfg_env(), block_env, context, reader)
+        let mut exec = Self::with_env(cfg, block_env, context, reader);
+        exec.transfers = transfers;
+        exec
     }
 
     /// Starts a block with explicit revm environments (conformance tests use
     /// the fixtures' own block and fork settings).
     pub fn with_env(cfg: CfgEnv, block_env: BlockEnv, context: BlockContext, reader: R) -> Self {
         let state_clear = cfg.spec.is_enabled_in(SpecId::SPURIOUS_DRAGON);
-        let evm = Context::mainnet()
-            .with_db(BlockState::new(reader, state_clear))
-            .with_block(block_env)
-            .with_cfg(cfg)
-            .build_mainnet_with_inspector(GuardInspector::default());
         Self {
-            evm,
+            engine: Engine::new(BlockState::new(reader, state_clear), cfg, block_env),
             context,
             txs: Vec::new(),
             cumulative_gas: 0,
+            transfers: None,
+            transfers_applied: 0,
         }
+    }
+
+    /// Executes every transaction through revm, plain transfers included:
+    /// the reference the shortcut is tested against.
+    pub fn without_transfer_shortcut(mut self) -> Self {
+        self.transfers = None;
+        self
+    }
+
+    /// How many of the transactions so far were plain transfers applied
+    /// without the EVM.
+    pub fn transfers_applied(&self) -> usize {
+        self.transfers_applied
     }
 
     /// Makes room for `n` more transactions. Each executed transaction is
@@ -126,7 +150,7 @@ impl<R: StateReader> BlockExecutor<R> {
 
     /// The state as the next transaction will see it.
     pub fn state(&self) -> &BlockState<R> {
-        &self.evm.ctx.journaled_state.database
+        self.engine.state()
     }
 
     /// Executes a signed transaction from `sender` and, if valid, includes it.
@@ -146,25 +170,40 @@ impl<R: StateReader> BlockExecutor<R> {
         if tx.gas_limit() > self.gas_left() {
             return Err(TxRejection::BlockGasExhausted);
         }
-        let env = tx_env(&tx, sender)?;
-        let (result, created) = match guard {
-            None => {
-                let out = self.evm.transact(env).map_err(rejection)?;
-                let created = created_contracts(&out.state, |_| None);
-                self.evm.commit(out.state);
-                (out.result, created)
-            }
-            Some(g) => self
-                .run_guarded(env, g)
-                .map_err(rejection)?
-                .map_err(TxRejection::Denied)?,
+        let transferred = match &self.transfers {
+            Some(rules) => transfer::apply(self.engine.state_mut(), rules, &tx, sender, guard)?,
+            None => false,
         };
-        let gas_used = result.tx_gas_used();
+        let (success, gas_used, logs, created) = if transferred {
+            self.transfers_applied += 1;
+            (true, TRANSFER_GAS, Vec::new(), Vec::new())
+        } else {
+            let env = tx_env(&tx, sender)?;
+            let (result, created) = match guard {
+                None => {
+                    let evm = self.engine.evm();
+                    let out = evm.transact(env).map_err(rejection)?;
+                    let created = created_contracts(&out.state, |_| None);
+                    evm.commit(out.state);
+                    (out.result, created)
+                }
+                Some(g) => self
+                    .run_guarded(env, g)
+                    .map_err(rejection)?
+                    .map_err(TxRejection::Denied)?,
+            };
+            (
+                result.is_success(),
+                result.tx_gas_used(),
+                result.into_logs(),
+                created,
+            )
+        };
         self.cumulative_gas += gas_used;
         let receipt = Receipt {
-            status: Eip658Value::Eip658(result.is_success()),
+            status: Eip658Value::Eip658(success),
             cumulative_gas_used: self.cumulative_gas,
-            logs: result.into_logs(),
+            logs,
         };
         let with_bloom = ReceiptWithBloom::from(receipt);
         let receipt = match tx.tx_type() {
@@ -194,7 +233,7 @@ impl<R: StateReader> BlockExecutor<R> {
         &mut self,
         env: TxEnv,
     ) -> Result<ExecutionResult<HaltReason>, EVMError<StateError, InvalidTransaction>> {
-        self.evm.transact_commit(env)
+        self.engine.evm().transact_commit(env)
     }
 
     /// Executes `env` with every frame put to `guard`; commits only when no
@@ -217,30 +256,31 @@ impl<R: StateReader> BlockExecutor<R> {
         Result<(ExecutionResult<HaltReason>, Vec<CreatedContract>), Denial>,
         EVMError<StateError, InvalidTransaction>,
     > {
-        self.evm.set_inspector(GuardInspector::new(guard.clone()));
-        let outcome = self.evm.inspect_one_tx(env);
-        let denial = self.evm.inspector.take_denial();
-        let inspector = core::mem::take(&mut self.evm.inspector);
+        let evm = self.engine.evm();
+        evm.set_inspector(GuardInspector::new(guard.clone()));
+        let outcome = evm.inspect_one_tx(env);
+        let denial = evm.inspector.take_denial();
+        let inspector = core::mem::take(&mut evm.inspector);
         let result = match outcome {
             Ok(r) => r,
             Err(e) => {
-                let _ = self.evm.finalize();
+                let _ = evm.finalize();
                 return Err(e);
             }
         };
         if let Some(d) = denial {
-            let _ = self.evm.finalize();
+            let _ = evm.finalize();
             return Ok(Err(d));
         }
-        let state = self.evm.finalize();
+        let state = evm.finalize();
         let created = created_contracts(&state, |a| inspector.creator_of(a));
-        self.evm.commit(state);
+        evm.commit(state);
         Ok(Ok((result, created)))
     }
 
     /// Seals the block: roots, bloom, output hash and header.
     pub fn finish(self) -> BlockOutcome {
-        let diff = self.evm.ctx.journaled_state.database.into_diff();
+        let diff = self.engine.into_state().into_diff();
         let receipts: Vec<&ReceiptEnvelope> = self.txs.iter().map(|t| &t.receipt).collect();
         let envelopes: Vec<&TxEnvelope> = self.txs.iter().map(|t| &t.tx).collect();
         let receipts_root = calculate_receipt_root(&receipts);

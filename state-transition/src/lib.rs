@@ -18,6 +18,7 @@ extern crate alloc;
 mod batch;
 mod block;
 mod diff;
+mod engine;
 mod error;
 mod executor;
 mod guard;
@@ -27,6 +28,7 @@ mod overlay;
 mod reader;
 mod root;
 mod rooted;
+mod transfer;
 mod tx_env;
 mod witness;
 
